@@ -1,0 +1,377 @@
+//! The admin's TOML config: parsed from text by a pure function, then validated.
+//!
+//! Every error names the file, the key and what is allowed.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The whole config file.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Config {
+    pub image: ImageSection,
+    #[serde(default)]
+    pub debian: DebianSection,
+    pub signing: SigningSection,
+    #[serde(default)]
+    pub kernel: KernelSection,
+}
+
+/// `[image]`: what the image is called and which version it is.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct ImageSection {
+    /// Lowercase letters, digits and `-`; becomes the file name and `IMAGE_ID`.
+    pub name: String,
+    /// Letters, digits and `.+~-`; becomes `IMAGE_VERSION`.
+    pub version: String,
+    /// Monotonic counter for anti-rollback; raise it with every security fix.
+    pub rollback_index: u64,
+}
+
+/// `[debian]`: where the root filesystem comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct DebianSection {
+    #[serde(default = "default_suite")]
+    pub suite: String,
+    /// Mirror URL; when absent, taken from the host's apt sources.
+    #[serde(default)]
+    pub mirror: Option<String>,
+    /// Security mirror URL; when absent, taken from the host's apt sources if any.
+    #[serde(default)]
+    pub security_mirror: Option<String>,
+    /// Packages added to the image on top of what the builder needs.
+    #[serde(default)]
+    pub extra_packages: Vec<String>,
+}
+
+impl Default for DebianSection {
+    fn default() -> Self {
+        DebianSection {
+            suite: default_suite(),
+            mirror: None,
+            security_mirror: None,
+            extra_packages: Vec::new(),
+        }
+    }
+}
+
+fn default_suite() -> String {
+    "trixie".to_string()
+}
+
+/// `[signing]`: keys used to sign what the build produces.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct SigningSection {
+    /// ed25519 private key (PKCS#8 PEM), relative to the config file.
+    pub manifest_key: PathBuf,
+}
+
+/// `[kernel]`: additions to the kernel command line inside the signed UKI.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct KernelSection {
+    #[serde(default)]
+    pub extra_cmdline: Vec<String>,
+}
+
+/// A config that could not be read or is not acceptable.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config {path}: {message}")]
+    Syntax { path: PathBuf, message: String },
+    #[error("config {path}: key `{key}`: {message}")]
+    Invalid {
+        path: PathBuf,
+        key: &'static str,
+        message: String,
+    },
+}
+
+/// A config together with where it came from (paths inside resolve against its folder).
+#[derive(Debug, Clone)]
+pub struct LoadedConfig {
+    pub path: PathBuf,
+    pub config: Config,
+    /// The file's bytes, hashed into the manifest.
+    pub raw: Vec<u8>,
+}
+
+impl LoadedConfig {
+    /// Reads, parses and validates `path`.
+    pub fn load(path: &Path) -> Result<LoadedConfig, ConfigError> {
+        let raw = std::fs::read(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let text = String::from_utf8(raw.clone()).map_err(|_| ConfigError::Syntax {
+            path: path.to_path_buf(),
+            message: "file is not UTF-8 text".into(),
+        })?;
+        let config = Config::parse(&text).map_err(|message| ConfigError::Syntax {
+            path: path.to_path_buf(),
+            message,
+        })?;
+        config
+            .validate()
+            .map_err(|(key, message)| ConfigError::Invalid {
+                path: path.to_path_buf(),
+                key,
+                message,
+            })?;
+        Ok(LoadedConfig {
+            path: path.to_path_buf(),
+            config,
+            raw,
+        })
+    }
+
+    /// Resolves a path from the config against the config file's folder.
+    pub fn resolve(&self, relative: &Path) -> PathBuf {
+        if relative.is_absolute() {
+            return relative.to_path_buf();
+        }
+        self.path.parent().unwrap_or(Path::new(".")).join(relative)
+    }
+}
+
+impl Config {
+    /// Parses TOML text; the error text carries line, column and the offending key.
+    pub fn parse(text: &str) -> Result<Config, String> {
+        toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())
+    }
+
+    /// Checks values serde cannot; returns the dotted key and what is allowed.
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        let name = &self.image.name;
+        if name.is_empty()
+            || name.len() > 40
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            || name.starts_with('-')
+        {
+            return Err((
+                "image.name",
+                format!(
+                    "{name:?} is not allowed: use 1-40 lowercase letters, digits and `-`, \
+                     not starting with `-`"
+                ),
+            ));
+        }
+        let version = &self.image.version;
+        if version.is_empty()
+            || version.len() > 40
+            || !version
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || ".+~-".contains(c))
+            || !version.starts_with(|c: char| c.is_ascii_alphanumeric())
+        {
+            return Err((
+                "image.version",
+                format!(
+                    "{version:?} is not allowed: use 1-40 letters, digits and `.+~-`, \
+                     starting with a letter or digit"
+                ),
+            ));
+        }
+        let suite = &self.debian.suite;
+        if suite.is_empty() || !suite.chars().all(|c| c.is_ascii_lowercase() || c == '-') {
+            return Err((
+                "debian.suite",
+                format!("{suite:?} is not a Debian suite name such as \"trixie\""),
+            ));
+        }
+        for (key, url) in [
+            ("debian.mirror", &self.debian.mirror),
+            ("debian.security-mirror", &self.debian.security_mirror),
+        ] {
+            if let Some(url) = url {
+                if !is_mirror_url(url) {
+                    return Err((
+                        key,
+                        format!("{url:?} is not a mirror URL: use http://, https:// or file:///"),
+                    ));
+                }
+            }
+        }
+        for package in &self.debian.extra_packages {
+            if !is_debian_package_name(package) {
+                return Err((
+                    "debian.extra-packages",
+                    format!(
+                        "{package:?} is not a Debian package name (lowercase letters, digits, \
+                         `+-.`, at least 2 characters, starting with a letter or digit)"
+                    ),
+                ));
+            }
+        }
+        for arg in &self.kernel.extra_cmdline {
+            if arg.is_empty() || arg.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err((
+                    "kernel.extra-cmdline",
+                    format!("{arg:?}: each entry is one argument without spaces"),
+                ));
+            }
+            if arg.starts_with("roothash=") || arg.starts_with("root=") {
+                return Err((
+                    "kernel.extra-cmdline",
+                    format!("{arg:?}: the root device and root hash are set by the builder"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn is_mirror_url(url: &str) -> bool {
+    ["http://", "https://", "file:///"]
+        .iter()
+        .any(|scheme| url.len() > scheme.len() && url.starts_with(scheme))
+        && !url.chars().any(char::is_whitespace)
+}
+
+fn is_debian_package_name(name: &str) -> bool {
+    name.len() >= 2
+        && name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "+-.".contains(c))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[image]
+name = "demo"
+version = "1.0.0"
+rollback-index = 1
+
+[signing]
+manifest-key = "../keys/test-manifest-signing.key"
+"#;
+
+    #[test]
+    fn minimal_config_parses_with_defaults() {
+        let config = Config::parse(GOOD).expect("parses");
+        config.validate().expect("valid");
+        assert_eq!(config.image.name, "demo");
+        assert_eq!(config.debian.suite, "trixie");
+        assert_eq!(config.debian.mirror, None);
+        assert!(config.kernel.extra_cmdline.is_empty());
+    }
+
+    #[test]
+    fn syntax_errors_name_the_key() {
+        let cases: &[(&str, &str, &str)] = &[
+            (
+                "unknown key",
+                "[image]\nname = \"d\"\nversion = \"1\"\nrollback-index = 1\ncolour = 3\n[signing]\nmanifest-key = \"k\"\n",
+                "unknown field `colour`",
+            ),
+            (
+                "missing key",
+                "[image]\nname = \"d\"\nversion = \"1\"\n[signing]\nmanifest-key = \"k\"\n",
+                "missing field `rollback-index`",
+            ),
+            (
+                "wrong type",
+                "[image]\nname = \"d\"\nversion = \"1\"\nrollback-index = \"one\"\n[signing]\nmanifest-key = \"k\"\n",
+                "invalid type: string \"one\", expected u64",
+            ),
+            (
+                "missing section",
+                "[image]\nname = \"d\"\nversion = \"1\"\nrollback-index = 1\n",
+                "missing field `signing`",
+            ),
+            (
+                "unknown section",
+                "[image]\nname = \"d\"\nversion = \"1\"\nrollback-index = 1\n[signing]\nmanifest-key = \"k\"\n[vpn]\n",
+                "unknown field `vpn`",
+            ),
+        ];
+        for (name, text, want) in cases {
+            let err = Config::parse(text).expect_err(name);
+            assert!(err.contains(want), "{name}: {err}");
+            assert!(err.contains("line"), "{name}: error has no position: {err}");
+        }
+    }
+
+    #[test]
+    fn invalid_values_name_key_and_what_is_allowed() {
+        let cases: &[(&str, &str, &str)] = &[
+            ("name = \"demo\"", "name = \"Demo Stick\"", "image.name"),
+            ("name = \"demo\"", "name = \"\"", "image.name"),
+            ("version = \"1.0.0\"", "version = \"1 0\"", "image.version"),
+            ("version = \"1.0.0\"", "version = \".1\"", "image.version"),
+        ];
+        for (from, to, key) in cases {
+            let config = Config::parse(&GOOD.replace(from, to)).expect("parses");
+            let (got, message) = config.validate().expect_err(to);
+            assert_eq!(got, *key, "{to}: {message}");
+            assert!(message.contains("use "), "{to}: {message}");
+        }
+        let extra: &[(&str, &str)] = &[
+            ("[debian]\nsuite = \"Trixie\"\n", "debian.suite"),
+            ("[debian]\nmirror = \"ftp://x\"\n", "debian.mirror"),
+            (
+                "[debian]\nsecurity-mirror = \"x\"\n",
+                "debian.security-mirror",
+            ),
+            (
+                "[debian]\nextra-packages = [\"Vim\"]\n",
+                "debian.extra-packages",
+            ),
+            (
+                "[kernel]\nextra-cmdline = [\"a b\"]\n",
+                "kernel.extra-cmdline",
+            ),
+            (
+                "[kernel]\nextra-cmdline = [\"roothash=00\"]\n",
+                "kernel.extra-cmdline",
+            ),
+        ];
+        for (section, key) in extra {
+            let config = Config::parse(&format!("{GOOD}{section}")).expect("parses");
+            let (got, _) = config.validate().expect_err(section);
+            assert_eq!(got, *key, "{section}");
+        }
+    }
+
+    #[test]
+    fn load_names_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let missing = dir.path().join("absent.toml");
+        let err = LoadedConfig::load(&missing).expect_err("missing file");
+        assert!(err
+            .to_string()
+            .starts_with(&format!("cannot read config {}", missing.display())));
+
+        let bad = dir.path().join("bad.toml");
+        std::fs::write(&bad, GOOD.replace("name = \"demo\"", "name = \"a b\"")).expect("write");
+        let err = LoadedConfig::load(&bad).expect_err("invalid");
+        assert!(
+            err.to_string()
+                .starts_with(&format!("config {}: key `image.name`", bad.display())),
+            "{err}"
+        );
+
+        let good = dir.path().join("good.toml");
+        std::fs::write(&good, GOOD).expect("write");
+        let loaded = LoadedConfig::load(&good).expect("loads");
+        assert_eq!(
+            loaded.resolve(&loaded.config.signing.manifest_key),
+            dir.path().join("../keys/test-manifest-signing.key")
+        );
+    }
+}

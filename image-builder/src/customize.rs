@@ -1,0 +1,171 @@
+//! Turns a copy of the base tree into this image's root: overlays, the kiosk binary,
+//! the manifest public key and the image's identity in os-release.
+
+use std::os::unix::fs::{symlink, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// Where the kiosk binary lives in the image.
+pub const KIOSK_PATH: &str = "usr/bin/kiosk";
+
+#[derive(Debug, thiserror::Error)]
+pub enum CustomizeError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("overlay {path} is a {kind}; overlays may hold only files, folders and symlinks")]
+    UnsupportedFile { path: PathBuf, kind: &'static str },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CustomizeError {
+    let path = path.to_path_buf();
+    move |source| CustomizeError::Io { path, source }
+}
+
+/// What one build puts into the tree.
+#[derive(Debug, Clone)]
+pub struct Customization<'a> {
+    pub overlays: &'a Path,
+    pub kiosk_binary: &'a Path,
+    pub manifest_public_key_pem: &'a str,
+    pub image_id: &'a str,
+    pub image_version: &'a str,
+}
+
+/// Applies `c` to the tree at `root`.
+pub fn customize(root: &Path, c: &Customization) -> Result<(), CustomizeError> {
+    copy_overlay(c.overlays, root, true)?;
+
+    let kiosk = root.join(KIOSK_PATH);
+    std::fs::copy(c.kiosk_binary, &kiosk).map_err(io(c.kiosk_binary))?;
+    std::fs::set_permissions(&kiosk, std::fs::Permissions::from_mode(0o755)).map_err(io(&kiosk))?;
+
+    let pubkey = root.join(stick_manifest::IMAGE_PUBKEY_PATH.trim_start_matches('/'));
+    if let Some(parent) = pubkey.parent() {
+        std::fs::create_dir_all(parent).map_err(io(parent))?;
+    }
+    std::fs::write(&pubkey, c.manifest_public_key_pem).map_err(io(&pubkey))?;
+
+    let os_release = root.join("usr/lib/os-release");
+    let text = std::fs::read_to_string(&os_release).map_err(io(&os_release))?;
+    std::fs::write(
+        &os_release,
+        with_image_identity(&text, c.image_id, c.image_version),
+    )
+    .map_err(io(&os_release))?;
+
+    // Empty machine-id: systemd makes a transient one each boot, nothing persists.
+    let machine_id = root.join("etc/machine-id");
+    std::fs::write(&machine_id, "").map_err(io(&machine_id))?;
+    Ok(())
+}
+
+/// os-release text with `IMAGE_ID` and `IMAGE_VERSION` set.
+pub fn with_image_identity(os_release: &str, id: &str, version: &str) -> String {
+    let mut out: String = os_release
+        .lines()
+        .filter(|l| !l.starts_with("IMAGE_ID=") && !l.starts_with("IMAGE_VERSION="))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    out.push_str(&format!("IMAGE_ID={id}\nIMAGE_VERSION={version}\n"));
+    out
+}
+
+/// Copies the overlay tree `from` over `to`: folders merged, files and symlinks
+/// replaced, modes kept. A `README.md` at the overlay's top is documentation, not content.
+pub fn copy_overlay(from: &Path, to: &Path, top: bool) -> Result<(), CustomizeError> {
+    let mut entries: Vec<_> = std::fs::read_dir(from)
+        .map_err(io(from))?
+        .collect::<Result<_, _>>()
+        .map_err(io(from))?;
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let source = entry.path();
+        let target = to.join(entry.file_name());
+        if top && entry.file_name() == "README.md" {
+            continue;
+        }
+        let meta = std::fs::symlink_metadata(&source).map_err(io(&source))?;
+        let kind = meta.file_type();
+        if kind.is_dir() {
+            if !target.is_dir() {
+                std::fs::create_dir_all(&target).map_err(io(&target))?;
+                std::fs::set_permissions(&target, meta.permissions()).map_err(io(&target))?;
+            }
+            copy_overlay(&source, &target, false)?;
+            continue;
+        }
+        if std::fs::symlink_metadata(&target).is_ok() {
+            std::fs::remove_file(&target).map_err(io(&target))?;
+        }
+        if kind.is_symlink() {
+            let link = std::fs::read_link(&source).map_err(io(&source))?;
+            symlink(&link, &target).map_err(io(&target))?;
+        } else if kind.is_file() {
+            std::fs::copy(&source, &target).map_err(io(&source))?;
+        } else {
+            return Err(CustomizeError::UnsupportedFile {
+                path: source,
+                kind: "special file",
+            });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_identity_replaces_old_values() {
+        let cases = [
+            (
+                "ID=debian\n",
+                "ID=debian\nIMAGE_ID=demo\nIMAGE_VERSION=1.0\n",
+            ),
+            (
+                "ID=debian\nIMAGE_ID=old\nIMAGE_VERSION=0.1\nVERSION_ID=13\n",
+                "ID=debian\nVERSION_ID=13\nIMAGE_ID=demo\nIMAGE_VERSION=1.0\n",
+            ),
+        ];
+        for (input, want) in cases {
+            assert_eq!(with_image_identity(input, "demo", "1.0"), want);
+        }
+    }
+
+    #[test]
+    fn overlay_merges_folders_and_keeps_symlinks() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let overlay = dir.path().join("overlay");
+        let root = dir.path().join("root");
+        std::fs::create_dir_all(overlay.join("etc/systemd/system")).expect("mkdir");
+        std::fs::create_dir_all(root.join("etc")).expect("mkdir");
+        std::fs::write(root.join("etc/keep"), "kept").expect("write");
+        std::fs::write(overlay.join("README.md"), "docs").expect("write");
+        std::fs::write(overlay.join("etc/new"), "new").expect("write");
+        symlink(
+            "/dev/null",
+            overlay.join("etc/systemd/system/getty@.service"),
+        )
+        .expect("symlink");
+        std::fs::create_dir_all(root.join("etc/systemd/system")).expect("mkdir");
+        std::fs::write(root.join("etc/systemd/system/getty@.service"), "old").expect("write");
+
+        copy_overlay(&overlay, &root, true).expect("copies");
+        assert_eq!(
+            std::fs::read_to_string(root.join("etc/keep")).expect("read"),
+            "kept"
+        );
+        assert_eq!(
+            std::fs::read_to_string(root.join("etc/new")).expect("read"),
+            "new"
+        );
+        assert_eq!(
+            std::fs::read_link(root.join("etc/systemd/system/getty@.service")).expect("link"),
+            Path::new("/dev/null")
+        );
+        assert!(!root.join("README.md").exists());
+    }
+}

@@ -1,0 +1,104 @@
+//! `image-builder inspect`: what an image holds, without trusting it.
+
+use std::path::Path;
+
+use serde::Serialize;
+use stick_manifest::Manifest;
+
+use crate::verify::{read_esp, VerifyError};
+
+/// One partition as the table describes it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct PartitionInfo {
+    pub number: usize,
+    pub name: String,
+    pub type_uuid: String,
+    pub part_uuid: String,
+    pub offset: u64,
+    pub size: u64,
+}
+
+/// What `inspect` shows. The manifest is shown as found: its signature is not
+/// checked here (that is `verify`).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Inspection {
+    pub disk_uuid: String,
+    pub disk_size: u64,
+    pub partitions: Vec<PartitionInfo>,
+    pub esp_files: Vec<String>,
+    pub root_hash: Option<String>,
+    pub uki_cmdline: Option<String>,
+    pub manifest: Option<Manifest>,
+}
+
+pub fn inspect_image(path: &Path) -> Result<Inspection, VerifyError> {
+    let esp = read_esp(path)?;
+    let manifest = esp
+        .file(stick_manifest::MANIFEST_FILE)
+        .and_then(|f| serde_json::from_slice::<Manifest>(&f.contents).ok());
+    let uki_cmdline = esp
+        .file(crate::build::UKI_ESP_PATH)
+        .and_then(|f| crate::pe::section(&f.contents, ".cmdline").ok().flatten())
+        .map(|c| String::from_utf8_lossy(c).trim_end_matches('\0').trim().to_string());
+    let root_hash = uki_cmdline.as_deref().and_then(|c| {
+        c.split_whitespace()
+            .find_map(|a| a.strip_prefix("roothash="))
+            .map(str::to_string)
+    });
+    Ok(Inspection {
+        disk_uuid: esp.table.disk_guid.to_string(),
+        disk_size: esp.table.disk_size,
+        partitions: esp
+            .table
+            .partitions
+            .iter()
+            .enumerate()
+            .map(|(i, p)| PartitionInfo {
+                number: i + 1,
+                name: p.name.clone(),
+                type_uuid: p.type_guid.to_string(),
+                part_uuid: p.part_guid.to_string(),
+                offset: p.offset(),
+                size: p.size(),
+            })
+            .collect(),
+        esp_files: esp.files.iter().map(|f| f.path.clone()).collect(),
+        root_hash,
+        uki_cmdline,
+        manifest,
+    })
+}
+
+/// Human-readable rendering.
+pub fn render(i: &Inspection) -> String {
+    let mut out = format!("disk {} ({} bytes)\n", i.disk_uuid, i.disk_size);
+    out.push_str("partitions:\n");
+    for p in &i.partitions {
+        out.push_str(&format!(
+            "  {} {:<20} type {} uuid {} offset {} size {}\n",
+            p.number, p.name, p.type_uuid, p.part_uuid, p.offset, p.size
+        ));
+    }
+    out.push_str(&format!("ESP files: {}\n", i.esp_files.join(", ")));
+    out.push_str(&format!(
+        "root hash (UKI cmdline): {}\n",
+        i.root_hash.as_deref().unwrap_or("none")
+    ));
+    match &i.manifest {
+        Some(m) => out.push_str(&format!(
+            "manifest (signature NOT checked; use verify): {} {} rollback-index {} built {} \
+             kernel {} packages {}{}\n",
+            m.name,
+            m.version,
+            m.rollback_index,
+            m.build_time,
+            m.kernel_version,
+            m.packages.len(),
+            if m.test_keys { " TEST KEYS" } else { "" }
+        )),
+        None => out.push_str("manifest: none readable\n"),
+    }
+    out
+}

@@ -1,0 +1,202 @@
+//! The base root filesystem: Debian from mmdebstrap with kernel, systemd and a
+//! systemd-based initrd (dracut with systemd-veritysetup), cached between builds.
+//!
+//! dracut runs inside the tree at build time and is purged afterwards: the image
+//! carries the initrd only inside its signed UKI.
+
+use std::path::{Path, PathBuf};
+
+use crate::tree_cache::{TreeCache, TreeError, TreeRecipe};
+
+/// Packages every image needs (the root filesystem, its kernel, the initrd tooling).
+pub const BASE_PACKAGES: &[&str] = &[
+    "linux-image-amd64",
+    "systemd",
+    "systemd-sysv",
+    "systemd-cryptsetup",
+    "udev",
+    "kmod",
+    "dmsetup",
+    "dracut",
+];
+
+/// Kernel modules in the initrd, and nothing else: what it takes to find the stick
+/// over USB and open its root through dm-verity. No drivers for the PC's own disks.
+pub const INITRD_DRIVERS: &[&str] = &[
+    "squashfs",
+    "overlay",
+    "dm_mod",
+    "dm_verity",
+    "usb_storage",
+    "uas",
+    "xhci_pci",
+    "xhci_hcd",
+    "ehci_pci",
+    "ehci_hcd",
+    "ohci_pci",
+    "uhci_hcd",
+    "sd_mod",
+    "vfat",
+    "nls_cp437",
+    "nls_iso8859_1",
+];
+
+/// dracut modules left out of the initrd: nothing for networks, other storage
+/// stacks or interactive use.
+pub const INITRD_OMIT: &[&str] = &[
+    "plymouth",
+    "btrfs",
+    "lvm",
+    "mdraid",
+    "dmraid",
+    "multipath",
+    "crypt",
+    "iscsi",
+    "nfs",
+    "network",
+    "i18n",
+    "resume",
+    "nvdimm",
+    "qemu",
+    "virtfs",
+    "virtiofs",
+    "dbus-broker",
+    "dbus-daemon",
+    "dbus",
+    "bluetooth",
+];
+
+/// A finished base tree.
+#[derive(Debug, Clone)]
+pub struct BaseTree {
+    pub root: PathBuf,
+    pub vmlinuz: PathBuf,
+    pub initrd: PathBuf,
+    pub kernel_version: String,
+}
+
+/// The mmdebstrap recipe of the base tree.
+pub fn base_recipe(suite: &str, sources: &[String], extra_packages: &[String]) -> TreeRecipe {
+    let mut packages: Vec<String> = BASE_PACKAGES.iter().map(|p| p.to_string()).collect();
+    packages.extend(extra_packages.iter().cloned());
+    let dracut = format!(
+        "kver=$(ls \"$1\"/usr/lib/modules); chroot \"$1\" dracut --no-hostonly \
+         --no-hostonly-cmdline --force --kver \"$kver\" --add systemd-veritysetup \
+         --omit '{}' --drivers '{}' /boot/stick-initrd.img",
+        INITRD_OMIT.join(" "),
+        INITRD_DRIVERS.join(" ")
+    );
+    TreeRecipe {
+        kind: "base",
+        suite: suite.to_string(),
+        sources: sources.to_vec(),
+        packages,
+        customize_hooks: vec![
+            dracut,
+            "chroot \"$1\" apt-get purge -y --autoremove dracut dracut-core".to_string(),
+            // Debian's own initrd is not used: the UKI carries ours.
+            "rm -f \"$1\"/boot/initrd.img-* \"$1\"/initrd.img* \"$1\"/vmlinuz*".to_string(),
+        ],
+    }
+}
+
+impl BaseTree {
+    /// The cached base tree for this recipe, built when missing.
+    pub fn ensure(cache: &TreeCache, recipe: &TreeRecipe) -> Result<BaseTree, TreeError> {
+        let dir = cache.ensure(recipe, move_boot_files_out)?;
+        let io = |path: &Path, source| TreeError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let version_file = dir.join("kernel-version");
+        let kernel_version = std::fs::read_to_string(&version_file)
+            .map_err(|e| io(&version_file, e))?
+            .trim()
+            .to_string();
+        Ok(BaseTree {
+            root: dir.join("root"),
+            vmlinuz: dir.join("vmlinuz"),
+            initrd: dir.join("initrd.img"),
+            kernel_version,
+        })
+    }
+}
+
+/// Moves kernel and initrd out of the tree's `/boot` (the image's root needs neither).
+fn move_boot_files_out(dir: &Path) -> Result<(), TreeError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| TreeError::Io { path, source }
+    };
+    let boot = dir.join("root/boot");
+    let modules = dir.join("root/usr/lib/modules");
+    let mut versions: Vec<String> = std::fs::read_dir(&modules)
+        .map_err(io(&modules))?
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect();
+    versions.sort();
+    let Some(version) = versions.pop() else {
+        return Err(io(&modules)(std::io::Error::other("no kernel installed")));
+    };
+    for (from, to) in [
+        (boot.join(format!("vmlinuz-{version}")), dir.join("vmlinuz")),
+        (boot.join("stick-initrd.img"), dir.join("initrd.img")),
+    ] {
+        std::fs::rename(&from, &to).map_err(io(&from))?;
+    }
+    for entry in std::fs::read_dir(&boot).map_err(io(&boot))? {
+        let path = entry.map_err(io(&boot))?.path();
+        std::fs::remove_file(&path).map_err(io(&path))?;
+    }
+    let version_file = dir.join("kernel-version");
+    std::fs::write(&version_file, format!("{version}\n")).map_err(io(&version_file))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recipe_builds_initrd_and_purges_dracut() {
+        let recipe = base_recipe(
+            "trixie",
+            &["deb http://m.example/debian trixie main".into()],
+            &["vim-tiny".into()],
+        );
+        assert!(recipe.packages.contains(&"vim-tiny".to_string()));
+        assert!(recipe.packages.contains(&"linux-image-amd64".to_string()));
+        assert!(recipe.customize_hooks[0].contains("--add systemd-veritysetup"));
+        assert!(recipe.customize_hooks[0].contains("--drivers 'squashfs overlay dm_mod dm_verity"));
+        assert!(recipe.customize_hooks[1].contains("purge -y --autoremove dracut"));
+    }
+
+    #[test]
+    fn boot_files_move_out_of_the_tree() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("root");
+        std::fs::create_dir_all(root.join("boot")).expect("mkdir");
+        std::fs::create_dir_all(root.join("usr/lib/modules/6.12.1-amd64")).expect("mkdir");
+        std::fs::write(root.join("boot/vmlinuz-6.12.1-amd64"), "kernel").expect("write");
+        std::fs::write(root.join("boot/stick-initrd.img"), "initrd").expect("write");
+        std::fs::write(root.join("boot/config-6.12.1-amd64"), "cfg").expect("write");
+        move_boot_files_out(dir.path()).expect("moves");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("vmlinuz")).expect("read"),
+            "kernel"
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("initrd.img")).expect("read"),
+            "initrd"
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("kernel-version")).expect("read"),
+            "6.12.1-amd64\n"
+        );
+        assert_eq!(
+            std::fs::read_dir(root.join("boot"))
+                .expect("readdir")
+                .count(),
+            0
+        );
+    }
+}
