@@ -18,12 +18,11 @@ use stick_manifest::{
 };
 
 use crate::config::LoadedConfig;
-use crate::esp::{esp_size_for, format_esp, EspFile};
-use crate::gpt::{Guid, GptTable, PartitionSpec, ESP_TYPE, ROOT_X86_64_TYPE, ROOT_X86_64_VERITY_TYPE};
-use crate::partition_slice::PartitionSlice;
+use crate::esp::{esp_size_for, make_esp, EspFile};
+use crate::gpt::{Guid, ATTR_READ_ONLY, GptTable, PartitionSpec, ESP_TYPE, ROOT_X86_64_TYPE, ROOT_X86_64_VERITY_TYPE};
 use crate::rootfs::{base_recipe, BaseTree};
 use crate::runner::{require_tool, CommandRunExt};
-use crate::tools_tree::{in_work, ToolsTree, EFI_STUB};
+use crate::tools_tree::{in_work, InToolsTree, ToolsTree, EFI_STUB};
 use crate::tree_cache::TreeCache;
 use crate::verity::{VerityParams, VerityTree, VERITY_BLOCK_SIZE};
 
@@ -290,18 +289,21 @@ pub fn build(options: &BuildOptions) -> Result<BuildReport> {
             part_guid: esp_guid,
             name: "ESP".into(),
             size: esp_size,
+            attributes: 0,
         },
         PartitionSpec {
             type_guid: ROOT_X86_64_TYPE,
             part_guid: root_guid,
             name: "root-x86-64".into(),
             size: root_size,
+            attributes: ATTR_READ_ONLY,
         },
         PartitionSpec {
             type_guid: ROOT_X86_64_VERITY_TYPE,
             part_guid: verity_guid,
             name: "root-x86-64-verity".into(),
             size: verity_size,
+            attributes: ATTR_READ_ONLY,
         },
     ];
     let table = GptTable::plan(disk_guid, &specs)?;
@@ -380,8 +382,15 @@ pub fn build(options: &BuildOptions) -> Result<BuildReport> {
     let esp_part = table
         .find(ESP_TYPE)
         .context("planned table has an ESP")?;
-    format_esp(
-        PartitionSlice::new(&mut image, esp_part.offset(), esp_part.size()),
+    let esp_image = work.join("esp.img");
+    make_esp(
+        &InToolsTree {
+            tree: &tools,
+            work,
+        },
+        work,
+        &esp_image,
+        esp_part.size(),
         u32::from_le_bytes(root_hash_bytes[..4].try_into().context("4 bytes")?),
         "STICK-ESP",
         &[
@@ -398,7 +407,9 @@ pub fn build(options: &BuildOptions) -> Result<BuildReport> {
                 contents: signature.clone().into_bytes(),
             },
         ],
+        fs_time,
     )?;
+    copy_into(&esp_image, &mut image, esp_part.offset(), esp_part.size())?;
     table.write_to(&mut image)?;
     image
         .sync_all()

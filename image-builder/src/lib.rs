@@ -1,12 +1,20 @@
 //! Image builder library: config -> signed, dm-verity protected disk image.
 //! Each pipeline stage is a module with typed input and output.
 
+pub mod build;
 pub mod config;
 pub mod customize;
+pub mod esp;
+pub mod gpt;
+pub mod inspect;
 pub mod keygen;
 pub mod mirror;
 pub mod packages;
+pub mod partition_slice;
+pub mod pe;
 pub mod rootfs;
 pub mod runner;
 pub mod tools_tree;
 pub mod tree_cache;
+pub mod verify;
+pub mod verity;

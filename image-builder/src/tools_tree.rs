@@ -18,6 +18,8 @@ pub const TOOLS_PACKAGES: &[&str] = &[
     "squashfs-tools",
     "cryptsetup-bin",
     "sbsigntool",
+    "dosfstools",
+    "mtools",
 ];
 
 /// The systemd EFI stub inside the tools tree.
@@ -70,6 +72,43 @@ impl ToolsTree {
             .arg(work)
             .arg(program);
         cmd
+    }
+}
+
+/// Runs build tools either inside the tools tree or from the host (unit tests).
+pub trait Tools {
+    /// A command for `program`.
+    fn command(&self, program: &str) -> Command;
+    /// How `path` (inside the build folder) is named to the program.
+    fn path(&self, path: &Path) -> String;
+}
+
+/// The tools tree, with a build folder bound at `/work`.
+#[derive(Debug, Clone)]
+pub struct InToolsTree<'a> {
+    pub tree: &'a ToolsTree,
+    pub work: &'a Path,
+}
+
+impl Tools for InToolsTree<'_> {
+    fn command(&self, program: &str) -> Command {
+        self.tree.command(self.work, program)
+    }
+    fn path(&self, path: &Path) -> String {
+        in_work(self.work, path)
+    }
+}
+
+/// The host's own tools.
+#[derive(Debug, Clone, Copy)]
+pub struct HostTools;
+
+impl Tools for HostTools {
+    fn command(&self, program: &str) -> Command {
+        Command::new(program)
+    }
+    fn path(&self, path: &Path) -> String {
+        path.display().to_string()
     }
 }
 

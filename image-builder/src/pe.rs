@@ -1,0 +1,140 @@
+//! Minimal PE/COFF reader for UKIs: find a section (`.cmdline`, `.osrel`, ...) by
+//! name. Bounds-checked: hostile input gives an error, never a panic.
+
+#[derive(Debug, thiserror::Error)]
+pub enum PeError {
+    #[error("not a PE file: {0}")]
+    NotPe(&'static str),
+    #[error("PE file truncated: {0}")]
+    Truncated(&'static str),
+}
+
+const SECTION_HEADER_SIZE: usize = 40;
+
+fn u16_at(b: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_le_bytes(b.get(at..at + 2)?.try_into().ok()?))
+}
+
+fn u32_at(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
+}
+
+struct SectionHeader {
+    name: String,
+    virtual_size: u32,
+    raw_size: u32,
+    raw_offset: u32,
+}
+
+fn section_headers(bytes: &[u8]) -> Result<Vec<SectionHeader>, PeError> {
+    if bytes.get(0..2) != Some(b"MZ") {
+        return Err(PeError::NotPe("no MZ header"));
+    }
+    let pe = u32_at(bytes, 0x3c).ok_or(PeError::Truncated("DOS header"))? as usize;
+    if bytes.get(pe..pe + 4) != Some(b"PE\0\0") {
+        return Err(PeError::NotPe("no PE signature"));
+    }
+    let coff = pe + 4;
+    let count = u16_at(bytes, coff + 2).ok_or(PeError::Truncated("COFF header"))? as usize;
+    let optional_size = u16_at(bytes, coff + 16).ok_or(PeError::Truncated("COFF header"))? as usize;
+    let table = coff + 20 + optional_size;
+    (0..count)
+        .map(|i| {
+            let at = table + i * SECTION_HEADER_SIZE;
+            let raw = bytes
+                .get(at..at + SECTION_HEADER_SIZE)
+                .ok_or(PeError::Truncated("section table"))?;
+            let name_end = raw[..8].iter().position(|&c| c == 0).unwrap_or(8);
+            Ok(SectionHeader {
+                name: String::from_utf8_lossy(&raw[..name_end]).into_owned(),
+                virtual_size: u32_at(raw, 8).ok_or(PeError::Truncated("section header"))?,
+                raw_size: u32_at(raw, 16).ok_or(PeError::Truncated("section header"))?,
+                raw_offset: u32_at(raw, 20).ok_or(PeError::Truncated("section header"))?,
+            })
+        })
+        .collect()
+}
+
+/// Names of all sections in order.
+pub fn section_names(bytes: &[u8]) -> Result<Vec<String>, PeError> {
+    Ok(section_headers(bytes)?.into_iter().map(|s| s.name).collect())
+}
+
+/// The data of section `name`, trimmed to its virtual size; `None` if absent.
+pub fn section<'a>(bytes: &'a [u8], name: &str) -> Result<Option<&'a [u8]>, PeError> {
+    let Some(header) = section_headers(bytes)?.into_iter().find(|s| s.name == name) else {
+        return Ok(None);
+    };
+    let len = header.virtual_size.min(header.raw_size) as usize;
+    let start = header.raw_offset as usize;
+    bytes
+        .get(start..start.saturating_add(len))
+        .map(Some)
+        .ok_or(PeError::Truncated("section data"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tiny PE with the given sections, laid out the way linkers do.
+    fn make_pe(sections: &[(&str, &[u8])]) -> Vec<u8> {
+        let pe_offset = 0x40usize;
+        let optional_size = 0xf0usize;
+        let table = pe_offset + 4 + 20 + optional_size;
+        let mut data_at = table + sections.len() * SECTION_HEADER_SIZE;
+        let mut bytes = vec![0u8; data_at];
+        bytes[0..2].copy_from_slice(b"MZ");
+        bytes[0x3c..0x40].copy_from_slice(&(pe_offset as u32).to_le_bytes());
+        bytes[pe_offset..pe_offset + 4].copy_from_slice(b"PE\0\0");
+        bytes[pe_offset + 6..pe_offset + 8].copy_from_slice(&(sections.len() as u16).to_le_bytes());
+        bytes[pe_offset + 20..pe_offset + 22].copy_from_slice(&(optional_size as u16).to_le_bytes());
+        for (i, (name, data)) in sections.iter().enumerate() {
+            let h = table + i * SECTION_HEADER_SIZE;
+            bytes[h..h + name.len()].copy_from_slice(name.as_bytes());
+            bytes[h + 8..h + 12].copy_from_slice(&(data.len() as u32).to_le_bytes());
+            let raw_size = data.len().div_ceil(512) * 512;
+            bytes[h + 16..h + 20].copy_from_slice(&(raw_size as u32).to_le_bytes());
+            bytes[h + 20..h + 24].copy_from_slice(&(data_at as u32).to_le_bytes());
+            bytes.resize(data_at + raw_size, 0);
+            bytes[data_at..data_at + data.len()].copy_from_slice(data);
+            data_at += raw_size;
+        }
+        bytes
+    }
+
+    #[test]
+    fn finds_sections_by_name() {
+        let pe = make_pe(&[(".text", b"code"), (".osrel", b"ID=debian\n"), (".cmdline", b"roothash=ab ro")]);
+        assert_eq!(section_names(&pe).expect("parses"), vec![".text", ".osrel", ".cmdline"]);
+        let cases: &[(&str, Option<&[u8]>)] = &[
+            (".cmdline", Some(b"roothash=ab ro")),
+            (".osrel", Some(b"ID=debian\n")),
+            (".initrd", None),
+        ];
+        for (name, want) in cases {
+            assert_eq!(section(&pe, name).expect("parses"), *want, "{name}");
+        }
+    }
+
+    #[test]
+    fn hostile_input_is_an_error_not_a_panic() {
+        let pe = make_pe(&[(".cmdline", b"x")]);
+        let mut bad_offset = pe.clone();
+        bad_offset[0x3c..0x40].copy_from_slice(&u32::MAX.to_le_bytes());
+        let mut bad_data = pe.clone();
+        let h = 0x40 + 4 + 20 + 0xf0;
+        bad_data[h + 20..h + 24].copy_from_slice(&u32::MAX.to_le_bytes());
+        let cases: Vec<(&str, Vec<u8>)> = vec![
+            ("empty", vec![]),
+            ("garbage", vec![0x55; 300]),
+            ("truncated header", pe[..0x50].to_vec()),
+            ("truncated table", pe[..h + 10].to_vec()),
+            ("pe offset out of range", bad_offset),
+            ("section data out of range", bad_data),
+        ];
+        for (name, bytes) in cases {
+            assert!(section(&bytes, ".cmdline").is_err(), "{name}");
+        }
+    }
+}
