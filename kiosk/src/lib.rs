@@ -1,0 +1,13 @@
+//! The kiosk that runs inside the boot stick image.
+//!
+//! For now it reports, once at boot, whether the image is what it claims to be:
+//! verity enforced on a read-only root, with the root hash of the signed manifest.
+
+pub mod cmdline;
+pub mod command;
+pub mod device_mapper;
+pub mod efivars;
+pub mod esp;
+pub mod mounts;
+pub mod probe;
+pub mod status;

@@ -1,0 +1,266 @@
+//! The boot status: what the kiosk found, judged, and printed as one console line.
+
+use serde::Serialize;
+
+use crate::esp::{ManifestCheck, SignatureState};
+
+/// Prefix of every machine-readable line on the console (the QEMU tests grep it).
+pub const CONSOLE_MARKER: &str = "@kiosk@";
+
+/// State of the device-mapper device `root`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum VerityState {
+    /// A verity target that has seen no corrupted block.
+    Active,
+    /// A verity target that has read a block not matching the hash tree.
+    Corrupted,
+    /// No device `root`, or not a verity target.
+    Missing,
+}
+
+/// How `/` is built on the verity device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RootLayout {
+    /// `/` is the verity-backed filesystem.
+    Direct,
+    /// `/` is an overlay with the verity-backed filesystem as its only lower layer.
+    Overlay,
+    /// `/` is not (provably) backed by the verity device.
+    NotVerity,
+}
+
+/// The verity-backed root filesystem as found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RootCheck {
+    pub layout: RootLayout,
+    pub read_only: bool,
+    pub fs_type: Option<String>,
+}
+
+/// Everything gathered at boot, before judging it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observations {
+    pub cmdline_root_hash: Option<String>,
+    pub dm_root_hash: Option<String>,
+    pub verity: VerityState,
+    pub root: RootCheck,
+    pub manifest: ManifestCheck,
+}
+
+/// The `"event":"status"` line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Status {
+    pub event: &'static str,
+    pub ok: bool,
+    pub cmdline_root_hash: Option<String>,
+    pub dm_root_hash: Option<String>,
+    pub verity: VerityState,
+    pub root_read_only: bool,
+    pub root_fs: Option<String>,
+    pub root_layout: RootLayout,
+    pub manifest_name: Option<String>,
+    pub manifest_version: Option<String>,
+    pub manifest_rollback_index: Option<u64>,
+    pub signature: SignatureState,
+    pub signature_detail: String,
+    pub test_keys: Option<bool>,
+    pub manifest_root_hash_matches: bool,
+}
+
+impl Status {
+    /// Judges the observations: `ok` only when the kernel enforces verity on a
+    /// read-only root, the manifest is genuine and all three root hashes agree.
+    pub fn evaluate(obs: Observations) -> Status {
+        let manifest = obs.manifest.manifest.as_ref();
+        let manifest_root_hash_matches = match (manifest, &obs.cmdline_root_hash, &obs.dm_root_hash)
+        {
+            (Some(m), Some(cmdline), Some(dm)) => {
+                let signed = m.verity.root_hash.to_ascii_lowercase();
+                !signed.is_empty() && signed == *cmdline && signed == *dm
+            }
+            _ => false,
+        };
+        let ok = obs.verity == VerityState::Active
+            && obs.root.layout != RootLayout::NotVerity
+            && obs.root.read_only
+            && obs.manifest.signature == SignatureState::Valid
+            && manifest_root_hash_matches;
+        Status {
+            event: "status",
+            ok,
+            manifest_name: manifest.map(|m| m.name.clone()),
+            manifest_version: manifest.map(|m| m.version.clone()),
+            manifest_rollback_index: manifest.map(|m| m.rollback_index),
+            test_keys: manifest.map(|m| m.test_keys),
+            cmdline_root_hash: obs.cmdline_root_hash,
+            dm_root_hash: obs.dm_root_hash,
+            verity: obs.verity,
+            root_read_only: obs.root.read_only,
+            root_fs: obs.root.fs_type,
+            root_layout: obs.root.layout,
+            signature: obs.manifest.signature,
+            signature_detail: obs.manifest.detail,
+            manifest_root_hash_matches,
+        }
+    }
+
+    /// `@kiosk@ {...}`: one line, compact JSON.
+    pub fn console_line(&self) -> String {
+        // Serialising plain strings, numbers and enums cannot fail.
+        let json = serde_json::to_string(self)
+            .unwrap_or_else(|err| format!(r#"{{"event":"status","ok":false,"error":"{err}"}}"#));
+        format!("{CONSOLE_MARKER} {json}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use stick_manifest::{Manifest, VerityInfo};
+
+    const HASH: &str = "5d3bd1a4f2b8c0e9a7d6c5b4a3928170f6e5d4c3b2a19081726354453627180f";
+    const OTHER: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+    fn manifest(root_hash: &str) -> Manifest {
+        Manifest {
+            format: stick_manifest::FORMAT,
+            name: "conference-stick".into(),
+            version: "1.2.0".into(),
+            rollback_index: 4,
+            build_time: 1_700_000_000,
+            test_keys: true,
+            verity: VerityInfo {
+                root_hash: root_hash.into(),
+                salt: "cd".repeat(32),
+                hash_algorithm: "sha256".into(),
+                data_block_size: 4096,
+                hash_block_size: 4096,
+            },
+            cmdline: format!("roothash={root_hash}"),
+            partitions: vec![],
+            esp_files: vec![],
+            packages: vec![],
+            kernel_version: "6.12.48+deb13-amd64".into(),
+            builder_version: "0.1.0".into(),
+            config_sha256: "00".repeat(32),
+        }
+    }
+
+    fn good() -> Observations {
+        Observations {
+            cmdline_root_hash: Some(HASH.into()),
+            dm_root_hash: Some(HASH.into()),
+            verity: VerityState::Active,
+            root: RootCheck {
+                layout: RootLayout::Overlay,
+                read_only: true,
+                fs_type: Some("squashfs".into()),
+            },
+            manifest: ManifestCheck {
+                signature: SignatureState::Valid,
+                detail: "signed by the image's manifest key (TEST key)".into(),
+                manifest: Some(manifest(HASH)),
+            },
+        }
+    }
+
+    #[test]
+    fn good_boot_line_is_exact() {
+        assert_eq!(
+            Status::evaluate(good()).console_line(),
+            format!(
+                "@kiosk@ {{\"event\":\"status\",\"ok\":true,\"cmdline_root_hash\":\"{HASH}\",\
+                 \"dm_root_hash\":\"{HASH}\",\"verity\":\"active\",\"root_read_only\":true,\
+                 \"root_fs\":\"squashfs\",\"root_layout\":\"overlay\",\
+                 \"manifest_name\":\"conference-stick\",\"manifest_version\":\"1.2.0\",\
+                 \"manifest_rollback_index\":4,\"signature\":\"valid\",\
+                 \"signature_detail\":\"signed by the image's manifest key (TEST key)\",\
+                 \"test_keys\":true,\"manifest_root_hash_matches\":true}}"
+            )
+        );
+    }
+
+    #[test]
+    fn every_failure_clears_ok() {
+        type Change = fn(&mut Observations);
+        let cases: &[(&str, Change, bool)] = &[
+            ("good", |_| {}, true),
+            (
+                "verity corrupted",
+                |o| o.verity = VerityState::Corrupted,
+                true,
+            ),
+            ("verity missing", |o| o.verity = VerityState::Missing, true),
+            ("root writable", |o| o.root.read_only = false, true),
+            (
+                "root not on verity",
+                |o| o.root.layout = RootLayout::NotVerity,
+                true,
+            ),
+            (
+                "cmdline hash differs",
+                |o| o.cmdline_root_hash = Some(OTHER.into()),
+                false,
+            ),
+            ("cmdline hash absent", |o| o.cmdline_root_hash = None, false),
+            (
+                "dm hash differs",
+                |o| o.dm_root_hash = Some(OTHER.into()),
+                false,
+            ),
+            (
+                "manifest hash differs",
+                |o| o.manifest.manifest = Some(manifest(OTHER)),
+                false,
+            ),
+            (
+                "signature invalid",
+                |o| {
+                    o.manifest = ManifestCheck {
+                        signature: SignatureState::Invalid,
+                        detail: "signature does not verify".into(),
+                        manifest: None,
+                    }
+                },
+                false,
+            ),
+        ];
+        for (name, change, hashes_match) in cases {
+            let mut obs = good();
+            change(&mut obs);
+            let status = Status::evaluate(obs);
+            assert_eq!(status.ok, *name == "good", "{name}: ok");
+            assert_eq!(
+                status.manifest_root_hash_matches, *hashes_match,
+                "{name}: hashes"
+            );
+        }
+    }
+
+    #[test]
+    fn unverified_manifest_fields_are_null() {
+        let mut obs = good();
+        obs.manifest = ManifestCheck {
+            signature: SignatureState::Missing,
+            detail: "manifest.json not found on the ESP".into(),
+            manifest: None,
+        };
+        obs.dm_root_hash = None;
+        let line = Status::evaluate(obs).console_line();
+        for field in [
+            "\"dm_root_hash\":null",
+            "\"manifest_name\":null",
+            "\"manifest_version\":null",
+            "\"manifest_rollback_index\":null",
+            "\"test_keys\":null",
+            "\"signature\":\"missing\"",
+            "\"manifest_root_hash_matches\":false",
+            "\"ok\":false",
+        ] {
+            assert!(line.contains(field), "{field} in {line}");
+        }
+        assert!(!line.contains('\n'));
+    }
+}
