@@ -18,8 +18,11 @@ use stick_manifest::{
 };
 
 use crate::config::LoadedConfig;
-use crate::esp::{esp_size_for, make_esp, EspFile};
-use crate::gpt::{Guid, ATTR_READ_ONLY, GptTable, PartitionSpec, ESP_TYPE, ROOT_X86_64_TYPE, ROOT_X86_64_VERITY_TYPE};
+use crate::esp::{esp_size_for, make_esp, EspFile, EspLayout};
+use crate::gpt::{
+    GptTable, Guid, PartitionSpec, ATTR_READ_ONLY, ESP_TYPE, ROOT_X86_64_TYPE,
+    ROOT_X86_64_VERITY_TYPE,
+};
 use crate::rootfs::{base_recipe, BaseTree};
 use crate::runner::{require_tool, CommandRunExt};
 use crate::tools_tree::{in_work, InToolsTree, ToolsTree, EFI_STUB};
@@ -148,10 +151,17 @@ pub fn build(options: &BuildOptions) -> Result<BuildReport> {
         );
     }
     if !options.overlays.is_dir() {
-        bail!("overlay folder {} not found (--overlays)", options.overlays.display());
+        bail!(
+            "overlay folder {} not found (--overlays)",
+            options.overlays.display()
+        );
     }
-    std::fs::create_dir_all(&options.output_dir)
-        .with_context(|| format!("cannot create output folder {}", options.output_dir.display()))?;
+    std::fs::create_dir_all(&options.output_dir).with_context(|| {
+        format!(
+            "cannot create output folder {}",
+            options.output_dir.display()
+        )
+    })?;
     let mirrors = match &config.debian.mirror {
         Some(main) => crate::mirror::Mirrors {
             main: main.clone(),
@@ -176,7 +186,11 @@ pub fn build(options: &BuildOptions) -> Result<BuildReport> {
     clock.start("base tree");
     let base = BaseTree::ensure(
         &cache,
-        &base_recipe(&config.debian.suite, &sources, &config.debian.extra_packages),
+        &base_recipe(
+            &config.debian.suite,
+            &sources,
+            &config.debian.extra_packages,
+        ),
     )?;
 
     let work_parent = options.cache_dir.join("work");
@@ -217,7 +231,12 @@ pub fn build(options: &BuildOptions) -> Result<BuildReport> {
         .arg(in_work(work, &rootfs))
         .arg(in_work(work, &squashfs))
         .args(["-noappend", "-no-progress", "-comp", "zstd", "-processors"])
-        .arg(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).to_string())
+        .arg(
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+                .to_string(),
+        )
         .arg("-all-time")
         .arg(fs_time.to_string())
         .arg("-mkfs-time")
@@ -268,9 +287,13 @@ pub fn build(options: &BuildOptions) -> Result<BuildReport> {
         .arg(format!("--output={}", in_work(work, &uki_path)))
         .run_logged()?;
     let uki = std::fs::read(&uki_path).context("cannot read the UKI ukify made")?;
-    let embedded = crate::pe::section(&uki, ".cmdline")?
-        .context("the UKI has no .cmdline section")?;
-    if String::from_utf8_lossy(embedded).trim_end_matches('\0').trim() != cmdline {
+    let embedded =
+        crate::pe::section(&uki, ".cmdline")?.context("the UKI has no .cmdline section")?;
+    if String::from_utf8_lossy(embedded)
+        .trim_end_matches('\0')
+        .trim()
+        != cmdline
+    {
         bail!("the UKI's .cmdline section differs from the command line given to ukify");
     }
 
@@ -331,10 +354,18 @@ pub fn build(options: &BuildOptions) -> Result<BuildReport> {
         };
         let sha256 = match role {
             PartitionRole::Esp => None,
-            PartitionRole::Root => Some(copy_into(&squashfs, &mut image, part.offset(), part.size())?),
-            PartitionRole::RootVerity => {
-                Some(copy_into(&verity_file, &mut image, part.offset(), part.size())?)
-            }
+            PartitionRole::Root => Some(copy_into(
+                &squashfs,
+                &mut image,
+                part.offset(),
+                part.size(),
+            )?),
+            PartitionRole::RootVerity => Some(copy_into(
+                &verity_file,
+                &mut image,
+                part.offset(),
+                part.size(),
+            )?),
         };
         partitions.push(PartitionDigest {
             role,
@@ -379,20 +410,18 @@ pub fn build(options: &BuildOptions) -> Result<BuildReport> {
     }
     let (manifest_bytes, signature) = manifest.sign(&signing_key);
 
-    let esp_part = table
-        .find(ESP_TYPE)
-        .context("planned table has an ESP")?;
+    let esp_part = table.find(ESP_TYPE).context("planned table has an ESP")?;
     let esp_image = work.join("esp.img");
     make_esp(
-        &InToolsTree {
-            tree: &tools,
-            work,
-        },
+        &InToolsTree { tree: &tools, work },
         work,
         &esp_image,
-        esp_part.size(),
-        u32::from_le_bytes(root_hash_bytes[..4].try_into().context("4 bytes")?),
-        "STICK-ESP",
+        &EspLayout {
+            size: esp_part.size(),
+            volume_id: u32::from_le_bytes(root_hash_bytes[..4].try_into().context("4 bytes")?),
+            label: "STICK-ESP",
+            epoch: fs_time,
+        },
         &[
             EspFile {
                 path: UKI_ESP_PATH.into(),
@@ -407,7 +436,6 @@ pub fn build(options: &BuildOptions) -> Result<BuildReport> {
                 contents: signature.clone().into_bytes(),
             },
         ],
-        fs_time,
     )?;
     copy_into(&esp_image, &mut image, esp_part.offset(), esp_part.size())?;
     table.write_to(&mut image)?;
@@ -421,7 +449,11 @@ pub fn build(options: &BuildOptions) -> Result<BuildReport> {
     write_atomically(&manifest_path, &manifest_bytes)?;
     write_atomically(&signature_path, signature.as_bytes())?;
     std::fs::rename(&partial_path, &image_path).with_context(|| {
-        format!("cannot rename {} to {}", partial_path.display(), image_path.display())
+        format!(
+            "cannot rename {} to {}",
+            partial_path.display(),
+            image_path.display()
+        )
     })?;
     partial.armed = false;
     clock.stop();
@@ -495,7 +527,8 @@ pub fn sha256_file(path: &Path) -> Result<[u8; 32]> {
 /// Copies `source` to `offset` in `image`, zero-filling to `size`; returns the
 /// sha256 (hex) of the whole partition as written.
 fn copy_into(source: &Path, image: &mut File, offset: u64, size: u64) -> Result<String> {
-    let mut input = File::open(source).with_context(|| format!("cannot open {}", source.display()))?;
+    let mut input =
+        File::open(source).with_context(|| format!("cannot open {}", source.display()))?;
     image
         .seek(SeekFrom::Start(offset))
         .context("cannot seek in the image")?;
@@ -510,16 +543,23 @@ fn copy_into(source: &Path, image: &mut File, offset: u64, size: u64) -> Result<
             break;
         }
         if written + n as u64 > size {
-            bail!("{} does not fit its partition of {size} bytes", source.display());
+            bail!(
+                "{} does not fit its partition of {size} bytes",
+                source.display()
+            );
         }
-        image.write_all(&buf[..n]).context("cannot write the image")?;
+        image
+            .write_all(&buf[..n])
+            .context("cannot write the image")?;
         hasher.update(&buf[..n]);
         written += n as u64;
     }
     let zeros = vec![0u8; 1 << 20];
     while written < size {
         let n = (size - written).min(zeros.len() as u64) as usize;
-        image.write_all(&zeros[..n]).context("cannot write the image")?;
+        image
+            .write_all(&zeros[..n])
+            .context("cannot write the image")?;
         hasher.update(&zeros[..n]);
         written += n as u64;
     }
@@ -528,7 +568,8 @@ fn copy_into(source: &Path, image: &mut File, offset: u64, size: u64) -> Result<
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let partial = path.with_extension("partial");
-    std::fs::write(&partial, bytes).with_context(|| format!("cannot write {}", partial.display()))?;
+    std::fs::write(&partial, bytes)
+        .with_context(|| format!("cannot write {}", partial.display()))?;
     std::fs::rename(&partial, path).with_context(|| format!("cannot write {}", path.display()))
 }
 
@@ -574,6 +615,9 @@ mod tests {
         assert_eq!(digest, hex::encode(Sha256::digest(&want)));
         let bytes = std::fs::read(dir.path().join("img")).expect("read");
         assert_eq!(&bytes[4..12], &want[..]);
-        assert!(copy_into(&source, &mut image, 0, 2).is_err(), "too big must fail");
+        assert!(
+            copy_into(&source, &mut image, 0, 2).is_err(),
+            "too big must fail"
+        );
     }
 }

@@ -42,18 +42,32 @@ pub fn esp_size_for(payload: u64) -> u64 {
     wanted.div_ceil(MIB).max(64) * MIB
 }
 
-/// Makes the ESP image `image` (created, `size` bytes) holding `files`. All paths
-/// lie inside `work`, the build folder the tools see. Timestamps are `epoch`.
+/// How the FAT filesystem of an ESP is made.
+#[derive(Debug, Clone)]
+pub struct EspLayout<'a> {
+    /// Bytes.
+    pub size: u64,
+    pub volume_id: u32,
+    pub label: &'a str,
+    /// Every timestamp (SOURCE_DATE_EPOCH).
+    pub epoch: u64,
+}
+
+/// Makes the ESP image `image` holding `files`. All paths lie inside `work`, the
+/// build folder the tools see.
 pub fn make_esp(
     tools: &dyn Tools,
     work: &Path,
     image: &Path,
-    size: u64,
-    volume_id: u32,
-    label: &str,
+    layout: &EspLayout,
     files: &[EspFile],
-    epoch: u64,
 ) -> Result<(), EspError> {
+    let EspLayout {
+        size,
+        volume_id,
+        label,
+        epoch,
+    } = *layout;
     let stage_err = |path: &Path| {
         let path = path.to_path_buf();
         move |source| EspError::Stage { path, source }
@@ -75,7 +89,11 @@ pub fn make_esp(
         let mut prefix = String::new();
         let parts: Vec<&str> = file.path.split('/').collect();
         for part in &parts[..parts.len() - 1] {
-            prefix = if prefix.is_empty() { part.to_string() } else { format!("{prefix}/{part}") };
+            prefix = if prefix.is_empty() {
+                part.to_string()
+            } else {
+                format!("{prefix}/{part}")
+            };
             if !folders.contains(&prefix) {
                 folders.push(prefix.clone());
             }
@@ -126,7 +144,11 @@ pub fn read_esp_files<F: Read + Write + Seek>(storage: F) -> Result<Vec<EspFile>
             if name == "." || name == ".." {
                 continue;
             }
-            let path = if prefix.is_empty() { name } else { format!("{prefix}/{name}") };
+            let path = if prefix.is_empty() {
+                name
+            } else {
+                format!("{prefix}/{name}")
+            };
             if entry.is_dir() {
                 pending.push((path, entry.to_dir()));
             } else if entry.is_file() {
@@ -151,15 +173,30 @@ mod tests {
 
     fn files() -> Vec<EspFile> {
         vec![
-            EspFile { path: "EFI/BOOT/BOOTX64.EFI".into(), contents: (0..200_000u32).map(|i| (i % 251) as u8).collect() },
-            EspFile { path: "manifest.json".into(), contents: b"{}\n".to_vec() },
-            EspFile { path: "manifest.json.sig".into(), contents: b"00\n".to_vec() },
+            EspFile {
+                path: "EFI/BOOT/BOOTX64.EFI".into(),
+                contents: (0..200_000u32).map(|i| (i % 251) as u8).collect(),
+            },
+            EspFile {
+                path: "manifest.json".into(),
+                contents: b"{}\n".to_vec(),
+            },
+            EspFile {
+                path: "manifest.json.sig".into(),
+                contents: b"00\n".to_vec(),
+            },
         ]
     }
 
     fn formatted(dir: &Path, name: &str, size: u64) -> Vec<u8> {
         let image = dir.join(name);
-        make_esp(&HostTools, dir, &image, size, 0x1234_5678, "STICK-ESP", &files(), 1_700_000_000)
+        let layout = EspLayout {
+            size,
+            volume_id: 0x1234_5678,
+            label: "STICK-ESP",
+            epoch: 1_700_000_000,
+        };
+        make_esp(&HostTools, dir, &image, &layout, &files())
             .expect("mkfs.vfat and mtools run (install dosfstools and mtools)");
         std::fs::read(&image).expect("read image")
     }
@@ -178,7 +215,10 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let size = esp_size_for(1024 * 1024);
         let first = formatted(dir.path(), "a.img", size);
-        assert!(first == formatted(dir.path(), "b.img", size), "same files give the same bytes");
+        assert!(
+            first == formatted(dir.path(), "b.img", size),
+            "same files give the same bytes"
+        );
         let back = read_esp_files(Cursor::new(first)).expect("reads");
         assert_eq!(back, files());
     }
@@ -193,7 +233,11 @@ mod tests {
             .arg(&path)
             .output()
             .expect("fsck.fat runs (install the Debian package dosfstools)");
-        assert!(fsck.status.success(), "fsck.fat: {}", String::from_utf8_lossy(&fsck.stdout));
+        assert!(
+            fsck.status.success(),
+            "fsck.fat: {}",
+            String::from_utf8_lossy(&fsck.stdout)
+        );
         let mtype = std::process::Command::new("mtype")
             .arg("-i")
             .arg(&path)
@@ -201,7 +245,11 @@ mod tests {
             .env("MTOOLS_SKIP_CHECK", "1")
             .output()
             .expect("mtype runs (install the Debian package mtools)");
-        assert!(mtype.status.success(), "mtype: {}", String::from_utf8_lossy(&mtype.stderr));
+        assert!(
+            mtype.status.success(),
+            "mtype: {}",
+            String::from_utf8_lossy(&mtype.stderr)
+        );
         assert_eq!(mtype.stdout, b"{}\n");
     }
 }

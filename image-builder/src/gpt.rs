@@ -100,7 +100,15 @@ impl From<[u8; 16]> for Guid {
 impl std::fmt::Display for Guid {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let h = hex::encode(self.0);
-        write!(f, "{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+        write!(
+            f,
+            "{}-{}-{}-{}-{}",
+            &h[0..8],
+            &h[8..12],
+            &h[12..16],
+            &h[16..20],
+            &h[20..32]
+        )
     }
 }
 
@@ -179,7 +187,9 @@ impl GptTable {
             });
             next = round_up((last_lba + 1) * SECTOR, ALIGNMENT);
         }
-        let end = partitions.last().map_or(ALIGNMENT, |p| (p.last_lba + 1) * SECTOR);
+        let end = partitions
+            .last()
+            .map_or(ALIGNMENT, |p| (p.last_lba + 1) * SECTOR);
         let disk_size = round_up(end + (ENTRIES_SECTORS + 1) * SECTOR, ALIGNMENT);
         Ok(GptTable {
             disk_guid,
@@ -208,7 +218,13 @@ impl GptTable {
         entries
     }
 
-    fn header_bytes(&self, my_lba: u64, alternate_lba: u64, entries_lba: u64, entries_crc: u32) -> Vec<u8> {
+    fn header_bytes(
+        &self,
+        my_lba: u64,
+        alternate_lba: u64,
+        entries_lba: u64,
+        entries_crc: u32,
+    ) -> Vec<u8> {
         let last_lba = self.disk_size / SECTOR - 1;
         let mut h = vec![0u8; SECTOR as usize];
         h[0..8].copy_from_slice(SIGNATURE);
@@ -250,7 +266,10 @@ impl GptTable {
             (1, self.header_bytes(1, last_lba, 2, entries_crc)),
             (2, entries.clone()),
             (backup_entries_lba, entries),
-            (last_lba, self.header_bytes(last_lba, 1, backup_entries_lba, entries_crc)),
+            (
+                last_lba,
+                self.header_bytes(last_lba, 1, backup_entries_lba, entries_crc),
+            ),
         ];
         for (lba, bytes) in writes {
             w.seek(SeekFrom::Start(lba * SECTOR))?;
@@ -268,8 +287,10 @@ impl GptTable {
         if &h[0..8] != SIGNATURE {
             return Err(GptError::NoSignature);
         }
-        let u32_at = |b: &[u8], at: usize| u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"));
-        let u64_at = |b: &[u8], at: usize| u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"));
+        let u32_at =
+            |b: &[u8], at: usize| u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"));
+        let u64_at =
+            |b: &[u8], at: usize| u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"));
         let header_size = u32_at(&h, 12) as usize;
         if !(HEADER_SIZE as usize..=SECTOR as usize).contains(&header_size) {
             return Err(GptError::Malformed(format!("header size {header_size}")));
@@ -284,7 +305,9 @@ impl GptTable {
         let count = u32_at(&h, 80);
         let size = u32_at(&h, 84);
         if !(1..=1024).contains(&count) || !(128..=1024).contains(&size) || size % 8 != 0 {
-            return Err(GptError::Malformed(format!("{count} entries of {size} bytes")));
+            return Err(GptError::Malformed(format!(
+                "{count} entries of {size} bytes"
+            )));
         }
         let mut entries = vec![0u8; (count * size) as usize];
         r.seek(SeekFrom::Start(entries_lba.saturating_mul(SECTOR)))?;
@@ -363,11 +386,17 @@ mod tests {
         let cases = [
             (
                 "c12a7328-f81f-11d2-ba4b-00a0c93ec93b",
-                [0x28, 0x73, 0x2a, 0xc1, 0x1f, 0xf8, 0xd2, 0x11, 0xba, 0x4b, 0x00, 0xa0, 0xc9, 0x3e, 0xc9, 0x3b],
+                [
+                    0x28, 0x73, 0x2a, 0xc1, 0x1f, 0xf8, 0xd2, 0x11, 0xba, 0x4b, 0x00, 0xa0, 0xc9,
+                    0x3e, 0xc9, 0x3b,
+                ],
             ),
             (
                 "4f68bce3-e8cd-4db1-96e7-fbcaf984b709",
-                [0xe3, 0xbc, 0x68, 0x4f, 0xcd, 0xe8, 0xb1, 0x4d, 0x96, 0xe7, 0xfb, 0xca, 0xf9, 0x84, 0xb7, 0x09],
+                [
+                    0xe3, 0xbc, 0x68, 0x4f, 0xcd, 0xe8, 0xb1, 0x4d, 0x96, 0xe7, 0xfb, 0xca, 0xf9,
+                    0x84, 0xb7, 0x09,
+                ],
             ),
         ];
         for (text, on_disk) in cases {
@@ -376,9 +405,19 @@ mod tests {
             assert_eq!(guid.to_gpt_bytes(), on_disk);
             assert_eq!(Guid::from_gpt_bytes(on_disk), guid);
         }
-        assert_eq!(Guid::parse("c12a7328-f81f-11d2-ba4b-00a0c93ec93b").expect("esp"), ESP_TYPE);
-        assert_eq!(Guid::parse("2c7357ed-ebd2-46d9-aec1-23d437ec2bf5").expect("v"), ROOT_X86_64_VERITY_TYPE);
-        for bad in ["", "c12a7328f81f11d2ba4b00a0c93ec93b", "g12a7328-f81f-11d2-ba4b-00a0c93ec93b"] {
+        assert_eq!(
+            Guid::parse("c12a7328-f81f-11d2-ba4b-00a0c93ec93b").expect("esp"),
+            ESP_TYPE
+        );
+        assert_eq!(
+            Guid::parse("2c7357ed-ebd2-46d9-aec1-23d437ec2bf5").expect("v"),
+            ROOT_X86_64_VERITY_TYPE
+        );
+        for bad in [
+            "",
+            "c12a7328f81f11d2ba4b00a0c93ec93b",
+            "g12a7328-f81f-11d2-ba4b-00a0c93ec93b",
+        ] {
             assert!(Guid::parse(bad).is_err(), "{bad}");
         }
     }
@@ -386,11 +425,21 @@ mod tests {
     #[test]
     fn plan_aligns_partitions_to_one_mib() {
         let table = GptTable::plan(Guid::from_bytes([1; 16]), &specs()).expect("plans");
-        let lbas: Vec<(u64, u64)> = table.partitions.iter().map(|p| (p.first_lba, p.last_lba)).collect();
+        let lbas: Vec<(u64, u64)> = table
+            .partitions
+            .iter()
+            .map(|p| (p.first_lba, p.last_lba))
+            .collect();
         assert_eq!(lbas, vec![(2048, 8191), (8192, 8215), (10240, 10247)]);
         assert_eq!(table.disk_size, 6 * 1024 * 1024);
-        let bad = PartitionSpec { size: 1000, ..specs()[0].clone() };
-        assert!(matches!(GptTable::plan(Guid::from_bytes([1; 16]), &[bad]), Err(GptError::BadSize { .. })));
+        let bad = PartitionSpec {
+            size: 1000,
+            ..specs()[0].clone()
+        };
+        assert!(matches!(
+            GptTable::plan(Guid::from_bytes([1; 16]), &[bad]),
+            Err(GptError::BadSize { .. })
+        ));
     }
 
     #[test]
@@ -403,11 +452,20 @@ mod tests {
 
         let mut bytes = disk.into_inner();
         bytes[1024 + 100] ^= 1; // inside the first entry
-        assert!(matches!(GptTable::read_from(&mut Cursor::new(bytes.clone())), Err(GptError::EntriesCrc)));
+        assert!(matches!(
+            GptTable::read_from(&mut Cursor::new(bytes.clone())),
+            Err(GptError::EntriesCrc)
+        ));
         bytes[512 + 40] ^= 1; // inside the header
-        assert!(matches!(GptTable::read_from(&mut Cursor::new(bytes.clone())), Err(GptError::HeaderCrc)));
+        assert!(matches!(
+            GptTable::read_from(&mut Cursor::new(bytes.clone())),
+            Err(GptError::HeaderCrc)
+        ));
         bytes[512] = b'X';
-        assert!(matches!(GptTable::read_from(&mut Cursor::new(bytes)), Err(GptError::NoSignature)));
+        assert!(matches!(
+            GptTable::read_from(&mut Cursor::new(bytes)),
+            Err(GptError::NoSignature)
+        ));
     }
 
     #[derive(serde::Deserialize)]
@@ -431,8 +489,11 @@ mod tests {
 
     #[test]
     fn sfdisk_reads_our_table_as_we_meant_it() {
-        let table = GptTable::plan(Guid::parse("01234567-89ab-4def-8123-456789abcdef").expect("guid"), &specs())
-            .expect("plans");
+        let table = GptTable::plan(
+            Guid::parse("01234567-89ab-4def-8123-456789abcdef").expect("guid"),
+            &specs(),
+        )
+        .expect("plans");
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("disk.raw");
         let mut file = std::fs::File::create(&path).expect("create");
@@ -444,11 +505,23 @@ mod tests {
             .arg(&path)
             .output()
             .expect("sfdisk runs (install the Debian package fdisk)");
-        assert!(out.status.success(), "sfdisk: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "sfdisk: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let parsed: SfdiskOutput = serde_json::from_slice(&out.stdout).expect("sfdisk JSON");
-        assert_eq!(parsed.partitiontable.id.to_lowercase(), table.disk_guid.to_string());
+        assert_eq!(
+            parsed.partitiontable.id.to_lowercase(),
+            table.disk_guid.to_string()
+        );
         assert_eq!(parsed.partitiontable.partitions.len(), 3);
-        for (got, want) in parsed.partitiontable.partitions.iter().zip(&table.partitions) {
+        for (got, want) in parsed
+            .partitiontable
+            .partitions
+            .iter()
+            .zip(&table.partitions)
+        {
             assert_eq!(got.start, want.first_lba);
             assert_eq!(got.size, want.last_lba + 1 - want.first_lba);
             assert_eq!(got.type_uuid.to_lowercase(), want.type_guid.to_string());

@@ -41,7 +41,12 @@ pub fn inspect_image(path: &Path) -> Result<Inspection, VerifyError> {
     let uki_cmdline = esp
         .file(crate::build::UKI_ESP_PATH)
         .and_then(|f| crate::pe::section(&f.contents, ".cmdline").ok().flatten())
-        .map(|c| String::from_utf8_lossy(c).trim_end_matches('\0').trim().to_string());
+        .map(|c| {
+            String::from_utf8_lossy(c)
+                .trim_end_matches('\0')
+                .trim()
+                .to_string()
+        });
     let root_hash = uki_cmdline.as_deref().and_then(|c| {
         c.split_whitespace()
             .find_map(|a| a.strip_prefix("roothash="))

@@ -57,7 +57,10 @@ fn section_headers(bytes: &[u8]) -> Result<Vec<SectionHeader>, PeError> {
 
 /// Names of all sections in order.
 pub fn section_names(bytes: &[u8]) -> Result<Vec<String>, PeError> {
-    Ok(section_headers(bytes)?.into_iter().map(|s| s.name).collect())
+    Ok(section_headers(bytes)?
+        .into_iter()
+        .map(|s| s.name)
+        .collect())
 }
 
 /// The data of section `name`, trimmed to its virtual size; `None` if absent.
@@ -88,7 +91,8 @@ mod tests {
         bytes[0x3c..0x40].copy_from_slice(&(pe_offset as u32).to_le_bytes());
         bytes[pe_offset..pe_offset + 4].copy_from_slice(b"PE\0\0");
         bytes[pe_offset + 6..pe_offset + 8].copy_from_slice(&(sections.len() as u16).to_le_bytes());
-        bytes[pe_offset + 20..pe_offset + 22].copy_from_slice(&(optional_size as u16).to_le_bytes());
+        bytes[pe_offset + 20..pe_offset + 22]
+            .copy_from_slice(&(optional_size as u16).to_le_bytes());
         for (i, (name, data)) in sections.iter().enumerate() {
             let h = table + i * SECTION_HEADER_SIZE;
             bytes[h..h + name.len()].copy_from_slice(name.as_bytes());
@@ -105,8 +109,15 @@ mod tests {
 
     #[test]
     fn finds_sections_by_name() {
-        let pe = make_pe(&[(".text", b"code"), (".osrel", b"ID=debian\n"), (".cmdline", b"roothash=ab ro")]);
-        assert_eq!(section_names(&pe).expect("parses"), vec![".text", ".osrel", ".cmdline"]);
+        let pe = make_pe(&[
+            (".text", b"code"),
+            (".osrel", b"ID=debian\n"),
+            (".cmdline", b"roothash=ab ro"),
+        ]);
+        assert_eq!(
+            section_names(&pe).expect("parses"),
+            vec![".text", ".osrel", ".cmdline"]
+        );
         let cases: &[(&str, Option<&[u8]>)] = &[
             (".cmdline", Some(b"roothash=ab ro")),
             (".osrel", Some(b"ID=debian\n")),

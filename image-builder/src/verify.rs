@@ -31,8 +31,13 @@ pub enum VerifyError {
     ManifestMissing { file: &'static str },
     #[error("manifest signature check failed: {0}")]
     Signature(ManifestError),
-    #[error("partition {role}: not in the image's partition table (manifest part-uuid {part_uuid})")]
-    PartitionMissing { role: PartitionRole, part_uuid: String },
+    #[error(
+        "partition {role}: not in the image's partition table (manifest part-uuid {part_uuid})"
+    )]
+    PartitionMissing {
+        role: PartitionRole,
+        part_uuid: String,
+    },
     #[error(
         "partition {role}: placement differs from the manifest (manifest: type {want_type} at \
          {want_offset}+{want_size}; image: type {got_type} at {got_offset}+{got_size})"
@@ -55,7 +60,11 @@ pub enum VerifyError {
     #[error("ESP file {path}: missing, the manifest lists it")]
     EspFileMissing { path: String },
     #[error("ESP file {path}: sha256 mismatch (the UKI was changed after signing): manifest says {want}, image has {got}")]
-    EspFileHash { path: String, want: String, got: String },
+    EspFileHash {
+        path: String,
+        want: String,
+        got: String,
+    },
     #[error("ESP file {path}: not listed in the manifest (something was added to the ESP)")]
     EspFileExtra { path: String },
     #[error("manifest is inconsistent: {0}")]
@@ -91,18 +100,21 @@ pub fn read_esp(path: &Path) -> Result<EspContents, VerifyError> {
     let esp = table.find(ESP_TYPE).ok_or_else(|| VerifyError::NoEsp {
         path: path.to_path_buf(),
     })?;
-    let files = read_esp_files(PartitionSlice::new(&mut file, esp.offset(), esp.size())).map_err(
-        |e| VerifyError::EspUnreadable {
-            path: path.to_path_buf(),
-            detail: e.to_string(),
-        },
-    )?;
+    let files =
+        read_esp_files(PartitionSlice::new(&mut file, esp.offset(), esp.size())).map_err(|e| {
+            VerifyError::EspUnreadable {
+                path: path.to_path_buf(),
+                detail: e.to_string(),
+            }
+        })?;
     Ok(EspContents { table, files })
 }
 
 impl EspContents {
     pub fn file(&self, name: &str) -> Option<&EspFile> {
-        self.files.iter().find(|f| f.path.eq_ignore_ascii_case(name))
+        self.files
+            .iter()
+            .find(|f| f.path.eq_ignore_ascii_case(name))
     }
 }
 
@@ -115,11 +127,11 @@ pub fn verify_image(path: &Path, key: &ManifestVerifyingKey) -> Result<Verified,
             file: stick_manifest::MANIFEST_FILE,
         })?
         .contents;
-    let signature = esp
-        .file(stick_manifest::SIGNATURE_FILE)
-        .ok_or(VerifyError::ManifestMissing {
-            file: stick_manifest::SIGNATURE_FILE,
-        })?;
+    let signature =
+        esp.file(stick_manifest::SIGNATURE_FILE)
+            .ok_or(VerifyError::ManifestMissing {
+                file: stick_manifest::SIGNATURE_FILE,
+            })?;
     let signature = String::from_utf8_lossy(&signature.contents);
     let manifest = Manifest::verify(bytes, &signature, key).map_err(VerifyError::Signature)?;
 
@@ -171,9 +183,11 @@ pub fn verify_image(path: &Path, key: &ManifestVerifyingKey) -> Result<Verified,
     }
 
     for want in &manifest.esp_files {
-        let got = esp.file(&want.path).ok_or_else(|| VerifyError::EspFileMissing {
-            path: want.path.clone(),
-        })?;
+        let got = esp
+            .file(&want.path)
+            .ok_or_else(|| VerifyError::EspFileMissing {
+                path: want.path.clone(),
+            })?;
         let got_hash = hex::encode(Sha256::digest(&got.contents));
         if got_hash != want.sha256 {
             return Err(VerifyError::EspFileHash {
@@ -188,8 +202,12 @@ pub fn verify_image(path: &Path, key: &ManifestVerifyingKey) -> Result<Verified,
             .esp_files
             .iter()
             .any(|f| f.path.eq_ignore_ascii_case(&file.path))
-            || file.path.eq_ignore_ascii_case(stick_manifest::MANIFEST_FILE)
-            || file.path.eq_ignore_ascii_case(stick_manifest::SIGNATURE_FILE);
+            || file
+                .path
+                .eq_ignore_ascii_case(stick_manifest::MANIFEST_FILE)
+            || file
+                .path
+                .eq_ignore_ascii_case(stick_manifest::SIGNATURE_FILE);
         if !listed {
             return Err(VerifyError::EspFileExtra {
                 path: file.path.clone(),
@@ -197,7 +215,11 @@ pub fn verify_image(path: &Path, key: &ManifestVerifyingKey) -> Result<Verified,
         }
     }
     Ok(Verified {
-        partitions_checked: manifest.partitions.iter().filter(|p| p.sha256.is_some()).count(),
+        partitions_checked: manifest
+            .partitions
+            .iter()
+            .filter(|p| p.sha256.is_some())
+            .count(),
         esp_files_checked: manifest.esp_files.len(),
         manifest,
     })
@@ -216,10 +238,13 @@ pub fn check_consistency(manifest: &Manifest) -> Result<(), VerifyError> {
             "cmdline does not carry roothash={root_hash}"
         )));
     }
-    for (role, range) in [(PartitionRole::Root, 0..32), (PartitionRole::RootVerity, 32..64)] {
-        let part = manifest.partition(role).ok_or_else(|| {
-            VerifyError::Inconsistent(format!("no {role} partition listed"))
-        })?;
+    for (role, range) in [
+        (PartitionRole::Root, 0..32),
+        (PartitionRole::RootVerity, 32..64),
+    ] {
+        let part = manifest
+            .partition(role)
+            .ok_or_else(|| VerifyError::Inconsistent(format!("no {role} partition listed")))?;
         let want = root_hash.get(range).unwrap_or_default();
         if part.part_uuid.replace('-', "") != want {
             return Err(VerifyError::Inconsistent(format!(
@@ -228,7 +253,9 @@ pub fn check_consistency(manifest: &Manifest) -> Result<(), VerifyError> {
             )));
         }
         if part.sha256.is_none() {
-            return Err(VerifyError::Inconsistent(format!("{role} partition has no sha256")));
+            return Err(VerifyError::Inconsistent(format!(
+                "{role} partition has no sha256"
+            )));
         }
     }
     Ok(())

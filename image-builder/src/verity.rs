@@ -405,27 +405,4 @@ mod tests {
         );
         assert_eq!(parse_root_hash("Salt: 00\n"), None);
     }
-
-    #[test]
-    #[ignore]
-    fn zz_throughput_256mib() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let data = dir.path().join("big");
-        write_data(&data, 65536, 7);
-        let _ = std::fs::read(&data).expect("warm cache");
-        for _ in 0..3 {
-            let t = std::time::Instant::now();
-            let tree = VerityTree::format(&data, &dir.path().join("h"), &PARAMS).expect("format");
-            let s = t.elapsed().as_secs_f64();
-            eprintln!("THROUGHPUT {:.0} MiB/s ({s:.3}s) {}", 256.0 / s, tree.root_hash_hex());
-        }
-        let t = std::time::Instant::now();
-        let r = veritysetup_format(&data, &dir.path().join("vs"));
-        eprintln!("VERITYSETUP {:.3}s {r}", t.elapsed().as_secs_f64());
-        let t = std::time::Instant::now();
-        let mut h = Sha256::new();
-        h.update(std::fs::read(&data).expect("read"));
-        let _ = h.finalize();
-        eprintln!("PLAIN SHA256 incl read {:.3}s", t.elapsed().as_secs_f64());
-    }
 }
