@@ -1,1 +1,106 @@
+//! Boots built images under QEMU/OVMF and reads what they say on the serial console.
 
+pub mod machine;
+pub mod serial;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{bail, Context, Result};
+
+/// The workspace root (this crate's parent folder).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("qemu-tests lies inside the workspace")
+        .to_path_buf()
+}
+
+/// Where tests keep what people may want to look at (console logs, screenshots).
+pub fn artifacts_dir() -> PathBuf {
+    workspace_root().join("target/qemu-tests/artifacts")
+}
+
+/// An image built for the tests, with its manifest beside it.
+#[derive(Debug, Clone)]
+pub struct BuiltImage {
+    pub image: PathBuf,
+    pub manifest_path: PathBuf,
+    pub manifest: serde_json::Value,
+}
+
+impl BuiltImage {
+    fn from_image(image: PathBuf) -> Result<BuiltImage> {
+        let stem = image
+            .file_stem()
+            .context("image path has a file name")?
+            .to_string_lossy()
+            .into_owned();
+        let manifest_path = image.with_file_name(format!("{stem}.manifest.json"));
+        let manifest = serde_json::from_slice(
+            &std::fs::read(&manifest_path)
+                .with_context(|| format!("cannot read {}", manifest_path.display()))?,
+        )
+        .with_context(|| format!("{} is not JSON", manifest_path.display()))?;
+        Ok(BuiltImage {
+            image,
+            manifest_path,
+            manifest,
+        })
+    }
+
+    /// The verity root hash the manifest states.
+    pub fn root_hash(&self) -> Option<&str> {
+        self.manifest.get("verity")?.get("root-hash")?.as_str()
+    }
+}
+
+/// The image from `config` (relative to the workspace), built by the real
+/// image-builder with the real kiosk. `STICK_IMAGE` names a prebuilt image instead.
+/// Builds are serialised across test processes by a file lock; a warm build
+/// reuses the cached trees and takes seconds.
+pub fn built_image(config: &str, out_name: &str) -> Result<BuiltImage> {
+    if let Some(image) = std::env::var_os("STICK_IMAGE") {
+        return BuiltImage::from_image(PathBuf::from(image));
+    }
+    let root = workspace_root();
+    let out = root.join("target/qemu-tests").join(out_name);
+    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+    let lock_path = root.join("target/qemu-tests/build.lock");
+    let lock = std::fs::File::create(&lock_path)
+        .with_context(|| format!("cannot create {}", lock_path.display()))?;
+    lock.lock().context("cannot lock the image build")?;
+
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--release", "-p", "image-builder", "-p", "kiosk"])
+        .current_dir(&root)
+        .stdin(Stdio::null())
+        .status()
+        .context("cannot run cargo build")?;
+    if !status.success() {
+        bail!("cargo build of image-builder and kiosk failed ({status})");
+    }
+    let builder = root.join("target/release/image-builder");
+    eprintln!("qemu-tests: building {config} with {}", builder.display());
+    let output = Command::new(&builder)
+        .arg("build")
+        .arg(root.join(config))
+        .arg("-o")
+        .arg(&out)
+        .arg("--overlays")
+        .arg(root.join("overlays"))
+        .current_dir(&root)
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("cannot run {}", builder.display()))?;
+    if !output.status.success() {
+        bail!("image-builder build {config} failed ({})", output.status);
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let image = stdout
+        .lines()
+        .last()
+        .context("image-builder printed no image path")?;
+    BuiltImage::from_image(PathBuf::from(image.trim()))
+}

@@ -1,0 +1,353 @@
+//! A QEMU/OVMF machine with the image attached as a USB stick, as on real hardware.
+//!
+//! The full command line is printed when the machine starts; every failed wait
+//! carries the command line, QEMU's stderr and the whole serial console.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use crate::serial::clean_console;
+
+/// How QEMU executes the guest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accel {
+    Kvm,
+    Tcg,
+}
+
+impl Accel {
+    /// `QEMU_ACCEL=kvm|tcg` decides; otherwise KVM is probed once per process.
+    /// Here /dev/kvm only runs nested-PVM kernels and QEMU aborts on it, so the
+    /// probe starts QEMU with KVM for a moment: still running = usable.
+    pub fn detect() -> Accel {
+        static DETECTED: OnceLock<Accel> = OnceLock::new();
+        *DETECTED.get_or_init(|| {
+            match std::env::var("QEMU_ACCEL").as_deref() {
+                Ok("kvm") => return Accel::Kvm,
+                Ok("tcg") => return Accel::Tcg,
+                _ => {}
+            }
+            let (accel, why) = probe_kvm();
+            eprintln!("qemu-tests: using {accel:?} ({why})");
+            accel
+        })
+    }
+
+    fn args(self) -> Vec<String> {
+        match self {
+            Accel::Kvm => vec!["-accel".into(), "kvm".into(), "-cpu".into(), "host".into()],
+            Accel::Tcg => vec![
+                "-accel".into(),
+                "tcg,thread=multi".into(),
+                "-cpu".into(),
+                "max".into(),
+            ],
+        }
+    }
+}
+
+fn probe_kvm() -> (Accel, String) {
+    if !Path::new("/dev/kvm").exists() {
+        return (Accel::Tcg, "no /dev/kvm".into());
+    }
+    let child = Command::new("qemu-system-x86_64")
+        .args([
+            "-accel",
+            "kvm",
+            "-cpu",
+            "host",
+            "-machine",
+            "q35",
+            "-nodefaults",
+        ])
+        .args(["-display", "none", "-no-reboot"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(child) => child,
+        Err(e) => return (Accel::Tcg, format!("cannot start qemu: {e}")),
+    };
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < deadline {
+        if let Ok(Some(status)) = child.try_wait() {
+            let mut stderr = String::new();
+            if let Some(mut pipe) = child.stderr.take() {
+                use std::io::Read;
+                let _ = pipe.read_to_string(&mut stderr);
+            }
+            let first = stderr.lines().next().unwrap_or("").to_string();
+            return (
+                Accel::Tcg,
+                format!("KVM probe exited with {status}: {first}"),
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    (Accel::Kvm, "KVM probe ran for 3 s".into())
+}
+
+/// OVMF firmware files; the variable store is copied per machine.
+#[derive(Debug, Clone)]
+pub struct Firmware {
+    pub code: PathBuf,
+    pub vars_template: PathBuf,
+}
+
+impl Firmware {
+    /// `OVMF_CODE`/`OVMF_VARS` override Debian's 4M build.
+    pub fn locate() -> Result<Firmware> {
+        let code = std::env::var_os("OVMF_CODE")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| "/usr/share/OVMF/OVMF_CODE_4M.fd".into());
+        let vars_template = std::env::var_os("OVMF_VARS")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| "/usr/share/OVMF/OVMF_VARS_4M.fd".into());
+        for path in [&code, &vars_template] {
+            if !path.is_file() {
+                bail!(
+                    "OVMF firmware {} not found: install the Debian package ovmf (or set OVMF_CODE/OVMF_VARS)",
+                    path.display()
+                );
+            }
+        }
+        Ok(Firmware {
+            code,
+            vars_template,
+        })
+    }
+}
+
+/// What to boot and how.
+#[derive(Debug, Clone)]
+pub struct MachineConfig {
+    pub name: String,
+    pub stick: Option<PathBuf>,
+    pub memory_mib: u32,
+    pub cpus: u32,
+    pub extra_args: Vec<String>,
+}
+
+impl MachineConfig {
+    pub fn new(name: &str) -> MachineConfig {
+        MachineConfig {
+            name: name.to_string(),
+            stick: None,
+            memory_mib: 2048,
+            cpus: 2,
+            extra_args: Vec::new(),
+        }
+    }
+
+    pub fn stick(mut self, image: &Path) -> MachineConfig {
+        self.stick = Some(image.to_path_buf());
+        self
+    }
+}
+
+/// A running machine. Dropping it kills QEMU.
+#[derive(Debug)]
+pub struct Machine {
+    child: Child,
+    command_line: String,
+    serial_log: PathBuf,
+    qemu_stderr: PathBuf,
+    started: Instant,
+    _dir: tempfile::TempDir,
+}
+
+impl Machine {
+    pub fn start(config: &MachineConfig) -> Result<Machine> {
+        let firmware = Firmware::locate()?;
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("qemu-{}-", config.name))
+            .tempdir()
+            .context("cannot create the machine's temporary folder")?;
+        let vars = dir.path().join("OVMF_VARS.fd");
+        std::fs::copy(&firmware.vars_template, &vars)
+            .with_context(|| format!("cannot copy {}", firmware.vars_template.display()))?;
+        let serial_log = dir.path().join("serial.log");
+        let qemu_stderr = dir.path().join("qemu.stderr");
+        let mut args: Vec<String> = vec!["-machine".into(), "q35".into()];
+        args.extend(Accel::detect().args());
+        args.extend([
+            "-m".into(),
+            config.memory_mib.to_string(),
+            "-smp".into(),
+            config.cpus.to_string(),
+            "-drive".into(),
+            format!(
+                "if=pflash,format=raw,readonly=on,file={}",
+                firmware.code.display()
+            ),
+            "-drive".into(),
+            format!("if=pflash,format=raw,file={}", vars.display()),
+            "-display".into(),
+            "none".into(),
+            "-vga".into(),
+            "std".into(),
+            "-nic".into(),
+            "none".into(),
+            "-chardev".into(),
+            format!("file,id=serial0,path={}", serial_log.display()),
+            "-serial".into(),
+            "chardev:serial0".into(),
+            "-qmp".into(),
+            format!(
+                "unix:{},server=on,wait=off",
+                dir.path().join("qmp.sock").display()
+            ),
+            "-no-reboot".into(),
+        ]);
+        if let Some(stick) = &config.stick {
+            args.extend([
+                "-device".into(),
+                "qemu-xhci,id=xhci".into(),
+                "-drive".into(),
+                format!(
+                    "if=none,id=stick,format=raw,snapshot=on,file={}",
+                    stick.display()
+                ),
+                "-device".into(),
+                "usb-storage,bus=xhci.0,drive=stick,removable=on".into(),
+            ]);
+        }
+        args.extend(config.extra_args.iter().cloned());
+        let command_line = std::iter::once("qemu-system-x86_64".to_string())
+            .chain(args.iter().cloned())
+            .collect::<Vec<_>>()
+            .join(" ");
+        eprintln!("qemu-tests[{}]: {command_line}", config.name);
+        let stderr_file =
+            std::fs::File::create(&qemu_stderr).context("cannot create qemu.stderr")?;
+        let child = Command::new("qemu-system-x86_64")
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr_file)
+            .spawn()
+            .context(
+                "cannot start qemu-system-x86_64 (install the Debian package qemu-system-x86)",
+            )?;
+        Ok(Machine {
+            child,
+            command_line,
+            serial_log,
+            qemu_stderr,
+            started: Instant::now(),
+            _dir: dir,
+        })
+    }
+
+    /// Time since QEMU started.
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// The serial console so far, cleaned of escapes and carriage returns.
+    pub fn console(&self) -> String {
+        clean_console(&String::from_utf8_lossy(
+            &std::fs::read(&self.serial_log).unwrap_or_default(),
+        ))
+    }
+
+    /// Waits for the first console line that `matches` accepts.
+    pub fn wait_for_line(
+        &mut self,
+        timeout: Duration,
+        matches: impl Fn(&str) -> bool,
+    ) -> Result<String> {
+        let found = wait_until(timeout, Duration::from_millis(500), || {
+            self.console()
+                .lines()
+                .find(|l| matches(l))
+                .map(str::to_string)
+        });
+        match found {
+            Some(line) => Ok(line),
+            None => {
+                let exited = self.child.try_wait().ok().flatten();
+                bail!(
+                    "no matching console line after {:.0} s (QEMU {})\n{}",
+                    timeout.as_secs_f64(),
+                    match exited {
+                        Some(status) => format!("exited: {status}"),
+                        None => "still running".into(),
+                    },
+                    self.diagnostics()
+                )
+            }
+        }
+    }
+
+    /// Command line, QEMU's stderr and the whole console, for failure messages.
+    pub fn diagnostics(&self) -> String {
+        format!(
+            "--- QEMU command line ---\n{}\n--- QEMU stderr ---\n{}\n--- serial console ---\n{}\n--- end ---",
+            self.command_line,
+            std::fs::read_to_string(&self.qemu_stderr).unwrap_or_default(),
+            self.console()
+        )
+    }
+
+    /// Copies the console log to `target/qemu-tests/artifacts/NAME.console.log`.
+    pub fn keep_console(&self, name: &str) -> Result<PathBuf> {
+        let dir = crate::artifacts_dir();
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        let path = dir.join(format!("{name}.console.log"));
+        std::fs::write(&path, self.console())
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        Ok(path)
+    }
+}
+
+impl Drop for Machine {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `cond` every `poll` until it returns something or `timeout` passes.
+pub fn wait_until<T>(
+    timeout: Duration,
+    poll: Duration,
+    mut cond: impl FnMut() -> Option<T>,
+) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = cond() {
+            return Some(value);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(poll);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wait_until_returns_the_value_or_gives_up() {
+        let mut calls = 0;
+        let got = wait_until(Duration::from_secs(5), Duration::from_millis(1), || {
+            calls += 1;
+            (calls == 3).then_some(calls)
+        });
+        assert_eq!(got, Some(3));
+        let none: Option<()> =
+            wait_until(Duration::from_millis(20), Duration::from_millis(5), || None);
+        assert_eq!(none, None);
+    }
+}

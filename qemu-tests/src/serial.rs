@@ -1,0 +1,145 @@
+//! Reading the guest's serial console: the kiosk's `@kiosk@ {json}` lines and the
+//! patterns that must never appear (login prompts, shells).
+
+use serde::Deserialize;
+
+/// Marker that starts every machine-readable kiosk line.
+pub const KIOSK_MARKER: &str = "@kiosk@ ";
+
+/// The kiosk's boot status (fields as the kiosk prints them; unknown ones ignored).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct KioskStatus {
+    pub event: String,
+    pub ok: bool,
+    pub cmdline_root_hash: Option<String>,
+    pub dm_root_hash: Option<String>,
+    pub verity: String,
+    pub root_read_only: bool,
+    pub root_fs: Option<String>,
+    pub manifest_name: Option<String>,
+    pub manifest_version: Option<String>,
+    pub signature: String,
+    pub signature_detail: Option<String>,
+    pub test_keys: Option<bool>,
+    pub manifest_root_hash_matches: bool,
+}
+
+/// Removes ANSI escape sequences and carriage returns.
+pub fn clean_console(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    let mut chars = raw.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\u{1b}' => {
+                // CSI: ESC [ params final-byte; other escapes: drop ESC and one char.
+                if chars.peek() == Some(&'[') {
+                    chars.next();
+                    for c in chars.by_ref() {
+                        if ('@'..='~').contains(&c) {
+                            break;
+                        }
+                    }
+                } else {
+                    chars.next();
+                }
+            }
+            '\r' => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The JSON after the kiosk marker in a console line (the kernel or journal may
+/// have put a prefix such as `[ 25.5] kiosk[437]: ` before it).
+pub fn kiosk_json(line: &str) -> Option<&str> {
+    line.find(KIOSK_MARKER)
+        .map(|at| line[at + KIOSK_MARKER.len()..].trim())
+}
+
+/// Parses a status line.
+pub fn parse_status(line: &str) -> Option<KioskStatus> {
+    let status: KioskStatus = serde_json::from_str(kiosk_json(line)?).ok()?;
+    (status.event == "status").then_some(status)
+}
+
+/// Console text that must never appear: a login prompt or a shell.
+pub const FORBIDDEN_PATTERNS: &[&str] = &[
+    "login:",
+    "Password:",
+    "Give root password for maintenance",
+    "(or press Control-D to continue)",
+    "Press Enter for maintenance",
+    "You are in emergency mode",
+    "You are in rescue mode",
+    "sh-5.",
+    "bash-5.",
+    "dracut:/#",
+    "root@",
+];
+
+/// The first forbidden pattern found, with the line it is on.
+pub fn find_forbidden(console: &str) -> Option<(&'static str, String)> {
+    console.lines().find_map(|line| {
+        FORBIDDEN_PATTERNS
+            .iter()
+            .find(|p| line.contains(*p))
+            .map(|p| (*p, line.to_string()))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STATUS: &str = r#"[   26.543460] kiosk[437]: @kiosk@ {"event":"status","ok":true,"cmdline_root_hash":"18","dm_root_hash":"18","verity":"active","root_read_only":true,"root_fs":"squashfs","root_layout":"overlay","manifest_name":"demo","manifest_version":"0.1.0","manifest_rollback_index":1,"signature":"valid","signature_detail":"ok","test_keys":true,"manifest_root_hash_matches":true}"#;
+
+    #[test]
+    fn cleans_escapes_and_carriage_returns() {
+        let cases = [
+            (
+                "[\u{1b}[0;32m  OK  \u{1b}[0m] Started\r",
+                "[  OK  ] Started",
+            ),
+            ("plain", "plain"),
+            ("\u{1b}[32766;32766H\u{1b}[6nx", "x"),
+            ("a\u{1b}cb", "ab"),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(clean_console(raw), want);
+        }
+    }
+
+    #[test]
+    fn parses_status_lines_only() {
+        let status = parse_status(STATUS).expect("status line");
+        assert!(status.ok);
+        assert_eq!(status.verity, "active");
+        assert_eq!(status.manifest_version.as_deref(), Some("0.1.0"));
+        assert_eq!(status.test_keys, Some(true));
+        let others = [
+            "[  OK  ] Started kiosk.service",
+            r#"@kiosk@ {"event":"link","ok":true}"#,
+            "@kiosk@ not json",
+        ];
+        for line in others {
+            assert_eq!(parse_status(line), None, "{line}");
+        }
+    }
+
+    #[test]
+    fn finds_login_prompts_and_shells() {
+        let cases = [
+            ("Debian GNU/Linux 13 vm ttyS0\n\nvm login: ", Some("login:")),
+            (
+                "Press Enter for maintenance\n(or press Control-D to continue):",
+                Some("Press Enter for maintenance"),
+            ),
+            ("sh-5.2# ", Some("sh-5.")),
+            ("[  OK  ] Reached target multi-user.target\n", None),
+        ];
+        for (console, want) in cases {
+            assert_eq!(find_forbidden(console).map(|(p, _)| p), want, "{console}");
+        }
+    }
+}
