@@ -3,6 +3,7 @@
 pub mod machine;
 pub mod serial;
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -55,6 +56,56 @@ impl BuiltImage {
     }
 }
 
+/// Builds image-builder and kiosk in release mode (fast when up to date).
+pub fn ensure_release_binaries() -> Result<PathBuf> {
+    let root = workspace_root();
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--release", "-p", "image-builder", "-p", "kiosk"])
+        .current_dir(&root)
+        .stdin(Stdio::null())
+        .status()
+        .context("cannot run cargo build")?;
+    if !status.success() {
+        bail!("cargo build of image-builder and kiosk failed ({status})");
+    }
+    Ok(root.join("target/release"))
+}
+
+/// Runs `image-builder build CONFIG -o OUT EXTRA...` and returns the image.
+pub fn run_builder(config: &Path, out: &Path, extra: &[&std::ffi::OsStr]) -> Result<BuiltImage> {
+    let root = workspace_root();
+    let builder = root.join("target/release/image-builder");
+    eprintln!(
+        "qemu-tests: building {} with {}",
+        config.display(),
+        builder.display()
+    );
+    let output = Command::new(&builder)
+        .arg("build")
+        .arg(config)
+        .arg("-o")
+        .arg(out)
+        .args(extra)
+        .current_dir(&root)
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("cannot run {}", builder.display()))?;
+    if !output.status.success() {
+        bail!(
+            "image-builder build {} failed ({})",
+            config.display(),
+            output.status
+        );
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let image = stdout
+        .lines()
+        .last()
+        .context("image-builder printed no image path")?;
+    BuiltImage::from_image(PathBuf::from(image.trim()))
+}
+
 /// The image from `config` (relative to the workspace), built by the real
 /// image-builder with the real kiosk. `STICK_IMAGE` names a prebuilt image instead.
 /// Builds are serialised across test processes by a file lock; a warm build
@@ -70,37 +121,11 @@ pub fn built_image(config: &str, out_name: &str) -> Result<BuiltImage> {
     let lock = std::fs::File::create(&lock_path)
         .with_context(|| format!("cannot create {}", lock_path.display()))?;
     lock.lock().context("cannot lock the image build")?;
-
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "--release", "-p", "image-builder", "-p", "kiosk"])
-        .current_dir(&root)
-        .stdin(Stdio::null())
-        .status()
-        .context("cannot run cargo build")?;
-    if !status.success() {
-        bail!("cargo build of image-builder and kiosk failed ({status})");
-    }
-    let builder = root.join("target/release/image-builder");
-    eprintln!("qemu-tests: building {config} with {}", builder.display());
-    let output = Command::new(&builder)
-        .arg("build")
-        .arg(root.join(config))
-        .arg("-o")
-        .arg(&out)
-        .arg("--overlays")
-        .arg(root.join("overlays"))
-        .current_dir(&root)
-        .stdin(Stdio::null())
-        .stderr(Stdio::inherit())
-        .output()
-        .with_context(|| format!("cannot run {}", builder.display()))?;
-    if !output.status.success() {
-        bail!("image-builder build {config} failed ({})", output.status);
-    }
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let image = stdout
-        .lines()
-        .last()
-        .context("image-builder printed no image path")?;
-    BuiltImage::from_image(PathBuf::from(image.trim()))
+    ensure_release_binaries()?;
+    let overlays = root.join("overlays");
+    run_builder(
+        &root.join(config),
+        &out,
+        &[OsStr::new("--overlays"), overlays.as_os_str()],
+    )
 }
