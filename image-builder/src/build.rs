@@ -241,6 +241,8 @@ pub fn build(options: &BuildOptions) -> Result<BuildReport> {
         .arg(fs_time.to_string())
         .arg("-mkfs-time")
         .arg(fs_time.to_string())
+        // mksquashfs refuses SOURCE_DATE_EPOCH beside explicit times.
+        .env_remove("SOURCE_DATE_EPOCH")
         .run_logged()?;
     pad_to_block(&squashfs, u64::from(VERITY_BLOCK_SIZE))?;
 
