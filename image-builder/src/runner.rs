@@ -5,6 +5,7 @@
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader};
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -54,7 +55,8 @@ fn shell_quote(s: &str) -> String {
 /// Running a [`Command`] the way this project wants it run.
 pub trait CommandRunExt {
     /// Runs to completion; stderr lines are forwarded to the log as they come
-    /// (progress of long tools stays visible) and the tail is kept for the error.
+    /// (progress of long tools stays visible), stdout goes to our stderr, and the
+    /// tail of stderr is kept for the error.
     fn run_logged(&mut self) -> Result<(), CommandError>;
     /// Runs to completion and returns stdout.
     fn run_capture(&mut self) -> Result<String, CommandError>;
@@ -64,9 +66,15 @@ impl CommandRunExt for Command {
     fn run_logged(&mut self) -> Result<(), CommandError> {
         let command = command_line(self);
         tracing::info!("running {command}");
+        // Tools' stdout joins our stderr: stdout carries only our own result.
+        let stdout = std::io::stderr()
+            .as_fd()
+            .try_clone_to_owned()
+            .map(Stdio::from)
+            .unwrap_or_else(|_| Stdio::null());
         let mut child = self
             .stdin(Stdio::null())
-            .stdout(Stdio::inherit())
+            .stdout(stdout)
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|source| CommandError::Spawn {
@@ -77,7 +85,8 @@ impl CommandRunExt for Command {
         if let Some(stderr) = child.stderr.take() {
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
-                tracing::debug!(target: "tool", "{line}");
+                // Shown as progress: mmdebstrap and dracut report their steps here.
+                tracing::info!(target: "tool", "{line}");
                 if tail.len() == STDERR_TAIL_LINES {
                     tail.pop_front();
                 }
