@@ -219,6 +219,10 @@ pub fn build(options: &BuildOptions) -> Result<BuildReport> {
             manifest_public_key_pem: &public_pem,
             image_id: &config.image.name,
             image_version: &config.image.version,
+            policy: &stick_manifest::KioskPolicy {
+                require_secure_boot: config.kiosk.require_secure_boot,
+                min_rollback_index: config.kiosk.min_rollback_index,
+            },
         },
     )?;
     let packages = crate::packages::installed_packages(&rootfs)
@@ -288,7 +292,40 @@ pub fn build(options: &BuildOptions) -> Result<BuildReport> {
         .arg(format!("--stub={EFI_STUB}"))
         .arg(format!("--output={}", in_work(work, &uki_path)))
         .run_logged()?;
-    let uki = std::fs::read(&uki_path).context("cannot read the UKI ukify made")?;
+    let (uki_path, uki_signer) = match (
+        &config.signing.secure_boot_key,
+        &config.signing.secure_boot_cert,
+    ) {
+        (Some(key), Some(cert)) => {
+            let (key, cert) = (loaded.resolve(key), loaded.resolve(cert));
+            let signer = describe_certificate(&cert)?;
+            let work_key = work.join("db.key");
+            let work_cert = work.join("db.crt");
+            copy_private(&key, &work_key)?;
+            std::fs::copy(&cert, &work_cert).with_context(|| {
+                format!("cannot read the Secure Boot certificate {}", cert.display())
+            })?;
+            let signed = work.join("uki.signed.efi");
+            crate::secure_boot::sign_uki(
+                &InToolsTree { tree: &tools, work },
+                &work_key,
+                &work_cert,
+                &uki_path,
+                &signed,
+            )?;
+            std::fs::remove_file(&work_key).context("cannot remove the key copy")?;
+            tracing::info!("UKI signed for Secure Boot by {signer}");
+            (signed, Some(signer))
+        }
+        _ => {
+            tracing::warn!(
+                "no signing.secure-boot-key in {}: the UKI is NOT signed and will not boot with Secure Boot on",
+                loaded.path.display()
+            );
+            (uki_path, None)
+        }
+    };
+    let uki = std::fs::read(&uki_path).context("cannot read the UKI")?;
     let embedded =
         crate::pe::section(&uki, ".cmdline")?.context("the UKI has no .cmdline section")?;
     if String::from_utf8_lossy(embedded)
@@ -406,6 +443,7 @@ pub fn build(options: &BuildOptions) -> Result<BuildReport> {
         kernel_version: base.kernel_version.clone(),
         builder_version: env!("CARGO_PKG_VERSION").into(),
         config_sha256: hex::encode(Sha256::digest(&loaded.raw)),
+        uki_signer,
     };
     if manifest.test_keys {
         tracing::warn!("signing with a TEST key from keys/: this image is for testing only");
@@ -470,6 +508,62 @@ pub fn build(options: &BuildOptions) -> Result<BuildReport> {
         uki_size: uki.len() as u64,
         stages: clock.stages,
     })
+}
+
+/// "subject, sha256 fingerprint" of a PEM certificate, as the manifest records it.
+fn describe_certificate(cert: &Path) -> Result<String> {
+    require_tool("openssl", "openssl")?;
+    let text = Command::new("openssl")
+        .args([
+            "x509",
+            "-noout",
+            "-subject",
+            "-fingerprint",
+            "-sha256",
+            "-nameopt",
+            "RFC2253",
+            "-in",
+        ])
+        .arg(cert)
+        .run_capture()
+        .with_context(|| {
+            format!(
+                "{} (key `signing.secure-boot-cert`) is not a PEM X.509 certificate",
+                cert.display()
+            )
+        })?;
+    let field = |prefix: &str| {
+        text.lines()
+            .find_map(|l| {
+                l.split_once('=')
+                    .filter(|(k, _)| k.trim().ends_with(prefix))
+                    .map(|(_, v)| v.trim().to_string())
+            })
+            .unwrap_or_default()
+    };
+    Ok(format!(
+        "{}, sha256 {}",
+        field("subject"),
+        field("Fingerprint").replace(':', "").to_lowercase()
+    ))
+}
+
+/// Copies a private key into the build folder readable by root only.
+fn copy_private(from: &Path, to: &Path) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let bytes = std::fs::read(from).with_context(|| {
+        format!(
+            "cannot read the Secure Boot key {} (key `signing.secure-boot-key`)",
+            from.display()
+        )
+    })?;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(to)
+        .and_then(|mut f| f.write_all(&bytes))
+        .with_context(|| format!("cannot write {}", to.display()))
 }
 
 /// A GUID derived from `seed` for one `purpose`, with RFC 4122 version 4 bits set.

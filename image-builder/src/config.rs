@@ -16,6 +16,33 @@ pub struct Config {
     pub signing: SigningSection,
     #[serde(default)]
     pub kernel: KernelSection,
+    #[serde(default)]
+    pub kiosk: KioskSection,
+}
+
+/// `[kiosk]`: policy the kiosk enforces at boot (baked into the verity root).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct KioskSection {
+    /// Refuse to start a session unless UEFI Secure Boot is on.
+    #[serde(default = "default_true")]
+    pub require_secure_boot: bool,
+    /// Refuse to start a session on an image whose rollback index is lower.
+    #[serde(default)]
+    pub min_rollback_index: u64,
+}
+
+impl Default for KioskSection {
+    fn default() -> Self {
+        KioskSection {
+            require_secure_boot: true,
+            min_rollback_index: 0,
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// `[image]`: what the image is called and which version it is.
@@ -68,6 +95,12 @@ fn default_suite() -> String {
 pub struct SigningSection {
     /// ed25519 private key (PKCS#8 PEM), relative to the config file.
     pub manifest_key: PathBuf,
+    /// Secure Boot db private key (PEM); the UKI is signed with it.
+    #[serde(default)]
+    pub secure_boot_key: Option<PathBuf>,
+    /// Secure Boot db certificate (PEM) matching `secure-boot-key`.
+    #[serde(default)]
+    pub secure_boot_cert: Option<PathBuf>,
 }
 
 /// `[kernel]`: additions to the kernel command line inside the signed UKI.
@@ -181,6 +214,13 @@ impl Config {
                     "{version:?} is not allowed: use 1-40 letters, digits and `.+~-`, \
                      starting with a letter or digit"
                 ),
+            ));
+        }
+        if self.signing.secure_boot_key.is_some() != self.signing.secure_boot_cert.is_some() {
+            return Err((
+                "signing.secure-boot-key",
+                "set both `secure-boot-key` and `secure-boot-cert`, or neither (unsigned UKI)"
+                    .to_string(),
             ));
         }
         let suite = &self.debian.suite;
@@ -339,7 +379,8 @@ manifest-key = "../keys/test-manifest-signing.key"
             (
                 "[kernel]\nextra-cmdline = [\"roothash=00\"]\n",
                 "kernel.extra-cmdline",
-            ),
+            ), // appended to [signing], the last table of GOOD
+            ("secure-boot-key = \"db.key\"\n", "signing.secure-boot-key"),
         ];
         for (section, key) in extra {
             let config = Config::parse(&format!("{GOOD}{section}")).expect("parses");

@@ -31,6 +31,7 @@ pub struct Customization<'a> {
     pub manifest_public_key_pem: &'a str,
     pub image_id: &'a str,
     pub image_version: &'a str,
+    pub policy: &'a stick_manifest::KioskPolicy,
 }
 
 /// Applies `c` to the tree at `root`.
@@ -46,6 +47,9 @@ pub fn customize(root: &Path, c: &Customization) -> Result<(), CustomizeError> {
         std::fs::create_dir_all(parent).map_err(io(parent))?;
     }
     std::fs::write(&pubkey, c.manifest_public_key_pem).map_err(io(&pubkey))?;
+    let policy = root.join(stick_manifest::KIOSK_POLICY_PATH.trim_start_matches('/'));
+    let policy_json = serde_json::to_vec_pretty(c.policy).expect("policy serialises");
+    std::fs::write(&policy, policy_json).map_err(io(&policy))?;
 
     let os_release = root.join("usr/lib/os-release");
     let text = std::fs::read_to_string(&os_release).map_err(io(&os_release))?;

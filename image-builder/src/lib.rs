@@ -14,6 +14,7 @@ pub mod partition_slice;
 pub mod pe;
 pub mod rootfs;
 pub mod runner;
+pub mod secure_boot;
 pub mod tools_tree;
 pub mod tree_cache;
 pub mod verify;

@@ -53,18 +53,27 @@ struct BuildArgs {
     report: Option<PathBuf>,
 }
 
-/// Create an ed25519 key pair for signing manifests (NAME.key, NAME.pub).
+/// Create signing keys: the ed25519 manifest key (NAME.key, NAME.pub), or with
+/// --secure-boot the UEFI Secure Boot hierarchy (NAME-pk, NAME-kek, NAME-db as
+/// .key + .crt, RSA 2048, self-signed X.509).
 ///
-/// Keep the .key offline and readable only by the build admin; the .pub is baked
-/// into every image and given to `verify`. See docs/keys.md.
+/// Keep every .key offline and readable only by the build admin. The manifest .pub
+/// is baked into every image and given to `verify`; the .crt files are enrolled in
+/// the PCs' firmware (PK, KEK, db). See docs/keys.md.
 #[derive(Debug, clap::Args)]
 struct KeygenArgs {
     /// Folder for the key files (created if missing).
     #[arg(short, long)]
     output: PathBuf,
-    /// Base name of the key files.
-    #[arg(long, default_value = "manifest-signing")]
-    name: String,
+    /// Base name of the key files [default: manifest-signing, or secure-boot].
+    #[arg(long)]
+    name: Option<String>,
+    /// Create the Secure Boot PK, KEK and db instead of the manifest key.
+    #[arg(long)]
+    secure_boot: bool,
+    /// Organisation named in the Secure Boot certificates.
+    #[arg(long, default_value = "Conference Stick")]
+    organisation: String,
 }
 
 /// Check an image: manifest signature, then every hash against the image's bytes.
@@ -138,9 +147,24 @@ fn run(cli: Cli) -> Result<()> {
         Command::Keygen(args) => {
             std::fs::create_dir_all(&args.output)
                 .with_context(|| format!("cannot create {}", args.output.display()))?;
-            let (private, public) = image_builder::keygen::generate(&args.output, &args.name)?;
-            eprintln!("private key: {} (keep it secret)", private.display());
-            eprintln!("public key:  {}", public.display());
+            if args.secure_boot {
+                let name = args.name.as_deref().unwrap_or("secure-boot");
+                for pair in
+                    image_builder::secure_boot::generate(&args.output, name, &args.organisation)?
+                {
+                    eprintln!(
+                        "{:<3} key: {} (keep it secret), certificate: {}",
+                        pair.role.to_uppercase(),
+                        pair.key.display(),
+                        pair.cert.display()
+                    );
+                }
+            } else {
+                let name = args.name.as_deref().unwrap_or("manifest-signing");
+                let (private, public) = image_builder::keygen::generate(&args.output, name)?;
+                eprintln!("private key: {} (keep it secret)", private.display());
+                eprintln!("public key:  {}", public.display());
+            }
         }
         Command::Verify(args) => {
             let pem = std::fs::read_to_string(&args.pubkey)

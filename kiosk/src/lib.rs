@@ -3,6 +3,7 @@
 //! For now it reports, once at boot, whether the image is what it claims to be:
 //! verity enforced on a read-only root, with the root hash of the signed manifest.
 
+pub mod boot_policy;
 pub mod cmdline;
 pub mod command;
 pub mod device_mapper;

@@ -4,6 +4,9 @@ use std::io::Write;
 
 use kiosk::status::Status;
 
+/// Time to read the refusal on screen before the machine powers off.
+const POWEROFF_DELAY: std::time::Duration = std::time::Duration::from_secs(10);
+
 fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -22,6 +25,29 @@ fn main() -> std::process::ExitCode {
     if let Err(err) = writeln!(stdout, "{}", status.console_line()).and_then(|()| stdout.flush()) {
         tracing::error!("writing the status line: {err}");
         return std::process::ExitCode::FAILURE;
+    }
+    for warning in &status.warnings {
+        let _ = writeln!(stdout, "WARNING: {warning}");
+    }
+    if !status.ok {
+        // Fail closed: say why on the console and the screen, then power off.
+        for reason in &status.refusals {
+            let _ = writeln!(stdout, "REFUSED: {reason}");
+        }
+        let _ = writeln!(
+            stdout,
+            "No conference session will start. Powering off in {} s.",
+            POWEROFF_DELAY.as_secs()
+        );
+        let _ = stdout.flush();
+        drop(stdout);
+        std::thread::sleep(POWEROFF_DELAY);
+        if let Err(err) = kiosk::command::run("systemctl", &["poweroff", "--no-wall"]) {
+            tracing::error!("cannot power off: {err}");
+        }
+        loop {
+            std::thread::park();
+        }
     }
     drop(stdout);
 

@@ -7,6 +7,10 @@ use std::os::unix::fs::MetadataExt;
 
 use anyhow::{Context, Result};
 
+use crate::boot_policy::{
+    parse_lockdown, secure_boot_state, SecureBootState, LOCKDOWN_FILE, SECURE_BOOT_VAR,
+    SETUP_MODE_VAR,
+};
 use crate::cmdline::{parse_cmdline_root_hash, PROC_CMDLINE};
 use crate::command;
 use crate::device_mapper::{
@@ -18,6 +22,7 @@ use crate::mounts::{
     VerityRoot, PROC_MOUNTINFO, SUPERBLOCK_PROBE_LEN, VOLATILE_ROOT_LINK,
 };
 use crate::status::{Observations, RootCheck, RootLayout, VerityState};
+use stick_manifest::{KioskPolicy, KIOSK_POLICY_PATH};
 
 const DMSETUP: &str = "dmsetup";
 
@@ -27,12 +32,62 @@ pub fn observe() -> Observations {
     let (dm_root_hash, verity) = read_root_verity();
     let root = check_root();
     let manifest = check_manifest();
+    let secure_boot = read_secure_boot();
+    let lockdown = read_lockdown();
+    let policy = read_policy();
     Observations {
         cmdline_root_hash,
         dm_root_hash,
         verity,
         root,
         manifest,
+        secure_boot,
+        lockdown,
+        policy,
+    }
+}
+
+fn read_secure_boot() -> SecureBootState {
+    let secure_boot = std::fs::read(SECURE_BOOT_VAR).ok();
+    let setup_mode = std::fs::read(SETUP_MODE_VAR).ok();
+    let state = secure_boot_state(secure_boot.as_deref(), setup_mode.as_deref());
+    tracing::info!("UEFI Secure Boot: {state:?}");
+    state
+}
+
+fn read_lockdown() -> Option<String> {
+    match std::fs::read_to_string(LOCKDOWN_FILE) {
+        Ok(text) => {
+            let mode = parse_lockdown(&text);
+            tracing::info!("kernel lockdown: {}", mode.as_deref().unwrap_or("unknown"));
+            mode
+        }
+        Err(err) => {
+            tracing::warn!("reading {LOCKDOWN_FILE}: {err}");
+            None
+        }
+    }
+}
+
+fn read_policy() -> Option<KioskPolicy> {
+    let parsed = std::fs::read(KIOSK_POLICY_PATH)
+        .map_err(anyhow::Error::from)
+        .and_then(|bytes| {
+            serde_json::from_slice::<KioskPolicy>(&bytes).map_err(anyhow::Error::from)
+        });
+    match parsed {
+        Ok(policy) => {
+            tracing::info!(
+                "policy: require-secure-boot = {}, min-rollback-index = {}",
+                policy.require_secure_boot,
+                policy.min_rollback_index
+            );
+            Some(policy)
+        }
+        Err(err) => {
+            tracing::error!("policy {KIOSK_POLICY_PATH}: {err:#}");
+            None
+        }
     }
 }
 

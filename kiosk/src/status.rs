@@ -2,7 +2,9 @@
 
 use serde::Serialize;
 
+use crate::boot_policy::{judge, SecureBootState};
 use crate::esp::{ManifestCheck, SignatureState};
+use stick_manifest::KioskPolicy;
 
 /// Prefix of every machine-readable line on the console (the QEMU tests grep it).
 pub const CONSOLE_MARKER: &str = "@kiosk@";
@@ -47,6 +49,10 @@ pub struct Observations {
     pub verity: VerityState,
     pub root: RootCheck,
     pub manifest: ManifestCheck,
+    pub secure_boot: SecureBootState,
+    pub lockdown: Option<String>,
+    /// The admin's policy baked into the image; `None` if unreadable.
+    pub policy: Option<KioskPolicy>,
 }
 
 /// The `"event":"status"` line.
@@ -67,6 +73,12 @@ pub struct Status {
     pub signature_detail: String,
     pub test_keys: Option<bool>,
     pub manifest_root_hash_matches: bool,
+    pub secure_boot: SecureBootState,
+    pub lockdown: Option<String>,
+    /// Why no session may start (empty when `ok`).
+    pub refusals: Vec<String>,
+    /// Abnormal but allowed (e.g. Secure Boot off where the policy permits it).
+    pub warnings: Vec<String>,
 }
 
 impl Status {
@@ -82,11 +94,31 @@ impl Status {
             }
             _ => false,
         };
-        let ok = obs.verity == VerityState::Active
-            && obs.root.layout != RootLayout::NotVerity
-            && obs.root.read_only
-            && obs.manifest.signature == SignatureState::Valid
-            && manifest_root_hash_matches;
+        let mut refusals = Vec::new();
+        if obs.verity != VerityState::Active {
+            refusals.push(format!("dm-verity on the root is {:?}", obs.verity).to_lowercase());
+        }
+        if obs.root.layout == RootLayout::NotVerity || !obs.root.read_only {
+            refusals.push("the root filesystem is not the read-only verity device".to_string());
+        }
+        if obs.manifest.signature != SignatureState::Valid {
+            refusals.push(
+                format!(
+                    "manifest signature {:?}: {}",
+                    obs.manifest.signature, obs.manifest.detail
+                )
+                .to_lowercase(),
+            );
+        } else if !manifest_root_hash_matches {
+            refusals.push("root hashes of cmdline, dm table and manifest differ".to_string());
+        }
+        let judgement = judge(
+            obs.policy.as_ref(),
+            obs.secure_boot,
+            manifest.map(|m| m.rollback_index),
+        );
+        refusals.extend(judgement.refusals);
+        let ok = refusals.is_empty();
         Status {
             event: "status",
             ok,
@@ -103,6 +135,10 @@ impl Status {
             signature: obs.manifest.signature,
             signature_detail: obs.manifest.detail,
             manifest_root_hash_matches,
+            secure_boot: obs.secure_boot,
+            lockdown: obs.lockdown,
+            refusals,
+            warnings: judgement.warnings,
         }
     }
 
@@ -145,6 +181,7 @@ mod tests {
             kernel_version: "6.12.48+deb13-amd64".into(),
             builder_version: "0.1.0".into(),
             config_sha256: "00".repeat(32),
+            uki_signer: None,
         }
     }
 
@@ -163,6 +200,12 @@ mod tests {
                 detail: "signed by the image's manifest key (TEST key)".into(),
                 manifest: Some(manifest(HASH)),
             },
+            secure_boot: SecureBootState::Enabled,
+            lockdown: Some("integrity".into()),
+            policy: Some(KioskPolicy {
+                require_secure_boot: true,
+                min_rollback_index: 4,
+            }),
         }
     }
 
@@ -177,7 +220,9 @@ mod tests {
                  \"manifest_name\":\"conference-stick\",\"manifest_version\":\"1.2.0\",\
                  \"manifest_rollback_index\":4,\"signature\":\"valid\",\
                  \"signature_detail\":\"signed by the image's manifest key (TEST key)\",\
-                 \"test_keys\":true,\"manifest_root_hash_matches\":true}}"
+                 \"test_keys\":true,\"manifest_root_hash_matches\":true,\
+                 \"secure_boot\":\"enabled\",\"lockdown\":\"integrity\",\
+                 \"refusals\":[],\"warnings\":[]}}"
             )
         );
     }
@@ -216,6 +261,22 @@ mod tests {
                 false,
             ),
             (
+                "secure boot off, required",
+                |o| o.secure_boot = SecureBootState::Disabled,
+                true,
+            ),
+            (
+                "rollback index below minimum",
+                |o| {
+                    o.policy = Some(KioskPolicy {
+                        require_secure_boot: true,
+                        min_rollback_index: 5,
+                    })
+                },
+                true,
+            ),
+            ("no policy", |o| o.policy = None, true),
+            (
                 "signature invalid",
                 |o| {
                     o.manifest = ManifestCheck {
@@ -232,6 +293,12 @@ mod tests {
             change(&mut obs);
             let status = Status::evaluate(obs);
             assert_eq!(status.ok, *name == "good", "{name}: ok");
+            assert_eq!(
+                status.refusals.is_empty(),
+                *name == "good",
+                "{name}: {:?}",
+                status.refusals
+            );
             assert_eq!(
                 status.manifest_root_hash_matches, *hashes_match,
                 "{name}: hashes"

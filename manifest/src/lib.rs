@@ -46,6 +46,20 @@ pub struct Manifest {
     pub builder_version: String,
     /// sha256 of the config file's bytes.
     pub config_sha256: String,
+    /// Subject and sha256 fingerprint of the Secure Boot db certificate the UKI is
+    /// signed with; `None` for an unsigned UKI.
+    pub uki_signer: Option<String>,
+}
+
+/// Path of the kiosk's boot policy inside the image (under the verity root).
+pub const KIOSK_POLICY_PATH: &str = "/usr/share/secure-stick/kiosk-policy.json";
+
+/// What the kiosk demands before it starts a session; set by the admin's config.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct KioskPolicy {
+    pub require_secure_boot: bool,
+    pub min_rollback_index: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -227,6 +241,7 @@ mod tests {
             kernel_version: "6.12".into(),
             builder_version: "0.1.0".into(),
             config_sha256: "00".repeat(32),
+            uki_signer: None,
         }
     }
 
