@@ -41,6 +41,10 @@ const BASE_CMDLINE: &[&str] = &[
     "systemd.gpt_auto=0",
     "rd.shell=0",
     "rd.emergency=poweroff",
+    // Hardening, whether or not the firmware enforces Secure Boot.
+    "lockdown=integrity",
+    "module.sig_enforce=1",
+    "nohibernate",
     "console=tty0",
     "console=ttyS0,115200",
 ];

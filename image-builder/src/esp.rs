@@ -168,6 +168,7 @@ pub fn read_esp_files<F: Read + Write + Seek>(storage: F) -> Result<Vec<EspFile>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::runner::require_tool;
     use crate::tools_tree::HostTools;
     use std::io::Cursor;
 
@@ -176,6 +177,10 @@ mod tests {
             EspFile {
                 path: "EFI/BOOT/BOOTX64.EFI".into(),
                 contents: (0..200_000u32).map(|i| (i % 251) as u8).collect(),
+            },
+            EspFile {
+                path: "loader/entries/deep/nested.conf".into(),
+                contents: b"title nested\n".to_vec(),
             },
             EspFile {
                 path: "manifest.json".into(),
@@ -224,32 +229,55 @@ mod tests {
     }
 
     #[test]
+    fn reading_what_is_not_fat_is_an_error() {
+        let cases: Vec<(&str, Vec<u8>)> = vec![
+            ("zeros", vec![0; 64 * 1024]),
+            (
+                "pattern",
+                (0..64 * 1024u32).map(|i| (i % 253) as u8).collect(),
+            ),
+            ("short", vec![0xeb; 100]),
+        ];
+        for (case, bytes) in cases {
+            assert!(read_esp_files(Cursor::new(bytes)).is_err(), "{case}");
+        }
+    }
+
+    #[test]
     fn dosfstools_and_mtools_accept_it() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("esp.img");
         formatted(dir.path(), "esp.img", esp_size_for(0));
-        let fsck = std::process::Command::new("fsck.fat")
+        // Missing tools fail the test: these checks must not pass by being skipped.
+        let fsck = require_tool("fsck.fat", "dosfstools").expect("fsck.fat");
+        let mtype = require_tool("mtype", "mtools").expect("mtype");
+        // fsck.fat prints its findings on stdout, which run_capture does not keep.
+        let fsck = std::process::Command::new(fsck)
             .arg("-n")
             .arg(&path)
             .output()
-            .expect("fsck.fat runs (install the Debian package dosfstools)");
+            .expect("fsck.fat runs");
         assert!(
             fsck.status.success(),
             "fsck.fat: {}",
             String::from_utf8_lossy(&fsck.stdout)
         );
-        let mtype = std::process::Command::new("mtype")
+        // The loader is binary, so stdout is compared as bytes, not through run_capture.
+        let mtype = std::process::Command::new(mtype)
             .arg("-i")
             .arg(&path)
-            .arg("::/manifest.json")
+            .arg("::/EFI/BOOT/BOOTX64.EFI")
             .env("MTOOLS_SKIP_CHECK", "1")
             .output()
-            .expect("mtype runs (install the Debian package mtools)");
+            .expect("mtype runs");
         assert!(
             mtype.status.success(),
             "mtype: {}",
             String::from_utf8_lossy(&mtype.stderr)
         );
-        assert_eq!(mtype.stdout, b"{}\n");
+        assert!(
+            mtype.stdout == files()[0].contents,
+            "mtype prints our loader"
+        );
     }
 }

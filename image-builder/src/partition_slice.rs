@@ -13,6 +13,7 @@ pub struct PartitionSlice<F> {
 }
 
 impl<F: Seek> PartitionSlice<F> {
+    /// The `len` bytes at `offset` of `inner`, positioned at their start.
     pub fn new(inner: F, offset: u64, len: u64) -> PartitionSlice<F> {
         PartitionSlice {
             inner,
@@ -25,6 +26,16 @@ impl<F: Seek> PartitionSlice<F> {
     fn remaining(&self, wanted: usize) -> usize {
         (self.len.saturating_sub(self.pos)).min(wanted as u64) as usize
     }
+
+    /// Moves `inner` to the current position; called before each transfer
+    /// because others may share `inner` (e.g. `&File`).
+    fn seek_inner(&mut self) -> io::Result<()> {
+        let at = self.offset.checked_add(self.pos).ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidInput, "partition offset overflows")
+        })?;
+        self.inner.seek(SeekFrom::Start(at))?;
+        Ok(())
+    }
 }
 
 impl<F: Read + Seek> Read for PartitionSlice<F> {
@@ -33,7 +44,7 @@ impl<F: Read + Seek> Read for PartitionSlice<F> {
         if n == 0 {
             return Ok(0);
         }
-        self.inner.seek(SeekFrom::Start(self.offset + self.pos))?;
+        self.seek_inner()?;
         let read = self.inner.read(&mut buf[..n])?;
         self.pos += read as u64;
         Ok(read)
@@ -49,7 +60,7 @@ impl<F: Write + Seek> Write for PartitionSlice<F> {
                 "write past the end of the partition",
             ));
         }
-        self.inner.seek(SeekFrom::Start(self.offset + self.pos))?;
+        self.seek_inner()?;
         let written = self.inner.write(&buf[..n])?;
         self.pos += written as u64;
         Ok(written)
@@ -84,6 +95,31 @@ impl<F: Seek> Seek for PartitionSlice<F> {
 mod tests {
     use super::*;
     use std::io::Cursor;
+
+    #[test]
+    fn seeks_are_relative_to_the_range() {
+        let mut disk = Cursor::new(vec![0u8; 32]);
+        let mut slice = PartitionSlice::new(&mut disk, 8, 16);
+        // (seek, expected position or None for an error), applied in order.
+        let cases = [
+            (SeekFrom::Start(3), Some(3)),
+            (SeekFrom::Current(4), Some(7)),
+            (SeekFrom::Current(-7), Some(0)),
+            (SeekFrom::Current(-1), None),
+            (SeekFrom::End(0), Some(16)),
+            (SeekFrom::End(-16), Some(0)),
+            (SeekFrom::End(-17), None),
+            (SeekFrom::Start(100), Some(100)),
+        ];
+        for (to, want) in cases {
+            let got = slice.seek(to).ok();
+            assert_eq!(got, want, "{to:?}");
+        }
+        // Past the end: reads give nothing, writes fail.
+        let mut buf = [0u8; 4];
+        assert_eq!(slice.read(&mut buf).expect("read"), 0);
+        assert!(slice.write(b"x").is_err());
+    }
 
     #[test]
     fn reads_and_writes_stay_inside_the_range() {

@@ -1,15 +1,31 @@
 //! Minimal PE/COFF reader for UKIs: find a section (`.cmdline`, `.osrel`, ...) by
 //! name. Bounds-checked: hostile input gives an error, never a panic.
 
+/// Why a file could not be read as PE/COFF.
 #[derive(Debug, thiserror::Error)]
 pub enum PeError {
+    /// A signature is missing: this is not a PE file at all.
     #[error("not a PE file: {0}")]
     NotPe(&'static str),
+    /// A header or section points past the end of the file.
     #[error("PE file truncated: {0}")]
     Truncated(&'static str),
 }
 
+const DOS_MAGIC: &[u8; 2] = b"MZ";
+/// Where the DOS header keeps the offset of the PE signature (`e_lfanew`).
+const PE_OFFSET_FIELD: usize = 0x3c;
+const PE_SIGNATURE: &[u8; 4] = b"PE\0\0";
+const COFF_HEADER_SIZE: usize = 20;
+/// COFF header fields, relative to its start.
+const COFF_SECTION_COUNT: usize = 2;
+const COFF_OPTIONAL_HEADER_SIZE: usize = 16;
 const SECTION_HEADER_SIZE: usize = 40;
+const SECTION_NAME_SIZE: usize = 8;
+/// Section header fields, relative to its start.
+const SECTION_VIRTUAL_SIZE: usize = 8;
+const SECTION_RAW_SIZE: usize = 16;
+const SECTION_RAW_OFFSET: usize = 20;
 
 fn u16_at(b: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_le_bytes(b.get(at..at + 2)?.try_into().ok()?))
@@ -27,29 +43,37 @@ struct SectionHeader {
 }
 
 fn section_headers(bytes: &[u8]) -> Result<Vec<SectionHeader>, PeError> {
-    if bytes.get(0..2) != Some(b"MZ") {
+    if bytes.get(0..DOS_MAGIC.len()) != Some(DOS_MAGIC) {
         return Err(PeError::NotPe("no MZ header"));
     }
-    let pe = u32_at(bytes, 0x3c).ok_or(PeError::Truncated("DOS header"))? as usize;
-    if bytes.get(pe..pe + 4) != Some(b"PE\0\0") {
+    let pe = u32_at(bytes, PE_OFFSET_FIELD).ok_or(PeError::Truncated("DOS header"))? as usize;
+    if bytes.get(pe..pe.saturating_add(PE_SIGNATURE.len())) != Some(PE_SIGNATURE) {
         return Err(PeError::NotPe("no PE signature"));
     }
-    let coff = pe + 4;
-    let count = u16_at(bytes, coff + 2).ok_or(PeError::Truncated("COFF header"))? as usize;
-    let optional_size = u16_at(bytes, coff + 16).ok_or(PeError::Truncated("COFF header"))? as usize;
-    let table = coff + 20 + optional_size;
+    // `pe` is at most u32::MAX, so these sums cannot overflow a 64-bit usize.
+    let coff = pe + PE_SIGNATURE.len();
+    let count =
+        u16_at(bytes, coff + COFF_SECTION_COUNT).ok_or(PeError::Truncated("COFF header"))? as usize;
+    let optional_size = u16_at(bytes, coff + COFF_OPTIONAL_HEADER_SIZE)
+        .ok_or(PeError::Truncated("COFF header"))? as usize;
+    let table = coff + COFF_HEADER_SIZE + optional_size;
     (0..count)
         .map(|i| {
             let at = table + i * SECTION_HEADER_SIZE;
             let raw = bytes
                 .get(at..at + SECTION_HEADER_SIZE)
                 .ok_or(PeError::Truncated("section table"))?;
-            let name_end = raw[..8].iter().position(|&c| c == 0).unwrap_or(8);
+            let name = &raw[..SECTION_NAME_SIZE];
+            let name_end = name
+                .iter()
+                .position(|&c| c == 0)
+                .unwrap_or(SECTION_NAME_SIZE);
+            let field = |at| u32_at(raw, at).ok_or(PeError::Truncated("section header"));
             Ok(SectionHeader {
-                name: String::from_utf8_lossy(&raw[..name_end]).into_owned(),
-                virtual_size: u32_at(raw, 8).ok_or(PeError::Truncated("section header"))?,
-                raw_size: u32_at(raw, 16).ok_or(PeError::Truncated("section header"))?,
-                raw_offset: u32_at(raw, 20).ok_or(PeError::Truncated("section header"))?,
+                name: String::from_utf8_lossy(&name[..name_end]).into_owned(),
+                virtual_size: field(SECTION_VIRTUAL_SIZE)?,
+                raw_size: field(SECTION_RAW_SIZE)?,
+                raw_offset: field(SECTION_RAW_OFFSET)?,
             })
         })
         .collect()
@@ -63,7 +87,9 @@ pub fn section_names(bytes: &[u8]) -> Result<Vec<String>, PeError> {
         .collect())
 }
 
-/// The data of section `name`, trimmed to its virtual size; `None` if absent.
+/// The data of the first section called `name`, trimmed to
+/// min(VirtualSize, SizeOfRawData) (the file alignment padding, or the part of
+/// a zero-filled tail the file does not hold); `None` if there is no such section.
 pub fn section<'a>(bytes: &'a [u8], name: &str) -> Result<Option<&'a [u8]>, PeError> {
     let Some(header) = section_headers(bytes)?.into_iter().find(|s| s.name == name) else {
         return Ok(None);
@@ -146,6 +172,39 @@ mod tests {
         ];
         for (name, bytes) in cases {
             assert!(section(&bytes, ".cmdline").is_err(), "{name}");
+        }
+    }
+
+    #[test]
+    fn data_is_trimmed_to_the_smaller_of_virtual_and_raw_size() {
+        let pe = make_pe(&[(".osrel", b"ID=debian\n"), (".bss", b"z")]);
+        let h = 0x40 + 4 + 20 + 0xf0 + SECTION_HEADER_SIZE;
+        let mut virtual_larger = pe.clone();
+        // A 4 KiB zero-filled section of which the file holds 512 bytes.
+        virtual_larger[h + 8..h + 12].copy_from_slice(&4096u32.to_le_bytes());
+        let bss = section(&virtual_larger, ".bss")
+            .expect("parses")
+            .expect(".bss");
+        assert_eq!(bss.len(), 512);
+        assert_eq!(bss[0], b'z');
+    }
+
+    #[test]
+    fn every_truncation_is_an_error_or_a_clean_miss() {
+        let pe = make_pe(&[(".osrel", b"ID=debian\n"), (".cmdline", b"ro")]);
+        for len in 0..pe.len() {
+            let cut = &pe[..len];
+            // Must not panic; the data, when found, must be inside `cut`.
+            if let Ok(Some(data)) = section(cut, ".cmdline") {
+                assert_eq!(data, b"ro", "cut at {len}");
+            }
+            let _ = section_names(cut);
+        }
+        // Flipping every byte in turn must not panic either.
+        for at in 0..pe.len() {
+            let mut bad = pe.clone();
+            bad[at] ^= 0xff;
+            let _ = section(&bad, ".cmdline");
         }
     }
 }

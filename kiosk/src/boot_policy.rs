@@ -115,7 +115,8 @@ mod tests {
     fn efi_booleans_and_secure_boot_state() {
         let on: &[u8] = &[6, 0, 0, 0, 1];
         let off: &[u8] = &[6, 0, 0, 0, 0];
-        let cases: &[(Option<&[u8]>, Option<&[u8]>, SecureBootState)] = &[
+        type Case<'a> = (Option<&'a [u8]>, Option<&'a [u8]>, SecureBootState);
+        let cases: &[Case] = &[
             (Some(on), Some(off), SecureBootState::Enabled),
             (Some(off), Some(off), SecureBootState::Disabled),
             (Some(off), Some(on), SecureBootState::SetupMode),
@@ -152,14 +153,16 @@ mod tests {
             min_rollback_index: 0,
         };
         // (name, policy, secure boot, rollback index, refusals, warnings)
-        let cases: &[(
-            &str,
-            Option<&KioskPolicy>,
+        // (name, policy, secure boot, rollback index, refusals, warnings)
+        type Case<'a> = (
+            &'a str,
+            Option<&'a KioskPolicy>,
             SecureBootState,
             Option<u64>,
             usize,
             usize,
-        )] = &[
+        );
+        let cases: &[Case] = &[
             (
                 "all good",
                 Some(&strict),

@@ -196,18 +196,20 @@ pub enum VerityRoot {
 }
 
 /// Decides where `/` comes from. `verity` is the device number of
-/// `/dev/mapper/root`, `verity_data` the data device under it (from its dm table);
+/// `/dev/mapper/root`, `verity_parts` the data and hash devices under it (from its
+/// dm table);
 /// `volatile_root` the target of [`VOLATILE_ROOT_LINK`].
 ///
 /// systemd-volatile-root records the backing device "the hard way": for a dm device
-/// it names the device underneath (measured under QEMU: `/dev/block/8:2`, the root
-/// partition, while `/dev/mapper/root` is 254:0). That partition is claimed
-/// exclusively by dm-verity, so nothing else can have mounted it: the hidden lower
-/// layer is the verity device.
+/// it names a device underneath (measured under QEMU: `/dev/block/8:2`, the root
+/// partition, in one boot and a different slave in another, while
+/// `/dev/mapper/root` is 254:0). Both partitions are claimed exclusively by
+/// dm-verity, so nothing else can have mounted them: the hidden lower layer is the
+/// verity device.
 pub fn locate_verity_root(
     entries: &[MountEntry],
     verity: Option<DevNum>,
-    verity_data: Option<DevNum>,
+    verity_parts: &[DevNum],
     volatile_root: Option<DevNum>,
 ) -> VerityRoot {
     let Some(root) = root_mount(entries) else {
@@ -239,9 +241,7 @@ pub fn locate_verity_root(
             }
         }
         Some(_) => not_verity(),
-        None if volatile_root.is_some()
-            && (volatile_root == Some(verity) || volatile_root == verity_data) =>
-        {
+        None if volatile_root.is_some_and(|dev| dev == verity || verity_parts.contains(&dev)) => {
             VerityRoot::OverlayHiddenLower {
                 overlay: root.clone(),
             }
@@ -416,6 +416,7 @@ mod tests {
         .expect("parses");
         let other = DevNum { major: 8, minor: 5 };
         let data = DevNum { major: 8, minor: 2 };
+        let hash = DevNum { major: 8, minor: 3 };
 
         // (name, mountinfo, /dev/mapper/root, /run/systemd/volatile-root, expected)
         type Case<'a> = (
@@ -447,6 +448,15 @@ mod tests {
                 &volatile,
                 Some(DM),
                 Some(data),
+                VerityRoot::OverlayHiddenLower {
+                    overlay: volatile[0].clone(),
+                },
+            ),
+            (
+                "volatile overlay, volatile-root names the verity hash partition",
+                &volatile,
+                Some(DM),
+                Some(hash),
                 VerityRoot::OverlayHiddenLower {
                     overlay: volatile[0].clone(),
                 },
@@ -525,7 +535,7 @@ mod tests {
         ];
         for (name, entries, verity, volatile_root, want) in cases {
             assert_eq!(
-                locate_verity_root(entries, verity, Some(data), volatile_root),
+                locate_verity_root(entries, verity, &[data, hash], volatile_root),
                 want,
                 "{name}"
             );

@@ -177,11 +177,17 @@ fn find_root() -> Result<RootCheck> {
             None
         }
     };
-    let verity_data = command::run(DMSETUP, &["table", ROOT_DM_NAME])
+    let verity_parts: Vec<DevNum> = command::run(DMSETUP, &["table", ROOT_DM_NAME])
         .ok()
         .and_then(|text| parse_dm_table(&text).ok())
-        .and_then(|table| table.data_device.parse::<DevNum>().ok());
-    let check = match locate_verity_root(&entries, verity_dev, verity_data, volatile_root) {
+        .map(|table| {
+            [table.data_device, table.hash_device]
+                .iter()
+                .filter_map(|d| d.parse::<DevNum>().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    let check = match locate_verity_root(&entries, verity_dev, &verity_parts, volatile_root) {
         VerityRoot::Direct(root) => {
             tracing::info!(
                 "/ is {} from {} ({})",
@@ -226,6 +232,9 @@ fn find_root() -> Result<RootCheck> {
             }
         }
         VerityRoot::NotVerity { root } => {
+            tracing::error!(
+                "volatile-root record: {volatile_root:?}; verity device {verity_dev:?} over {verity_parts:?}"
+            );
             match root {
                 Some(root) => tracing::error!(
                     "/ is {} from {} ({}), not the verity device",

@@ -98,6 +98,8 @@ fn probe_kvm() -> (Accel, String) {
 #[derive(Debug, Clone)]
 pub struct Firmware {
     pub code: PathBuf,
+    /// The build that enforces Secure Boot (needs SMM).
+    pub secure_boot_code: PathBuf,
     pub vars_template: PathBuf,
 }
 
@@ -107,10 +109,13 @@ impl Firmware {
         let code = std::env::var_os("OVMF_CODE")
             .map(PathBuf::from)
             .unwrap_or_else(|| "/usr/share/OVMF/OVMF_CODE_4M.fd".into());
+        let secure_boot_code = std::env::var_os("OVMF_CODE_SECBOOT")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| "/usr/share/OVMF/OVMF_CODE_4M.secboot.fd".into());
         let vars_template = std::env::var_os("OVMF_VARS")
             .map(PathBuf::from)
             .unwrap_or_else(|| "/usr/share/OVMF/OVMF_VARS_4M.fd".into());
-        for path in [&code, &vars_template] {
+        for path in [&code, &secure_boot_code, &vars_template] {
             if !path.is_file() {
                 bail!(
                     "OVMF firmware {} not found: install the Debian package ovmf (or set OVMF_CODE/OVMF_VARS)",
@@ -120,9 +125,62 @@ impl Firmware {
         }
         Ok(Firmware {
             code,
+            secure_boot_code,
             vars_template,
         })
     }
+}
+
+/// Certificates enrolled into the firmware for Secure Boot (PEM).
+#[derive(Debug, Clone)]
+pub struct SecureBootKeys {
+    pub pk: PathBuf,
+    pub kek: PathBuf,
+    pub db: PathBuf,
+}
+
+impl SecureBootKeys {
+    /// The committed test hierarchy `keys/test-sb-*`.
+    pub fn test_keys() -> SecureBootKeys {
+        let keys = crate::workspace_root().join("keys");
+        SecureBootKeys {
+            pk: keys.join("test-sb-pk.crt"),
+            kek: keys.join("test-sb-kek.crt"),
+            db: keys.join("test-sb-db.crt"),
+        }
+    }
+}
+
+/// Owner GUID recorded with the enrolled certificates (any fixed GUID will do).
+const KEY_OWNER_GUID: &str = "5e8ee2c7-4a54-4c0e-8a8e-3f0ff0b9d5d1";
+
+/// Writes an OVMF variable store with `keys` enrolled and Secure Boot enforcing,
+/// using virt-fw-vars (PyPI: virt-firmware).
+fn enroll(template: &Path, out: &Path, keys: &SecureBootKeys) -> Result<()> {
+    let output = Command::new("virt-fw-vars")
+        .arg("--input")
+        .arg(template)
+        .arg("--output")
+        .arg(out)
+        .args(["--set-pk", KEY_OWNER_GUID])
+        .arg(&keys.pk)
+        .args(["--add-kek", KEY_OWNER_GUID])
+        .arg(&keys.kek)
+        .args(["--add-db", KEY_OWNER_GUID])
+        .arg(&keys.db)
+        .arg("--secure-boot")
+        .output()
+        .context(
+            "cannot run virt-fw-vars (pip install virt-firmware; scripts/setup-tests.sh does)",
+        )?;
+    if !output.status.success() {
+        bail!(
+            "virt-fw-vars failed ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(())
 }
 
 /// What to boot and how.
@@ -130,6 +188,8 @@ impl Firmware {
 pub struct MachineConfig {
     pub name: String,
     pub stick: Option<PathBuf>,
+    /// Enrolled keys and Secure Boot on (OVMF's secboot build, SMM); `None`: off.
+    pub secure_boot: Option<SecureBootKeys>,
     pub memory_mib: u32,
     pub cpus: u32,
     pub extra_args: Vec<String>,
@@ -140,6 +200,7 @@ impl MachineConfig {
         MachineConfig {
             name: name.to_string(),
             stick: None,
+            secure_boot: None,
             memory_mib: 2048,
             cpus: 2,
             extra_args: Vec::new(),
@@ -148,6 +209,11 @@ impl MachineConfig {
 
     pub fn stick(mut self, image: &Path) -> MachineConfig {
         self.stick = Some(image.to_path_buf());
+        self
+    }
+
+    pub fn secure_boot(mut self, keys: SecureBootKeys) -> MachineConfig {
+        self.secure_boot = Some(keys);
         self
     }
 }
@@ -171,11 +237,29 @@ impl Machine {
             .tempdir()
             .context("cannot create the machine's temporary folder")?;
         let vars = dir.path().join("OVMF_VARS.fd");
-        std::fs::copy(&firmware.vars_template, &vars)
-            .with_context(|| format!("cannot copy {}", firmware.vars_template.display()))?;
+        let code = match &config.secure_boot {
+            Some(keys) => {
+                enroll(&firmware.vars_template, &vars, keys)?;
+                firmware.secure_boot_code.clone()
+            }
+            None => {
+                std::fs::copy(&firmware.vars_template, &vars)
+                    .with_context(|| format!("cannot copy {}", firmware.vars_template.display()))?;
+                firmware.code.clone()
+            }
+        };
         let serial_log = dir.path().join("serial.log");
         let qemu_stderr = dir.path().join("qemu.stderr");
-        let mut args: Vec<String> = vec!["-machine".into(), "q35".into()];
+        let mut args: Vec<String> = match config.secure_boot {
+            // The secboot firmware keeps its variables behind SMM.
+            Some(_) => vec![
+                "-machine".into(),
+                "q35,smm=on".into(),
+                "-global".into(),
+                "driver=cfi.pflash01,property=secure,value=on".into(),
+            ],
+            None => vec!["-machine".into(), "q35".into()],
+        };
         args.extend(Accel::detect().args());
         args.extend([
             "-m".into(),
@@ -183,10 +267,7 @@ impl Machine {
             "-smp".into(),
             config.cpus.to_string(),
             "-drive".into(),
-            format!(
-                "if=pflash,format=raw,readonly=on,file={}",
-                firmware.code.display()
-            ),
+            format!("if=pflash,format=raw,readonly=on,file={}", code.display()),
             "-drive".into(),
             format!("if=pflash,format=raw,file={}", vars.display()),
             "-display".into(),
@@ -295,6 +376,22 @@ impl Machine {
             std::fs::read_to_string(&self.qemu_stderr).unwrap_or_default(),
             self.console()
         )
+    }
+
+    /// Waits for QEMU to exit (the guest powered off; `-no-reboot` turns a reboot
+    /// into an exit too).
+    pub fn wait_for_exit(&mut self, timeout: Duration) -> Result<std::process::ExitStatus> {
+        let child = &mut self.child;
+        match wait_until(timeout, Duration::from_millis(500), || {
+            child.try_wait().ok().flatten()
+        }) {
+            Some(status) => Ok(status),
+            None => bail!(
+                "QEMU still running after {:.0} s\n{}",
+                timeout.as_secs_f64(),
+                self.diagnostics()
+            ),
+        }
     }
 
     /// Copies the console log to `target/qemu-tests/artifacts/NAME.console.log`.

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use qemu_tests::machine::{Machine, MachineConfig};
+use qemu_tests::machine::{Machine, MachineConfig, SecureBootKeys};
 use qemu_tests::serial::{find_forbidden, parse_status, KIOSK_MARKER};
 
 fn boot_timeout() -> Duration {
@@ -16,8 +16,10 @@ fn boot_timeout() -> Duration {
 #[test]
 fn demo_image_boots_to_verified_kiosk_status() {
     let built = qemu_tests::built_image("examples/demo.toml", "demo").expect("demo image builds");
-    let mut vm =
-        Machine::start(&MachineConfig::new("demo-boot").stick(&built.image)).expect("QEMU starts");
+    let config = MachineConfig::new("demo-boot")
+        .stick(&built.image)
+        .secure_boot(SecureBootKeys::test_keys());
+    let mut vm = Machine::start(&config).expect("QEMU starts");
     let line = vm
         .wait_for_line(boot_timeout(), |l| parse_status(l).is_some())
         .unwrap_or_else(|e| panic!("{e:#}"));
@@ -76,6 +78,58 @@ fn demo_image_boots_to_verified_kiosk_status() {
         "every kiosk line is a well-formed status line\n{}",
         context()
     );
+    if let Some((pattern, at)) = find_forbidden(&console) {
+        panic!(
+            "forbidden console output {pattern:?} in line {at:?}\n{}",
+            context()
+        );
+    }
+}
+
+/// The same image with Secure Boot off: `require-secure-boot = true` in the demo
+/// config, so the kiosk refuses, says why, and the machine powers off by itself.
+#[test]
+fn secure_boot_off_is_refused_and_powers_off() {
+    let built = qemu_tests::built_image("examples/demo.toml", "demo").expect("demo image builds");
+    let mut vm = Machine::start(&MachineConfig::new("demo-no-secure-boot").stick(&built.image))
+        .expect("QEMU starts");
+    let line = vm
+        .wait_for_line(boot_timeout(), |l| parse_status(l).is_some())
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    let status = parse_status(&line).expect("status parses");
+    let exit = vm.wait_for_exit(Duration::from_secs(120));
+    let console = vm.console();
+    vm.keep_console("secure_boot_off_is_refused_and_powers_off")
+        .expect("keeps log");
+    let context = || format!("status line: {line}\n{}", vm.diagnostics());
+    assert!(!status.ok, "{}", context());
+    // Plain OVMF variables have no keys enrolled: setup mode, nothing verified.
+    assert_eq!(status.secure_boot, "setup-mode", "{}", context());
+    assert_eq!(
+        status.verity,
+        "active",
+        "only Secure Boot is wrong here: {}",
+        context()
+    );
+    assert_eq!(status.signature, "valid", "{}", context());
+    assert_eq!(status.refusals.len(), 1, "{}", context());
+    assert!(
+        status.refusals[0].contains("require-secure-boot"),
+        "{}",
+        context()
+    );
+    assert!(
+        console.contains("REFUSED: UEFI Secure Boot is in setup mode"),
+        "{}",
+        context()
+    );
+    assert_eq!(
+        status.lockdown.as_deref(),
+        Some("integrity"),
+        "lockdown from the cmdline even without Secure Boot: {}",
+        context()
+    );
+    exit.unwrap_or_else(|e| panic!("the machine must power off by itself: {e:#}"));
     if let Some((pattern, at)) = find_forbidden(&console) {
         panic!(
             "forbidden console output {pattern:?} in line {at:?}\n{}",
