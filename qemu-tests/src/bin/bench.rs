@@ -6,7 +6,8 @@
 //! - warm rebuilds: only the kiosk binary changed, only an overlay changed;
 //! - sizes: image, root squashfs, UKI;
 //! - reproducibility: two builds of the same inputs, partition by partition;
-//! - verify time and boot time (QEMU start to the kiosk status line).
+//! - verify time and boot time (QEMU start to the kiosk status line), with Secure
+//!   Boot (test keys enrolled) and without keys (the kiosk then refuses).
 //!
 //! Figures, never assertions: the machine is shared and noisy.
 
@@ -15,7 +16,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use qemu_tests::machine::{Accel, Machine, MachineConfig};
+use qemu_tests::machine::{Accel, Machine, MachineConfig, SecureBootKeys};
 use qemu_tests::serial::parse_status;
 use qemu_tests::{run_builder, workspace_root, BuiltImage};
 use serde_json::{json, Value};
@@ -145,11 +146,18 @@ fn main() -> Result<()> {
     })?;
 
     let accel = Accel::detect();
-    let mut vm = Machine::start(&MachineConfig::new("bench-boot").stick(&same.image))?;
-    let line = vm.wait_for_line(Duration::from_secs(600), |l| parse_status(l).is_some())?;
-    let boot_secs = (vm.elapsed().as_secs_f64() * 10.0).round() / 10.0;
-    let ok = parse_status(&line).map(|s| s.ok).unwrap_or(false);
-    drop(vm);
+    let boot = |secure_boot: bool| -> Result<(f64, bool)> {
+        let mut config = MachineConfig::new("bench-boot").stick(&same.image);
+        if secure_boot {
+            config = config.secure_boot(SecureBootKeys::test_keys());
+        }
+        let mut vm = Machine::start(&config)?;
+        let line = vm.wait_for_line(Duration::from_secs(600), |l| parse_status(l).is_some())?;
+        let secs = (vm.elapsed().as_secs_f64() * 10.0).round() / 10.0;
+        Ok((secs, parse_status(&line).map(|s| s.ok).unwrap_or(false)))
+    };
+    let (boot_secs, ok) = boot(true)?;
+    let (boot_plain_secs, plain_ok) = boot(false)?;
 
     let report = json!({
         "machine": {"cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0), "accel": format!("{accel:?}")},
@@ -164,8 +172,10 @@ fn main() -> Result<()> {
         "reproducible_partitions": identical,
         "whole_images_identical": images_identical,
         "verify_s": verify_secs,
-        "boot_to_kiosk_status_s": boot_secs,
-        "boot_status_ok": ok,
+        "boot_to_kiosk_status_secure_boot_s": boot_secs,
+        "boot_status_ok_secure_boot": ok,
+        "boot_to_kiosk_status_no_keys_s": boot_plain_secs,
+        "boot_status_ok_no_keys": plain_ok,
     });
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
