@@ -345,27 +345,39 @@ impl Machine {
         timeout: Duration,
         matches: impl Fn(&str) -> bool,
     ) -> Result<String> {
-        let found = wait_until(timeout, Duration::from_millis(500), || {
-            self.console()
+        let find = |machine: &Machine| {
+            machine
+                .console()
                 .lines()
                 .find(|l| matches(l))
                 .map(str::to_string)
-        });
-        match found {
-            Some(line) => Ok(line),
-            None => {
-                let exited = self.child.try_wait().ok().flatten();
-                bail!(
-                    "no matching console line after {:.0} s (QEMU {})\n{}",
-                    timeout.as_secs_f64(),
-                    match exited {
-                        Some(status) => format!("exited: {status}"),
-                        None => "still running".into(),
-                    },
-                    self.diagnostics()
-                )
+        };
+        // A guest that powers off or crashes ends QEMU (`-no-reboot`): stop waiting
+        // then instead of sitting out a boot timeout of many minutes.
+        let outcome = wait_until(timeout, Duration::from_millis(500), || {
+            if let Some(line) = find(self) {
+                return Some(Ok(line));
             }
-        }
+            match self.child.try_wait() {
+                Ok(None) => None,
+                Ok(Some(status)) => Some(Err(format!("exited early: {status}"))),
+                Err(e) => Some(Err(format!("cannot be polled: {e}"))),
+            }
+        });
+        let state = match outcome {
+            Some(Ok(line)) => return Ok(line),
+            // The log is complete once QEMU has exited; the line may have come last.
+            Some(Err(state)) => match find(self) {
+                Some(line) => return Ok(line),
+                None => state,
+            },
+            None => "still running".to_string(),
+        };
+        bail!(
+            "no matching console line after {:.1} s (QEMU {state})\n{}",
+            self.elapsed().as_secs_f64(),
+            self.diagnostics()
+        )
     }
 
     /// Command line, QEMU's stderr and the whole console, for failure messages.
