@@ -610,18 +610,9 @@ fn pad_to_block(path: &Path, block: u64) -> Result<()> {
 /// sha256 of a file, streamed.
 pub fn sha256_file(path: &Path) -> Result<[u8; 32]> {
     let mut file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = file
-            .read(&mut buf)
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(hasher.finalize().into())
+    let len = file_len(path)?;
+    crate::verify::sha256_range(&mut file, 0, len)
+        .with_context(|| format!("cannot read {}", path.display()))
 }
 
 /// Copies `source` to `offset` in `image`, zero-filling to `size`; returns the

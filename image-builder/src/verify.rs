@@ -166,12 +166,12 @@ pub fn verify_image(path: &Path, key: &ManifestVerifyingKey) -> Result<Verified,
             });
         }
         if let Some(want_hash) = &want.sha256 {
-            let got_hash = sha256_range(&mut file, want.offset, want.size).map_err(|source| {
-                VerifyError::Io {
+            let got_hash = sha256_range(&mut file, want.offset, want.size)
+                .map(hex::encode)
+                .map_err(|source| VerifyError::Io {
                     path: path.to_path_buf(),
                     source,
-                }
-            })?;
+                })?;
             if &got_hash != want_hash {
                 return Err(VerifyError::PartitionHash {
                     role: want.role,
@@ -261,7 +261,8 @@ pub fn check_consistency(manifest: &Manifest) -> Result<(), VerifyError> {
     Ok(())
 }
 
-fn sha256_range(file: &mut File, offset: u64, size: u64) -> std::io::Result<String> {
+/// sha256 of `size` bytes at `offset` of `file`, streamed.
+pub fn sha256_range(file: &mut File, offset: u64, size: u64) -> std::io::Result<[u8; 32]> {
     file.seek(SeekFrom::Start(offset))?;
     let mut hasher = Sha256::new();
     let mut remaining = size;
@@ -272,5 +273,5 @@ fn sha256_range(file: &mut File, offset: u64, size: u64) -> std::io::Result<Stri
         hasher.update(&buf[..n]);
         remaining -= n as u64;
     }
-    Ok(hex::encode(hasher.finalize()))
+    Ok(hasher.finalize().into())
 }

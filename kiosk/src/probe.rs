@@ -14,7 +14,7 @@ use crate::boot_policy::{
 use crate::cmdline::{parse_cmdline_root_hash, PROC_CMDLINE};
 use crate::command;
 use crate::device_mapper::{
-    parse_dm_status, parse_dm_table, VerityHealth, ROOT_DM_NAME, ROOT_DM_NODE,
+    parse_dm_status, parse_dm_table, VerityHealth, VerityTable, ROOT_DM_NAME, ROOT_DM_NODE,
 };
 use crate::esp::{self, ManifestCheck};
 use crate::mounts::{
@@ -29,8 +29,9 @@ const DMSETUP: &str = "dmsetup";
 /// Gathers everything the status line reports.
 pub fn observe() -> Observations {
     let cmdline_root_hash = read_cmdline_root_hash();
-    let (dm_root_hash, verity) = read_root_verity();
-    let root = check_root();
+    let (table, verity) = read_root_verity();
+    let root = check_root(table.as_ref());
+    let dm_root_hash = table.map(|t| t.root_hash);
     let manifest = check_manifest();
     let secure_boot = read_secure_boot();
     let lockdown = read_lockdown();
@@ -108,8 +109,8 @@ fn read_cmdline_root_hash() -> Option<String> {
     }
 }
 
-/// Root hash in the active table, and whether the target is verity and uncorrupted.
-fn read_root_verity() -> (Option<String>, VerityState) {
+/// The active verity table of `root`, and whether it is verity and uncorrupted.
+fn read_root_verity() -> (Option<VerityTable>, VerityState) {
     let table = command::run(DMSETUP, &["table", ROOT_DM_NAME])
         .map_err(anyhow::Error::from)
         .and_then(|text| parse_dm_table(&text).context("dm table of `root`"));
@@ -141,11 +142,11 @@ fn read_root_verity() -> (Option<String>, VerityState) {
             VerityState::Missing
         }
     };
-    (Some(table.root_hash), state)
+    (Some(table), state)
 }
 
-fn check_root() -> RootCheck {
-    match find_root() {
+fn check_root(table: Option<&VerityTable>) -> RootCheck {
+    match find_root(table) {
         Ok(check) => check,
         Err(err) => {
             tracing::warn!("cannot tell where / comes from: {err:#}");
@@ -158,7 +159,7 @@ fn check_root() -> RootCheck {
     }
 }
 
-fn find_root() -> Result<RootCheck> {
+fn find_root(table: Option<&VerityTable>) -> Result<RootCheck> {
     let verity_dev = match std::fs::metadata(ROOT_DM_NODE) {
         Ok(meta) => Some(dev_num(meta.rdev())),
         Err(err) => {
@@ -177,12 +178,10 @@ fn find_root() -> Result<RootCheck> {
             None
         }
     };
-    let verity_parts: Vec<DevNum> = command::run(DMSETUP, &["table", ROOT_DM_NAME])
-        .ok()
-        .and_then(|text| parse_dm_table(&text).ok())
+    let verity_parts: Vec<DevNum> = table
         .map(|table| {
-            [table.data_device, table.hash_device]
-                .iter()
+            [&table.data_device, &table.hash_device]
+                .into_iter()
                 .filter_map(|d| d.parse::<DevNum>().ok())
                 .collect()
         })
