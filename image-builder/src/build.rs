@@ -452,6 +452,14 @@ pub fn build(options: &BuildOptions) -> Result<BuildReport> {
     if manifest.test_keys {
         tracing::warn!("signing with a TEST key from keys/: this image is for testing only");
     }
+    if config.kiosk.min_rollback_index > config.image.rollback_index {
+        tracing::warn!(
+            "kiosk.min-rollback-index ({}) is above image.rollback-index ({}): this image \
+             refuses every session (good only to test anti-rollback)",
+            config.kiosk.min_rollback_index,
+            config.image.rollback_index
+        );
+    }
     let (manifest_bytes, signature) = manifest.sign(&signing_key);
 
     let esp_part = table.find(ESP_TYPE).context("planned table has an ESP")?;

@@ -5,6 +5,7 @@ pub mod build;
 pub mod config;
 pub mod customize;
 pub mod esp;
+pub mod fail_closed;
 pub mod gpt;
 pub mod inspect;
 pub mod keygen;

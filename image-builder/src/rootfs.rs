@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::fail_closed;
 use crate::tree_cache::{TreeCache, TreeError, TreeRecipe};
 
 /// Packages every image needs (the root filesystem, its kernel, the initrd tooling).
@@ -82,9 +83,10 @@ pub fn base_recipe(suite: &str, sources: &[String], extra_packages: &[String]) -
     let dracut = format!(
         "kver=$(ls \"$1\"/usr/lib/modules); chroot \"$1\" dracut --no-hostonly \
          --no-hostonly-cmdline --force --kver \"$kver\" --add systemd-veritysetup \
-         --omit '{}' --drivers '{}' /boot/stick-initrd.img",
+         --omit '{}' --drivers '{}' --install '{}' /boot/stick-initrd.img",
         INITRD_OMIT.join(" "),
-        INITRD_DRIVERS.join(" ")
+        INITRD_DRIVERS.join(" "),
+        fail_closed::initrd_install().join(" ")
     );
     TreeRecipe {
         kind: "base",
@@ -92,6 +94,7 @@ pub fn base_recipe(suite: &str, sources: &[String], extra_packages: &[String]) -
         sources: sources.to_vec(),
         packages,
         customize_hooks: vec![
+            fail_closed::install_hook(),
             dracut,
             "chroot \"$1\" apt-get purge -y --autoremove dracut dracut-core".to_string(),
             // Debian's own initrd is not used: the UKI carries ours.
@@ -165,9 +168,12 @@ mod tests {
         );
         assert!(recipe.packages.contains(&"vim-tiny".to_string()));
         assert!(recipe.packages.contains(&"linux-image-amd64".to_string()));
-        assert!(recipe.customize_hooks[0].contains("--add systemd-veritysetup"));
-        assert!(recipe.customize_hooks[0].contains("--drivers 'squashfs overlay dm_mod dm_verity"));
-        assert!(recipe.customize_hooks[1].contains("purge -y --autoremove dracut"));
+        assert!(recipe.customize_hooks[0].contains("stick-fail-closed@.service"));
+        assert!(recipe.customize_hooks[1].contains("--add systemd-veritysetup"));
+        assert!(recipe.customize_hooks[1].contains("--drivers 'squashfs overlay dm_mod dm_verity"));
+        assert!(recipe.customize_hooks[1]
+            .contains("--install '/usr/lib/secure-stick/fail-closed /usr/lib/systemd/system/stick-fail-closed@.service"));
+        assert!(recipe.customize_hooks[2].contains("purge -y --autoremove dracut"));
     }
 
     #[test]

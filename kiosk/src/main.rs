@@ -43,7 +43,9 @@ fn main() -> std::process::ExitCode {
         drop(stdout);
         std::thread::sleep(POWEROFF_DELAY);
         if let Err(err) = kiosk::command::run("systemctl", &["poweroff", "--no-wall"]) {
+            // kiosk.service's OnFailure= powers off instead.
             tracing::error!("cannot power off: {err}");
+            return std::process::ExitCode::FAILURE;
         }
         loop {
             std::thread::park();

@@ -151,8 +151,8 @@ impl Manifest {
     /// Signs the manifest; returns (manifest bytes, signature file contents).
     pub fn sign(&self, key: &SigningKey) -> (Vec<u8>, String) {
         let bytes = self.to_bytes();
-        let signature = key.sign(&bytes);
-        (bytes, format!("{}\n", hex::encode(signature.to_bytes())))
+        let signature = signature_file(&bytes, key);
+        (bytes, signature)
     }
 
     /// Checks `signature` (contents of the `.sig` file) over `bytes` with `key`, then
@@ -178,6 +178,11 @@ impl Manifest {
     pub fn partition(&self, role: PartitionRole) -> Option<&PartitionDigest> {
         self.partitions.iter().find(|p| p.role == role)
     }
+}
+
+/// The contents of a `.sig` file: hex of the ed25519 signature over `bytes`.
+pub fn signature_file(bytes: &[u8], key: &SigningKey) -> String {
+    format!("{}\n", hex::encode(key.sign(bytes).to_bytes()))
 }
 
 /// Parses an ed25519 public key from SPKI PEM (`openssl pkey -pubout` format).

@@ -1,0 +1,265 @@
+//! Tampered sticks under OVMF with Secure Boot enforcing: each one must end without
+//! a session, with the reason on the console, and (past the firmware) power off.
+//! `boot.rs` boots the untampered demo image in the same run, so every failure
+//! here is known to be the tamper's.
+
+use std::time::{Duration, Instant};
+
+use image_builder::build::UKI_ESP_PATH;
+use image_builder::gpt::ROOT_X86_64_VERITY_TYPE;
+use qemu_tests::machine::{Machine, MachineConfig, SecureBootKeys};
+use qemu_tests::serial::{find_forbidden, parse_status, KioskStatus};
+use qemu_tests::tamper::{resigned_uki, unsigned_uki, ForeignDbKey, TamperedStick};
+use stick_manifest::{MANIFEST_FILE, SIGNATURE_FILE};
+
+/// The line the fail-closed unit prints when dm-verity reports a corrupted block.
+const INTEGRITY_FAILURE: &str = "@stick@ fail-closed reason=integrity";
+/// What OVMF prints when Secure Boot rejects the stick's UKI.
+const FIRMWARE_REFUSAL: &str = "Access Denied";
+/// OVMF has tried every boot option and stops.
+const FIRMWARE_GAVE_UP: &str = "No bootable option or device was found";
+/// From a start to a refusal under TCG takes well under a minute; this bounds a hang.
+const REFUSAL_TIMEOUT: Duration = Duration::from_secs(300);
+/// The refusal shows for 10 s, then the machine must be off.
+const POWEROFF_TIMEOUT: Duration = Duration::from_secs(60);
+
+fn demo() -> qemu_tests::BuiltImage {
+    qemu_tests::built_image("examples/demo.toml", "demo").expect("demo image builds")
+}
+
+fn start(name: &str, stick: &TamperedStick) -> Machine {
+    let config = MachineConfig::new(name)
+        .stick(&stick.path)
+        .secure_boot(SecureBootKeys::test_keys());
+    Machine::start(&config).expect("QEMU starts")
+}
+
+/// Nothing that means a session or a way in appears on the console.
+fn assert_no_session(vm: &Machine, console: &str) {
+    let started: Vec<KioskStatus> = console
+        .lines()
+        .filter_map(parse_status)
+        .filter(|s| s.ok)
+        .collect();
+    assert!(
+        started.is_empty(),
+        "a kiosk reported ok: {started:?}\n{}",
+        vm.diagnostics()
+    );
+    if let Some((pattern, at)) = find_forbidden(console) {
+        panic!(
+            "forbidden console output {pattern:?} in line {at:?}\n{}",
+            vm.diagnostics()
+        );
+    }
+}
+
+/// The firmware must refuse to run the stick's UKI: no kernel ever starts.
+fn expect_firmware_refusal(name: &str, stick: &TamperedStick) {
+    let mut vm = start(name, stick);
+    let refusal = vm
+        .wait_for_line(REFUSAL_TIMEOUT, |l| {
+            l.contains("failed to load Boot") && l.contains(FIRMWARE_REFUSAL)
+        })
+        .unwrap_or_else(|e| panic!("{name}: {e:#}"));
+    let refused_after = vm.elapsed();
+    vm.wait_for_line(Duration::from_secs(120), |l| l.contains(FIRMWARE_GAVE_UP))
+        .unwrap_or_else(|e| panic!("{name}: {e:#}"));
+    let console = vm.console();
+    vm.keep_console(name).expect("keeps log");
+    assert!(
+        refusal.contains("USB"),
+        "the refused boot option is the USB stick: {refusal}"
+    );
+    for kernel_sign in ["EFI stub", "Linux version"] {
+        assert!(
+            !console.contains(kernel_sign),
+            "{name}: the kernel started ({kernel_sign:?})\n{}",
+            vm.diagnostics()
+        );
+    }
+    assert_no_session(&vm, &console);
+    eprintln!(
+        "tamper {name}: refused by the firmware ({refusal:?}) {:.1} s after QEMU started",
+        refused_after.as_secs_f64()
+    );
+}
+
+/// dm-verity must catch the change; the fail-closed unit says so and powers off.
+fn expect_integrity_refusal(name: &str, stick: &TamperedStick) {
+    let mut vm = start(name, stick);
+    vm.wait_for_line(REFUSAL_TIMEOUT, |l| l.contains(INTEGRITY_FAILURE))
+        .unwrap_or_else(|e| panic!("{name}: {e:#}"));
+    let refused_after = vm.elapsed();
+    let seen = Instant::now();
+    let exit = vm.wait_for_exit(POWEROFF_TIMEOUT);
+    let off_after = seen.elapsed();
+    let console = vm.console();
+    vm.keep_console(name).expect("keeps log");
+    exit.unwrap_or_else(|e| panic!("{name}: the machine must power off by itself: {e:#}"));
+    assert!(
+        console.contains("device-mapper: verity") && console.contains("is corrupted"),
+        "{name}: the kernel names the corrupted block\n{}",
+        vm.diagnostics()
+    );
+    assert!(
+        console.contains("REFUSED: a block of the signed system does not match"),
+        "{name}\n{}",
+        vm.diagnostics()
+    );
+    assert_no_session(&vm, &console);
+    eprintln!(
+        "tamper {name}: refused by dm-verity {:.1} s after QEMU started, off {:.1} s later",
+        refused_after.as_secs_f64(),
+        off_after.as_secs_f64()
+    );
+}
+
+/// The kiosk must refuse with a reason containing `reason`, then power off.
+fn expect_kiosk_refusal(name: &str, stick: &TamperedStick, reason: &str) -> KioskStatus {
+    let mut vm = start(name, stick);
+    let line = vm
+        .wait_for_line(REFUSAL_TIMEOUT, |l| parse_status(l).is_some())
+        .unwrap_or_else(|e| panic!("{name}: {e:#}"));
+    let refused_after = vm.elapsed();
+    let status = parse_status(&line).expect("status parses");
+    let exit = vm.wait_for_exit(POWEROFF_TIMEOUT);
+    let console = vm.console();
+    vm.keep_console(name).expect("keeps log");
+    let context = || format!("{name}: status line: {line}\n{}", vm.diagnostics());
+    assert!(!status.ok, "{}", context());
+    assert!(
+        status.refusals.iter().any(|r| r.contains(reason)),
+        "refusal naming {reason:?} expected: {}",
+        context()
+    );
+    assert!(
+        console.contains(&format!("REFUSED: {}", status.refusals[0])),
+        "{}",
+        context()
+    );
+    exit.unwrap_or_else(|e| panic!("{name}: the machine must power off by itself: {e:#}"));
+    assert_no_session(&vm, &console);
+    eprintln!(
+        "tamper {name}: refused by the kiosk ({:?}) {:.1} s after QEMU started",
+        status.refusals,
+        refused_after.as_secs_f64()
+    );
+    status
+}
+
+#[test]
+fn byte_flipped_in_a_root_file_read_at_boot() {
+    let stick = TamperedStick::copy_of(&demo().image).expect("copy");
+    // The kiosk binary: executed on every boot, its first block holds the ELF header.
+    let offset = stick
+        .root_file_data_offset("/usr/bin/kiosk")
+        .expect("kiosk's data in the squashfs");
+    stick.xor_byte(offset + 100, 0x01).expect("flip");
+    expect_integrity_refusal("tamper-root-file", &stick);
+}
+
+#[test]
+fn byte_flipped_in_the_verity_partition() {
+    let stick = TamperedStick::copy_of(&demo().image).expect("copy");
+    // After the 4 KiB verity superblock comes the top level of the hash tree,
+    // which every read of the root goes through.
+    let verity = stick
+        .partition(ROOT_X86_64_VERITY_TYPE)
+        .expect("verity partition")
+        .offset();
+    stick.xor_byte(verity + 4096 + 10, 0x01).expect("flip");
+    expect_integrity_refusal("tamper-verity", &stick);
+}
+
+#[test]
+fn uki_changed_after_signing() {
+    let stick = TamperedStick::copy_of(&demo().image).expect("copy");
+    let mut uki = stick.read_esp_file(UKI_ESP_PATH).expect("UKI on the ESP");
+    // What an attacker wants: the initrd shell back (`rd.shell=0` -> `rd.shell=1`).
+    let at = uki
+        .windows(b"rd.shell=0".len())
+        .position(|w| w == b"rd.shell=0")
+        .expect("the UKI's cmdline says rd.shell=0");
+    uki[at + 9] = b'1';
+    stick.write_esp_file(UKI_ESP_PATH, &uki).expect("write UKI");
+    expect_firmware_refusal("tamper-uki-changed", &stick);
+}
+
+#[test]
+fn uki_signed_with_another_db_key() {
+    let stick = TamperedStick::copy_of(&demo().image).expect("copy");
+    let uki = stick.read_esp_file(UKI_ESP_PATH).expect("UKI on the ESP");
+    let foreign = ForeignDbKey::generate().expect("openssl makes a key");
+    let resigned = resigned_uki(&uki, &foreign, stick.scratch()).expect("sbsign");
+    assert_ne!(resigned, uki);
+    stick
+        .write_esp_file(UKI_ESP_PATH, &resigned)
+        .expect("write UKI");
+    expect_firmware_refusal("tamper-uki-foreign-key", &stick);
+}
+
+#[test]
+fn uki_without_signature() {
+    let stick = TamperedStick::copy_of(&demo().image).expect("copy");
+    let uki = stick.read_esp_file(UKI_ESP_PATH).expect("UKI on the ESP");
+    let unsigned = unsigned_uki(&uki, stick.scratch()).expect("sbattach --remove");
+    assert!(unsigned.len() < uki.len(), "the signature was removed");
+    stick
+        .write_esp_file(UKI_ESP_PATH, &unsigned)
+        .expect("write UKI");
+    expect_firmware_refusal("tamper-uki-unsigned", &stick);
+}
+
+/// The manifest as an attacker would want it: the rollback index raised so an old
+/// image passes a newer minimum.
+fn raised_rollback_index(manifest: &[u8]) -> Vec<u8> {
+    let text = String::from_utf8(manifest.to_vec()).expect("manifest is UTF-8");
+    let changed = text.replacen("\"rollback-index\": 1,", "\"rollback-index\": 9,", 1);
+    assert_ne!(changed, text, "the demo manifest states rollback-index 1");
+    changed.into_bytes()
+}
+
+#[test]
+fn manifest_changed() {
+    let stick = TamperedStick::copy_of(&demo().image).expect("copy");
+    let manifest = stick
+        .read_esp_file(MANIFEST_FILE)
+        .expect("manifest on the ESP");
+    stick
+        .write_esp_file(MANIFEST_FILE, &raised_rollback_index(&manifest))
+        .expect("write manifest");
+    let status = expect_kiosk_refusal("tamper-manifest-changed", &stick, "manifest signature");
+    assert_eq!(status.signature, "invalid");
+}
+
+#[test]
+fn manifest_signature_replaced() {
+    let stick = TamperedStick::copy_of(&demo().image).expect("copy");
+    let manifest = raised_rollback_index(&stick.read_esp_file(MANIFEST_FILE).expect("manifest"));
+    // Signed, but by a key the image does not carry.
+    let attacker = stick_manifest::ManifestSigningKey::from_bytes(&[0x5a; 32]);
+    stick
+        .write_esp_file(MANIFEST_FILE, &manifest)
+        .expect("write manifest");
+    stick
+        .write_esp_file(
+            SIGNATURE_FILE,
+            stick_manifest::signature_file(&manifest, &attacker).as_bytes(),
+        )
+        .expect("write signature");
+    let status = expect_kiosk_refusal("tamper-manifest-resigned", &stick, "manifest signature");
+    assert_eq!(status.signature, "invalid");
+}
+
+#[test]
+fn image_below_the_minimum_rollback_index() {
+    let built = qemu_tests::built_image("qemu-tests/configs/rollback.toml", "rollback")
+        .expect("rollback test image builds");
+    assert_eq!(built.manifest["rollback-index"], 1);
+    // Not tampered with at all: a properly signed, older image.
+    let stick = TamperedStick::copy_of(&built.image).expect("copy");
+    let status = expect_kiosk_refusal("old-rollback-index", &stick, "rollback index");
+    assert_eq!(status.signature, "valid");
+    assert_eq!(status.secure_boot, "enabled");
+}
