@@ -45,6 +45,8 @@ const BASE_CMDLINE: &[&str] = &[
     "lockdown=integrity",
     "module.sig_enforce=1",
     "nohibernate",
+    // No swap, whatever a disk offers (the storage lock keeps disks out as well).
+    "systemd.swap=0",
     "console=tty0",
     "console=ttyS0,115200",
 ];

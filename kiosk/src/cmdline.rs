@@ -15,9 +15,86 @@ pub fn parse_cmdline_root_hash(cmdline: &str) -> Option<String> {
         .map(str::to_ascii_lowercase)
 }
 
+/// How the running command line differs from the signed one, word by word, or
+/// `None` when they are the same. Under Secure Boot systemd-stub ignores what a
+/// loader passes; without it, a loader (or a UEFI shell) could add or drop words.
+pub fn cmdline_difference(running: &str, signed: &str) -> Option<String> {
+    let running: Vec<&str> = running.split_ascii_whitespace().collect();
+    let signed: Vec<&str> = signed.split_ascii_whitespace().collect();
+    if running == signed {
+        return None;
+    }
+    let added: Vec<&str> = running
+        .iter()
+        .filter(|w| !signed.contains(w))
+        .copied()
+        .collect();
+    let missing: Vec<&str> = signed
+        .iter()
+        .filter(|w| !running.contains(w))
+        .copied()
+        .collect();
+    let mut parts = Vec::new();
+    if !added.is_empty() {
+        parts.push(format!("added `{}`", added.join(" ")));
+    }
+    if !missing.is_empty() {
+        parts.push(format!("missing `{}`", missing.join(" ")));
+    }
+    if parts.is_empty() {
+        parts.push("same words in another order or repeated".to_string());
+    }
+    Some(parts.join(", "))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cmdline_differences_are_named() {
+        let signed = "roothash=ab root=/dev/mapper/root rd.shell=0 lockdown=integrity\n";
+        let cases: &[(&str, &str, Option<&str>)] = &[
+            ("identical", signed, None),
+            (
+                "whitespace does not count",
+                "roothash=ab  root=/dev/mapper/root rd.shell=0 lockdown=integrity",
+                None,
+            ),
+            (
+                "shell enabled",
+                "roothash=ab root=/dev/mapper/root rd.shell=1 lockdown=integrity",
+                Some("added `rd.shell=1`, missing `rd.shell=0`"),
+            ),
+            (
+                "word appended",
+                "roothash=ab root=/dev/mapper/root rd.shell=0 lockdown=integrity init=/bin/sh",
+                Some("added `init=/bin/sh`"),
+            ),
+            (
+                "lockdown dropped",
+                "roothash=ab root=/dev/mapper/root rd.shell=0",
+                Some("missing `lockdown=integrity`"),
+            ),
+            (
+                "reordered",
+                "root=/dev/mapper/root roothash=ab rd.shell=0 lockdown=integrity",
+                Some("same words in another order or repeated"),
+            ),
+            (
+                "loader passed nothing",
+                "",
+                Some("missing `roothash=ab root=/dev/mapper/root rd.shell=0 lockdown=integrity`"),
+            ),
+        ];
+        for (name, running, want) in cases {
+            assert_eq!(
+                cmdline_difference(running, signed).as_deref(),
+                *want,
+                "{name}"
+            );
+        }
+    }
 
     const HASH: &str = "5d3bd1a4f2b8c0e9a7d6c5b4a3928170f6e5d4c3b2a19081726354453627180f";
 

@@ -28,7 +28,8 @@ const DMSETUP: &str = "dmsetup";
 
 /// Gathers everything the status line reports.
 pub fn observe() -> Observations {
-    let cmdline_root_hash = read_cmdline_root_hash();
+    let cmdline = read_cmdline();
+    let cmdline_root_hash = cmdline.as_deref().and_then(cmdline_root_hash);
     let (table, verity) = read_root_verity();
     let root = check_root(table.as_ref());
     let dm_root_hash = table.map(|t| t.root_hash);
@@ -37,6 +38,7 @@ pub fn observe() -> Observations {
     let lockdown = read_lockdown();
     let policy = read_policy();
     Observations {
+        cmdline,
         cmdline_root_hash,
         dm_root_hash,
         verity,
@@ -92,21 +94,19 @@ fn read_policy() -> Option<KioskPolicy> {
     }
 }
 
-fn read_cmdline_root_hash() -> Option<String> {
-    match std::fs::read_to_string(PROC_CMDLINE) {
-        Ok(cmdline) => {
-            let hash = parse_cmdline_root_hash(&cmdline);
-            match &hash {
-                Some(hash) => tracing::info!("kernel cmdline roothash={hash}"),
-                None => tracing::warn!("kernel cmdline has no roothash="),
-            }
-            hash
-        }
-        Err(err) => {
-            tracing::warn!("reading {PROC_CMDLINE}: {err}");
-            None
-        }
+fn read_cmdline() -> Option<String> {
+    std::fs::read_to_string(PROC_CMDLINE)
+        .inspect_err(|err| tracing::warn!("reading {PROC_CMDLINE}: {err}"))
+        .ok()
+}
+
+fn cmdline_root_hash(cmdline: &str) -> Option<String> {
+    let hash = parse_cmdline_root_hash(cmdline);
+    match &hash {
+        Some(hash) => tracing::info!("kernel cmdline roothash={hash}"),
+        None => tracing::warn!("kernel cmdline has no roothash="),
     }
+    hash
 }
 
 /// The active verity table of `root`, and whether it is verity and uncorrupted.

@@ -3,6 +3,7 @@
 use serde::Serialize;
 
 use crate::boot_policy::{judge, SecureBootState};
+use crate::cmdline::cmdline_difference;
 use crate::esp::{ManifestCheck, SignatureState};
 use stick_manifest::KioskPolicy;
 
@@ -44,6 +45,8 @@ pub struct RootCheck {
 /// Everything gathered at boot, before judging it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Observations {
+    /// `/proc/cmdline` as read; `None` if unreadable.
+    pub cmdline: Option<String>,
     pub cmdline_root_hash: Option<String>,
     pub dm_root_hash: Option<String>,
     pub verity: VerityState,
@@ -73,6 +76,8 @@ pub struct Status {
     pub signature_detail: String,
     pub test_keys: Option<bool>,
     pub manifest_root_hash_matches: bool,
+    /// The running kernel's command line is exactly the one the manifest signs.
+    pub cmdline_signed: bool,
     pub secure_boot: SecureBootState,
     pub lockdown: Option<String>,
     /// Why no session may start (empty when `ok`).
@@ -112,6 +117,16 @@ impl Status {
         } else if !manifest_root_hash_matches {
             refusals.push("root hashes of cmdline, dm table and manifest differ".to_string());
         }
+        let cmdline_difference = match (manifest, &obs.cmdline) {
+            (Some(m), Some(running)) => cmdline_difference(running, &m.cmdline),
+            (Some(_), None) => Some("the running command line is unreadable".to_string()),
+            (None, _) => Some("no signed manifest to compare with".to_string()),
+        };
+        if let (Some(diff), Some(_)) = (&cmdline_difference, manifest) {
+            refusals.push(format!(
+                "the kernel command line differs from the signed one: {diff}"
+            ));
+        }
         let judgement = judge(
             obs.policy.as_ref(),
             obs.secure_boot,
@@ -135,6 +150,7 @@ impl Status {
             signature: obs.manifest.signature,
             signature_detail: obs.manifest.detail,
             manifest_root_hash_matches,
+            cmdline_signed: cmdline_difference.is_none(),
             secure_boot: obs.secure_boot,
             lockdown: obs.lockdown,
             refusals,
@@ -187,6 +203,7 @@ mod tests {
 
     fn good() -> Observations {
         Observations {
+            cmdline: Some(format!("roothash={HASH}\n")),
             cmdline_root_hash: Some(HASH.into()),
             dm_root_hash: Some(HASH.into()),
             verity: VerityState::Active,
@@ -221,7 +238,7 @@ mod tests {
                  \"manifest_rollback_index\":4,\"signature\":\"valid\",\
                  \"signature_detail\":\"signed by the image's manifest key (TEST key)\",\
                  \"test_keys\":true,\"manifest_root_hash_matches\":true,\
-                 \"secure_boot\":\"enabled\",\"lockdown\":\"integrity\",\
+                 \"cmdline_signed\":true,\"secure_boot\":\"enabled\",\"lockdown\":\"integrity\",\
                  \"refusals\":[],\"warnings\":[]}}"
             )
         );
@@ -277,6 +294,12 @@ mod tests {
             ),
             ("no policy", |o| o.policy = None, true),
             (
+                "cmdline changed by a loader",
+                |o| o.cmdline = Some(format!("roothash={HASH} rd.shell=1")),
+                true,
+            ),
+            ("cmdline unreadable", |o| o.cmdline = None, true),
+            (
                 "signature invalid",
                 |o| {
                     o.manifest = ManifestCheck {
@@ -304,6 +327,18 @@ mod tests {
                 "{name}: hashes"
             );
         }
+    }
+
+    #[test]
+    fn a_changed_cmdline_is_named() {
+        let mut obs = good();
+        obs.cmdline = Some(format!("roothash={HASH} init=/bin/sh"));
+        let status = Status::evaluate(obs);
+        assert!(!status.cmdline_signed);
+        assert_eq!(
+            status.refusals,
+            vec!["the kernel command line differs from the signed one: added `init=/bin/sh`"]
+        );
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub struct KioskStatus {
     pub signature_detail: Option<String>,
     pub test_keys: Option<bool>,
     pub manifest_root_hash_matches: bool,
+    pub cmdline_signed: bool,
     pub secure_boot: String,
     pub lockdown: Option<String>,
     pub refusals: Vec<String>,
@@ -96,7 +97,7 @@ pub fn find_forbidden(console: &str) -> Option<(&'static str, String)> {
 mod tests {
     use super::*;
 
-    const STATUS: &str = r#"[   26.543460] kiosk[437]: @kiosk@ {"event":"status","ok":true,"cmdline_root_hash":"18","dm_root_hash":"18","verity":"active","root_read_only":true,"root_fs":"squashfs","root_layout":"overlay","manifest_name":"demo","manifest_version":"0.1.0","manifest_rollback_index":1,"signature":"valid","signature_detail":"ok","test_keys":true,"manifest_root_hash_matches":true,"secure_boot":"enabled","lockdown":"integrity","refusals":[],"warnings":[]}"#;
+    const STATUS: &str = r#"[   26.543460] kiosk[437]: @kiosk@ {"event":"status","ok":true,"cmdline_root_hash":"18","dm_root_hash":"18","verity":"active","root_read_only":true,"root_fs":"squashfs","root_layout":"overlay","manifest_name":"demo","manifest_version":"0.1.0","manifest_rollback_index":1,"signature":"valid","signature_detail":"ok","test_keys":true,"manifest_root_hash_matches":true,"cmdline_signed":true,"secure_boot":"enabled","lockdown":"integrity","refusals":[],"warnings":[]}"#;
 
     #[test]
     fn cleans_escapes_and_carriage_returns() {

@@ -46,6 +46,7 @@ fn demo_image_boots_to_verified_kiosk_status() {
     assert_eq!(status.root_fs.as_deref(), Some("squashfs"), "{}", context());
     assert_eq!(status.signature, "valid", "{}", context());
     assert!(status.manifest_root_hash_matches, "{}", context());
+    assert!(status.cmdline_signed, "{}", context());
     assert!(status.ok, "{}", context());
     let want_hash = built.root_hash().expect("manifest has verity.root-hash");
     assert_eq!(
