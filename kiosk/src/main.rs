@@ -11,6 +11,47 @@ const POWEROFF_DELAY: std::time::Duration = std::time::Duration::from_secs(10);
 /// The console (`/dev/console`) is the serial port when one is named last.
 const SCREEN_TTY: &str = "/dev/tty1";
 
+/// `kiosk lock-block-device NAME`, run by udev for every block device.
+fn lock_block_device(name: Option<String>) -> std::process::ExitCode {
+    let Some(name) = name else {
+        eprintln!("usage: kiosk lock-block-device NAME (a kernel name such as sdb1)");
+        return std::process::ExitCode::from(2);
+    };
+    match kiosk::storage_lock::lock_block_device(&name) {
+        Ok(properties) => {
+            print!("{properties}");
+            std::process::ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("kiosk lock-block-device {name}: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn observe_storage(root_hash: Option<&str>) -> kiosk::storage_report::StorageReport {
+    // Coldplug may still be probing the PC's controllers; report once udev is done.
+    if let Err(err) = kiosk::command::run("udevadm", &["settle", "--timeout=30"]) {
+        tracing::warn!("udevadm settle: {err:#}");
+    }
+    let mounts = std::fs::read_to_string(kiosk::mounts::PROC_MOUNTINFO)
+        .ok()
+        .and_then(|text| kiosk::mounts::parse_mountinfo(&text).ok())
+        .unwrap_or_default();
+    let report = kiosk::storage_report::observe(
+        std::path::Path::new("/sys/class/block"),
+        root_hash,
+        &mounts,
+    );
+    tracing::info!(
+        "storage: {} devices seen, {} of {} foreign locked",
+        report.seen,
+        report.locked,
+        report.foreign
+    );
+    report
+}
+
 /// Best effort: a PC without a VT still has the console line.
 fn show_on_screen(text: &str) {
     if let Err(err) = std::fs::OpenOptions::new()
@@ -30,14 +71,40 @@ fn main() -> std::process::ExitCode {
         .with_ansi(false)
         .init();
 
-    let status = Status::evaluate(kiosk::probe::observe());
+    match std::env::args().nth(1).as_deref() {
+        None => {}
+        Some("lock-block-device") => return lock_block_device(std::env::args().nth(2)),
+        Some(other) => {
+            eprintln!(
+                "kiosk: unknown command {other:?}\n\
+                 usage: kiosk                          boot status, then the session (kiosk.service)\n\
+                 \x20      kiosk lock-block-device NAME   udev helper: set NAME read-only unless it is the stick"
+            );
+            return std::process::ExitCode::from(2);
+        }
+    }
+
+    let mut status = Status::evaluate(kiosk::probe::observe());
+    let storage = observe_storage(status.cmdline_root_hash.as_deref());
+    if !storage.ok {
+        status.ok = false;
+        status.refusals.extend(
+            storage
+                .problems
+                .iter()
+                .map(|p| format!("storage lock: {p}")),
+        );
+    }
     if status.ok {
         tracing::info!("boot status ok");
     } else {
         tracing::error!("boot status NOT ok");
     }
     let mut stdout = std::io::stdout().lock();
-    if let Err(err) = writeln!(stdout, "{}", status.console_line()).and_then(|()| stdout.flush()) {
+    if let Err(err) = writeln!(stdout, "{}", status.console_line())
+        .and_then(|()| writeln!(stdout, "{}", storage.console_line()))
+        .and_then(|()| stdout.flush())
+    {
         tracing::error!("writing the status line: {err}");
         return std::process::ExitCode::FAILURE;
     }
@@ -71,7 +138,18 @@ fn main() -> std::process::ExitCode {
     }
     drop(stdout);
 
-    // Later the conference session runs here; until then, stay alive.
+    // Later the conference session runs here; until then, wait for the power button.
+    match kiosk::power_button::wait_for_press() {
+        Ok(device) => {
+            tracing::info!("power button pressed ({})", device.display());
+            println!("Power button pressed: powering off.");
+            if let Err(err) = kiosk::command::run("systemctl", &["poweroff", "--no-wall"]) {
+                tracing::error!("cannot power off: {err}");
+                return std::process::ExitCode::FAILURE;
+            }
+        }
+        Err(err) => tracing::warn!("power button: {err}"),
+    }
     loop {
         std::thread::park();
     }

@@ -1,5 +1,6 @@
 //! Boots built images under QEMU/OVMF and reads what they say on the serial console.
 
+pub mod disks;
 pub mod machine;
 pub mod serial;
 pub mod tamper;
@@ -145,4 +146,22 @@ pub fn built_image(config: &str, out_name: &str) -> Result<BuiltImage> {
             .with_context(|| format!("cannot write {}", stamp.display()))?;
     }
     Ok(built)
+}
+
+/// Runs a host tool; its stdout, or an error with the command line and stderr.
+pub fn run_tool(command: &mut Command) -> Result<String> {
+    let line = format!("{command:?}");
+    let output = command
+        .env("MTOOLS_SKIP_CHECK", "1")
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("cannot run {line}"))?;
+    if !output.status.success() {
+        bail!(
+            "{line} failed ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }

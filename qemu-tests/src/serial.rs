@@ -68,6 +68,35 @@ pub fn parse_status(line: &str) -> Option<KioskStatus> {
     (status.event == "status").then_some(status)
 }
 
+/// One block device in the kiosk's storage line.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct BlockDevice {
+    pub name: String,
+    pub role: String,
+    pub read_only: bool,
+    pub mounted: bool,
+    pub swap: bool,
+}
+
+/// The kiosk's storage-lock report.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct StorageReport {
+    pub event: String,
+    pub ok: bool,
+    pub seen: usize,
+    pub locked: usize,
+    pub foreign: usize,
+    pub swap_active: bool,
+    pub devices: Vec<BlockDevice>,
+    pub problems: Vec<String>,
+}
+
+/// Parses a storage line.
+pub fn parse_storage(line: &str) -> Option<StorageReport> {
+    let report: StorageReport = serde_json::from_str(kiosk_json(line)?).ok()?;
+    (report.event == "storage").then_some(report)
+}
+
 /// Console text that must never appear: a login prompt or a shell.
 pub const FORBIDDEN_PATTERNS: &[&str] = &[
     "login:",

@@ -215,21 +215,8 @@ fn extract(image: &Path, offset: u64, len: u64, out: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Runs a host tool; its stdout, or an error with the command line and stderr.
 fn run(command: &mut Command) -> Result<String> {
-    let line = format!("{command:?}");
-    let output = command
-        .env("MTOOLS_SKIP_CHECK", "1")
-        .output()
-        .with_context(|| format!("cannot run {line}"))?;
-    if !output.status.success() {
-        bail!(
-            "{line} failed ({}): {}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr).trim()
-        );
-    }
-    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    crate::run_tool(command)
 }
 
 #[cfg(test)]

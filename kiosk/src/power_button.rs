@@ -1,0 +1,106 @@
+//! The PC's power button powers the stick off cleanly. The image has no logind
+//! (no D-Bus), so the kiosk reads the ACPI button's input events itself.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+const SYS_CLASS_INPUT: &str = "/sys/class/input";
+/// Name the kernel's ACPI button driver gives the power button.
+const POWER_BUTTON_NAME: &str = "Power Button";
+/// `struct input_event` on 64-bit Linux: timeval (16), type (2), code (2), value (4).
+const EVENT_SIZE: usize = 24;
+const EV_KEY: u16 = 0x01;
+const KEY_POWER: u16 = 116;
+
+/// `/dev/input/eventN` of every input device named "Power Button".
+pub fn power_buttons(sys_class_input: &Path) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(sys_class_input)
+        .map(|dir| {
+            dir.filter_map(|e| e.ok())
+                .filter(|e| e.file_name().to_string_lossy().starts_with("event"))
+                .filter(|e| {
+                    std::fs::read_to_string(e.path().join("device/name"))
+                        .is_ok_and(|n| n.trim() == POWER_BUTTON_NAME)
+                })
+                .map(|e| Path::new("/dev/input").join(e.file_name()))
+                .collect()
+        })
+        .unwrap_or_default();
+    found.sort();
+    found
+}
+
+/// True when `event` (one raw `struct input_event`) is the power key going down.
+pub fn is_power_press(event: &[u8; EVENT_SIZE]) -> bool {
+    let kind = u16::from_ne_bytes([event[16], event[17]]);
+    let code = u16::from_ne_bytes([event[18], event[19]]);
+    let value = i32::from_ne_bytes([event[20], event[21], event[22], event[23]]);
+    kind == EV_KEY && code == KEY_POWER && value == 1
+}
+
+/// Blocks until a power button is pressed; `Err` when there is none to watch.
+pub fn wait_for_press() -> std::io::Result<PathBuf> {
+    let buttons = power_buttons(Path::new(SYS_CLASS_INPUT));
+    let Some(device) = buttons.first().cloned() else {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "no input device named \"Power Button\"",
+        ));
+    };
+    let mut file = std::fs::File::open(&device)?;
+    let mut event = [0u8; EVENT_SIZE];
+    loop {
+        file.read_exact(&mut event)?;
+        if is_power_press(&event) {
+            return Ok(device);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(kind: u16, code: u16, value: i32) -> [u8; EVENT_SIZE] {
+        let mut e = [0u8; EVENT_SIZE];
+        e[16..18].copy_from_slice(&kind.to_ne_bytes());
+        e[18..20].copy_from_slice(&code.to_ne_bytes());
+        e[20..24].copy_from_slice(&value.to_ne_bytes());
+        e
+    }
+
+    #[test]
+    fn only_the_power_key_going_down_counts() {
+        let cases = [
+            ("press", event(EV_KEY, KEY_POWER, 1), true),
+            ("release", event(EV_KEY, KEY_POWER, 0), false),
+            ("autorepeat", event(EV_KEY, KEY_POWER, 2), false),
+            ("other key", event(EV_KEY, 30, 1), false),
+            ("sync event", event(0, 0, 0), false),
+        ];
+        for (name, e, want) in cases {
+            assert_eq!(is_power_press(&e), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn power_buttons_are_found_by_name() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for (event, name) in [
+            ("event0", "AT Translated Set 2 keyboard"),
+            ("event2", "Power Button"),
+        ] {
+            std::fs::create_dir_all(dir.path().join(event).join("device")).expect("dir");
+            std::fs::write(
+                dir.path().join(event).join("device/name"),
+                format!("{name}\n"),
+            )
+            .expect("name");
+        }
+        std::fs::create_dir_all(dir.path().join("input2")).expect("dir");
+        assert_eq!(
+            power_buttons(dir.path()),
+            vec![PathBuf::from("/dev/input/event2")]
+        );
+    }
+}

@@ -1,0 +1,260 @@
+//! StorageLock: every block device that is not the stick is set read-only at the
+//! block layer (BLKROSET) the moment udev sees it, in the initrd and in the system.
+//!
+//! The stick is the disk whose GPT holds the root partition named by the signed
+//! cmdline: its PARTUUID is the first half of `roothash=` (the UAPI convention the
+//! builder follows). Device names never decide.
+//!
+//! `kiosk lock-block-device NAME` is what the udev rule runs (`IMPORT{program}`);
+//! it prints `STICK_STORAGE=stick|foreign` for the rules that follow, which keep
+//! foreign devices away from systemd (no mount, no swap) and desktop tooling.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+
+use crate::gpt_probe::partition_uuids;
+
+/// `BLKROSET` from linux/fs.h: `_IO(0x12, 93)`.
+const BLKROSET: u64 = 0x125d;
+mod ioctl {
+    #![allow(unsafe_code)]
+    nix::ioctl_write_ptr_bad!(blkroset, super::BLKROSET, nix::libc::c_int);
+}
+
+const SYS_CLASS_BLOCK: &str = "/sys/class/block";
+
+/// What a block device is to the stick.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    /// A partition or the whole disk of the stick itself.
+    Stick,
+    /// Anything else: the PC's disks, other USB storage. Read-only, never used.
+    Foreign,
+    /// Virtual devices of the running system (device-mapper, loop, zram, ram).
+    Virtual,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Stick => "stick",
+            Role::Foreign => "foreign",
+            Role::Virtual => "virtual",
+        }
+    }
+}
+
+/// The stick's root partition UUID from the cmdline's `roothash=` (first 128 bits).
+pub fn stick_root_partuuid(root_hash: &str) -> Option<String> {
+    let h = root_hash.get(..32)?.to_ascii_lowercase();
+    if !h.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    Some(format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    ))
+}
+
+/// Kernel names of devices that are not storage hardware.
+pub fn is_virtual(name: &str) -> bool {
+    ["dm-", "loop", "zram", "ram", "md", "nbd"]
+        .iter()
+        .any(|p| name.starts_with(p))
+}
+
+/// The whole-disk kernel name of `name` (itself for a disk), from sysfs.
+pub fn whole_disk(sys_block: &Path, name: &str) -> Result<String> {
+    let dev = sys_block.join(name);
+    if !dev.join("partition").exists() {
+        return Ok(name.to_string());
+    }
+    let real =
+        std::fs::canonicalize(&dev).with_context(|| format!("cannot resolve {}", dev.display()))?;
+    let parent = real
+        .parent()
+        .and_then(|p| p.file_name())
+        .with_context(|| format!("{} has no parent disk", real.display()))?;
+    Ok(parent.to_string_lossy().into_owned())
+}
+
+/// Decides the role of the block device `name` (a kernel name such as `sda1`).
+pub fn classify(sys_block: &Path, dev_dir: &Path, name: &str, root_hash: Option<&str>) -> Role {
+    if is_virtual(name) {
+        return Role::Virtual;
+    }
+    let Some(stick_uuid) = root_hash.and_then(stick_root_partuuid) else {
+        // Without a signed root hash nothing can be the stick.
+        return Role::Foreign;
+    };
+    let disk = match whole_disk(sys_block, name) {
+        Ok(disk) => disk,
+        Err(err) => {
+            tracing::warn!("{name}: {err:#}; treated as foreign");
+            return Role::Foreign;
+        }
+    };
+    let sector = std::fs::read_to_string(sys_block.join(&disk).join("queue/logical_block_size"))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(512);
+    let node = dev_dir.join(&disk);
+    let uuids = std::fs::File::open(&node)
+        .map_err(anyhow::Error::from)
+        .and_then(|mut f| partition_uuids(&mut f, sector).map_err(anyhow::Error::from));
+    match uuids {
+        Ok(uuids) if uuids.contains(&stick_uuid) => Role::Stick,
+        Ok(_) => Role::Foreign,
+        Err(err) => {
+            tracing::info!("{}: {err:#}: not the stick", node.display());
+            Role::Foreign
+        }
+    }
+}
+
+/// Sets the block device read-only in the kernel: no write reaches it from here on,
+/// whoever asks (a filesystem, a raw write, a journal replay).
+#[allow(unsafe_code)] // the ioctl; nothing else
+pub fn set_read_only(node: &Path) -> Result<()> {
+    let file =
+        std::fs::File::open(node).with_context(|| format!("cannot open {}", node.display()))?;
+    let one: nix::libc::c_int = 1;
+    // SAFETY: BLKROSET reads one c_int through the pointer, which lives on this
+    // stack frame for the whole call; the fd is a block device we opened.
+    unsafe { ioctl::blkroset(std::os::fd::AsRawFd::as_raw_fd(&file), &one) }
+        .with_context(|| format!("BLKROSET on {}", node.display()))?;
+    Ok(())
+}
+
+/// `kiosk lock-block-device NAME`: classify, lock if foreign, print udev properties.
+pub fn lock_block_device(name: &str) -> Result<String> {
+    if name.is_empty() || name.contains('/') {
+        bail!("expected a kernel device name such as sdb1, got {name:?}");
+    }
+    let cmdline = std::fs::read_to_string(crate::cmdline::PROC_CMDLINE).unwrap_or_default();
+    let root_hash = crate::cmdline::parse_cmdline_root_hash(&cmdline);
+    let role = classify(
+        Path::new(SYS_CLASS_BLOCK),
+        Path::new("/dev"),
+        name,
+        root_hash.as_deref(),
+    );
+    if role == Role::Foreign {
+        set_read_only(&PathBuf::from("/dev").join(name))?;
+    }
+    Ok(format!("STICK_STORAGE={}\n", role.as_str()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HASH: &str = "6ae50d1592fd80db3f450bea8774044880a2df55c7f9511283025509c427a006";
+
+    #[test]
+    fn root_partuuid_is_the_first_half_of_the_root_hash() {
+        let cases: &[(&str, Option<&str>)] = &[
+            (HASH, Some("6ae50d15-92fd-80db-3f45-0bea87740448")),
+            (
+                &"AB".repeat(32),
+                Some("abababab-abab-abab-abab-abababababab"),
+            ),
+            ("6ae50d15", None),
+            (&"zz".repeat(32), None),
+        ];
+        for (hash, want) in cases {
+            assert_eq!(stick_root_partuuid(hash).as_deref(), *want, "{hash}");
+        }
+    }
+
+    #[test]
+    fn virtual_devices_are_recognised_by_kernel_name() {
+        for (name, want) in [
+            ("dm-0", true),
+            ("loop3", true),
+            ("zram0", true),
+            ("sda", false),
+            ("nvme0n1p1", false),
+            ("vda", false),
+            ("mmcblk0", false),
+        ] {
+            assert_eq!(is_virtual(name), want, "{name}");
+        }
+    }
+
+    /// A fake sysfs and /dev: `sdb` is a disk with a GPT naming the stick's root
+    /// partition, `sdb2` its partition; `nvme0n1` a disk with another GPT; `vda`
+    /// a disk without any table.
+    fn fake_system(dir: &Path) -> (PathBuf, PathBuf) {
+        let sys = dir.join("sys/class/block");
+        let devices = dir.join("sys/devices/x");
+        let dev = dir.join("dev");
+        std::fs::create_dir_all(&dev).expect("dev");
+        for disk in ["sdb", "nvme0n1", "vda"] {
+            std::fs::create_dir_all(devices.join(disk).join("queue")).expect("disk");
+            std::fs::write(devices.join(disk).join("queue/logical_block_size"), "512\n")
+                .expect("lbs");
+        }
+        std::fs::create_dir_all(devices.join("sdb/sdb2")).expect("part");
+        std::fs::write(devices.join("sdb/sdb2/partition"), "2\n").expect("partition");
+        std::fs::create_dir_all(&sys).expect("sys");
+        for (name, target) in [
+            ("sdb", devices.join("sdb")),
+            ("sdb2", devices.join("sdb/sdb2")),
+            ("nvme0n1", devices.join("nvme0n1")),
+            ("vda", devices.join("vda")),
+        ] {
+            std::os::unix::fs::symlink(target, sys.join(name)).expect("link");
+        }
+        let gpt = |guid: [u8; 16]| {
+            let mut d = vec![0u8; 512 * 40];
+            d[512..520].copy_from_slice(b"EFI PART");
+            d[512 + 72..512 + 80].copy_from_slice(&2u64.to_le_bytes());
+            d[512 + 80..512 + 84].copy_from_slice(&128u32.to_le_bytes());
+            d[512 + 84..512 + 88].copy_from_slice(&128u32.to_le_bytes());
+            d[1024] = 1;
+            d[1024 + 16..1024 + 32].copy_from_slice(&guid);
+            d
+        };
+        let stick_guid = [
+            0x15, 0x0d, 0xe5, 0x6a, 0xfd, 0x92, 0xdb, 0x80, 0x3f, 0x45, 0x0b, 0xea, 0x87, 0x74,
+            0x04, 0x48,
+        ];
+        std::fs::write(dev.join("sdb"), gpt(stick_guid)).expect("sdb");
+        std::fs::write(dev.join("nvme0n1"), gpt([7; 16])).expect("nvme");
+        std::fs::write(dev.join("vda"), vec![0u8; 4096]).expect("vda");
+        (sys, dev)
+    }
+
+    #[test]
+    fn only_the_disk_holding_the_signed_root_partition_is_the_stick() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (sys, dev) = fake_system(dir.path());
+        let cases: &[(&str, Option<&str>, Role)] = &[
+            ("sdb", Some(HASH), Role::Stick),
+            ("sdb2", Some(HASH), Role::Stick),
+            ("nvme0n1", Some(HASH), Role::Foreign),
+            ("vda", Some(HASH), Role::Foreign),
+            ("sdb", None, Role::Foreign),
+            ("sdb", Some(&"00".repeat(32)), Role::Foreign),
+            ("dm-0", Some(HASH), Role::Virtual),
+            ("sdz", Some(HASH), Role::Foreign),
+        ];
+        for (name, hash, want) in cases {
+            assert_eq!(classify(&sys, &dev, name, *hash), *want, "{name} {hash:?}");
+        }
+    }
+
+    #[test]
+    fn bad_device_names_are_refused() {
+        for name in ["", "../sda", "/dev/sda"] {
+            assert!(lock_block_device(name).is_err(), "{name:?}");
+        }
+    }
+}

@@ -1,0 +1,198 @@
+//! What the storage lock achieved: every block device the kernel knows, its role,
+//! whether it is read-only, mounted or used as swap. Printed as one console line.
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::mounts::{DevNum, MountEntry};
+use crate::storage_lock::{classify, Role};
+
+/// One block device as seen at boot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BlockDevice {
+    pub name: String,
+    pub role: Role,
+    pub read_only: bool,
+    pub mounted: bool,
+    pub swap: bool,
+}
+
+/// The `"event":"storage"` line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StorageReport {
+    pub event: &'static str,
+    pub ok: bool,
+    /// Storage hardware seen (stick and foreign; virtual devices not counted).
+    pub seen: usize,
+    /// Foreign devices that are read-only, unmounted and not swap.
+    pub locked: usize,
+    pub foreign: usize,
+    pub swap_active: bool,
+    pub devices: Vec<BlockDevice>,
+    /// What is wrong (empty when `ok`).
+    pub problems: Vec<String>,
+}
+
+impl StorageReport {
+    pub fn new(devices: Vec<BlockDevice>, swap_active: bool) -> StorageReport {
+        let mut problems = Vec::new();
+        for d in devices.iter().filter(|d| d.role == Role::Foreign) {
+            if !d.read_only {
+                problems.push(format!("{} (not the stick) is writable", d.name));
+            }
+            if d.mounted {
+                problems.push(format!("{} (not the stick) is mounted", d.name));
+            }
+            if d.swap {
+                problems.push(format!("{} (not the stick) is used as swap", d.name));
+            }
+        }
+        if swap_active {
+            problems.push("swap is active".to_string());
+        }
+        let foreign: Vec<&BlockDevice> =
+            devices.iter().filter(|d| d.role == Role::Foreign).collect();
+        StorageReport {
+            event: "storage",
+            ok: problems.is_empty(),
+            seen: devices.iter().filter(|d| d.role != Role::Virtual).count(),
+            locked: foreign
+                .iter()
+                .filter(|d| d.read_only && !d.mounted && !d.swap)
+                .count(),
+            foreign: foreign.len(),
+            swap_active,
+            devices,
+            problems,
+        }
+    }
+
+    pub fn console_line(&self) -> String {
+        let json = serde_json::to_string(self)
+            .unwrap_or_else(|err| format!(r#"{{"event":"storage","ok":false,"error":"{err}"}}"#));
+        format!("{} {json}", crate::status::CONSOLE_MARKER)
+    }
+}
+
+/// Device names listed in `/proc/swaps` (first column, `/dev/` stripped).
+pub fn parse_swaps(text: &str) -> Vec<String> {
+    text.lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next())
+        .map(|p| p.strip_prefix("/dev/").unwrap_or(p).to_string())
+        .collect()
+}
+
+/// Reads sysfs, mountinfo and `/proc/swaps` into a report.
+pub fn observe(sys_block: &Path, root_hash: Option<&str>, mounts: &[MountEntry]) -> StorageReport {
+    let swaps = parse_swaps(&std::fs::read_to_string("/proc/swaps").unwrap_or_default());
+    let mut names: Vec<String> = std::fs::read_dir(sys_block)
+        .map(|dir| {
+            dir.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    let devices = names
+        .into_iter()
+        .map(|name| {
+            let read = |file: &str| std::fs::read_to_string(sys_block.join(&name).join(file));
+            let devnum: Option<DevNum> = read("dev").ok().and_then(|s| s.trim().parse().ok());
+            BlockDevice {
+                role: classify(sys_block, Path::new("/dev"), &name, root_hash),
+                read_only: read("ro").map(|s| s.trim() == "1").unwrap_or(false),
+                mounted: devnum.is_some_and(|n| mounts.iter().any(|m| m.device == n)),
+                swap: swaps.contains(&name),
+                name,
+            }
+        })
+        .collect();
+    StorageReport::new(devices, !swaps.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dev(name: &str, role: Role, read_only: bool, mounted: bool, swap: bool) -> BlockDevice {
+        BlockDevice {
+            name: name.into(),
+            role,
+            read_only,
+            mounted,
+            swap,
+        }
+    }
+
+    #[test]
+    fn every_unlocked_foreign_device_is_a_problem() {
+        // (name, devices, swap active, problems, locked)
+        type Case = (
+            &'static str,
+            Vec<BlockDevice>,
+            bool,
+            Vec<&'static str>,
+            usize,
+        );
+        let cases: Vec<Case> = vec![
+            (
+                "all locked",
+                vec![
+                    dev("sda", Role::Stick, false, false, false),
+                    dev("sda2", Role::Stick, true, false, false),
+                    dev("nvme0n1", Role::Foreign, true, false, false),
+                    dev("dm-0", Role::Virtual, true, true, false),
+                ],
+                false,
+                vec![],
+                1,
+            ),
+            (
+                "writable and mounted",
+                vec![dev("vda1", Role::Foreign, false, true, false)],
+                false,
+                vec![
+                    "vda1 (not the stick) is writable",
+                    "vda1 (not the stick) is mounted",
+                ],
+                0,
+            ),
+            (
+                "swap",
+                vec![dev("sdb2", Role::Foreign, true, false, true)],
+                true,
+                vec!["sdb2 (not the stick) is used as swap", "swap is active"],
+                0,
+            ),
+        ];
+        for (name, devices, swap, problems, locked) in cases {
+            let report = StorageReport::new(devices, swap);
+            assert_eq!(report.problems, problems, "{name}");
+            assert_eq!(report.ok, problems.is_empty(), "{name}");
+            assert_eq!(report.locked, locked, "{name}");
+        }
+    }
+
+    #[test]
+    fn swaps_are_parsed_by_device_name() {
+        let text = "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n\
+                    /dev/sdb2                               partition\t1048572\t\t0\t\t-2\n\
+                    /swapfile                               file\t\t1024\t\t0\t\t-3\n";
+        assert_eq!(parse_swaps(text), vec!["sdb2", "/swapfile"]);
+        assert!(parse_swaps("Filename\tType\tSize\tUsed\tPriority\n").is_empty());
+    }
+
+    #[test]
+    fn report_line_is_marked_json() {
+        let line = StorageReport::new(vec![dev("sda", Role::Stick, false, false, false)], false)
+            .console_line();
+        assert_eq!(
+            line,
+            "@kiosk@ {\"event\":\"storage\",\"ok\":true,\"seen\":1,\"locked\":0,\"foreign\":0,\
+             \"swap_active\":false,\"devices\":[{\"name\":\"sda\",\"role\":\"stick\",\
+             \"read_only\":false,\"mounted\":false,\"swap\":false}],\"problems\":[]}"
+        );
+    }
+}

@@ -1,0 +1,123 @@
+//! Storage lock: the PC's own disks (NVMe/ext4, SATA/vfat+swap, virtio/LUKS, made
+//! here with real filesystems) are seen, set read-only, never mounted, never swap,
+//! and hash the same after the session as before.
+
+use std::time::Duration;
+
+use qemu_tests::disks::{make_hostile_disks, HostileDisk};
+use qemu_tests::machine::{Machine, MachineConfig, SecureBootKeys};
+use qemu_tests::serial::{find_forbidden, parse_status, parse_storage};
+
+const BOOT_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Block devices the three disks show up as: NVMe disk + 1 or 2 partitions,
+/// SATA disk + 2 partitions, virtio disk (LUKS on the whole disk).
+fn expected_foreign(nvme_esp: bool) -> usize {
+    (if nvme_esp { 3 } else { 2 }) + 3 + 1
+}
+
+fn run_storage_scenario(name: &str, nvme_esp: bool) {
+    let built = qemu_tests::built_image("examples/demo.toml", "demo").expect("demo image builds");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bootloader = nvme_esp.then(|| {
+        // Another OS's bootloader: a real EFI program, the stick's own UKI without
+        // its signature (Secure Boot would refuse it; the boot order puts the stick first).
+        let stick = qemu_tests::tamper::TamperedStick::copy_of(&built.image).expect("copy");
+        let uki = stick
+            .read_esp_file(image_builder::build::UKI_ESP_PATH)
+            .expect("UKI");
+        qemu_tests::tamper::unsigned_uki(&uki, stick.scratch()).expect("sbattach")
+    });
+    let disks: Vec<HostileDisk> =
+        make_hostile_disks(dir.path(), bootloader.as_deref()).expect("disks are made");
+    let before: Vec<String> = disks.iter().map(|d| d.sha256().expect("hash")).collect();
+
+    let mut config = MachineConfig::new(name)
+        .stick(&built.image)
+        .secure_boot(SecureBootKeys::test_keys());
+    for (i, disk) in disks.iter().enumerate() {
+        config.extra_args.extend(disk.qemu_args(i));
+    }
+    let mut vm = Machine::start(&config).expect("QEMU starts");
+    let line = vm
+        .wait_for_line(BOOT_TIMEOUT, |l| parse_storage(l).is_some())
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    let report = parse_storage(&line).expect("storage line parses");
+    let boot_secs = vm.elapsed().as_secs_f64();
+    // The session runs a little; then a clean ACPI power-off as a user would do.
+    std::thread::sleep(Duration::from_secs(5));
+    vm.qmp(&serde_json::json!({"execute": "system_powerdown"}))
+        .expect("QMP system_powerdown");
+    let exit = vm.wait_for_exit(Duration::from_secs(120));
+    let console = vm.console();
+    vm.keep_console(name).expect("keeps log");
+    let context = || format!("storage line: {line}\n{}", vm.diagnostics());
+    exit.unwrap_or_else(|e| panic!("the machine powers off: {e:#}"));
+
+    let status = console
+        .lines()
+        .find_map(parse_status)
+        .unwrap_or_else(|| panic!("no status line\n{}", context()));
+    assert!(status.ok, "the session may start: {}", context());
+    assert!(report.ok, "{}", context());
+    assert!(!report.swap_active, "{}", context());
+    let foreign: Vec<_> = report
+        .devices
+        .iter()
+        .filter(|d| d.role == "foreign")
+        .collect();
+    assert_eq!(foreign.len(), expected_foreign(nvme_esp), "{}", context());
+    for d in &foreign {
+        assert!(d.read_only && !d.mounted && !d.swap, "{d:?}\n{}", context());
+    }
+    let stick: Vec<_> = report
+        .devices
+        .iter()
+        .filter(|d| d.role == "stick")
+        .collect();
+    assert_eq!(
+        stick.len(),
+        4,
+        "stick disk + ESP, root, verity: {}",
+        context()
+    );
+    assert!(
+        foreign.iter().any(|d| d.name.starts_with("nvme"))
+            && foreign.iter().any(|d| d.name.starts_with("vd")),
+        "{}",
+        context()
+    );
+    if let Some((pattern, at)) = find_forbidden(&console) {
+        panic!(
+            "forbidden console output {pattern:?} in {at:?}\n{}",
+            context()
+        );
+    }
+
+    let mut changed = 0;
+    for (disk, was) in disks.iter().zip(&before) {
+        let now = disk.sha256().expect("hash");
+        if &now != was {
+            changed += 1;
+            eprintln!("{}: CHANGED {was} -> {now}", disk.what);
+        }
+    }
+    eprintln!(
+        "storage {name}: {} devices seen, {} of {} foreign locked, storage line {boot_secs:.1} s after QEMU start, {changed} of {} disks changed",
+        report.seen,
+        report.locked,
+        report.foreign,
+        disks.len()
+    );
+    assert_eq!(changed, 0, "a disk of the PC was written\n{}", context());
+}
+
+#[test]
+fn pc_disks_are_locked_and_untouched() {
+    run_storage_scenario("storage-lock", false);
+}
+
+#[test]
+fn pc_disks_with_another_os_esp_are_locked_and_untouched() {
+    run_storage_scenario("storage-lock-other-esp", true);
+}
