@@ -5,7 +5,7 @@ set -eu
 export DEBIAN_FRONTEND=noninteractive
 apt-get install -y --no-install-recommends \
     qemu-system-x86 ovmf cryptsetup-bin fdisk dosfstools mtools openssl python3-pip \
-    squashfs-tools-ng sbsigntool
+    squashfs-tools-ng sbsigntool cpio
 # virt-fw-vars enrolls the test Secure Boot keys into a copy of OVMF's variables.
 if ! command -v virt-fw-vars >/dev/null 2>&1; then
     python3 -m pip install --quiet virt-firmware \

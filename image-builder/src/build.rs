@@ -286,12 +286,20 @@ pub fn build(options: &BuildOptions) -> Result<BuildReport> {
         .context("cannot copy os-release")?;
     std::fs::copy(&base.vmlinuz, work.join("vmlinuz")).context("cannot copy the kernel")?;
     std::fs::copy(&base.initrd, work.join("initrd.img")).context("cannot copy the initrd")?;
+    let extra = crate::initrd_extra::cpio_newc(
+        &crate::initrd_extra::entries_from_root(&rootfs)
+            .context("cannot collect the storage lock for the initrd")?,
+        fs_time as u32,
+    )?;
+    std::fs::write(work.join("initrd-extra.cpio"), extra)
+        .context("cannot write initrd-extra.cpio")?;
     let uki_path = work.join("uki.efi");
     tools
         .command(work, "ukify")
         .arg("build")
         .arg("--linux=/work/vmlinuz")
         .arg("--initrd=/work/initrd.img")
+        .arg("--initrd=/work/initrd-extra.cpio")
         .arg("--cmdline=@/work/cmdline")
         .arg("--os-release=@/work/os-release")
         .arg(format!("--uname={}", base.kernel_version))

@@ -132,6 +132,19 @@ pub fn set_read_only(node: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Marker of the storage lock's lines in the kernel log (and on the console).
+pub const KMSG_PREFIX: &str = "stick-storage-lock: ";
+
+/// One line in the kernel log, so it reaches every console from the initrd on.
+/// Best effort: udev has its own log of a failing helper.
+fn log_to_kernel(message: &str) {
+    use std::io::Write;
+    if let Ok(mut kmsg) = std::fs::OpenOptions::new().write(true).open("/dev/kmsg") {
+        // <5> notice: shown on the console at the default log level.
+        let _ = kmsg.write_all(format!("<5>{KMSG_PREFIX}{message}\n").as_bytes());
+    }
+}
+
 /// `kiosk lock-block-device NAME`: classify, lock if foreign, print udev properties.
 pub fn lock_block_device(name: &str) -> Result<String> {
     if name.is_empty() || name.contains('/') {
@@ -147,6 +160,9 @@ pub fn lock_block_device(name: &str) -> Result<String> {
     );
     if role == Role::Foreign {
         set_read_only(&PathBuf::from("/dev").join(name))?;
+        log_to_kernel(&format!(
+            "{name} is not the stick: set read-only, kept unused"
+        ));
     }
     Ok(format!("STICK_STORAGE={}\n", role.as_str()))
 }

@@ -1,6 +1,7 @@
 //! "Internal" disks of a hostile PC, made by the tests with real filesystems:
 //! NVMe with ext4 (optionally behind an EFI System Partition with a bootloader),
-//! SATA with vfat and swap, virtio with a LUKS header. Their sha256 before and
+//! SATA with vfat and swap, virtio with a LUKS header, and a second USB stick
+//! with vfat (present from power-on, so the initrd already sees it). Their sha256 before and
 //! after a session proves the stick never wrote to them.
 
 use std::io::{Seek, SeekFrom, Write};
@@ -20,6 +21,8 @@ pub enum Bus {
     Nvme,
     Sata,
     Virtio,
+    /// A second USB stick on the machine's xhci controller (the stick's own).
+    Usb,
 }
 
 /// A disk image file and how it is attached.
@@ -43,6 +46,7 @@ impl HostileDisk {
             // q35's built-in ICH9 AHCI controller.
             Bus::Sata => format!("ide-hd,bus=ide.{index},drive={id}"),
             Bus::Virtio => format!("virtio-blk-pci,drive={id}"),
+            Bus::Usb => format!("usb-storage,bus=xhci.0,drive={id},removable=on"),
         };
         vec!["-drive".into(), drive, "-device".into(), device]
     }
@@ -110,6 +114,14 @@ pub fn make_hostile_disks(dir: &Path, nvme_esp: Option<&[u8]>) -> Result<Vec<Hos
             .arg(&virtio),
     )?;
 
+    let usb = dir.join("usb.raw");
+    partitioned_disk(
+        &usb,
+        32,
+        &["size=24MiB, type=EBD0A0A2-B9E5-4433-87C0-68B6B72699C7, name=\"usb\""],
+    )?;
+    fill(&usb, 1, |part| vfat(part, &canary_dir))?;
+
     Ok(vec![
         HostileDisk {
             path: nvme,
@@ -129,6 +141,11 @@ pub fn make_hostile_disks(dir: &Path, nvme_esp: Option<&[u8]>) -> Result<Vec<Hos
             path: virtio,
             bus: Bus::Virtio,
             what: "virtio: LUKS2",
+        },
+        HostileDisk {
+            path: usb,
+            bus: Bus::Usb,
+            what: "USB stick: vfat",
         },
     ])
 }

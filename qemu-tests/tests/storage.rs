@@ -8,12 +8,15 @@ use qemu_tests::disks::{make_hostile_disks, HostileDisk};
 use qemu_tests::machine::{Machine, MachineConfig, SecureBootKeys};
 use qemu_tests::serial::{find_forbidden, parse_status, parse_storage};
 
+/// How the kiosk's storage lock marks its kernel-log lines (kiosk::storage_lock).
+const KMSG_PREFIX: &str = "stick-storage-lock: ";
+
 const BOOT_TIMEOUT: Duration = Duration::from_secs(600);
 
-/// Block devices the three disks show up as: NVMe disk + 1 or 2 partitions,
-/// SATA disk + 2 partitions, virtio disk (LUKS on the whole disk).
+/// Block devices the disks show up as: NVMe disk + 1 or 2 partitions, SATA disk
+/// + 2 partitions, virtio disk (LUKS on the whole disk), USB disk + 1 partition.
 fn expected_foreign(nvme_esp: bool) -> usize {
-    (if nvme_esp { 3 } else { 2 }) + 3 + 1
+    (if nvme_esp { 3 } else { 2 }) + 3 + 1 + 2
 }
 
 fn run_storage_scenario(name: &str, nvme_esp: bool) {
@@ -87,6 +90,20 @@ fn run_storage_scenario(name: &str, nvme_esp: bool) {
         "{}",
         context()
     );
+    // The initrd has drivers only for USB storage: the second USB stick is there
+    // before the root is, and is locked there, before the switch to the root.
+    let switch_root = console
+        .find("Switching root")
+        .unwrap_or_else(|| panic!("no switch-root on the console\n{}", context()));
+    let initrd_locks = console[..switch_root]
+        .lines()
+        .filter(|l| l.contains(KMSG_PREFIX))
+        .count();
+    assert!(
+        initrd_locks >= 2,
+        "the initrd locks the second USB stick (disk + partition): {}",
+        context()
+    );
     if let Some((pattern, at)) = find_forbidden(&console) {
         panic!(
             "forbidden console output {pattern:?} in {at:?}\n{}",
@@ -103,7 +120,7 @@ fn run_storage_scenario(name: &str, nvme_esp: bool) {
         }
     }
     eprintln!(
-        "storage {name}: {} devices seen, {} of {} foreign locked, storage line {boot_secs:.1} s after QEMU start, {changed} of {} disks changed",
+        "storage {name}: {} devices seen, {} of {} foreign locked ({initrd_locks} in the initrd), storage line {boot_secs:.1} s after QEMU start, {changed} of {} disks changed",
         report.seen,
         report.locked,
         report.foreign,
