@@ -93,7 +93,7 @@ fn run_storage_scenario(name: &str, nvme_esp: bool) {
     // The initrd has drivers only for USB storage: the second USB stick is there
     // before the root is, and is locked there, before the switch to the root.
     let switch_root = console
-        .find("Switching root")
+        .find("Starting initrd-switch-root.service")
         .unwrap_or_else(|| panic!("no switch-root on the console\n{}", context()));
     let initrd_locks = console[..switch_root]
         .lines()
