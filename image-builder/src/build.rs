@@ -231,6 +231,7 @@ pub fn build(options: &BuildOptions) -> Result<BuildReport> {
             },
         },
     )?;
+    let pruning = crate::harden::prune_modules(&rootfs, &base.kernel_version)?;
     let packages = crate::packages::installed_packages(&rootfs)
         .with_context(|| format!("cannot read the package list of {}", rootfs.display()))?;
 
@@ -457,6 +458,7 @@ pub fn build(options: &BuildOptions) -> Result<BuildReport> {
         kernel_version: base.kernel_version.clone(),
         builder_version: env!("CARGO_PKG_VERSION").into(),
         config_sha256: hex::encode(Sha256::digest(&loaded.raw)),
+        kernel_filesystems: pruning.kept_filesystems.clone(),
         uki_signer,
     };
     if manifest.test_keys {

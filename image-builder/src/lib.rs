@@ -7,6 +7,7 @@ pub mod customize;
 pub mod esp;
 pub mod fail_closed;
 pub mod gpt;
+pub mod harden;
 pub mod initrd_extra;
 pub mod inspect;
 pub mod keygen;

@@ -217,6 +217,7 @@ mod tests {
             kernel_version: "6.12.48+deb13-amd64".into(),
             builder_version: "0.1.0".into(),
             config_sha256: "00".repeat(32),
+            kernel_filesystems: vec![],
             uki_signer: None,
         }
     }

@@ -29,13 +29,19 @@ pub struct StorageReport {
     pub locked: usize,
     pub foreign: usize,
     pub swap_active: bool,
+    /// Block filesystems the kernel has or can load (built in or a module).
+    pub filesystems: Vec<String>,
     pub devices: Vec<BlockDevice>,
     /// What is wrong (empty when `ok`).
     pub problems: Vec<String>,
 }
 
 impl StorageReport {
-    pub fn new(devices: Vec<BlockDevice>, swap_active: bool) -> StorageReport {
+    pub fn new(
+        devices: Vec<BlockDevice>,
+        swap_active: bool,
+        filesystems: Vec<String>,
+    ) -> StorageReport {
         let mut problems = Vec::new();
         for d in devices.iter().filter(|d| d.role == Role::Foreign) {
             if !d.read_only {
@@ -63,6 +69,7 @@ impl StorageReport {
                 .count(),
             foreign: foreign.len(),
             swap_active,
+            filesystems,
             devices,
             problems,
         }
@@ -82,6 +89,26 @@ pub fn parse_swaps(text: &str) -> Vec<String> {
         .filter_map(|l| l.split_whitespace().next())
         .map(|p| p.strip_prefix("/dev/").unwrap_or(p).to_string())
         .collect()
+}
+
+/// Block filesystems: the ones `/proc/filesystems` lists without `nodev`, and the
+/// folders under `kernel/fs/` that `modules.dep` lists (module folder names, such
+/// as `fat` for vfat). Sorted, unique.
+pub fn parse_filesystems(proc_filesystems: &str, modules_dep: &str) -> Vec<String> {
+    let mut names: Vec<String> = proc_filesystems
+        .lines()
+        .filter(|l| !l.starts_with("nodev"))
+        .map(|l| l.trim().to_string())
+        .filter(|l| !l.is_empty())
+        .chain(modules_dep.lines().filter_map(|l| {
+            let path = l.split(':').next()?.strip_prefix("kernel/fs/")?;
+            let first = path.split('/').next()?;
+            Some(first.split('.').next().unwrap_or(first).to_string())
+        }))
+        .collect();
+    names.sort();
+    names.dedup();
+    names
 }
 
 /// Reads sysfs, mountinfo and `/proc/swaps` into a report.
@@ -109,7 +136,15 @@ pub fn observe(sys_block: &Path, root_hash: Option<&str>, mounts: &[MountEntry])
             }
         })
         .collect();
-    StorageReport::new(devices, !swaps.is_empty())
+    let release = nix::sys::utsname::uname()
+        .map(|u| u.release().to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let filesystems = parse_filesystems(
+        &std::fs::read_to_string("/proc/filesystems").unwrap_or_default(),
+        &std::fs::read_to_string(format!("/usr/lib/modules/{release}/modules.dep"))
+            .unwrap_or_default(),
+    );
+    StorageReport::new(devices, !swaps.is_empty(), filesystems)
 }
 
 #[cfg(test)]
@@ -168,11 +203,25 @@ mod tests {
             ),
         ];
         for (name, devices, swap, problems, locked) in cases {
-            let report = StorageReport::new(devices, swap);
+            let report = StorageReport::new(devices, swap, vec![]);
             assert_eq!(report.problems, problems, "{name}");
             assert_eq!(report.ok, problems.is_empty(), "{name}");
             assert_eq!(report.locked, locked, "{name}");
         }
+    }
+
+    #[test]
+    fn filesystems_come_from_proc_and_modules_dep() {
+        let proc = "nodev\tsysfs\nnodev\ttmpfs\n\text2\n\tsquashfs\n";
+        let dep = "kernel/fs/fat/vfat.ko.xz: kernel/fs/fat/fat.ko.xz\n\
+                   kernel/fs/fat/fat.ko.xz:\n\
+                   kernel/fs/binfmt_misc.ko.xz:\n\
+                   kernel/drivers/usb/storage/usb-storage.ko.xz:\n";
+        assert_eq!(
+            parse_filesystems(proc, dep),
+            ["binfmt_misc", "ext2", "fat", "squashfs"]
+        );
+        assert!(parse_filesystems("", "").is_empty());
     }
 
     #[test]
@@ -186,12 +235,16 @@ mod tests {
 
     #[test]
     fn report_line_is_marked_json() {
-        let line = StorageReport::new(vec![dev("sda", Role::Stick, false, false, false)], false)
-            .console_line();
+        let line = StorageReport::new(
+            vec![dev("sda", Role::Stick, false, false, false)],
+            false,
+            vec!["vfat".into()],
+        )
+        .console_line();
         assert_eq!(
             line,
             "@kiosk@ {\"event\":\"storage\",\"ok\":true,\"seen\":1,\"locked\":0,\"foreign\":0,\
-             \"swap_active\":false,\"devices\":[{\"name\":\"sda\",\"role\":\"stick\",\
+             \"swap_active\":false,\"filesystems\":[\"vfat\"],\"devices\":[{\"name\":\"sda\",\"role\":\"stick\",\
              \"read_only\":false,\"mounted\":false,\"swap\":false}],\"problems\":[]}"
         );
     }

@@ -43,6 +43,9 @@ pub struct Manifest {
     /// Debian packages installed in the root filesystem (the SBOM).
     pub packages: Vec<Package>,
     pub kernel_version: String,
+    /// Filesystem module folders left in the kernel (all others were removed).
+    #[serde(default)]
+    pub kernel_filesystems: Vec<String>,
     pub builder_version: String,
     /// sha256 of the config file's bytes.
     pub config_sha256: String,
@@ -246,6 +249,7 @@ mod tests {
             kernel_version: "6.12".into(),
             builder_version: "0.1.0".into(),
             config_sha256: "00".repeat(32),
+            kernel_filesystems: vec![],
             uki_signer: None,
         }
     }

@@ -87,6 +87,7 @@ pub struct StorageReport {
     pub locked: usize,
     pub foreign: usize,
     pub swap_active: bool,
+    pub filesystems: Vec<String>,
     pub devices: Vec<BlockDevice>,
     pub problems: Vec<String>,
 }

@@ -90,6 +90,26 @@ fn run_storage_scenario(name: &str, nvme_esp: bool) {
         "{}",
         context()
     );
+    // Foreign filesystems are gone from the kernel; the stick's own stay.
+    for gone in ["ext4", "btrfs", "xfs", "ntfs3", "hfsplus", "exfat", "isofs"] {
+        assert!(
+            !report.filesystems.iter().any(|f| f == gone),
+            "{gone} is still in the kernel: {:?}",
+            report.filesystems
+        );
+    }
+    for needed in ["fat", "squashfs"] {
+        assert!(
+            report.filesystems.iter().any(|f| f == needed),
+            "{needed} missing: {:?}",
+            report.filesystems
+        );
+    }
+    let built_fs = built.manifest["kernel-filesystems"]
+        .as_array()
+        .expect("manifest lists kernel-filesystems");
+    assert!(built_fs.iter().any(|f| f == "fat") && !built_fs.iter().any(|f| f == "ext4"));
+
     // The initrd has drivers only for USB storage: the second USB stick is there
     // before the root is, and is locked there, before the switch to the root.
     let switch_root = console
