@@ -29,27 +29,55 @@ fn lock_block_device(name: Option<String>) -> std::process::ExitCode {
     }
 }
 
+/// How often the storage watcher looks for new or changed block devices.
+const STORAGE_POLL: std::time::Duration = std::time::Duration::from_secs(2);
+/// How long the first report waits for udev to see every device.
+const STORAGE_SETTLE: std::time::Duration = std::time::Duration::from_secs(30);
+
 fn observe_storage(root_hash: Option<&str>) -> kiosk::storage_report::StorageReport {
-    // Coldplug may still be probing the PC's controllers; report once udev is done.
-    if let Err(err) = kiosk::command::run("udevadm", &["settle", "--timeout=30"]) {
-        tracing::warn!("udevadm settle: {err:#}");
-    }
     let mounts = std::fs::read_to_string(kiosk::mounts::PROC_MOUNTINFO)
         .ok()
         .and_then(|text| kiosk::mounts::parse_mountinfo(&text).ok())
         .unwrap_or_default();
-    let report = kiosk::storage_report::observe(
-        std::path::Path::new("/sys/class/block"),
-        root_hash,
-        &mounts,
-    );
-    tracing::info!(
-        "storage: {} devices seen, {} of {} foreign locked",
-        report.seen,
-        report.locked,
-        report.foreign
-    );
-    report
+    kiosk::storage_report::observe(std::path::Path::new("/sys/class/block"), root_hash, &mounts)
+}
+
+/// The first storage report, once udev has seen every block device there is
+/// (coldplug may still be probing the PC's controllers).
+fn settled_storage(root_hash: Option<&str>) -> kiosk::storage_report::StorageReport {
+    let deadline = std::time::Instant::now() + STORAGE_SETTLE;
+    loop {
+        if let Err(err) = kiosk::command::run("udevadm", &["settle", "--timeout=30"]) {
+            tracing::warn!("udevadm settle: {err:#}");
+        }
+        let report = observe_storage(root_hash);
+        if report.settled() || std::time::Instant::now() >= deadline {
+            tracing::info!(
+                "storage: {} devices seen, {} of {} foreign locked",
+                report.seen,
+                report.locked,
+                report.foreign
+            );
+            return report;
+        }
+        std::thread::sleep(STORAGE_POLL);
+    }
+}
+
+/// Prints a new storage line whenever the devices or their state change
+/// (hotplug, late controllers), for as long as the kiosk runs.
+fn watch_storage(root_hash: Option<String>, mut last: kiosk::storage_report::StorageReport) {
+    loop {
+        std::thread::sleep(STORAGE_POLL);
+        let report = observe_storage(root_hash.as_deref());
+        if report.devices != last.devices && report.settled() {
+            if !report.ok {
+                tracing::error!("storage lock: {}", report.problems.join("; "));
+            }
+            println!("{}", report.console_line());
+            last = report;
+        }
+    }
 }
 
 /// Best effort: a PC without a VT still has the console line.
@@ -85,7 +113,7 @@ fn main() -> std::process::ExitCode {
     }
 
     let mut status = Status::evaluate(kiosk::probe::observe());
-    let storage = observe_storage(status.cmdline_root_hash.as_deref());
+    let storage = settled_storage(status.cmdline_root_hash.as_deref());
     if !storage.ok {
         status.ok = false;
         status.refusals.extend(
@@ -137,6 +165,8 @@ fn main() -> std::process::ExitCode {
         }
     }
     drop(stdout);
+    let root_hash = status.cmdline_root_hash.clone();
+    std::thread::spawn(move || watch_storage(root_hash, storage));
 
     // Later the conference session runs here; until then, wait for the power button.
     match kiosk::power_button::wait_for_press() {

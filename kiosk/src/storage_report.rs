@@ -12,6 +12,8 @@ use crate::storage_lock::{classify, Role};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct BlockDevice {
     pub name: String,
+    /// udev has processed the device (and so the lock rule has run for it).
+    pub settled: bool,
     pub role: Role,
     pub read_only: bool,
     pub mounted: bool,
@@ -43,7 +45,12 @@ impl StorageReport {
         filesystems: Vec<String>,
     ) -> StorageReport {
         let mut problems = Vec::new();
-        for d in devices.iter().filter(|d| d.role == Role::Foreign) {
+        // A device the kernel has just added but udev not yet seen is not locked
+        // yet; it is reported as unsettled, not as a failure.
+        for d in devices
+            .iter()
+            .filter(|d| d.role == Role::Foreign && d.settled)
+        {
             if !d.read_only {
                 problems.push(format!("{} (not the stick) is writable", d.name));
             }
@@ -79,6 +86,16 @@ impl StorageReport {
         let json = serde_json::to_string(self)
             .unwrap_or_else(|err| format!(r#"{{"event":"storage","ok":false,"error":"{err}"}}"#));
         format!("{} {json}", crate::status::CONSOLE_MARKER)
+    }
+}
+
+/// udev's database: one file `bMAJOR:MINOR` per processed block device.
+const UDEV_DATA: &str = "/run/udev/data";
+
+impl StorageReport {
+    /// Every device has been through udev.
+    pub fn settled(&self) -> bool {
+        self.devices.iter().all(|d| d.settled)
     }
 }
 
@@ -128,6 +145,8 @@ pub fn observe(sys_block: &Path, root_hash: Option<&str>, mounts: &[MountEntry])
             let read = |file: &str| std::fs::read_to_string(sys_block.join(&name).join(file));
             let devnum: Option<DevNum> = read("dev").ok().and_then(|s| s.trim().parse().ok());
             BlockDevice {
+                settled: devnum
+                    .is_some_and(|n| Path::new(UDEV_DATA).join(format!("b{n}")).exists()),
                 role: classify(sys_block, Path::new("/dev"), &name, root_hash),
                 read_only: read("ro").map(|s| s.trim() == "1").unwrap_or(false),
                 mounted: devnum.is_some_and(|n| mounts.iter().any(|m| m.device == n)),
@@ -154,6 +173,7 @@ mod tests {
     fn dev(name: &str, role: Role, read_only: bool, mounted: bool, swap: bool) -> BlockDevice {
         BlockDevice {
             name: name.into(),
+            settled: true,
             role,
             read_only,
             mounted,
@@ -192,6 +212,16 @@ mod tests {
                     "vda1 (not the stick) is writable",
                     "vda1 (not the stick) is mounted",
                 ],
+                0,
+            ),
+            (
+                "not yet seen by udev",
+                vec![BlockDevice {
+                    settled: false,
+                    ..dev("nvme0n1", Role::Foreign, false, false, false)
+                }],
+                false,
+                vec![],
                 0,
             ),
             (
@@ -244,7 +274,7 @@ mod tests {
         assert_eq!(
             line,
             "@kiosk@ {\"event\":\"storage\",\"ok\":true,\"seen\":1,\"locked\":0,\"foreign\":0,\
-             \"swap_active\":false,\"filesystems\":[\"vfat\"],\"devices\":[{\"name\":\"sda\",\"role\":\"stick\",\
+             \"swap_active\":false,\"filesystems\":[\"vfat\"],\"devices\":[{\"name\":\"sda\",\"settled\":true,\"role\":\"stick\",\
              \"read_only\":false,\"mounted\":false,\"swap\":false}],\"problems\":[]}"
         );
     }

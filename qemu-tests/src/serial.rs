@@ -72,6 +72,7 @@ pub fn parse_status(line: &str) -> Option<KioskStatus> {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct BlockDevice {
     pub name: String,
+    pub settled: bool,
     pub role: String,
     pub read_only: bool,
     pub mounted: bool,

@@ -42,8 +42,13 @@ fn run_storage_scenario(name: &str, nvme_esp: bool) {
         config.extra_args.extend(disk.qemu_args(i));
     }
     let mut vm = Machine::start(&config).expect("QEMU starts");
+    // Controllers probe late under TCG: the kiosk prints a new storage line
+    // whenever the devices change; wait for the one that has them all.
+    let want = expected_foreign(nvme_esp);
     let line = vm
-        .wait_for_line(BOOT_TIMEOUT, |l| parse_storage(l).is_some())
+        .wait_for_line(BOOT_TIMEOUT, |l| {
+            parse_storage(l).is_some_and(|r| r.foreign >= want)
+        })
         .unwrap_or_else(|e| panic!("{e:#}"));
     let report = parse_storage(&line).expect("storage line parses");
     let boot_secs = vm.elapsed().as_secs_f64();
@@ -63,6 +68,9 @@ fn run_storage_scenario(name: &str, nvme_esp: bool) {
         .unwrap_or_else(|| panic!("no status line\n{}", context()));
     assert!(status.ok, "the session may start: {}", context());
     assert!(report.ok, "{}", context());
+    for earlier in console.lines().filter_map(parse_storage) {
+        assert!(earlier.ok, "every storage line is ok: {earlier:?}\n{}", context());
+    }
     assert!(!report.swap_active, "{}", context());
     let foreign: Vec<_> = report
         .devices
