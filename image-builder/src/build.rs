@@ -229,6 +229,7 @@ pub fn build(options: &BuildOptions) -> Result<BuildReport> {
                 require_secure_boot: config.kiosk.require_secure_boot,
                 min_rollback_index: config.kiosk.min_rollback_index,
             },
+            usb_allow: &config.usb.allow_classes,
         },
     )?;
     let pruning = crate::harden::prune_modules(&rootfs, &base.kernel_version)?;

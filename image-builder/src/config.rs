@@ -18,6 +18,25 @@ pub struct Config {
     pub kernel: KernelSection,
     #[serde(default)]
     pub kiosk: KioskSection,
+    #[serde(default)]
+    pub usb: UsbSection,
+}
+
+/// `[usb]`: which USB devices plugged in during a session get a driver.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct UsbSection {
+    /// Interface classes allowed; a device needs all its interfaces in this list.
+    #[serde(default = "crate::usb_policy::default_allowed")]
+    pub allow_classes: Vec<crate::usb_policy::UsbClass>,
+}
+
+impl Default for UsbSection {
+    fn default() -> Self {
+        UsbSection {
+            allow_classes: crate::usb_policy::default_allowed(),
+        }
+    }
 }
 
 /// `[kiosk]`: policy the kiosk enforces at boot (baked into the verity root).

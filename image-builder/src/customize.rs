@@ -32,6 +32,7 @@ pub struct Customization<'a> {
     pub image_id: &'a str,
     pub image_version: &'a str,
     pub policy: &'a stick_manifest::KioskPolicy,
+    pub usb_allow: &'a [crate::usb_policy::UsbClass],
 }
 
 /// Applies `c` to the tree at `root`.
@@ -58,6 +59,20 @@ pub fn customize(root: &Path, c: &Customization) -> Result<(), CustomizeError> {
         with_image_identity(&text, c.image_id, c.image_version),
     )
     .map_err(io(&os_release))?;
+
+    use crate::usb_policy::{daemon_conf, rules_conf, DAEMON_CONF_PATH, RULES_PATH};
+    for (path, text, mode) in [
+        (RULES_PATH, rules_conf(c.usb_allow), 0o600),
+        (DAEMON_CONF_PATH, daemon_conf(), 0o600),
+    ] {
+        let file = root.join(path.trim_start_matches('/'));
+        if let Some(parent) = file.parent() {
+            std::fs::create_dir_all(parent).map_err(io(parent))?;
+        }
+        std::fs::write(&file, text).map_err(io(&file))?;
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode))
+            .map_err(io(&file))?;
+    }
 
     // Empty machine-id: systemd makes a transient one each boot, nothing persists.
     let machine_id = root.join("etc/machine-id");

@@ -20,5 +20,6 @@ pub mod runner;
 pub mod secure_boot;
 pub mod tools_tree;
 pub mod tree_cache;
+pub mod usb_policy;
 pub mod verify;
 pub mod verity;

@@ -19,6 +19,8 @@ pub const BASE_PACKAGES: &[&str] = &[
     "kmod",
     "dmsetup",
     "dracut",
+    // USB device policy (see usb_policy.rs).
+    "usbguard",
 ];
 
 /// Kernel modules in the initrd, and nothing else: what it takes to find the stick

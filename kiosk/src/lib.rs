@@ -16,3 +16,4 @@ pub mod probe;
 pub mod status;
 pub mod storage_lock;
 pub mod storage_report;
+pub mod usb_report;

@@ -64,18 +64,26 @@ fn settled_storage(root_hash: Option<&str>) -> kiosk::storage_report::StorageRep
     }
 }
 
-/// Prints a new storage line whenever the devices or their state change
-/// (hotplug, late controllers), for as long as the kiosk runs.
-fn watch_storage(root_hash: Option<String>, mut last: kiosk::storage_report::StorageReport) {
+/// Prints a new storage or USB line whenever the devices or their state change
+/// (hotplug, late controllers, USBGuard decisions), for as long as the kiosk runs.
+fn watch_devices(root_hash: Option<String>, mut storage: kiosk::storage_report::StorageReport) {
+    let usb_dir = std::path::Path::new(kiosk::usb_report::SYS_BUS_USB_DEVICES);
+    let mut usb = kiosk::usb_report::observe(usb_dir);
+    println!("{}", usb.console_line());
     loop {
         std::thread::sleep(STORAGE_POLL);
         let report = observe_storage(root_hash.as_deref());
-        if report.devices != last.devices && report.settled() {
+        if report.devices != storage.devices && report.settled() {
             if !report.ok {
                 tracing::error!("storage lock: {}", report.problems.join("; "));
             }
             println!("{}", report.console_line());
-            last = report;
+            storage = report;
+        }
+        let now = kiosk::usb_report::observe(usb_dir);
+        if now != usb {
+            println!("{}", now.console_line());
+            usb = now;
         }
     }
 }
@@ -166,7 +174,7 @@ fn main() -> std::process::ExitCode {
     }
     drop(stdout);
     let root_hash = status.cmdline_root_hash.clone();
-    std::thread::spawn(move || watch_storage(root_hash, storage));
+    std::thread::spawn(move || watch_devices(root_hash, storage));
 
     // Later the conference session runs here; until then, wait for the power button.
     match kiosk::power_button::wait_for_press() {

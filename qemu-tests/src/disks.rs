@@ -114,13 +114,7 @@ pub fn make_hostile_disks(dir: &Path, nvme_esp: Option<&[u8]>) -> Result<Vec<Hos
             .arg(&virtio),
     )?;
 
-    let usb = dir.join("usb.raw");
-    partitioned_disk(
-        &usb,
-        32,
-        &["size=24MiB, type=EBD0A0A2-B9E5-4433-87C0-68B6B72699C7, name=\"usb\""],
-    )?;
-    fill(&usb, 1, |part| vfat(part, &canary_dir))?;
+    let usb = make_usb_stick(dir)?;
 
     Ok(vec![
         HostileDisk {
@@ -142,12 +136,27 @@ pub fn make_hostile_disks(dir: &Path, nvme_esp: Option<&[u8]>) -> Result<Vec<Hos
             bus: Bus::Virtio,
             what: "virtio: LUKS2",
         },
-        HostileDisk {
-            path: usb,
-            bus: Bus::Usb,
-            what: "USB stick: vfat",
-        },
+        usb,
     ])
+}
+
+/// A USB stick with a vfat partition and the canary file, as `usb.raw` in `dir`.
+pub fn make_usb_stick(dir: &Path) -> Result<HostileDisk> {
+    let canary_dir = dir.join("canary");
+    std::fs::create_dir_all(&canary_dir)?;
+    std::fs::write(canary_dir.join("canary.txt"), CANARY)?;
+    let path = dir.join("usb.raw");
+    partitioned_disk(
+        &path,
+        32,
+        &["size=24MiB, type=EBD0A0A2-B9E5-4433-87C0-68B6B72699C7, name=\"usb\""],
+    )?;
+    fill(&path, 1, |part| vfat(part, &canary_dir))?;
+    Ok(HostileDisk {
+        path,
+        bus: Bus::Usb,
+        what: "USB stick: vfat",
+    })
 }
 
 #[derive(Debug, Deserialize)]

@@ -99,6 +99,29 @@ pub fn parse_storage(line: &str) -> Option<StorageReport> {
     (report.event == "storage").then_some(report)
 }
 
+/// One USB device in the kiosk's usb line.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct UsbDevice {
+    pub port: String,
+    pub id: String,
+    pub product: Option<String>,
+    pub classes: Vec<String>,
+    pub authorized: bool,
+}
+
+/// The kiosk's USB report.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct UsbReport {
+    pub event: String,
+    pub devices: Vec<UsbDevice>,
+}
+
+/// Parses a usb line.
+pub fn parse_usb(line: &str) -> Option<UsbReport> {
+    let report: UsbReport = serde_json::from_str(kiosk_json(line)?).ok()?;
+    (report.event == "usb").then_some(report)
+}
+
 /// Console text that must never appear: a login prompt or a shell.
 pub const FORBIDDEN_PATTERNS: &[&str] = &[
     "login:",

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use qemu_tests::machine::{Machine, MachineConfig, SecureBootKeys};
-use qemu_tests::serial::{find_forbidden, parse_status, parse_storage, KIOSK_MARKER};
+use qemu_tests::serial::{find_forbidden, parse_status, parse_storage, parse_usb, KIOSK_MARKER};
 
 fn boot_timeout() -> Duration {
     let secs = std::env::var("QEMU_BOOT_TIMEOUT")
@@ -74,9 +74,11 @@ fn demo_image_boots_to_verified_kiosk_status() {
         console.matches(KIOSK_MARKER).count(),
         console
             .lines()
-            .filter(|l| parse_status(l).is_some() || parse_storage(l).is_some())
+            .filter(|l| parse_status(l).is_some()
+                || parse_storage(l).is_some()
+                || parse_usb(l).is_some())
             .count(),
-        "every kiosk line is a well-formed status or storage line\n{}",
+        "every kiosk line is a well-formed status, storage or usb line\n{}",
         context()
     );
     if let Some((pattern, at)) = find_forbidden(&console) {

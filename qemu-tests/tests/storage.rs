@@ -69,7 +69,11 @@ fn run_storage_scenario(name: &str, nvme_esp: bool) {
     assert!(status.ok, "the session may start: {}", context());
     assert!(report.ok, "{}", context());
     for earlier in console.lines().filter_map(parse_storage) {
-        assert!(earlier.ok, "every storage line is ok: {earlier:?}\n{}", context());
+        assert!(
+            earlier.ok,
+            "every storage line is ok: {earlier:?}\n{}",
+            context()
+        );
     }
     assert!(!report.swap_active, "{}", context());
     let foreign: Vec<_> = report
