@@ -150,6 +150,7 @@ pub fn lock_block_device(name: &str) -> Result<String> {
     if name.is_empty() || name.contains('/') {
         bail!("expected a kernel device name such as sdb1, got {name:?}");
     }
+    let started = std::time::Instant::now();
     let cmdline = std::fs::read_to_string(crate::cmdline::PROC_CMDLINE).unwrap_or_default();
     let root_hash = crate::cmdline::parse_cmdline_root_hash(&cmdline);
     let role = classify(
@@ -160,9 +161,14 @@ pub fn lock_block_device(name: &str) -> Result<String> {
     );
     if role == Role::Foreign {
         set_read_only(&PathBuf::from("/dev").join(name))?;
-        log_to_kernel(&format!(
-            "{name} is not the stick: set read-only, kept unused"
-        ));
+    }
+    let took = started.elapsed().as_secs_f64() * 1000.0;
+    match role {
+        Role::Foreign => log_to_kernel(&format!(
+            "{name} is not the stick: set read-only, kept unused ({took:.1} ms)"
+        )),
+        Role::Stick => log_to_kernel(&format!("{name} is the stick ({took:.1} ms)")),
+        Role::Virtual => {}
     }
     Ok(format!("STICK_STORAGE={}\n", role.as_str()))
 }

@@ -146,18 +146,43 @@ fn main() -> Result<()> {
     })?;
 
     let accel = Accel::detect();
-    let boot = |secure_boot: bool| -> Result<(f64, bool)> {
+    let disks_dir = tempfile::tempdir()?;
+    let disks = qemu_tests::disks::make_hostile_disks(disks_dir.path(), None)?;
+    // (seconds to the status line, status ok, storage-lock helper ms in all)
+    let boot = |secure_boot: bool, with_disks: bool| -> Result<(f64, bool, f64)> {
         let mut config = MachineConfig::new("bench-boot").stick(&same.image);
         if secure_boot {
             config = config.secure_boot(SecureBootKeys::test_keys());
         }
+        if with_disks {
+            for (i, disk) in disks.iter().enumerate() {
+                config.extra_args.extend(disk.qemu_args(i));
+            }
+        }
         let mut vm = Machine::start(&config)?;
         let line = vm.wait_for_line(Duration::from_secs(600), |l| parse_status(l).is_some())?;
         let secs = (vm.elapsed().as_secs_f64() * 10.0).round() / 10.0;
-        Ok((secs, parse_status(&line).map(|s| s.ok).unwrap_or(false)))
+        let lock_ms: f64 = vm
+            .console()
+            .lines()
+            .filter(|l| l.contains("stick-storage-lock: "))
+            .filter_map(|l| {
+                l.rsplit_once('(')?
+                    .1
+                    .strip_suffix(" ms)")?
+                    .parse::<f64>()
+                    .ok()
+            })
+            .sum();
+        Ok((
+            secs,
+            parse_status(&line).map(|s| s.ok).unwrap_or(false),
+            lock_ms,
+        ))
     };
-    let (boot_secs, ok) = boot(true)?;
-    let (boot_plain_secs, plain_ok) = boot(false)?;
+    let (boot_secs, ok, lock_ms_stick_only) = boot(true, false)?;
+    let (boot_plain_secs, plain_ok, _) = boot(false, false)?;
+    let (boot_disks_secs, disks_ok, lock_ms_disks) = boot(true, true)?;
 
     let report = json!({
         "machine": {"cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0), "accel": format!("{accel:?}")},
@@ -176,6 +201,10 @@ fn main() -> Result<()> {
         "boot_status_ok_secure_boot": ok,
         "boot_to_kiosk_status_no_keys_s": boot_plain_secs,
         "boot_status_ok_no_keys": plain_ok,
+        "boot_to_kiosk_status_with_4_pc_disks_s": boot_disks_secs,
+        "boot_status_ok_with_4_pc_disks": disks_ok,
+        "storage_lock_helper_ms_stick_only": (lock_ms_stick_only * 10.0).round() / 10.0,
+        "storage_lock_helper_ms_with_4_pc_disks": (lock_ms_disks * 10.0).round() / 10.0,
     });
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
