@@ -34,7 +34,13 @@ pub const ASSETS: &[Asset] = &[
 ];
 
 /// Programs the assets run, which dracut must copy into the initrd with them.
-const INITRD_PROGRAMS: &[&str] = &["/usr/bin/sh", "/usr/bin/sleep", "/usr/bin/systemctl"];
+const INITRD_PROGRAMS: &[&str] = &[
+    "/usr/bin/sh",
+    "/usr/bin/sleep",
+    "/usr/bin/systemctl",
+    "/usr/sbin/dmsetup",
+    "/usr/bin/grep",
+];
 
 /// Ends each here-document in [`install_hook`]; no asset may contain it as a line.
 const HEREDOC_END: &str = "SECURE_STICK_ASSET_END";
