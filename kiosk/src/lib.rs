@@ -1,12 +1,15 @@
 //! The kiosk that runs inside the boot stick image.
 //!
-//! For now it reports, once at boot, whether the image is what it claims to be:
-//! verity enforced on a read-only root, with the root hash of the signed manifest.
+//! At boot it reports whether the image is what it claims to be (verity enforced
+//! on a read-only root, the signed manifest's root hash, Secure Boot, rollback
+//! index, the signed cmdline), locks every block device that is not the stick,
+//! and reports block and USB devices while it runs.
 
 pub mod boot_policy;
 pub mod cmdline;
 pub mod command;
 pub mod device_mapper;
+pub mod device_watch;
 pub mod efivars;
 pub mod esp;
 pub mod gpt_probe;

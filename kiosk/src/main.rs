@@ -1,4 +1,5 @@
-//! `kiosk`: prints the boot status line on the console, then stays alive.
+//! `kiosk`: the boot status and storage lines, then device watching until the
+//! power button; `kiosk lock-block-device NAME` is the udev helper of the storage lock.
 
 use std::io::Write;
 
@@ -25,65 +26,6 @@ fn lock_block_device(name: Option<String>) -> std::process::ExitCode {
         Err(err) => {
             eprintln!("kiosk lock-block-device {name}: {err:#}");
             std::process::ExitCode::FAILURE
-        }
-    }
-}
-
-/// How often the storage watcher looks for new or changed block devices.
-const STORAGE_POLL: std::time::Duration = std::time::Duration::from_secs(2);
-/// How long the first report waits for udev to see every device.
-const STORAGE_SETTLE: std::time::Duration = std::time::Duration::from_secs(30);
-
-fn observe_storage(root_hash: Option<&str>) -> kiosk::storage_report::StorageReport {
-    let mounts = std::fs::read_to_string(kiosk::mounts::PROC_MOUNTINFO)
-        .ok()
-        .and_then(|text| kiosk::mounts::parse_mountinfo(&text).ok())
-        .unwrap_or_default();
-    kiosk::storage_report::observe(std::path::Path::new("/sys/class/block"), root_hash, &mounts)
-}
-
-/// The first storage report, once udev has seen every block device there is
-/// (coldplug may still be probing the PC's controllers).
-fn settled_storage(root_hash: Option<&str>) -> kiosk::storage_report::StorageReport {
-    let deadline = std::time::Instant::now() + STORAGE_SETTLE;
-    loop {
-        if let Err(err) = kiosk::command::run("udevadm", &["settle", "--timeout=30"]) {
-            tracing::warn!("udevadm settle: {err:#}");
-        }
-        let report = observe_storage(root_hash);
-        if report.settled() || std::time::Instant::now() >= deadline {
-            tracing::info!(
-                "storage: {} devices seen, {} of {} foreign locked",
-                report.seen,
-                report.locked,
-                report.foreign
-            );
-            return report;
-        }
-        std::thread::sleep(STORAGE_POLL);
-    }
-}
-
-/// Prints a new storage or USB line whenever the devices or their state change
-/// (hotplug, late controllers, USBGuard decisions), for as long as the kiosk runs.
-fn watch_devices(root_hash: Option<String>, mut storage: kiosk::storage_report::StorageReport) {
-    let usb_dir = std::path::Path::new(kiosk::usb_report::SYS_BUS_USB_DEVICES);
-    let mut usb = kiosk::usb_report::observe(usb_dir);
-    println!("{}", usb.console_line());
-    loop {
-        std::thread::sleep(STORAGE_POLL);
-        let report = observe_storage(root_hash.as_deref());
-        if report.devices != storage.devices && report.settled() {
-            if !report.ok {
-                tracing::error!("storage lock: {}", report.problems.join("; "));
-            }
-            println!("{}", report.console_line());
-            storage = report;
-        }
-        let now = kiosk::usb_report::observe(usb_dir);
-        if now != usb {
-            println!("{}", now.console_line());
-            usb = now;
         }
     }
 }
@@ -121,7 +63,7 @@ fn main() -> std::process::ExitCode {
     }
 
     let mut status = Status::evaluate(kiosk::probe::observe());
-    let storage = settled_storage(status.cmdline_root_hash.as_deref());
+    let storage = kiosk::device_watch::settled_storage(status.cmdline_root_hash.as_deref());
     if !storage.ok {
         status.ok = false;
         status.refusals.extend(
@@ -174,7 +116,7 @@ fn main() -> std::process::ExitCode {
     }
     drop(stdout);
     let root_hash = status.cmdline_root_hash.clone();
-    std::thread::spawn(move || watch_devices(root_hash, storage));
+    std::thread::spawn(move || kiosk::device_watch::watch_devices(root_hash, storage));
 
     // Later the conference session runs here; until then, wait for the power button.
     match kiosk::power_button::wait_for_press() {
