@@ -43,11 +43,13 @@ fn run_storage_scenario(name: &str, nvme_esp: bool) {
     }
     let mut vm = Machine::start(&config).expect("QEMU starts");
     // Controllers probe late under TCG: the kiosk prints a new storage line
-    // whenever the devices change; wait for the one that has them all.
+    // whenever the devices change; wait for the one that has them all, each
+    // one processed by udev (under load the first line may come before that).
     let want = expected_foreign(nvme_esp);
     let line = vm
         .wait_for_line(BOOT_TIMEOUT, |l| {
-            parse_storage(l).is_some_and(|r| r.foreign >= want)
+            parse_storage(l)
+                .is_some_and(|r| r.foreign >= want && r.devices.iter().all(|d| d.settled))
         })
         .unwrap_or_else(|e| panic!("{e:#}"));
     let report = parse_storage(&line).expect("storage line parses");

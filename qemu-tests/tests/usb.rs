@@ -37,6 +37,16 @@ fn hotplugged_storage_is_blocked_keyboard_and_headset_allowed() {
     let mut vm = Machine::start(&config).expect("QEMU starts");
     vm.wait_for_line(BOOT_TIMEOUT, |l| parse_usb(l).is_some())
         .unwrap_or_else(|e| panic!("{e:#}"));
+    // Before plugging anything: the block devices as udev has them all, including
+    // q35's own CD drive (sr0), which its AHCI controller brings up late.
+    vm.wait_for_line(BOOT_TIMEOUT, |l| {
+        parse_storage(l).is_some_and(|r| {
+            r.devices.iter().all(|d| d.settled) && r.devices.iter().any(|d| d.name == "sr0")
+        })
+    })
+    .unwrap_or_else(|e| panic!("{e:#}"));
+    // Counted in whole lines: the console grows, its earlier lines stay.
+    let before_plug = vm.console().lines().count().saturating_sub(1);
     let at_boot = last_usb_report(&vm.console()).expect("usb line");
     let ports_at_boot: Vec<String> = at_boot.devices.iter().map(|d| d.port.clone()).collect();
 
@@ -107,13 +117,17 @@ fn hotplugged_storage_is_blocked_keyboard_and_headset_allowed() {
     let status = console.lines().find_map(parse_status).expect("status line");
     assert!(status.ok, "{}", vm.diagnostics());
     // The blocked stick never became a block device: no storage line after the
-    // first (taken before the hotplug) names a device the first did not have.
-    let reports: Vec<_> = console.lines().filter_map(parse_storage).collect();
-    let at_boot: Vec<&str> = reports[0].devices.iter().map(|d| d.name.as_str()).collect();
-    for report in &reports[1..] {
+    // hotplug names a device that the lines before it did not have.
+    let at_boot: Vec<String> = console
+        .lines()
+        .take(before_plug)
+        .filter_map(parse_storage)
+        .flat_map(|r| r.devices.into_iter().map(|d| d.name))
+        .collect();
+    for report in console.lines().skip(before_plug).filter_map(parse_storage) {
         for device in &report.devices {
             assert!(
-                at_boot.contains(&device.name.as_str()),
+                at_boot.contains(&device.name),
                 "a block device appeared after the hotplug: {device:?}\n{}",
                 vm.diagnostics()
             );
