@@ -19,4 +19,5 @@ pub mod probe;
 pub mod status;
 pub mod storage_lock;
 pub mod storage_report;
+pub mod sysfs;
 pub mod usb_report;

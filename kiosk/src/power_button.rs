@@ -14,20 +14,15 @@ const KEY_POWER: u16 = 116;
 
 /// `/dev/input/eventN` of every input device named "Power Button".
 pub fn power_buttons(sys_class_input: &Path) -> Vec<PathBuf> {
-    let mut found: Vec<PathBuf> = std::fs::read_dir(sys_class_input)
-        .map(|dir| {
-            dir.filter_map(|e| e.ok())
-                .filter(|e| e.file_name().to_string_lossy().starts_with("event"))
-                .filter(|e| {
-                    std::fs::read_to_string(e.path().join("device/name"))
-                        .is_ok_and(|n| n.trim() == POWER_BUTTON_NAME)
-                })
-                .map(|e| Path::new("/dev/input").join(e.file_name()))
-                .collect()
+    crate::sysfs::entry_names(sys_class_input)
+        .into_iter()
+        .filter(|name| name.starts_with("event"))
+        .filter(|name| {
+            std::fs::read_to_string(sys_class_input.join(name).join("device/name"))
+                .is_ok_and(|n| n.trim() == POWER_BUTTON_NAME)
         })
-        .unwrap_or_default();
-    found.sort();
-    found
+        .map(|name| Path::new("/dev/input").join(name))
+        .collect()
 }
 
 /// True when `event` (one raw `struct input_event`) is the power key going down.

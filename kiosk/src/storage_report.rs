@@ -131,14 +131,7 @@ pub fn parse_filesystems(proc_filesystems: &str, modules_dep: &str) -> Vec<Strin
 /// Reads sysfs, mountinfo and `/proc/swaps` into a report.
 pub fn observe(sys_block: &Path, root_hash: Option<&str>, mounts: &[MountEntry]) -> StorageReport {
     let swaps = parse_swaps(&std::fs::read_to_string("/proc/swaps").unwrap_or_default());
-    let mut names: Vec<String> = std::fs::read_dir(sys_block)
-        .map(|dir| {
-            dir.filter_map(|e| e.ok())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
+    let names = crate::sysfs::entry_names(sys_block);
     let devices = names
         .into_iter()
         .map(|name| {

@@ -60,14 +60,7 @@ pub fn interface_classes(descriptors: &[u8]) -> Vec<String> {
 /// Reads the devices under `sys_usb` (`/sys/bus/usb/devices`). Root hubs (`usbN`)
 /// are the controllers themselves and left out.
 pub fn observe(sys_usb: &Path) -> UsbReport {
-    let mut names: Vec<String> = std::fs::read_dir(sys_usb)
-        .map(|dir| {
-            dir.filter_map(|e| e.ok())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
+    let names = crate::sysfs::entry_names(sys_usb);
     let read = |name: &str, file: &str| {
         std::fs::read_to_string(sys_usb.join(name).join(file))
             .ok()

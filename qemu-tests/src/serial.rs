@@ -122,6 +122,29 @@ pub fn parse_usb(line: &str) -> Option<UsbReport> {
     (report.event == "usb").then_some(report)
 }
 
+/// Prefix of the storage lock's kernel-log lines (`kiosk::storage_lock::KMSG_PREFIX`).
+pub const STORAGE_LOCK_PREFIX: &str = "stick-storage-lock: ";
+
+/// How often the storage-lock helper ran, by its kernel-log lines, and the time
+/// it reported for itself (`... (12.3 ms)`), summed, in ms.
+pub fn storage_lock_times(console: &str) -> (usize, f64) {
+    let lines: Vec<&str> = console
+        .lines()
+        .filter(|l| l.contains(STORAGE_LOCK_PREFIX))
+        .collect();
+    let ms = lines
+        .iter()
+        .filter_map(|l| {
+            l.rsplit_once('(')?
+                .1
+                .strip_suffix(" ms)")?
+                .parse::<f64>()
+                .ok()
+        })
+        .sum();
+    (lines.len(), ms)
+}
+
 /// Console text that must never appear: a login prompt or a shell.
 pub const FORBIDDEN_PATTERNS: &[&str] = &[
     "login:",
@@ -152,6 +175,18 @@ mod tests {
     use super::*;
 
     const STATUS: &str = r#"[   26.543460] kiosk[437]: @kiosk@ {"event":"status","ok":true,"cmdline_root_hash":"18","dm_root_hash":"18","verity":"active","root_read_only":true,"root_fs":"squashfs","root_layout":"overlay","manifest_name":"demo","manifest_version":"0.1.0","manifest_rollback_index":1,"signature":"valid","signature_detail":"ok","test_keys":true,"manifest_root_hash_matches":true,"cmdline_signed":true,"secure_boot":"enabled","lockdown":"integrity","refusals":[],"warnings":[]}"#;
+
+    #[test]
+    fn storage_lock_runs_and_times_are_summed() {
+        let console = "[ 15.9] stick-storage-lock: sda is the stick (29.3 ms)\n\
+                       [ 16.0] stick-storage-lock: sdb is not the stick: set read-only, kept unused (26.1 ms)\n\
+                       [ 16.1] kiosk[3]: storage: 2 devices (x ms)\n\
+                       [ 16.2] stick-storage-lock: sdc is the stick\n";
+        let (runs, ms) = storage_lock_times(console);
+        assert_eq!(runs, 3);
+        assert!((ms - 55.4).abs() < 1e-9, "{ms}");
+        assert_eq!(storage_lock_times(""), (0, 0.0));
+    }
 
     #[test]
     fn cleans_escapes_and_carriage_returns() {

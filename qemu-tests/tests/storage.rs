@@ -6,10 +6,9 @@ use std::time::Duration;
 
 use qemu_tests::disks::{make_hostile_disks, HostileDisk};
 use qemu_tests::machine::{Machine, MachineConfig, SecureBootKeys};
-use qemu_tests::serial::{find_forbidden, parse_status, parse_storage};
-
-/// How the kiosk's storage lock marks its kernel-log lines (kiosk::storage_lock).
-const KMSG_PREFIX: &str = "stick-storage-lock: ";
+use qemu_tests::serial::{
+    find_forbidden, parse_status, parse_storage, storage_lock_times, STORAGE_LOCK_PREFIX,
+};
 
 const BOOT_TIMEOUT: Duration = Duration::from_secs(600);
 
@@ -131,21 +130,10 @@ fn run_storage_scenario(name: &str, nvme_esp: bool) {
         .unwrap_or_else(|| panic!("no switch-root on the console\n{}", context()));
     let initrd_locks = console[..switch_root]
         .lines()
-        .filter(|l| l.contains(KMSG_PREFIX) && l.contains("is not the stick"))
+        .filter(|l| l.contains(STORAGE_LOCK_PREFIX) && l.contains("is not the stick"))
         .count();
     // What the lock costs: the helper's own time for every device, both phases.
-    let lock_ms: f64 = console
-        .lines()
-        .filter(|l| l.contains(KMSG_PREFIX))
-        .filter_map(|l| {
-            l.rsplit_once('(')?
-                .1
-                .strip_suffix(" ms)")?
-                .parse::<f64>()
-                .ok()
-        })
-        .sum();
-    let lock_runs = console.lines().filter(|l| l.contains(KMSG_PREFIX)).count();
+    let (lock_runs, lock_ms) = storage_lock_times(&console);
     assert!(
         initrd_locks >= 2,
         "the initrd locks the second USB stick (disk + partition): {}",

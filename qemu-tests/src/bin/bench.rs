@@ -162,18 +162,7 @@ fn main() -> Result<()> {
         let mut vm = Machine::start(&config)?;
         let line = vm.wait_for_line(Duration::from_secs(600), |l| parse_status(l).is_some())?;
         let secs = (vm.elapsed().as_secs_f64() * 10.0).round() / 10.0;
-        let lock_ms: f64 = vm
-            .console()
-            .lines()
-            .filter(|l| l.contains("stick-storage-lock: "))
-            .filter_map(|l| {
-                l.rsplit_once('(')?
-                    .1
-                    .strip_suffix(" ms)")?
-                    .parse::<f64>()
-                    .ok()
-            })
-            .sum();
+        let (_, lock_ms) = qemu_tests::serial::storage_lock_times(&vm.console());
         Ok((
             secs,
             parse_status(&line).map(|s| s.ok).unwrap_or(false),
