@@ -141,6 +141,10 @@ pub fn build(options: &BuildOptions) -> Result<BuildReport> {
     let loaded = LoadedConfig::load(&options.config)?;
     let config = &loaded.config;
     let signing_key = load_signing_key(&loaded)?;
+    let network_policy = config.network_policy().map_err(|(key, message)| {
+        anyhow::anyhow!("config {}: key `{key}`: {message}", loaded.path.display())
+    })?;
+    let vpn_credentials = crate::network_install::VpnCredentials::load(&loaded)?;
     for (tool, package) in [
         ("mmdebstrap", "mmdebstrap"),
         ("unshare", "util-linux"),
@@ -228,10 +232,12 @@ pub fn build(options: &BuildOptions) -> Result<BuildReport> {
             policy: &stick_manifest::KioskPolicy {
                 require_secure_boot: config.kiosk.require_secure_boot,
                 min_rollback_index: config.kiosk.min_rollback_index,
+                network: network_policy.clone(),
             },
             usb_allow: &config.usb.allow_classes,
         },
     )?;
+    crate::network_install::install(&rootfs, &loaded, network_policy.as_ref(), &vpn_credentials)?;
     let pruning = crate::harden::prune_modules(&rootfs, &base.kernel_version)?;
     let packages = crate::packages::installed_packages(&rootfs)
         .with_context(|| format!("cannot read the package list of {}", rootfs.display()))?;
@@ -281,6 +287,10 @@ pub fn build(options: &BuildOptions) -> Result<BuildReport> {
     clock.start("uki");
     let mut cmdline = vec![format!("roothash={root_hash}")];
     cmdline.extend(BASE_CMDLINE.iter().map(|s| s.to_string()));
+    if !network_policy.as_ref().is_some_and(|p| p.ipv6) {
+        // No IPv6 stack at all: nothing to autoconfigure, solicit or leak.
+        cmdline.push("ipv6.disable=1".to_string());
+    }
     cmdline.extend(config.kernel.extra_cmdline.iter().cloned());
     let cmdline = cmdline.join(" ");
     std::fs::write(work.join("cmdline"), &cmdline).context("cannot write cmdline")?;

@@ -20,6 +20,11 @@ pub struct Config {
     pub kiosk: KioskSection,
     #[serde(default)]
     pub usb: UsbSection,
+    #[serde(default)]
+    pub network: crate::vpn_config::NetworkSection,
+    /// No `[vpn]`: the image has no network at all (every packet is dropped).
+    #[serde(default)]
+    pub vpn: Option<crate::vpn_config::VpnSection>,
 }
 
 /// `[usb]`: which USB devices plugged in during a session get a driver.
@@ -287,7 +292,25 @@ impl Config {
                 ));
             }
         }
+        if self.network.ipv6 && self.vpn.is_none() {
+            return Err((
+                "network.ipv6",
+                "IPv6 on the uplink needs a [vpn] section: without one the image has no network"
+                    .to_string(),
+            ));
+        }
+        self.network_policy()?;
         Ok(())
+    }
+
+    /// The kiosk's network policy, `None` for an image without network.
+    pub fn network_policy(
+        &self,
+    ) -> Result<Option<stick_manifest::network::NetworkPolicy>, (&'static str, String)> {
+        self.vpn
+            .as_ref()
+            .map(|vpn| vpn.policy(&self.network))
+            .transpose()
     }
 }
 
@@ -355,8 +378,8 @@ manifest-key = "../keys/test-manifest-signing.key"
             ),
             (
                 "unknown section",
-                "[image]\nname = \"d\"\nversion = \"1\"\nrollback-index = 1\n[signing]\nmanifest-key = \"k\"\n[vpn]\n",
-                "unknown field `vpn`",
+                "[image]\nname = \"d\"\nversion = \"1\"\nrollback-index = 1\n[signing]\nmanifest-key = \"k\"\n[browser]\n",
+                "unknown field `browser`",
             ),
         ];
         for (name, text, want) in cases {

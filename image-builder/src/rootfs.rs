@@ -21,6 +21,13 @@ pub const BASE_PACKAGES: &[&str] = &[
     "dracut",
     // USB device policy (see usb_policy.rs).
     "usbguard",
+    // The network: egress policy, tunnel (see egress_policy.rs, tunnel_config.rs).
+    "nftables",
+    "iproute2",
+    "charon-systemd",
+    "strongswan-swanctl",
+    "libstrongswan-standard-plugins",
+    "wireguard-tools",
 ];
 
 /// Kernel modules in the initrd, and nothing else: what it takes to find the stick

@@ -147,10 +147,12 @@ mod tests {
         let strict = KioskPolicy {
             require_secure_boot: true,
             min_rollback_index: 3,
+            network: None,
         };
         let lax = KioskPolicy {
             require_secure_boot: false,
             min_rollback_index: 0,
+            network: None,
         };
         // (name, policy, secure boot, rollback index, refusals, warnings)
         // (name, policy, secure boot, rollback index, refusals, warnings)

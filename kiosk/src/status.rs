@@ -223,6 +223,7 @@ mod tests {
             policy: Some(KioskPolicy {
                 require_secure_boot: true,
                 min_rollback_index: 4,
+                network: None,
             }),
         }
     }
@@ -289,6 +290,7 @@ mod tests {
                     o.policy = Some(KioskPolicy {
                         require_secure_boot: true,
                         min_rollback_index: 5,
+                        network: None,
                     })
                 },
                 true,

@@ -9,6 +9,8 @@ use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, 
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use serde::{Deserialize, Serialize};
 
+pub mod network;
+
 /// File name of the manifest on the ESP and the suffix beside the image.
 pub const MANIFEST_FILE: &str = "manifest.json";
 /// File name of the detached signature on the ESP and the suffix beside the image.
@@ -63,6 +65,9 @@ pub const KIOSK_POLICY_PATH: &str = "/usr/share/secure-stick/kiosk-policy.json";
 pub struct KioskPolicy {
     pub require_secure_boot: bool,
     pub min_rollback_index: u64,
+    /// The VPN and egress policy; `None` when the image has no network.
+    #[serde(default)]
+    pub network: Option<network::NetworkPolicy>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,0 +1,413 @@
+//! `[network]` and `[vpn]`: the uplink and the tunnel every packet must take.
+//!
+//! Validation turns the text of the config into the kiosk's [`NetworkPolicy`]; the
+//! credential files it names are checked separately (see `vpn_credentials.rs`),
+//! because that needs the files.
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+use stick_manifest::network::{Ipv4Net, NetworkPolicy, TunnelKind};
+
+/// IKE and NAT-T: the gateway's UDP ports for IPsec.
+pub const IKE_PORT: u16 = 500;
+pub const NAT_T_PORT: u16 = 4500;
+/// WireGuard's customary port.
+pub const WIREGUARD_DEFAULT_PORT: u16 = 51820;
+
+/// `[network]`: the PC's uplink (Ethernet with DHCP).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct NetworkSection {
+    /// Allow IPv6 on the uplink (router and neighbour discovery only; the tunnel is
+    /// IPv4). Off by default: the kernel gets `ipv6.disable=1`.
+    #[serde(default)]
+    pub ipv6: bool,
+}
+
+/// `[vpn]`: the gateway, what lies behind it, and one of `[vpn.ipsec]` or
+/// `[vpn.wireguard]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct VpnSection {
+    /// The gateway's public IPv4 address (no host name: resolving it would need
+    /// DNS outside the tunnel).
+    pub gateway: String,
+    /// Networks behind the gateway, CIDR; reached only through the tunnel.
+    pub inner_networks: Vec<String>,
+    /// Resolvers inside `inner-networks`; DNS goes nowhere else.
+    #[serde(default)]
+    pub dns: Vec<String>,
+    /// An `https://` URL behind the tunnel the kiosk fetches to prove the tunnel
+    /// carries traffic.
+    #[serde(default)]
+    pub check_url: Option<String>,
+    /// CA certificate(s), PEM, that `check-url`'s server must chain to.
+    #[serde(default)]
+    pub check_ca: Option<PathBuf>,
+    #[serde(default)]
+    pub ipsec: Option<IpsecSection>,
+    #[serde(default)]
+    pub wireguard: Option<WireguardSection>,
+}
+
+/// `[vpn.ipsec]`: IKEv2 with X.509 certificates (strongSwan).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct IpsecSection {
+    /// CA certificate (PEM) that signed the gateway's certificate; the only one trusted.
+    pub gateway_ca: PathBuf,
+    /// Identity the gateway's certificate must carry (a subjectAltName DNS name or
+    /// the subject DN).
+    pub gateway_id: String,
+    /// The stick's certificate (PEM).
+    pub client_cert: PathBuf,
+    /// Its private key (PEM).
+    pub client_key: PathBuf,
+    /// Send ESP inside UDP 4500 always (NAT-T), so raw ESP never needs to pass the
+    /// PC's network; the egress policy then allows no IP protocol 50.
+    #[serde(default = "default_true")]
+    pub udp_encapsulation: bool,
+}
+
+/// `[vpn.wireguard]`: a WireGuard peer.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct WireguardSection {
+    #[serde(default = "default_wireguard_port")]
+    pub port: u16,
+    /// The gateway's public key (base64, as `wg pubkey` prints it).
+    pub gateway_public_key: String,
+    /// File holding the stick's private key (base64, as `wg genkey` prints it).
+    pub private_key: PathBuf,
+    /// The stick's address inside the tunnel, CIDR (`10.99.1.2/32`).
+    pub address: String,
+    /// Seconds between keepalives (keeps NAT mappings open); 0 turns them off.
+    #[serde(default = "default_keepalive")]
+    pub keepalive: u16,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_wireguard_port() -> u16 {
+    WIREGUARD_DEFAULT_PORT
+}
+
+fn default_keepalive() -> u16 {
+    25
+}
+
+/// A validation failure: the dotted key and what is allowed.
+pub type Invalid = (&'static str, String);
+
+impl VpnSection {
+    /// Validates the section and derives the kiosk's network policy from it.
+    pub fn policy(&self, network: &NetworkSection) -> Result<NetworkPolicy, Invalid> {
+        let tunnel = match (&self.ipsec, &self.wireguard) {
+            (Some(_), None) => TunnelKind::Ipsec,
+            (None, Some(_)) => TunnelKind::Wireguard,
+            (None, None) => {
+                return Err((
+                    "vpn",
+                    "add a [vpn.ipsec] or a [vpn.wireguard] section: which tunnel to use".into(),
+                ))
+            }
+            (Some(_), Some(_)) => {
+                return Err((
+                    "vpn",
+                    "[vpn.ipsec] and [vpn.wireguard] are both present: keep exactly one".into(),
+                ))
+            }
+        };
+        let gateway = parse_gateway(&self.gateway)?;
+        if self.inner_networks.is_empty() {
+            return Err((
+                "vpn.inner-networks",
+                "list at least one network behind the gateway, such as [\"10.99.0.0/24\"]".into(),
+            ));
+        }
+        let mut inner_networks = Vec::new();
+        for text in &self.inner_networks {
+            let net: Ipv4Net = text.parse().map_err(|e| ("vpn.inner-networks", e))?;
+            if !net.is_network_address() {
+                return Err((
+                    "vpn.inner-networks",
+                    format!("{net} has host bits set: write the network address, such as \"10.99.0.0/24\""),
+                ));
+            }
+            if net.prefix < 8 {
+                return Err((
+                    "vpn.inner-networks",
+                    format!("{net} is wider than /8: list the networks behind the gateway (a default route through the tunnel is not supported)"),
+                ));
+            }
+            if net.contains(gateway) {
+                return Err((
+                    "vpn.inner-networks",
+                    format!("{net} contains the gateway {gateway}: the gateway must be reachable outside the tunnel"),
+                ));
+            }
+            inner_networks.push(net);
+        }
+        let inside = |address: Ipv4Addr| inner_networks.iter().any(|n| n.contains(address));
+        let mut dns = Vec::new();
+        for text in &self.dns {
+            let address: Ipv4Addr = text
+                .parse()
+                .map_err(|_| ("vpn.dns", format!("{text:?} is not an IPv4 address")))?;
+            if !inside(address) {
+                return Err((
+                    "vpn.dns",
+                    format!("resolver {address} is not inside vpn.inner-networks: DNS goes only through the tunnel"),
+                ));
+            }
+            dns.push(address);
+        }
+        if let Some(url) = &self.check_url {
+            check_url_allowed(url, &inside, !dns.is_empty())?;
+            if self.check_ca.is_none() {
+                return Err((
+                    "vpn.check-ca",
+                    "`check-url` needs `check-ca`: the CA certificate (PEM) its server chains to"
+                        .into(),
+                ));
+            }
+        } else if self.check_ca.is_some() {
+            return Err((
+                "vpn.check-url",
+                "`check-ca` is set but `check-url` is not: name the URL to fetch".into(),
+            ));
+        }
+        let (gateway_udp_ports, gateway_esp) = match (&self.ipsec, &self.wireguard) {
+            (Some(ipsec), _) => {
+                validate_ipsec(ipsec)?;
+                (vec![IKE_PORT, NAT_T_PORT], !ipsec.udp_encapsulation)
+            }
+            (_, Some(wireguard)) => {
+                validate_wireguard(wireguard)?;
+                (vec![wireguard.port], false)
+            }
+            (None, None) => unreachable!("checked above"),
+        };
+        Ok(NetworkPolicy {
+            tunnel,
+            gateway,
+            gateway_udp_ports,
+            gateway_esp,
+            inner_networks,
+            dns,
+            check_url: self.check_url.clone(),
+            ipv6: network.ipv6,
+        })
+    }
+}
+
+fn parse_gateway(text: &str) -> Result<Ipv4Addr, Invalid> {
+    let gateway: Ipv4Addr = text.parse().map_err(|_| {
+        (
+            "vpn.gateway",
+            format!(
+                "{text:?} is not an IPv4 address: write the gateway's address, such as \
+                 \"198.51.100.1\" (a host name would need DNS outside the tunnel)"
+            ),
+        )
+    })?;
+    if gateway.is_unspecified()
+        || gateway.is_loopback()
+        || gateway.is_multicast()
+        || gateway.is_broadcast()
+    {
+        return Err((
+            "vpn.gateway",
+            format!("{gateway} cannot be a gateway: use a unicast address"),
+        ));
+    }
+    Ok(gateway)
+}
+
+fn check_url_allowed(
+    url: &str,
+    inside: &dyn Fn(Ipv4Addr) -> bool,
+    have_dns: bool,
+) -> Result<(), Invalid> {
+    let Some(rest) = url.strip_prefix("https://") else {
+        return Err((
+            "vpn.check-url",
+            format!("{url:?}: only https:// URLs are allowed"),
+        ));
+    };
+    let authority = rest.split('/').next().unwrap_or_default();
+    let host = authority.rsplit_once(':').map_or(authority, |(h, _)| h);
+    if host.is_empty() || url.chars().any(char::is_whitespace) {
+        return Err((
+            "vpn.check-url",
+            format!("{url:?} has no host: write it as \"https://10.99.0.10/\""),
+        ));
+    }
+    match host.parse::<Ipv4Addr>() {
+        Ok(address) if !inside(address) => Err((
+            "vpn.check-url",
+            format!(
+                "{address} is not inside vpn.inner-networks: the check must go through the tunnel"
+            ),
+        )),
+        Ok(_) => Ok(()),
+        Err(_) if !have_dns => Err((
+            "vpn.check-url",
+            format!(
+                "{host:?} is a host name but vpn.dns is empty: add a resolver or use an address"
+            ),
+        )),
+        Err(_) => Ok(()),
+    }
+}
+
+fn validate_ipsec(ipsec: &IpsecSection) -> Result<(), Invalid> {
+    let id = &ipsec.gateway_id;
+    if id.is_empty() || id.chars().any(|c| c.is_control() || c == '"' || c == '\\') {
+        return Err((
+            "vpn.ipsec.gateway-id",
+            format!("{id:?}: give the gateway certificate's DNS name or subject, without quotes or control characters"),
+        ));
+    }
+    Ok(())
+}
+
+fn validate_wireguard(wireguard: &WireguardSection) -> Result<(), Invalid> {
+    if wireguard.port == 0 {
+        return Err((
+            "vpn.wireguard.port",
+            "0 is not a port: use 1-65535 (WireGuard's usual port is 51820)".into(),
+        ));
+    }
+    if crate::wireguard_key::decode(&wireguard.gateway_public_key).is_none() {
+        return Err((
+            "vpn.wireguard.gateway-public-key",
+            format!(
+                "{:?} is not a WireGuard key: 44 characters of base64 as `wg pubkey` prints",
+                wireguard.gateway_public_key
+            ),
+        ));
+    }
+    wireguard
+        .address
+        .parse::<Ipv4Net>()
+        .map_err(|e| ("vpn.wireguard.address", e))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const IPSEC: &str = r#"
+gateway = "198.51.100.1"
+inner-networks = ["10.99.0.0/24"]
+dns = ["10.99.0.53"]
+check-url = "https://10.99.0.10/"
+check-ca = "ca.pem"
+[ipsec]
+gateway-ca = "gw-ca.pem"
+gateway-id = "gateway.test"
+client-cert = "client.pem"
+client-key = "client.key"
+"#;
+
+    const WIREGUARD: &str = r#"
+gateway = "198.51.100.1"
+inner-networks = ["10.99.0.0/24", "10.98.0.0/16"]
+[wireguard]
+gateway-public-key = "HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw="
+private-key = "wg.key"
+address = "10.99.1.2/32"
+"#;
+
+    fn section(text: &str) -> VpnSection {
+        toml::from_str(text).expect("parses")
+    }
+
+    #[test]
+    fn ipsec_policy_allows_ike_and_nat_t_only() {
+        let policy = section(IPSEC)
+            .policy(&NetworkSection::default())
+            .expect("valid");
+        assert_eq!(policy.tunnel, TunnelKind::Ipsec);
+        assert_eq!(policy.gateway, Ipv4Addr::new(198, 51, 100, 1));
+        assert_eq!(policy.gateway_udp_ports, vec![500, 4500]);
+        assert!(!policy.gateway_esp);
+        assert_eq!(policy.dns, vec![Ipv4Addr::new(10, 99, 0, 53)]);
+        assert!(!policy.ipv6);
+        let raw_esp = section(&IPSEC.replace("[ipsec]", "[ipsec]\nudp-encapsulation = false"))
+            .policy(&NetworkSection::default())
+            .expect("valid");
+        assert!(raw_esp.gateway_esp);
+    }
+
+    #[test]
+    fn wireguard_policy_uses_its_port() {
+        let policy = section(WIREGUARD)
+            .policy(&NetworkSection { ipv6: true })
+            .expect("valid");
+        assert_eq!(policy.tunnel, TunnelKind::Wireguard);
+        assert_eq!(policy.gateway_udp_ports, vec![51820]);
+        assert_eq!(policy.inner_networks.len(), 2);
+        assert!(policy.ipv6);
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let cases: &[(&str, &str, &str, &str)] = &[
+            (IPSEC, "\"198.51.100.1\"", "\"vpn.example.org\"", "vpn.gateway"),
+            (IPSEC, "\"198.51.100.1\"", "\"127.0.0.1\"", "vpn.gateway"),
+            (IPSEC, "\"198.51.100.1\"", "\"10.99.0.1\"", "vpn.inner-networks"),
+            (IPSEC, "[\"10.99.0.0/24\"]", "[]", "vpn.inner-networks"),
+            (IPSEC, "[\"10.99.0.0/24\"]", "[\"10.99.0.0\"]", "vpn.inner-networks"),
+            (IPSEC, "[\"10.99.0.0/24\"]", "[\"10.99.0.1/24\"]", "vpn.inner-networks"),
+            (IPSEC, "[\"10.99.0.0/24\"]", "[\"0.0.0.0/0\"]", "vpn.inner-networks"),
+            (IPSEC, "[\"10.99.0.53\"]", "[\"9.9.9.9\"]", "vpn.dns"),
+            (IPSEC, "[\"10.99.0.53\"]", "[\"dns\"]", "vpn.dns"),
+            (IPSEC, "https://10.99.0.10/", "http://10.99.0.10/", "vpn.check-url"),
+            (IPSEC, "https://10.99.0.10/", "https://192.0.2.7/", "vpn.check-url"),
+            (IPSEC, "check-ca = \"ca.pem\"", "", "vpn.check-ca"),
+            (IPSEC, "\"gateway.test\"", "\"a\\\"b\"", "vpn.ipsec.gateway-id"),
+            (
+                IPSEC,
+                "[ipsec]",
+                "[wireguard]\ngateway-public-key = \"HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw=\"\nprivate-key = \"k\"\naddress = \"10.99.1.2/32\"\n[ipsec]",
+                "vpn",
+            ),
+            (WIREGUARD, "\"HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw=\"", "\"short\"", "vpn.wireguard.gateway-public-key"),
+            (WIREGUARD, "\"10.99.1.2/32\"", "\"10.99.1.2\"", "vpn.wireguard.address"),
+            (WIREGUARD, "[wireguard]", "[wireguard]\nport = 0", "vpn.wireguard.port"),
+        ];
+        for (base, from, to, key) in cases {
+            let text = base.replace(from, to);
+            assert_ne!(&text, base, "{from} not in base");
+            let result = toml::from_str::<VpnSection>(&text)
+                .map_err(|e| e.to_string())
+                .and_then(|s| {
+                    s.policy(&NetworkSection::default())
+                        .map_err(|(k, m)| format!("{k}: {m}"))
+                });
+            let err = result.expect_err(to);
+            assert!(err.starts_with(&format!("{key}: ")), "{to}: {err}");
+        }
+    }
+
+    #[test]
+    fn host_name_check_url_needs_dns() {
+        let text = IPSEC.replace("https://10.99.0.10/", "https://conference.test/");
+        section(&text)
+            .policy(&NetworkSection::default())
+            .expect("host name with a resolver");
+        let no_dns = text.replace("dns = [\"10.99.0.53\"]", "");
+        let (key, message) = section(&no_dns)
+            .policy(&NetworkSection::default())
+            .expect_err("host name without a resolver");
+        assert_eq!(key, "vpn.check-url");
+        assert!(message.contains("vpn.dns is empty"), "{message}");
+    }
+}

@@ -1,0 +1,171 @@
+//! What the kiosk needs to know about the network: the VPN gateway, the inner
+//! networks behind it and the resolvers reached through it. The builder derives it
+//! from the config; the kiosk reads it from the verity root.
+
+use std::net::Ipv4Addr;
+
+use serde::{Deserialize, Serialize};
+
+/// An IPv4 network in CIDR notation, `10.99.0.0/24`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Ipv4Net {
+    pub address: Ipv4Addr,
+    pub prefix: u8,
+}
+
+impl Ipv4Net {
+    /// True when `address` lies inside this network.
+    pub fn contains(&self, address: Ipv4Addr) -> bool {
+        let mask = self.mask();
+        u32::from(address) & mask == u32::from(self.address) & mask
+    }
+
+    /// True when no address bits are set beyond the prefix (`10.99.0.0/24`, not `10.99.0.1/24`).
+    pub fn is_network_address(&self) -> bool {
+        u32::from(self.address) & !self.mask() == 0
+    }
+
+    fn mask(&self) -> u32 {
+        if self.prefix == 0 {
+            0
+        } else {
+            u32::MAX << (32 - u32::from(self.prefix))
+        }
+    }
+}
+
+impl std::fmt::Display for Ipv4Net {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.address, self.prefix)
+    }
+}
+
+impl std::str::FromStr for Ipv4Net {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let (address, prefix) = text.split_once('/').ok_or_else(|| {
+            format!("{text:?} is not IPv4 CIDR notation such as \"10.99.0.0/24\"")
+        })?;
+        let address: Ipv4Addr = address
+            .parse()
+            .map_err(|_| format!("{address:?} in {text:?} is not an IPv4 address"))?;
+        let prefix: u8 =
+            prefix.parse().ok().filter(|p| *p <= 32).ok_or_else(|| {
+                format!("prefix {prefix:?} in {text:?} is not a number from 0 to 32")
+            })?;
+        Ok(Ipv4Net { address, prefix })
+    }
+}
+
+impl Serialize for Ipv4Net {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Ipv4Net {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Which VPN carries the traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TunnelKind {
+    /// IKEv2 with X.509 certificates (strongSwan, swanctl connection [`IPSEC_CONNECTION`]).
+    Ipsec,
+    /// WireGuard on interface [`WIREGUARD_INTERFACE`].
+    Wireguard,
+}
+
+impl std::fmt::Display for TunnelKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TunnelKind::Ipsec => "ipsec",
+            TunnelKind::Wireguard => "wireguard",
+        })
+    }
+}
+
+/// Name of the swanctl connection (IKE SA) the builder writes.
+pub const IPSEC_CONNECTION: &str = "stick";
+/// Name of its child SA (the tunnel carrying the inner networks).
+pub const IPSEC_CHILD: &str = "tunnel";
+/// The WireGuard interface the builder configures.
+pub const WIREGUARD_INTERFACE: &str = "wg0";
+/// nftables table holding the egress policy.
+pub const EGRESS_TABLE: &str = "stick_egress";
+
+/// The network part of the kiosk's policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct NetworkPolicy {
+    pub tunnel: TunnelKind,
+    /// The gateway's public address: the only destination outside the tunnel.
+    pub gateway: Ipv4Addr,
+    /// UDP ports on the gateway the egress policy allows (IKE and NAT-T, or WireGuard).
+    pub gateway_udp_ports: Vec<u16>,
+    /// Whether raw ESP (IP protocol 50) to the gateway is allowed.
+    pub gateway_esp: bool,
+    /// Networks reached only through the tunnel.
+    pub inner_networks: Vec<Ipv4Net>,
+    /// Resolvers, all inside `inner_networks`.
+    pub dns: Vec<Ipv4Addr>,
+    /// An HTTPS URL behind the tunnel the kiosk fetches to prove the tunnel carries
+    /// traffic; its server must chain to [`CHECK_CA_PATH`].
+    pub check_url: Option<String>,
+    pub ipv6: bool,
+}
+
+/// CA certificates (PEM) the kiosk trusts for `check-url`.
+pub const CHECK_CA_PATH: &str = "/usr/share/secure-stick/check-ca.pem";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cidr_parses_and_rejects() {
+        let good: &[(&str, &str, bool)] = &[
+            ("10.99.0.0/24", "10.99.0.0/24", true),
+            ("10.99.0.7/24", "10.99.0.7/24", false),
+            ("0.0.0.0/0", "0.0.0.0/0", true),
+            ("192.0.2.1/32", "192.0.2.1/32", true),
+        ];
+        for (text, shown, network) in good {
+            let net: Ipv4Net = text.parse().expect(text);
+            assert_eq!(net.to_string(), *shown);
+            assert_eq!(net.is_network_address(), *network, "{text}");
+        }
+        let bad: &[(&str, &str)] = &[
+            ("10.99.0.0", "CIDR"),
+            ("10.99.0/24", "not an IPv4 address"),
+            ("10.99.0.0/33", "0 to 32"),
+            ("fd00::/8", "not an IPv4 address"),
+        ];
+        for (text, want) in bad {
+            let err = text.parse::<Ipv4Net>().expect_err(text);
+            assert!(err.contains(want), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn contains_respects_the_prefix() {
+        let net: Ipv4Net = "10.99.0.0/24".parse().expect("cidr");
+        let cases = [
+            ("10.99.0.1", true),
+            ("10.99.0.255", true),
+            ("10.99.1.0", false),
+            ("10.98.255.255", false),
+        ];
+        for (address, want) in cases {
+            let address: Ipv4Addr = address.parse().expect("ip");
+            assert_eq!(net.contains(address), want, "{address}");
+        }
+        let all: Ipv4Net = "0.0.0.0/0".parse().expect("cidr");
+        assert!(all.contains(Ipv4Addr::new(8, 8, 8, 8)));
+    }
+}
