@@ -160,11 +160,16 @@ impl Status {
 
     /// `@kiosk@ {...}`: one line, compact JSON.
     pub fn console_line(&self) -> String {
-        // Serialising plain strings, numbers and enums cannot fail.
-        let json = serde_json::to_string(self)
-            .unwrap_or_else(|err| format!(r#"{{"event":"status","ok":false,"error":"{err}"}}"#));
-        format!("{CONSOLE_MARKER} {json}")
+        console_json(self)
     }
+}
+
+/// `@kiosk@ {...}`: one console line of compact JSON for any report.
+pub fn console_json<T: serde::Serialize>(report: &T) -> String {
+    // Serialising plain strings, numbers, maps and enums cannot fail.
+    let json = serde_json::to_string(report)
+        .unwrap_or_else(|err| format!(r#"{{"event":"error","error":"{err}"}}"#));
+    format!("{CONSOLE_MARKER} {json}")
 }
 
 #[cfg(test)]

@@ -83,9 +83,7 @@ impl StorageReport {
     }
 
     pub fn console_line(&self) -> String {
-        let json = serde_json::to_string(self)
-            .unwrap_or_else(|err| format!(r#"{{"event":"storage","ok":false,"error":"{err}"}}"#));
-        format!("{} {json}", crate::status::CONSOLE_MARKER)
+        crate::status::console_json(self)
     }
 }
 

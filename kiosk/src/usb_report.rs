@@ -29,9 +29,7 @@ pub struct UsbReport {
 
 impl UsbReport {
     pub fn console_line(&self) -> String {
-        let json = serde_json::to_string(self)
-            .unwrap_or_else(|err| format!(r#"{{"event":"usb","error":"{err}"}}"#));
-        format!("{} {json}", crate::status::CONSOLE_MARKER)
+        crate::status::console_json(self)
     }
 }
 

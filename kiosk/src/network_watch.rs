@@ -1,0 +1,532 @@
+//! Brings the network up once the egress policy is known to be in force, starts the
+//! tunnel, watches it and reconnects by itself. Every state change is one console
+//! line: `@kiosk@ {"event":"net","state":"tunnel-up",...}`.
+//!
+//! [`NetMachine`] turns observations into state changes and holds no I/O; [`run`]
+//! observes, acts and prints.
+
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use stick_manifest::network::{NetworkPolicy, TunnelKind, CHECK_CA_PATH};
+
+use crate::egress_report::EgressReport;
+use crate::reach_check::ReachCheck;
+use crate::tunnel::TunnelState;
+use crate::uplink::Uplink;
+
+/// How often the kiosk looks at the link and the tunnel.
+const POLL: Duration = Duration::from_secs(1);
+/// How often `check-url` is fetched (also WireGuard's nudge to handshake).
+const CHECK_EVERY: Duration = Duration::from_secs(5);
+/// Timeout of one check.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
+/// Failed checks in a row after which an up tunnel counts as lost.
+const CHECK_FAILURES_LOST: u32 = 3;
+/// A routable uplink without a WireGuard handshake for this long: say why we wait.
+const WIREGUARD_WAIT_REPORT: Duration = Duration::from_secs(12);
+/// Seconds `swanctl --initiate` may take.
+const IPSEC_INITIATE_TIMEOUT: u32 = 20;
+
+/// One state change of the network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "kebab-case")]
+pub enum NetEvent {
+    /// No `[vpn]` in the config, or the egress policy is not in force.
+    Disabled {
+        reason: String,
+    },
+    LinkUp {
+        interface: String,
+    },
+    LinkDown {
+        interface: String,
+    },
+    Address {
+        interface: String,
+        address: String,
+        router: Option<Ipv4Addr>,
+    },
+    AddressLost {
+        interface: String,
+    },
+    TunnelConnecting {
+        kind: TunnelKind,
+        gateway: Ipv4Addr,
+        attempt: u32,
+    },
+    TunnelWaiting {
+        kind: TunnelKind,
+        gateway: Ipv4Addr,
+        reason: String,
+    },
+    TunnelUp {
+        kind: TunnelKind,
+        inner_address: Option<Ipv4Addr>,
+        /// From the uplink getting its address to the tunnel being up.
+        since_address_ms: Option<u64>,
+    },
+    TunnelLost {
+        kind: TunnelKind,
+        reason: String,
+    },
+    Reconnecting {
+        kind: TunnelKind,
+    },
+    Reachable {
+        url: String,
+        status: u16,
+    },
+    Unreachable {
+        url: String,
+        reason: String,
+    },
+}
+
+/// The console line of an event.
+#[derive(Debug, Serialize)]
+struct NetLine<'a> {
+    event: &'static str,
+    #[serde(flatten)]
+    change: &'a NetEvent,
+    uptime_ms: u64,
+}
+
+pub fn console_line(change: &NetEvent, uptime_ms: u64) -> String {
+    crate::status::console_json(&NetLine {
+        event: "net",
+        change,
+        uptime_ms,
+    })
+}
+
+/// What the kiosk believes about the network.
+#[derive(Debug, Clone)]
+pub struct NetMachine {
+    kind: TunnelKind,
+    gateway: Ipv4Addr,
+    check_url: Option<String>,
+    link_up: bool,
+    address: Option<(Ipv4Addr, u8)>,
+    /// Uptime (ms) when the uplink got its address.
+    address_at_ms: Option<u64>,
+    tunnel_up: bool,
+    /// Failed checks in a row while the tunnel is up.
+    check_failures: u32,
+    /// The check has succeeded since the tunnel last came up.
+    reachable: bool,
+    /// Declared lost by failed checks while its tool still says up: not up again
+    /// until a check passes or the tool agrees it went down.
+    suspect: bool,
+}
+
+impl NetMachine {
+    pub fn new(policy: &NetworkPolicy) -> NetMachine {
+        NetMachine {
+            kind: policy.tunnel,
+            gateway: policy.gateway,
+            check_url: policy.check_url.clone(),
+            link_up: false,
+            address: None,
+            address_at_ms: None,
+            tunnel_up: false,
+            check_failures: 0,
+            reachable: false,
+            suspect: false,
+        }
+    }
+
+    pub fn tunnel_up(&self) -> bool {
+        self.tunnel_up
+    }
+
+    /// Uptime (ms) since the uplink got its address, if it has one.
+    pub fn address_age_ms(&self, now_ms: u64) -> Option<u64> {
+        self.address_at_ms.map(|at| now_ms.saturating_sub(at))
+    }
+
+    /// State changes between what was believed and what is observed now.
+    pub fn observe(&mut self, uplink: &Uplink, tunnel: &TunnelState, now_ms: u64) -> Vec<NetEvent> {
+        let mut events = Vec::new();
+        let interface = uplink.interface.clone().unwrap_or_default();
+        if uplink.link_up != self.link_up {
+            self.link_up = uplink.link_up;
+            events.push(if uplink.link_up {
+                NetEvent::LinkUp {
+                    interface: interface.clone(),
+                }
+            } else {
+                NetEvent::LinkDown {
+                    interface: interface.clone(),
+                }
+            });
+        }
+        if uplink.address != self.address {
+            match uplink.address {
+                Some((address, prefix)) => {
+                    self.address_at_ms = Some(now_ms);
+                    events.push(NetEvent::Address {
+                        interface: interface.clone(),
+                        address: format!("{address}/{prefix}"),
+                        router: uplink.router,
+                    });
+                }
+                None => {
+                    self.address_at_ms = None;
+                    events.push(NetEvent::AddressLost { interface });
+                }
+            }
+            self.address = uplink.address;
+        }
+        if !tunnel.up {
+            self.suspect = false;
+        }
+        let up = tunnel.up && !self.suspect;
+        if up && !self.tunnel_up {
+            self.tunnel_up = true;
+            self.check_failures = 0;
+            self.reachable = false;
+            events.push(NetEvent::TunnelUp {
+                kind: self.kind,
+                inner_address: tunnel.inner_address,
+                since_address_ms: self.address_at_ms.map(|at| now_ms.saturating_sub(at)),
+            });
+        } else if !up && self.tunnel_up {
+            events.extend(self.lose(match self.kind {
+                TunnelKind::Ipsec => {
+                    "the IKE SA is gone (dead peer detection, or the gateway closed it)".into()
+                }
+                TunnelKind::Wireguard => format!(
+                    "no WireGuard handshake for {} s",
+                    crate::tunnel::WIREGUARD_SESSION_SECONDS
+                ),
+            }));
+        }
+        events
+    }
+
+    /// State changes after a check of `check-url`. Returns the events and whether the
+    /// tunnel must be torn down and set up again.
+    pub fn checked(&mut self, result: Result<u16, String>) -> (Vec<NetEvent>, bool) {
+        let url = self.check_url.clone().unwrap_or_default();
+        if !self.tunnel_up {
+            if self.suspect && result.is_ok() {
+                // Traffic flows again: the next observation may call it up.
+                self.suspect = false;
+            }
+            return (Vec::new(), false);
+        }
+        match result {
+            Ok(status) => {
+                self.check_failures = 0;
+                if self.reachable {
+                    return (Vec::new(), false);
+                }
+                self.reachable = true;
+                (vec![NetEvent::Reachable { url, status }], false)
+            }
+            Err(reason) => {
+                self.check_failures += 1;
+                let mut events = Vec::new();
+                if self.check_failures == 1 {
+                    self.reachable = false;
+                    events.push(NetEvent::Unreachable {
+                        url,
+                        reason: reason.clone(),
+                    });
+                }
+                if self.check_failures < CHECK_FAILURES_LOST {
+                    return (events, false);
+                }
+                events.extend(self.lose(format!(
+                    "{CHECK_FAILURES_LOST} checks in a row failed: {reason}"
+                )));
+                self.suspect = true;
+                (events, true)
+            }
+        }
+    }
+
+    fn lose(&mut self, reason: String) -> Vec<NetEvent> {
+        self.tunnel_up = false;
+        self.reachable = false;
+        self.check_failures = 0;
+        vec![
+            NetEvent::TunnelLost {
+                kind: self.kind,
+                reason,
+            },
+            NetEvent::Reconnecting { kind: self.kind },
+        ]
+    }
+
+    pub fn waiting(&self, reason: String) -> NetEvent {
+        NetEvent::TunnelWaiting {
+            kind: self.kind,
+            gateway: self.gateway,
+            reason,
+        }
+    }
+}
+
+/// Milliseconds since boot (CLOCK_BOOTTIME via /proc/uptime).
+fn uptime_ms() -> u64 {
+    std::fs::read_to_string("/proc/uptime")
+        .ok()
+        .and_then(|t| t.split_whitespace().next()?.parse::<f64>().ok())
+        .map(|s| (s * 1000.0) as u64)
+        .unwrap_or(0)
+}
+
+fn emit(event: &NetEvent) {
+    tracing::info!("network: {event:?}");
+    println!("{}", console_line(event, uptime_ms()));
+}
+
+/// Runs forever: the network for `policy`, or a `disabled` line when there is none.
+pub fn run(policy: Option<NetworkPolicy>) {
+    let egress = EgressReport::observe();
+    println!("{}", egress.console_line());
+    let Some(policy) = policy else {
+        emit(&NetEvent::Disabled {
+            reason: "the config has no [vpn]: this image has no network".into(),
+        });
+        return;
+    };
+    if !egress.enforcing {
+        emit(&NetEvent::Disabled {
+            reason: format!(
+                "the egress policy is not in force ({}): no network without the kill switch",
+                egress
+                    .error
+                    .as_deref()
+                    .unwrap_or("a hook does not drop by default")
+            ),
+        });
+        return;
+    }
+    let mut units = vec!["systemd-networkd.service"];
+    if policy.tunnel == TunnelKind::Ipsec {
+        units.push("strongswan.service");
+    }
+    for unit in units {
+        if let Err(err) = crate::command::run("systemctl", &["start", unit]) {
+            emit(&NetEvent::Disabled {
+                reason: format!("cannot start {unit}: {err}"),
+            });
+            return;
+        }
+    }
+    let check = match &policy.check_url {
+        Some(url) => match ReachCheck::new(url, CHECK_CA_PATH, CHECK_TIMEOUT) {
+            Ok(check) => Some(check),
+            Err(err) => {
+                tracing::error!("check-url: {err}");
+                None
+            }
+        },
+        None => None,
+    };
+    let mut machine = NetMachine::new(&policy);
+    let mut attempt = 0;
+    let mut next_attempt = Instant::now();
+    let mut next_check = Instant::now();
+    let mut last_waiting: Option<String> = None;
+    loop {
+        let now = uptime_ms();
+        let uplink = crate::uplink::observe().unwrap_or_else(|err| {
+            tracing::warn!("uplink: {err}");
+            Uplink::default()
+        });
+        let tunnel = match policy.tunnel {
+            TunnelKind::Ipsec => crate::tunnel::observe_ipsec(),
+            TunnelKind::Wireguard => crate::tunnel::observe_wireguard(),
+        }
+        .unwrap_or_else(|err| {
+            tracing::warn!("tunnel state: {err}");
+            TunnelState::default()
+        });
+        for event in machine.observe(&uplink, &tunnel, now) {
+            emit(&event);
+        }
+        if machine.tunnel_up() {
+            attempt = 0;
+            last_waiting = None;
+        } else if uplink.routable() {
+            match policy.tunnel {
+                TunnelKind::Ipsec if Instant::now() >= next_attempt => {
+                    attempt += 1;
+                    emit(&NetEvent::TunnelConnecting {
+                        kind: policy.tunnel,
+                        gateway: policy.gateway,
+                        attempt,
+                    });
+                    if let Err(reason) = crate::tunnel::initiate_ipsec(IPSEC_INITIATE_TIMEOUT) {
+                        crate::tunnel::terminate_ipsec();
+                        if last_waiting.as_deref() != Some(reason.as_str()) {
+                            emit(&machine.waiting(reason.clone()));
+                            last_waiting = Some(reason);
+                        }
+                        // 5, 10, 20, 30, 30 ... seconds between attempts.
+                        let backoff = 5u64 << attempt.min(3).saturating_sub(1);
+                        next_attempt = Instant::now() + Duration::from_secs(backoff.min(30));
+                    }
+                    continue;
+                }
+                TunnelKind::Wireguard => {
+                    let waited = machine.address_age_ms(now).unwrap_or(0);
+                    if waited >= WIREGUARD_WAIT_REPORT.as_millis() as u64 && last_waiting.is_none()
+                    {
+                        let reason = "no handshake answer from the gateway: it is unreachable, \
+                                      or its key is not the configured one"
+                            .to_string();
+                        emit(&machine.waiting(reason.clone()));
+                        last_waiting = Some(reason);
+                    }
+                }
+                TunnelKind::Ipsec => {}
+            }
+        }
+        // WireGuard handshakes only when there is traffic for the peer: the check is
+        // that traffic, so it also runs while the tunnel is down.
+        let nudge = policy.tunnel == TunnelKind::Wireguard && uplink.routable();
+        if let Some(check) = &check {
+            if (machine.tunnel_up() || nudge) && Instant::now() >= next_check {
+                next_check = Instant::now() + CHECK_EVERY;
+                let result = check.fetch_status().map_err(|e| e.to_string());
+                let (events, reconnect) = machine.checked(result);
+                for event in &events {
+                    emit(event);
+                }
+                if reconnect && policy.tunnel == TunnelKind::Ipsec {
+                    crate::tunnel::terminate_ipsec();
+                }
+            }
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(kind: TunnelKind) -> NetworkPolicy {
+        NetworkPolicy {
+            tunnel: kind,
+            gateway: Ipv4Addr::new(198, 51, 100, 1),
+            gateway_udp_ports: vec![500, 4500],
+            gateway_esp: false,
+            inner_networks: vec!["10.99.0.0/24".parse().expect("cidr")],
+            dns: vec![],
+            check_url: Some("https://10.99.0.10/".into()),
+            ipv6: false,
+        }
+    }
+
+    fn uplink(link: bool, address: bool) -> Uplink {
+        Uplink {
+            interface: Some("enp0s2".into()),
+            link_up: link,
+            address: address.then_some((Ipv4Addr::new(10, 20, 0, 100), 24)),
+            router: address.then_some(Ipv4Addr::new(10, 20, 0, 1)),
+        }
+    }
+
+    fn tunnel(up: bool) -> TunnelState {
+        TunnelState {
+            up,
+            inner_address: up.then_some(Ipv4Addr::new(10, 99, 1, 16)),
+        }
+    }
+
+    fn states(events: &[NetEvent]) -> Vec<String> {
+        events
+            .iter()
+            .map(|e| {
+                serde_json::to_value(e).expect("json")["state"]
+                    .as_str()
+                    .expect("state")
+                    .to_string()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn boot_to_tunnel_and_loss() {
+        let mut machine = NetMachine::new(&policy(TunnelKind::Ipsec));
+        // (uptime ms, link, address, tunnel, expected states)
+        let steps: &[(u64, bool, bool, bool, &[&str])] = &[
+            (1_000, false, false, false, &[]),
+            (2_000, true, false, false, &["link-up"]),
+            (3_000, true, true, false, &["address"]),
+            (4_000, true, true, false, &[]),
+            (7_500, true, true, true, &["tunnel-up"]),
+            (8_000, true, true, true, &[]),
+            (9_000, true, true, false, &["tunnel-lost", "reconnecting"]),
+            (12_000, true, true, true, &["tunnel-up"]),
+            (13_000, false, false, true, &["link-down", "address-lost"]),
+        ];
+        for (now, link, address, up, want) in steps {
+            let events = machine.observe(&uplink(*link, *address), &tunnel(*up), *now);
+            assert_eq!(states(&events), *want, "at {now} ms");
+            if let Some(NetEvent::TunnelUp {
+                since_address_ms,
+                inner_address,
+                ..
+            }) = events.first()
+            {
+                assert_eq!(*inner_address, Some(Ipv4Addr::new(10, 99, 1, 16)));
+                if *now == 7_500 {
+                    assert_eq!(*since_address_ms, Some(4_500));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn checks_report_once_and_lose_after_three_failures() {
+        let mut machine = NetMachine::new(&policy(TunnelKind::Wireguard));
+        let (events, _) = machine.checked(Err("down".into()));
+        assert!(events.is_empty(), "no report while the tunnel is down");
+        machine.observe(&uplink(true, true), &tunnel(true), 1_000);
+        // (result, expected states, reconnect)
+        let steps: &[(Result<u16, &str>, &[&str], bool)] = &[
+            (Ok(200), &["reachable"], false),
+            (Ok(200), &[], false),
+            (Err("timed out"), &["unreachable"], false),
+            (Err("timed out"), &[], false),
+            (Err("timed out"), &["tunnel-lost", "reconnecting"], true),
+            (Err("timed out"), &[], false),
+        ];
+        for (i, (result, want, reconnect)) in steps.iter().enumerate() {
+            let (events, again) = machine.checked(result.map_err(str::to_string));
+            assert_eq!(states(&events), *want, "step {i}");
+            assert_eq!(again, *reconnect, "step {i}");
+        }
+        assert!(!machine.tunnel_up());
+        // The tool still says up: not believed until traffic flows again.
+        let events = machine.observe(&uplink(true, true), &tunnel(true), 20_000);
+        assert!(events.is_empty(), "{events:?}");
+        machine.checked(Ok(200));
+        let events = machine.observe(&uplink(true, true), &tunnel(true), 21_000);
+        assert_eq!(states(&events), ["tunnel-up"]);
+    }
+
+    #[test]
+    fn console_line_is_flat_json() {
+        let line = console_line(
+            &NetEvent::TunnelUp {
+                kind: TunnelKind::Ipsec,
+                inner_address: Some(Ipv4Addr::new(10, 99, 1, 16)),
+                since_address_ms: Some(2500),
+            },
+            61_000,
+        );
+        assert_eq!(
+            line,
+            r#"@kiosk@ {"event":"net","state":"tunnel-up","kind":"ipsec","inner_address":"10.99.1.16","since_address_ms":2500,"uptime_ms":61000}"#
+        );
+    }
+}

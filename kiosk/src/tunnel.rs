@@ -1,0 +1,314 @@
+//! The tunnel's state as its own tools report it, and how to (re)start it.
+//!
+//! IPsec: `swanctl --list-sas` (the IKE SA and its child), `swanctl --initiate`
+//! (its log names why a connection failed). WireGuard: `wg show wg0 dump` (the time
+//! of the last handshake); WireGuard retries handshakes by itself.
+
+use std::net::Ipv4Addr;
+
+use stick_manifest::network::{IPSEC_CHILD, IPSEC_CONNECTION, WIREGUARD_INTERFACE};
+
+/// A WireGuard session older than this without a new handshake is dead
+/// (WireGuard's REJECT_AFTER_TIME).
+pub const WIREGUARD_SESSION_SECONDS: u64 = 180;
+
+/// What the tunnel's tool reports.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TunnelState {
+    pub up: bool,
+    /// The stick's address inside the tunnel.
+    pub inner_address: Option<Ipv4Addr>,
+}
+
+/// Parses `swanctl --list-sas` output: up when our IKE SA is ESTABLISHED and its
+/// child INSTALLED; the virtual IP is the bracketed address on the `local` line.
+pub fn parse_ipsec_sas(text: &str) -> TunnelState {
+    let mut in_ours = false;
+    let mut established = false;
+    let mut installed = false;
+    let mut inner_address = None;
+    for line in text.lines() {
+        if !line.starts_with(' ') {
+            // An IKE SA header: `stick: #1, ESTABLISHED, IKEv2, ...`.
+            in_ours = line.starts_with(&format!("{IPSEC_CONNECTION}: #"));
+            if in_ours {
+                established = line.split(", ").nth(1) == Some("ESTABLISHED");
+            }
+            continue;
+        }
+        if !in_ours {
+            continue;
+        }
+        let trimmed = line.trim_start();
+        if let Some(rest) = trimmed.strip_prefix("local ") {
+            inner_address = rest
+                .rsplit_once('[')
+                .and_then(|(_, tail)| tail.strip_suffix(']'))
+                .and_then(|ip| ip.parse().ok())
+                .or(inner_address);
+        } else if trimmed.starts_with(&format!("{IPSEC_CHILD}: #")) {
+            installed |= trimmed.split(", ").nth(2) == Some("INSTALLED");
+        }
+    }
+    TunnelState {
+        up: established && installed,
+        inner_address: if established { inner_address } else { None },
+    }
+}
+
+/// Known causes in charon's log, most specific first: (phrase, what it means).
+const IPSEC_FAILURES: &[(&str, &str)] = &[
+    (
+        "no trusted",
+        "the gateway's certificate is not trusted (not signed by the configured gateway CA)",
+    ),
+    (
+        "constraint check failed",
+        "the gateway's certificate does not carry the configured gateway identity",
+    ),
+    (
+        "no issuer certificate found",
+        "the gateway's certificate is not signed by the configured gateway CA",
+    ),
+    (
+        "certificate status is not available",
+        "the gateway's certificate could not be checked",
+    ),
+    ("has expired", "a certificate has expired"),
+    (
+        "AUTHENTICATION_FAILED",
+        "the gateway refused the stick's certificate",
+    ),
+    (
+        "NO_PROPOSAL_CHOSEN",
+        "the gateway accepts none of the stick's algorithms",
+    ),
+    ("TS_UNACCEPTABLE", "the gateway refused the inner networks"),
+    ("giving up after", "the gateway did not answer"),
+    ("establishing connection", "the gateway did not answer"),
+];
+
+/// The reason a `swanctl --initiate` failed, from its log.
+pub fn ipsec_failure_reason(log: &str) -> String {
+    for (phrase, meaning) in IPSEC_FAILURES {
+        if let Some(line) = log.lines().find(|l| l.contains(phrase)) {
+            return format!("{meaning}: {}", strip_log_prefix(line));
+        }
+    }
+    log.lines()
+        .rev()
+        .map(strip_log_prefix)
+        .find(|l| !l.is_empty())
+        .unwrap_or("swanctl printed nothing")
+        .to_string()
+}
+
+fn strip_log_prefix(line: &str) -> &str {
+    // `[IKE] giving up after 3 retransmits` -> `giving up after 3 retransmits`
+    let line = line.trim();
+    match line.split_once("] ") {
+        Some((tag, rest)) if tag.starts_with('[') => rest,
+        _ => line,
+    }
+}
+
+/// Parses `wg show wg0 dump`: up when the peer's last handshake is recent.
+pub fn parse_wireguard_dump(text: &str, now_unix: u64, address: Option<Ipv4Addr>) -> TunnelState {
+    // Line 1 is the interface; each further line a peer:
+    // public-key preshared-key endpoint allowed-ips latest-handshake rx tx keepalive
+    let handshake = text
+        .lines()
+        .skip(1)
+        .filter_map(|line| line.split('\t').nth(4)?.parse::<u64>().ok())
+        .max()
+        .unwrap_or(0);
+    let up = handshake != 0 && now_unix.saturating_sub(handshake) < WIREGUARD_SESSION_SECONDS;
+    TunnelState {
+        up,
+        inner_address: if up { address } else { None },
+    }
+}
+
+/// Reads the IPsec state from charon.
+pub fn observe_ipsec() -> Result<TunnelState, String> {
+    crate::command::run("swanctl", &["--list-sas", "--ike", IPSEC_CONNECTION])
+        .map(|text| parse_ipsec_sas(&text))
+        .map_err(|e| e.to_string())
+}
+
+/// Asks charon to set up the tunnel; on failure returns the reason from its log.
+pub fn initiate_ipsec(timeout_seconds: u32) -> Result<(), String> {
+    let timeout = timeout_seconds.to_string();
+    let output = std::process::Command::new("swanctl")
+        .args([
+            "--initiate",
+            "--ike",
+            IPSEC_CONNECTION,
+            "--child",
+            IPSEC_CHILD,
+        ])
+        .args(["--timeout", &timeout])
+        .output()
+        .map_err(|e| format!("cannot run swanctl: {e}"))?;
+    if output.status.success() {
+        return Ok(());
+    }
+    let log = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Err(ipsec_failure_reason(&log))
+}
+
+/// Drops whatever is left of the IKE SA before a new attempt.
+pub fn terminate_ipsec() {
+    if let Err(err) = crate::command::run(
+        "swanctl",
+        &[
+            "--terminate",
+            "--ike",
+            IPSEC_CONNECTION,
+            "--force",
+            "--timeout",
+            "5",
+        ],
+    ) {
+        tracing::debug!("terminating the IKE SA: {err}");
+    }
+}
+
+/// Reads the WireGuard state.
+pub fn observe_wireguard() -> Result<TunnelState, String> {
+    let dump = crate::command::run("wg", &["show", WIREGUARD_INTERFACE, "dump"])
+        .map_err(|e| e.to_string())?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let address = crate::command::run(
+        "ip",
+        &["-j", "-4", "addr", "show", "dev", WIREGUARD_INTERFACE],
+    )
+    .ok()
+    .and_then(|json| first_ipv4(&json));
+    Ok(parse_wireguard_dump(&dump, now, address))
+}
+
+fn first_ipv4(ip_json: &str) -> Option<Ipv4Addr> {
+    let links: serde_json::Value = serde_json::from_str(ip_json).ok()?;
+    links
+        .as_array()?
+        .iter()
+        .flat_map(|l| {
+            l.get("addr_info")
+                .and_then(|a| a.as_array())
+                .into_iter()
+                .flatten()
+        })
+        .find_map(|a| a.get("local")?.as_str()?.parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ESTABLISHED: &str = "\
+stick: #1, ESTABLISHED, IKEv2, 4b1bd5c1b4d1c9e7_i* 5a0f4b0a8a8d2d1e_r
+  local  'CN=stick.test' @ 10.20.0.100[4500] [10.99.1.16]
+  remote 'gateway.test' @ 198.51.100.1[4500]
+  AES_CBC-256/HMAC_SHA2_256_128/PRF_HMAC_SHA2_256/CURVE_25519
+  established 3s ago, rekeying in 14141s
+  tunnel: #1, reqid 1, INSTALLED, TUNNEL-in-UDP, ESP:AES_GCM_16-256
+    installed 3s ago, rekeying in 3273s, expires in 3957s
+    in  c1d5c0f1,      0 bytes,     0 packets
+    out c5d6a5a8,      0 bytes,     0 packets
+    local  10.99.1.16/32
+    remote 10.99.0.0/24
+";
+
+    #[test]
+    fn ipsec_states() {
+        let cases: &[(&str, String, TunnelState)] = &[
+            (
+                "established with child",
+                ESTABLISHED.to_string(),
+                TunnelState { up: true, inner_address: Some(Ipv4Addr::new(10, 99, 1, 16)) },
+            ),
+            ("no SA", String::new(), TunnelState::default()),
+            (
+                "IKE SA connecting",
+                "stick: #2, CONNECTING, IKEv2, 4b1bd5c1b4d1c9e7_i* 0000000000000000_r\n  local  '%any' @ 10.20.0.100[500]\n".to_string(),
+                TunnelState::default(),
+            ),
+            (
+                "child being rekeyed away",
+                ESTABLISHED.replace("INSTALLED", "DELETING"),
+                TunnelState { up: false, inner_address: Some(Ipv4Addr::new(10, 99, 1, 16)) },
+            ),
+            (
+                "another connection only",
+                ESTABLISHED.replace("stick: #1", "other: #1"),
+                TunnelState::default(),
+            ),
+        ];
+        for (name, text, want) in cases {
+            assert_eq!(&parse_ipsec_sas(text), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn ipsec_failure_reasons() {
+        let cases: &[(&str, &str)] = &[
+            (
+                "[IKE] initiating IKE_SA stick[1] to 198.51.100.1\n[IKE] retransmit 1 of request with message ID 0\n[IKE] giving up after 3 retransmits\ninitiate failed: establishing CHILD_SA 'tunnel' failed\n",
+                "the gateway did not answer: giving up after 3 retransmits",
+            ),
+            (
+                "[CFG] using trusted ca certificate \"CN=Other CA\"\n[IKE] no trusted RSA public key found for 'gateway.test'\n[ENC] generating INFORMATIONAL request\ninitiate failed: establishing CHILD_SA 'tunnel' failed\n",
+                "the gateway's certificate is not trusted (not signed by the configured gateway CA): no trusted RSA public key found for 'gateway.test'",
+            ),
+            (
+                "[IKE] received AUTHENTICATION_FAILED notify error\n",
+                "the gateway refused the stick's certificate: received AUTHENTICATION_FAILED notify error",
+            ),
+            ("initiate failed: something new\n", "initiate failed: something new"),
+            ("", "swanctl printed nothing"),
+        ];
+        for (log, want) in cases {
+            assert_eq!(ipsec_failure_reason(log), *want, "{log}");
+        }
+    }
+
+    #[test]
+    fn wireguard_handshake_age_decides() {
+        let dump = |handshake: u64| {
+            format!(
+                "cHJpdmF0ZQ==\tcHVibGlj\t51820\toff\nZ2F0ZXdheQ==\t(none)\t198.51.100.1:51820\t10.99.0.0/24\t{handshake}\t1000\t2000\t25\n"
+            )
+        };
+        let address = Some(Ipv4Addr::new(10, 99, 1, 2));
+        let now = 1_000_000;
+        let cases: &[(&str, u64, bool)] = &[
+            ("never", 0, false),
+            ("just now", now - 5, true),
+            ("179 s ago", now - 179, true),
+            ("180 s ago", now - 180, false),
+        ];
+        for (name, handshake, up) in cases {
+            let state = parse_wireguard_dump(&dump(*handshake), now, address);
+            assert_eq!(state.up, *up, "{name}");
+            assert_eq!(
+                state.inner_address,
+                if *up { address } else { None },
+                "{name}"
+            );
+        }
+        assert_eq!(
+            first_ipv4(
+                r#"[{"ifname":"wg0","addr_info":[{"family":"inet","local":"10.99.1.2","prefixlen":32}]}]"#
+            ),
+            address
+        );
+    }
+}

@@ -1,0 +1,152 @@
+//! The wired uplink as the kernel sees it: link, DHCP address, default router.
+//! Read with `ip -j` (JSON), parsed apart from running it.
+
+use std::net::Ipv4Addr;
+
+use serde::Deserialize;
+
+/// The first Ethernet interface and its IPv4 state.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Uplink {
+    pub interface: Option<String>,
+    /// Carrier and administratively up.
+    pub link_up: bool,
+    /// Address with prefix length, from DHCP.
+    pub address: Option<(Ipv4Addr, u8)>,
+    /// Default router on this interface.
+    pub router: Option<Ipv4Addr>,
+}
+
+impl Uplink {
+    /// Ready to reach the VPN gateway.
+    pub fn routable(&self) -> bool {
+        self.link_up && self.address.is_some() && self.router.is_some()
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct IpLink {
+    ifname: String,
+    #[serde(default)]
+    link_type: String,
+    #[serde(default)]
+    flags: Vec<String>,
+    #[serde(default)]
+    operstate: String,
+    #[serde(default)]
+    addr_info: Vec<IpAddress>,
+}
+
+#[derive(Debug, Deserialize)]
+struct IpAddress {
+    #[serde(default)]
+    family: String,
+    #[serde(default)]
+    local: Option<Ipv4Addr>,
+    #[serde(default)]
+    prefixlen: Option<u8>,
+}
+
+#[derive(Debug, Deserialize)]
+struct IpRoute {
+    dst: String,
+    #[serde(default)]
+    gateway: Option<Ipv4Addr>,
+    #[serde(default)]
+    dev: Option<String>,
+}
+
+/// Parses `ip -j -4 addr show` and `ip -j -4 route show default`.
+pub fn parse(addresses_json: &str, routes_json: &str) -> Result<Uplink, String> {
+    let links: Vec<IpLink> =
+        serde_json::from_str(addresses_json).map_err(|e| format!("ip addr JSON: {e}"))?;
+    let routes: Vec<IpRoute> =
+        serde_json::from_str(routes_json).map_err(|e| format!("ip route JSON: {e}"))?;
+    let Some(link) = links.into_iter().find(|l| l.link_type == "ether") else {
+        return Ok(Uplink::default());
+    };
+    let link_up = link.flags.iter().any(|f| f == "LOWER_UP") && link.operstate == "UP";
+    let address = link
+        .addr_info
+        .iter()
+        .filter(|a| a.family == "inet")
+        .find_map(|a| Some((a.local?, a.prefixlen?)));
+    let router = routes
+        .iter()
+        .filter(|r| r.dst == "default" && r.dev.as_deref() == Some(link.ifname.as_str()))
+        .find_map(|r| r.gateway);
+    Ok(Uplink {
+        interface: Some(link.ifname),
+        link_up,
+        address,
+        router,
+    })
+}
+
+/// Reads the live state.
+pub fn observe() -> Result<Uplink, String> {
+    let addresses =
+        crate::command::run("ip", &["-j", "-4", "addr", "show"]).map_err(|e| e.to_string())?;
+    let routes = crate::command::run("ip", &["-j", "-4", "route", "show", "default"])
+        .map_err(|e| e.to_string())?;
+    parse(&addresses, &routes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LO: &str = r#"{"ifindex":1,"ifname":"lo","flags":["LOOPBACK","UP","LOWER_UP"],"mtu":65536,"operstate":"UNKNOWN","link_type":"loopback","addr_info":[{"family":"inet","local":"127.0.0.1","prefixlen":8}]}"#;
+    const ETH_DOWN: &str = r#"{"ifindex":2,"ifname":"enp0s2","flags":["BROADCAST","MULTICAST"],"mtu":1500,"operstate":"DOWN","link_type":"ether","addr_info":[]}"#;
+    const ETH_UP: &str = r#"{"ifindex":2,"ifname":"enp0s2","flags":["BROADCAST","MULTICAST","UP","LOWER_UP"],"mtu":1500,"operstate":"UP","link_type":"ether","addr_info":[]}"#;
+    const ETH_ADDR: &str = r#"{"ifindex":2,"ifname":"enp0s2","flags":["BROADCAST","MULTICAST","UP","LOWER_UP"],"mtu":1500,"operstate":"UP","link_type":"ether","addr_info":[{"family":"inet","local":"10.20.0.100","prefixlen":24,"dynamic":true}]}"#;
+    const WG: &str = r#"{"ifindex":3,"ifname":"wg0","flags":["POINTOPOINT","NOARP","UP","LOWER_UP"],"mtu":1420,"operstate":"UNKNOWN","link_type":"none","addr_info":[{"family":"inet","local":"10.99.1.2","prefixlen":32}]}"#;
+    const ROUTE: &str = r#"[{"dst":"default","gateway":"10.20.0.1","dev":"enp0s2","protocol":"dhcp","prefsrc":"10.20.0.100","metric":1024,"flags":[]}]"#;
+
+    #[test]
+    fn uplink_states() {
+        let cases: &[(&str, String, &str, Uplink)] = &[
+            ("no ethernet", format!("[{LO}]"), "[]", Uplink::default()),
+            (
+                "cable out",
+                format!("[{LO},{ETH_DOWN}]"),
+                "[]",
+                Uplink {
+                    interface: Some("enp0s2".into()),
+                    ..Uplink::default()
+                },
+            ),
+            (
+                "link up, no lease",
+                format!("[{LO},{ETH_UP}]"),
+                "[]",
+                Uplink {
+                    interface: Some("enp0s2".into()),
+                    link_up: true,
+                    ..Uplink::default()
+                },
+            ),
+            (
+                "lease with router, wg0 beside",
+                format!("[{LO},{ETH_ADDR},{WG}]"),
+                ROUTE,
+                Uplink {
+                    interface: Some("enp0s2".into()),
+                    link_up: true,
+                    address: Some((Ipv4Addr::new(10, 20, 0, 100), 24)),
+                    router: Some(Ipv4Addr::new(10, 20, 0, 1)),
+                },
+            ),
+        ];
+        for (name, addresses, routes, want) in cases {
+            let got = parse(addresses, routes).expect(name);
+            assert_eq!(&got, want, "{name}");
+        }
+        assert!(parse(&format!("[{ETH_ADDR}]"), ROUTE)
+            .expect("parses")
+            .routable());
+        assert!(!parse(&format!("[{ETH_ADDR}]"), "[]")
+            .expect("parses")
+            .routable());
+    }
+}
