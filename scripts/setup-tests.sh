@@ -5,7 +5,15 @@ set -eu
 export DEBIAN_FRONTEND=noninteractive
 apt-get install -y --no-install-recommends \
     qemu-system-x86 ovmf cryptsetup-bin fdisk dosfstools mtools openssl python3-pip \
-    squashfs-tools-ng sbsigntool cpio
+    squashfs-tools-ng sbsigntool cpio \
+    dnsmasq-base wireguard-tools strongswan-charon strongswan-swanctl \
+    libstrongswan-standard-plugins libcharon-extra-plugins
+# The VPN scenarios' WireGuard gateway runs in userspace (boringtun), so that the
+# tests do not depend on the host kernel having WireGuard (or ESP: the IPsec
+# gateway uses strongSwan's kernel-libipsec from libcharon-extra-plugins).
+if ! command -v boringtun-cli >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/boringtun-cli" ]; then
+    cargo install --locked boringtun-cli
+fi
 # virt-fw-vars enrolls the test Secure Boot keys into a copy of OVMF's variables.
 if ! command -v virt-fw-vars >/dev/null 2>&1; then
     python3 -m pip install --quiet virt-firmware \

@@ -284,6 +284,41 @@ fn emit(event: &NetEvent) {
     println!("{}", console_line(event, uptime_ms()));
 }
 
+/// How long a unit may take to become active.
+const UNIT_START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Starts `unit` without blocking on its job, then waits a bounded time for it to
+/// be active; on failure the reason carries its status and the pending jobs.
+fn start_unit(unit: &str) -> Result<(), String> {
+    crate::command::run("systemctl", &["start", "--no-block", unit])
+        .map_err(|e| format!("cannot start {unit}: {e}"))?;
+    let deadline = Instant::now() + UNIT_START_TIMEOUT;
+    while Instant::now() < deadline {
+        if crate::command::run("systemctl", &["is-active", "--quiet", unit]).is_ok() {
+            tracing::info!("{unit} is active");
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let show = |args: &[&str]| {
+        std::process::Command::new("systemctl")
+            .args(args)
+            .output()
+            .map(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .trim()
+                    .replace('\n', " | ")
+            })
+            .unwrap_or_default()
+    };
+    Err(format!(
+        "{unit} is not active after {} s: {} ; jobs: {}",
+        UNIT_START_TIMEOUT.as_secs(),
+        show(&["status", "--no-pager", "--lines=10", unit]),
+        show(&["list-jobs", "--no-pager"])
+    ))
+}
+
 /// Runs forever: the network for `policy`, or a `disabled` line when there is none.
 pub fn run(policy: Option<NetworkPolicy>) {
     let egress = EgressReport::observe();
@@ -311,10 +346,8 @@ pub fn run(policy: Option<NetworkPolicy>) {
         units.push("strongswan.service");
     }
     for unit in units {
-        if let Err(err) = crate::command::run("systemctl", &["start", unit]) {
-            emit(&NetEvent::Disabled {
-                reason: format!("cannot start {unit}: {err}"),
-            });
+        if let Err(reason) = start_unit(unit) {
+            emit(&NetEvent::Disabled { reason });
             return;
         }
     }

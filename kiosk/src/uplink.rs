@@ -56,13 +56,22 @@ struct IpRoute {
     dev: Option<String>,
 }
 
-/// Parses `ip -j -4 addr show` and `ip -j -4 route show default`.
-pub fn parse(addresses_json: &str, routes_json: &str) -> Result<Uplink, String> {
+/// Parses `ip -j addr show` and `ip -j -4 route show default`. (`ip -4 addr` would
+/// leave out `link_type`, and links without an IPv4 address altogether.)
+/// `is_physical` tells a NIC from virtual Ethernet devices (bridges, ifb, veth).
+pub fn parse(
+    addresses_json: &str,
+    routes_json: &str,
+    is_physical: impl Fn(&str) -> bool,
+) -> Result<Uplink, String> {
     let links: Vec<IpLink> =
         serde_json::from_str(addresses_json).map_err(|e| format!("ip addr JSON: {e}"))?;
     let routes: Vec<IpRoute> =
         serde_json::from_str(routes_json).map_err(|e| format!("ip route JSON: {e}"))?;
-    let Some(link) = links.into_iter().find(|l| l.link_type == "ether") else {
+    let Some(link) = links
+        .into_iter()
+        .find(|l| l.link_type == "ether" && is_physical(&l.ifname))
+    else {
         return Ok(Uplink::default());
     };
     let link_up = link.flags.iter().any(|f| f == "LOWER_UP") && link.operstate == "UP";
@@ -86,16 +95,22 @@ pub fn parse(addresses_json: &str, routes_json: &str) -> Result<Uplink, String> 
 /// Reads the live state.
 pub fn observe() -> Result<Uplink, String> {
     let addresses =
-        crate::command::run("ip", &["-j", "-4", "addr", "show"]).map_err(|e| e.to_string())?;
+        crate::command::run("ip", &["-j", "addr", "show"]).map_err(|e| e.to_string())?;
     let routes = crate::command::run("ip", &["-j", "-4", "route", "show", "default"])
         .map_err(|e| e.to_string())?;
-    parse(&addresses, &routes)
+    parse(&addresses, &routes, |name| {
+        std::path::Path::new("/sys/class/net")
+            .join(name)
+            .join("device")
+            .exists()
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    const IFB: &str = r#"{"ifindex":4,"ifname":"ifb0","flags":["BROADCAST","NOARP","UP","LOWER_UP"],"mtu":1500,"operstate":"UNKNOWN","link_type":"ether","addr_info":[]}"#;
     const LO: &str = r#"{"ifindex":1,"ifname":"lo","flags":["LOOPBACK","UP","LOWER_UP"],"mtu":65536,"operstate":"UNKNOWN","link_type":"loopback","addr_info":[{"family":"inet","local":"127.0.0.1","prefixlen":8}]}"#;
     const ETH_DOWN: &str = r#"{"ifindex":2,"ifname":"enp0s2","flags":["BROADCAST","MULTICAST"],"mtu":1500,"operstate":"DOWN","link_type":"ether","addr_info":[]}"#;
     const ETH_UP: &str = r#"{"ifindex":2,"ifname":"enp0s2","flags":["BROADCAST","MULTICAST","UP","LOWER_UP"],"mtu":1500,"operstate":"UP","link_type":"ether","addr_info":[]}"#;
@@ -128,7 +143,7 @@ mod tests {
             ),
             (
                 "lease with router, wg0 beside",
-                format!("[{LO},{ETH_ADDR},{WG}]"),
+                format!("[{LO},{IFB},{ETH_ADDR},{WG}]"),
                 ROUTE,
                 Uplink {
                     interface: Some("enp0s2".into()),
@@ -139,7 +154,7 @@ mod tests {
             ),
         ];
         for (name, addresses, routes, want) in cases {
-            let got = parse(addresses, routes).expect(name);
+            let got = parse(addresses, routes, |n| n != "ifb0").expect(name);
             assert_eq!(&got, want, "{name}");
         }
         assert!(parse(&format!("[{ETH_ADDR}]"), ROUTE)

@@ -2,6 +2,8 @@
 
 pub mod disks;
 pub mod machine;
+pub mod netlab;
+pub mod pcap;
 pub mod serial;
 pub mod tamper;
 

@@ -22,7 +22,7 @@ pub enum Accel {
 impl Accel {
     /// `QEMU_ACCEL=kvm|tcg` decides; otherwise KVM is probed once per process.
     /// Here /dev/kvm only runs nested-PVM kernels and QEMU aborts on it, so the
-    /// probe starts QEMU with KVM for a moment: still running = usable.
+    /// probe boots a five-byte BIOS under KVM: it exits by itself only if KVM works.
     pub fn detect() -> Accel {
         static DETECTED: OnceLock<Accel> = OnceLock::new();
         *DETECTED.get_or_init(|| {
@@ -50,10 +50,38 @@ impl Accel {
     }
 }
 
+/// A 64 KiB "BIOS" whose reset vector writes 1 to the isa-debug-exit port: QEMU
+/// exits with status 3 once the vCPU has really run an instruction.
+fn probe_bios() -> Vec<u8> {
+    const RESET_VECTOR: usize = 0xfff0;
+    let mut bios = vec![0xf4u8; 0x10000]; // hlt everywhere else
+                                          // mov al, 1; out 0xf4, al; hlt
+    bios[RESET_VECTOR..RESET_VECTOR + 5].copy_from_slice(&[0xb0, 0x01, 0xe6, 0xf4, 0xf4]);
+    bios
+}
+
+/// Status of QEMU when the probe BIOS ran: (1 << 1) | 1.
+const PROBE_RAN: i32 = 3;
+
 fn probe_kvm() -> (Accel, String) {
     if !Path::new("/dev/kvm").exists() {
         return (Accel::Tcg, "no /dev/kvm".into());
     }
+    let dir = match tempfile::tempdir() {
+        Ok(dir) => dir,
+        Err(e) => {
+            return (
+                Accel::Tcg,
+                format!("no temporary folder for the KVM probe: {e}"),
+            )
+        }
+    };
+    let bios = dir.path().join("probe.bin");
+    if let Err(e) = std::fs::write(&bios, probe_bios()) {
+        return (Accel::Tcg, format!("cannot write the KVM probe: {e}"));
+    }
+    // The same accelerator, CPU model and machine as the real boots: a vCPU that
+    // cannot even be initialised (nested PVM) aborts QEMU before the first instruction.
     let child = Command::new("qemu-system-x86_64")
         .args([
             "-accel",
@@ -61,10 +89,12 @@ fn probe_kvm() -> (Accel, String) {
             "-cpu",
             "host",
             "-machine",
-            "q35",
+            "q35,smm=on",
             "-nodefaults",
         ])
-        .args(["-display", "none", "-no-reboot"])
+        .args(["-display", "none", "-no-reboot", "-bios"])
+        .arg(&bios)
+        .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -73,9 +103,12 @@ fn probe_kvm() -> (Accel, String) {
         Ok(child) => child,
         Err(e) => return (Accel::Tcg, format!("cannot start qemu: {e}")),
     };
-    let deadline = Instant::now() + Duration::from_secs(3);
+    let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
         if let Ok(Some(status)) = child.try_wait() {
+            if status.code() == Some(PROBE_RAN) {
+                return (Accel::Kvm, "the KVM probe ran its first instruction".into());
+            }
             let mut stderr = String::new();
             if let Some(mut pipe) = child.stderr.take() {
                 use std::io::Read;
@@ -87,11 +120,11 @@ fn probe_kvm() -> (Accel, String) {
                 format!("KVM probe exited with {status}: {first}"),
             );
         }
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(50));
     }
     let _ = child.kill();
     let _ = child.wait();
-    (Accel::Kvm, "KVM probe ran for 3 s".into())
+    (Accel::Tcg, "KVM probe did not finish in 30 s".into())
 }
 
 /// OVMF firmware files; the variable store is copied per machine.
@@ -196,6 +229,18 @@ pub struct MachineConfig {
     pub memory_mib: u32,
     pub cpus: u32,
     pub extra_args: Vec<String>,
+    /// A wired NIC on a tap device, QEMU run inside the tap's network namespace.
+    pub nic: Option<Nic>,
+}
+
+/// The guest's Ethernet card: a tap device in a network namespace the test made,
+/// every frame in both directions recorded by QEMU's `filter-dump` (pcap).
+#[derive(Debug, Clone)]
+pub struct Nic {
+    pub netns: String,
+    pub tap: String,
+    pub mac: String,
+    pub capture: PathBuf,
 }
 
 impl MachineConfig {
@@ -210,6 +255,7 @@ impl MachineConfig {
             // during boot), a race of TCG's cross-modifying code, not of the image.
             cpus: 1,
             extra_args: Vec::new(),
+            nic: None,
         }
     }
 
@@ -282,8 +328,6 @@ impl Machine {
             "none".into(),
             "-vga".into(),
             "std".into(),
-            "-nic".into(),
-            "none".into(),
             "-chardev".into(),
             format!("file,id=serial0,path={}", serial_log.display()),
             "-serial".into(),
@@ -306,15 +350,46 @@ impl Machine {
                 "usb-storage,bus=xhci.0,drive=stick,removable=on,bootindex=0".into(),
             ]);
         }
+        match &config.nic {
+            None => args.extend(["-nic".into(), "none".into()]),
+            Some(nic) => args.extend([
+                "-netdev".into(),
+                format!("tap,id=uplink,ifname={},script=no,downscript=no", nic.tap),
+                "-device".into(),
+                // No option ROM: the firmware has no reason to touch the network.
+                format!("virtio-net-pci,netdev=uplink,mac={},romfile=", nic.mac),
+                "-object".into(),
+                format!(
+                    "filter-dump,id=capture,netdev=uplink,file={}",
+                    nic.capture.display()
+                ),
+            ]),
+        }
         args.extend(config.extra_args.iter().cloned());
-        let command_line = std::iter::once("qemu-system-x86_64".to_string())
+        // QEMU opens the tap where it lives: inside the test's namespace.
+        let mut program = vec!["qemu-system-x86_64".to_string()];
+        if let Some(nic) = &config.nic {
+            program.splice(
+                0..0,
+                [
+                    "ip".into(),
+                    "netns".into(),
+                    "exec".into(),
+                    nic.netns.clone(),
+                ],
+            );
+        }
+        let command_line = program
+            .iter()
+            .cloned()
             .chain(args.iter().cloned())
             .collect::<Vec<_>>()
             .join(" ");
         eprintln!("qemu-tests[{}]: {command_line}", config.name);
         let stderr_file =
             std::fs::File::create(&qemu_stderr).context("cannot create qemu.stderr")?;
-        let child = Command::new("qemu-system-x86_64")
+        let child = Command::new(&program[0])
+            .args(&program[1..])
             .args(&args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())

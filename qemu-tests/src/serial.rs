@@ -170,6 +170,52 @@ pub fn find_forbidden(console: &str) -> Option<(&'static str, String)> {
     })
 }
 
+/// One state change of the kiosk's network (`{"event":"net","state":...}`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct NetLine {
+    pub event: String,
+    pub state: String,
+    pub uptime_ms: u64,
+    #[serde(default)]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub interface: Option<String>,
+    #[serde(default)]
+    pub address: Option<String>,
+    #[serde(default)]
+    pub inner_address: Option<String>,
+    #[serde(default)]
+    pub since_address_ms: Option<u64>,
+    #[serde(default)]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub attempt: Option<u32>,
+    #[serde(default)]
+    pub status: Option<u16>,
+}
+
+/// Parses a net line.
+pub fn parse_net(line: &str) -> Option<NetLine> {
+    let net: NetLine = serde_json::from_str(kiosk_json(line)?).ok()?;
+    (net.event == "net").then_some(net)
+}
+
+/// The egress policy the kiosk found in force.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct EgressLine {
+    pub event: String,
+    pub enforcing: bool,
+    pub chains: std::collections::BTreeMap<String, String>,
+    pub rules: usize,
+    pub dropped_packets: u64,
+}
+
+/// Parses the egress line.
+pub fn parse_egress(line: &str) -> Option<EgressLine> {
+    let egress: EgressLine = serde_json::from_str(kiosk_json(line)?).ok()?;
+    (egress.event == "egress").then_some(egress)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -235,5 +281,20 @@ mod tests {
         for (console, want) in cases {
             assert_eq!(find_forbidden(console).map(|(p, _)| p), want, "{console}");
         }
+    }
+
+    #[test]
+    fn net_and_egress_lines() {
+        let line = r#"[   61.2] kiosk[412]: @kiosk@ {"event":"net","state":"tunnel-up","kind":"ipsec","inner_address":"10.99.1.16","since_address_ms":2500,"uptime_ms":61000}"#;
+        let net = parse_net(line).expect("net line");
+        assert_eq!(net.state, "tunnel-up");
+        assert_eq!(net.inner_address.as_deref(), Some("10.99.1.16"));
+        assert_eq!(net.since_address_ms, Some(2500));
+        assert_eq!(parse_egress(line), None);
+        let egress = r#"@kiosk@ {"event":"egress","table":"inet stick_egress","enforcing":true,"chains":{"forward":"drop","input":"drop","output":"drop"},"rules":14,"dropped_packets":3}"#;
+        let egress = parse_egress(egress).expect("egress line");
+        assert!(egress.enforcing);
+        assert_eq!(egress.chains.len(), 3);
+        assert_eq!(parse_net(r#"@kiosk@ {"event":"usb","devices":[]}"#), None);
     }
 }

@@ -1,0 +1,527 @@
+//! The network a VPN scenario runs in, built from network namespaces on this
+//! machine and torn down when dropped:
+//!
+//! ```text
+//!  guest --tap0-- [uplink ns] ----------- [gateway ns] ----------- [inner ns]
+//!                 10.20.0.1/24           198.51.100.1             10.99.0.10 HTTPS
+//!                 dnsmasq (DHCP)         strongSwan responder     10.99.0.53 (resolver address)
+//!                 routes to the gateway  or WireGuard peer
+//!                                        inner: 10.99.0.1/24, tunnel 10.99.1.0/24
+//! ```
+//!
+//! The gateway is userspace (charon with kernel-libipsec, boringtun for WireGuard):
+//! this machine's kernel has neither ESP nor WireGuard. The guest's side is the
+//! image's own kernel, strongSwan and WireGuard.
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+
+use crate::machine::{wait_until, Nic};
+use crate::run_tool;
+
+pub const GATEWAY: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
+pub const UPLINK_ROUTER: Ipv4Addr = Ipv4Addr::new(10, 20, 0, 1);
+pub const WEB_SERVER: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 10);
+pub const GUEST_MAC: &str = "52:54:00:12:34:56";
+/// Addresses the gateway hands out inside the tunnel (IPsec pool; WireGuard's
+/// configured 10.99.1.2 lies in it too).
+pub const TUNNEL_NETWORK: &str = "10.99.1.0/24";
+const IPSEC_POOL: &str = "10.99.1.16/28";
+const WIREGUARD_PORT: u16 = 51820;
+
+/// Which gateway, and whether it presents the credential the image expects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gateway {
+    /// strongSwan; `wrong_certificate`: a certificate from another CA.
+    Ipsec { wrong_certificate: bool },
+    /// WireGuard; `wrong_key`: a private key the image does not know.
+    Wireguard { wrong_key: bool },
+}
+
+/// A process the lab started; killed when dropped.
+#[derive(Debug)]
+struct Daemon {
+    child: Child,
+}
+
+impl Daemon {
+    fn spawn(name: &'static str, command: &mut Command, log: &Path) -> Result<Daemon> {
+        let out = std::fs::File::create(log)
+            .with_context(|| format!("cannot create {}", log.display()))?;
+        let err = out.try_clone().context("log file")?;
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .with_context(|| format!("cannot start {name}: {command:?}"))?;
+        Ok(Daemon { child })
+    }
+
+    fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The namespaces, links and daemons of one scenario.
+#[derive(Debug)]
+pub struct NetLab {
+    pub uplink_ns: String,
+    pub gateway_ns: String,
+    pub inner_ns: String,
+    gateway: Gateway,
+    wireguard_interface: String,
+    dir: tempfile::TempDir,
+    fixtures: PathBuf,
+    daemons: Vec<Daemon>,
+    gateway_daemon: Option<Daemon>,
+}
+
+static LABS: AtomicU32 = AtomicU32::new(0);
+
+fn ip(args: &[&str]) -> Result<()> {
+    run_tool(Command::new("ip").args(args)).map(drop)
+}
+
+fn in_ns(ns: &str, program: &str) -> Command {
+    let mut command = Command::new("ip");
+    command.args(["netns", "exec", ns, program]);
+    command
+}
+
+impl NetLab {
+    /// Builds the namespaces and starts DHCP and the web server; the gateway is
+    /// started by [`NetLab::start_gateway`], so a scenario can begin without it.
+    pub fn new(gateway: Gateway) -> Result<NetLab> {
+        let id = format!(
+            "sl{}x{}",
+            std::process::id() % 100_000,
+            LABS.fetch_add(1, Ordering::Relaxed)
+        );
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("netlab-{id}-"))
+            .tempdir()
+            .context("cannot create the lab's folder")?;
+        let mut lab = NetLab {
+            uplink_ns: format!("{id}-up"),
+            gateway_ns: format!("{id}-gw"),
+            inner_ns: format!("{id}-in"),
+            gateway,
+            wireguard_interface: format!("{id}wg"),
+            dir,
+            fixtures: crate::workspace_root().join("qemu-tests/fixtures/vpn"),
+            daemons: Vec::new(),
+            gateway_daemon: None,
+        };
+        lab.build_links().context("building the lab's namespaces")?;
+        lab.start_dhcp()?;
+        lab.start_web_server()?;
+        Ok(lab)
+    }
+
+    fn build_links(&self) -> Result<()> {
+        let (up, gw, inner) = (&self.uplink_ns, &self.gateway_ns, &self.inner_ns);
+        for ns in [up, gw, inner] {
+            ip(&["netns", "add", ns])?;
+            ip(&["-n", ns, "link", "set", "lo", "up"])?;
+        }
+        // The PC's LAN: the guest's tap and the router towards the gateway.
+        ip(&["-n", up, "tuntap", "add", "dev", "tap0", "mode", "tap"])?;
+        ip(&[
+            "-n",
+            up,
+            "addr",
+            "add",
+            &format!("{UPLINK_ROUTER}/24"),
+            "dev",
+            "tap0",
+        ])?;
+        ip(&["-n", up, "link", "set", "tap0", "up"])?;
+        ip(&[
+            "-n", up, "link", "add", "to-gw", "type", "veth", "peer", "name", "to-up", "netns", gw,
+        ])?;
+        ip(&["-n", up, "addr", "add", "198.51.100.2/24", "dev", "to-gw"])?;
+        ip(&["-n", up, "link", "set", "to-gw", "up"])?;
+        // The gateway: public side, inner side, forwarding between tunnel and inner.
+        ip(&[
+            "-n",
+            gw,
+            "addr",
+            "add",
+            &format!("{GATEWAY}/24"),
+            "dev",
+            "to-up",
+        ])?;
+        ip(&["-n", gw, "link", "set", "to-up", "up"])?;
+        ip(&[
+            "-n",
+            gw,
+            "route",
+            "add",
+            "10.20.0.0/24",
+            "via",
+            "198.51.100.2",
+        ])?;
+        ip(&[
+            "-n", gw, "link", "add", "to-in", "type", "veth", "peer", "name", "to-gw", "netns",
+            inner,
+        ])?;
+        ip(&["-n", gw, "addr", "add", "10.99.0.1/24", "dev", "to-in"])?;
+        ip(&["-n", gw, "link", "set", "to-in", "up"])?;
+        // The inner network: the conference stand-in.
+        ip(&[
+            "-n",
+            inner,
+            "addr",
+            "add",
+            &format!("{WEB_SERVER}/24"),
+            "dev",
+            "to-gw",
+        ])?;
+        ip(&["-n", inner, "addr", "add", "10.99.0.53/24", "dev", "to-gw"])?;
+        ip(&["-n", inner, "link", "set", "to-gw", "up"])?;
+        ip(&["-n", inner, "route", "add", "default", "via", "10.99.0.1"])?;
+        for ns in [up, gw] {
+            run_tool(in_ns(ns, "sysctl").args(["-qw", "net.ipv4.ip_forward=1"]))?;
+        }
+        Ok(())
+    }
+
+    fn start_dhcp(&mut self) -> Result<()> {
+        let dir = self.dir.path();
+        let mut command = in_ns(&self.uplink_ns, "dnsmasq");
+        command
+            .args([
+                "--keep-in-foreground",
+                "--conf-file=/dev/null",
+                "--no-resolv",
+                "--no-hosts",
+            ])
+            .args([
+                "--port=0",
+                "--interface=tap0",
+                "--bind-dynamic",
+                "--user=root",
+                "--log-dhcp",
+            ])
+            .arg("--dhcp-range=10.20.0.100,10.20.0.150,255.255.255.0,1h")
+            .arg(format!("--dhcp-option=option:router,{UPLINK_ROUTER}"))
+            // A lure: a resolver on the LAN, which the stick must never use.
+            .arg(format!("--dhcp-option=option:dns-server,{UPLINK_ROUTER}"))
+            .arg(format!("--dhcp-leasefile={}", dir.join("leases").display()))
+            .arg(format!("--pid-file={}", dir.join("dnsmasq.pid").display()))
+            .arg(format!(
+                "--log-facility={}",
+                dir.join("dnsmasq.log").display()
+            ));
+        let daemon = Daemon::spawn("dnsmasq", &mut command, &dir.join("dnsmasq.out"))?;
+        self.daemons.push(daemon);
+        Ok(())
+    }
+
+    fn start_web_server(&mut self) -> Result<()> {
+        let dir = self.dir.path();
+        let script = dir.join("web.py");
+        std::fs::write(&script, WEB_SERVER_PY).context("cannot write web.py")?;
+        let mut command = in_ns(&self.inner_ns, "python3");
+        command
+            .arg(&script)
+            .arg(WEB_SERVER.to_string())
+            .arg(self.fixtures.join("test-web.pem"))
+            .arg(self.fixtures.join("test-web.key"))
+            .arg(dir.join("web.log"));
+        let daemon = Daemon::spawn("web server", &mut command, &dir.join("web.out"))?;
+        self.daemons.push(daemon);
+        let listening = wait_until(Duration::from_secs(20), Duration::from_millis(200), || {
+            std::fs::read_to_string(dir.join("web.out"))
+                .ok()
+                .filter(|t| t.contains("listening"))
+        });
+        if listening.is_none() {
+            bail!("the web server did not start: {}", self.log("web.out"));
+        }
+        Ok(())
+    }
+
+    /// The NIC for the guest, captured to `capture`.
+    pub fn nic(&self, capture: &Path) -> Nic {
+        Nic {
+            netns: self.uplink_ns.clone(),
+            tap: "tap0".into(),
+            mac: GUEST_MAC.into(),
+            capture: capture.to_path_buf(),
+        }
+    }
+
+    /// Starts (or restarts) the gateway and waits until it listens.
+    pub fn start_gateway(&mut self) -> Result<()> {
+        self.stop_gateway();
+        match self.gateway {
+            Gateway::Ipsec { wrong_certificate } => self.start_charon(wrong_certificate),
+            Gateway::Wireguard { wrong_key } => self.start_wireguard(wrong_key),
+        }
+        .context("starting the VPN gateway")
+    }
+
+    /// Kills the gateway at once, as a crash or a cut line would: no goodbye to the guest.
+    pub fn stop_gateway(&mut self) {
+        self.gateway_daemon = None;
+        if let Gateway::Wireguard { .. } = self.gateway {
+            let _ = std::fs::remove_file(self.wireguard_socket());
+        }
+    }
+
+    fn start_charon(&mut self, wrong_certificate: bool) -> Result<()> {
+        let dir = self.dir.path().join("charon");
+        std::fs::create_dir_all(&dir).context("charon folder")?;
+        let vici = dir.join("charon.vici");
+        let _ = std::fs::remove_file(&vici);
+        let (cert, key) = if wrong_certificate {
+            ("test-gateway-other.pem", "test-gateway-other.key")
+        } else {
+            ("test-gateway.pem", "test-gateway.key")
+        };
+        let conf = dir.join("strongswan.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "charon {{\n  load_modular = no\n  load = random nonce openssl pem pkcs1 pkcs8 x509 revocation constraints pubkey attr kernel-libipsec kernel-netlink socket-default vici\n  install_routes = yes\n  plugins {{\n    vici {{\n      socket = unix://{vici}\n    }}\n  }}\n  filelog {{\n    charon {{\n      path = {log}\n      default = 1\n      ike = 2\n      cfg = 2\n    }}\n  }}\n}}\n",
+                vici = vici.display(),
+                log = self.dir.path().join("charon.log").display(),
+            ),
+        )
+        .context("strongswan.conf")?;
+        let swanctl = dir.join("swanctl.conf");
+        let f = |name: &str| self.fixtures.join(name).display().to_string();
+        std::fs::write(
+            &swanctl,
+            format!(
+                "connections {{\n  stick {{\n    version = 2\n    local_addrs = {GATEWAY}\n    pools = tunnel-pool\n    dpd_delay = 10s\n    local {{\n      auth = pubkey\n      certs = {cert}\n      id = gateway.test\n    }}\n    remote {{\n      auth = pubkey\n      cacerts = {ca}\n    }}\n    children {{\n      net {{\n        local_ts = 10.99.0.0/24\n      }}\n    }}\n  }}\n}}\npools {{\n  tunnel-pool {{\n    addrs = {IPSEC_POOL}\n  }}\n}}\nsecrets {{\n  private-gateway {{\n    file = {key}\n  }}\n}}\n",
+                cert = f(cert),
+                key = f(key),
+                ca = f("test-ca.pem"),
+            ),
+        )
+        .context("swanctl.conf")?;
+        // charon writes its pid file under /run: give it a /run of its own.
+        let mut command = in_ns(&self.gateway_ns, "unshare");
+        command
+            .args([
+                "--mount",
+                "sh",
+                "-c",
+                "mount -t tmpfs tmpfs /run && exec /usr/lib/ipsec/charon",
+            ])
+            .env("STRONGSWAN_CONF", &conf);
+        let daemon = Daemon::spawn("charon", &mut command, &self.dir.path().join("charon.out"))?;
+        self.gateway_daemon = Some(daemon);
+        let ready = wait_until(Duration::from_secs(20), Duration::from_millis(200), || {
+            vici.exists().then_some(())
+        });
+        if ready.is_none() {
+            bail!(
+                "charon did not open {}: {}",
+                vici.display(),
+                self.log("charon.out")
+            );
+        }
+        run_tool(
+            Command::new("swanctl")
+                .args(["--load-all", "--noprompt", "--file"])
+                .arg(&swanctl)
+                .arg("--uri")
+                .arg(format!("unix://{}", vici.display())),
+        )?;
+        // kernel-libipsec's TUN device carries the decrypted traffic.
+        let tun = wait_until(Duration::from_secs(10), Duration::from_millis(200), || {
+            run_tool(Command::new("ip").args(["-n", &self.gateway_ns, "link", "show", "ipsec0"]))
+                .ok()
+        });
+        if tun.is_none() {
+            bail!("charon made no ipsec0 device: {}", self.log("charon.log"));
+        }
+        ip(&["-n", &self.gateway_ns, "link", "set", "ipsec0", "up"])?;
+        ip(&[
+            "-n",
+            &self.gateway_ns,
+            "route",
+            "replace",
+            TUNNEL_NETWORK,
+            "dev",
+            "ipsec0",
+        ])?;
+        Ok(())
+    }
+
+    fn wireguard_socket(&self) -> PathBuf {
+        PathBuf::from(format!(
+            "/var/run/wireguard/{}.sock",
+            self.wireguard_interface
+        ))
+    }
+
+    fn start_wireguard(&mut self, wrong_key: bool) -> Result<()> {
+        let name = self.wireguard_interface.clone();
+        let mut command = in_ns(&self.gateway_ns, &boringtun()?);
+        command
+            .args([
+                "--foreground",
+                "--disable-drop-privileges",
+                "--threads",
+                "1",
+            ])
+            .arg("--log")
+            .arg(self.dir.path().join("boringtun.log"))
+            .arg(&name);
+        let daemon = Daemon::spawn(
+            "boringtun",
+            &mut command,
+            &self.dir.path().join("boringtun.out"),
+        )?;
+        self.gateway_daemon = Some(daemon);
+        let socket = self.wireguard_socket();
+        if wait_until(Duration::from_secs(20), Duration::from_millis(200), || {
+            socket.exists().then_some(())
+        })
+        .is_none()
+        {
+            bail!(
+                "boringtun did not open {}: {}",
+                socket.display(),
+                self.log("boringtun.out")
+            );
+        }
+        let key = if wrong_key {
+            "test-wg-other.key"
+        } else {
+            "test-wg-gateway.key"
+        };
+        let client = std::fs::read_to_string(self.fixtures.join("test-wg-client.pub"))
+            .context("client key")?;
+        run_tool(
+            in_ns(&self.gateway_ns, "wg")
+                .args(["set", &name, "private-key"])
+                .arg(self.fixtures.join(key))
+                .args([
+                    "listen-port",
+                    &WIREGUARD_PORT.to_string(),
+                    "peer",
+                    client.trim(),
+                ])
+                .args(["allowed-ips", "10.99.1.2/32"]),
+        )?;
+        ip(&[
+            "-n",
+            &self.gateway_ns,
+            "addr",
+            "add",
+            "10.99.1.1/24",
+            "dev",
+            &name,
+        ])?;
+        ip(&["-n", &self.gateway_ns, "link", "set", &name, "up"])?;
+        Ok(())
+    }
+
+    /// Whether the gateway process is running.
+    pub fn gateway_running(&mut self) -> bool {
+        self.gateway_daemon.as_mut().is_some_and(Daemon::alive)
+    }
+
+    /// Requests the web server logged: (client address, request line).
+    pub fn web_requests(&self) -> Vec<(String, String)> {
+        self.log("web.log")
+            .lines()
+            .filter_map(|l| l.split_once(' '))
+            .map(|(client, request)| (client.to_string(), request.to_string()))
+            .collect()
+    }
+
+    /// A log file of the lab (`dnsmasq.log`, `charon.log`, `web.log`, ...), or "".
+    pub fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default()
+    }
+
+    /// Every log of the lab, for failure messages.
+    pub fn diagnostics(&self) -> String {
+        let mut text = String::new();
+        for name in [
+            "dnsmasq.log",
+            "charon.log",
+            "charon.out",
+            "boringtun.out",
+            "web.out",
+            "web.log",
+        ] {
+            let log = self.log(name);
+            if !log.is_empty() {
+                text.push_str(&format!("--- {name} ---\n{log}\n"));
+            }
+        }
+        text
+    }
+}
+
+impl Drop for NetLab {
+    fn drop(&mut self) {
+        self.gateway_daemon = None;
+        self.daemons.clear();
+        for ns in [&self.uplink_ns, &self.gateway_ns, &self.inner_ns] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+        let _ = std::fs::remove_file(self.wireguard_socket());
+    }
+}
+
+/// boringtun from PATH or cargo's bin folder (`cargo install boringtun-cli`).
+fn boringtun() -> Result<String> {
+    let candidates = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .chain(std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo/bin")));
+    for dir in candidates {
+        let path = dir.join("boringtun-cli");
+        if path.is_file() {
+            return Ok(path.display().to_string());
+        }
+    }
+    bail!("boringtun-cli not found: install it with `cargo install --locked boringtun-cli` (scripts/setup-tests.sh does)")
+}
+
+/// A small HTTPS server: answers every GET with 200 and logs the client address.
+const WEB_SERVER_PY: &str = r#"
+import http.server, ssl, sys
+address, cert, key, log = sys.argv[1:5]
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = b"conference stand-in\n"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, fmt, *args):
+        with open(log, "a") as f:
+            f.write("%s %s\n" % (self.client_address[0], fmt % args))
+
+server = http.server.ThreadingHTTPServer((address, 443), Handler)
+context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+context.load_cert_chain(cert, key)
+server.socket = context.wrap_socket(server.socket, server_side=True)
+print("listening", flush=True)
+server.serve_forever()
+"#;

@@ -1,0 +1,363 @@
+//! Reads the guest's uplink capture (pcap from QEMU's filter-dump) and judges every
+//! frame the guest sent: ARP, DHCP, or IKE/NAT-T/ESP/WireGuard to the gateway are
+//! allowed; anything else is a leak.
+
+use std::net::Ipv4Addr;
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+
+const PCAP_MAGIC: u32 = 0xa1b2_c3d4;
+const ETHERTYPE_IPV4: u16 = 0x0800;
+const ETHERTYPE_ARP: u16 = 0x0806;
+const ETHERTYPE_IPV6: u16 = 0x86dd;
+const IP_PROTO_UDP: u8 = 17;
+const IP_PROTO_ESP: u8 = 50;
+
+/// One captured Ethernet frame.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Frame {
+    /// Seconds since the epoch, with microseconds.
+    pub time: f64,
+    pub data: Vec<u8>,
+}
+
+/// Parses a classic little-endian pcap file with Ethernet frames.
+pub fn parse(bytes: &[u8]) -> Result<Vec<Frame>> {
+    if bytes.len() < 24 {
+        bail!("{} bytes: no pcap header", bytes.len());
+    }
+    let u32_at =
+        |at: usize| u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
+    if u32_at(0) != PCAP_MAGIC {
+        bail!("not a little-endian pcap file (magic {:#x})", u32_at(0));
+    }
+    let link_type = u32_at(20);
+    if link_type != 1 {
+        bail!("link type {link_type}, expected 1 (Ethernet)");
+    }
+    let mut frames = Vec::new();
+    let mut at = 24;
+    while at + 16 <= bytes.len() {
+        let seconds = u32_at(at);
+        let micros = u32_at(at + 4);
+        let captured = u32_at(at + 8) as usize;
+        let start = at + 16;
+        let Some(data) = bytes.get(start..start + captured) else {
+            // QEMU was killed mid-record: the last frame is cut off.
+            break;
+        };
+        frames.push(Frame {
+            time: f64::from(seconds) + f64::from(micros) / 1e6,
+            data: data.to_vec(),
+        });
+        at = start + captured;
+    }
+    Ok(frames)
+}
+
+pub fn read(path: &Path) -> Result<Vec<Frame>> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    parse(&bytes).with_context(|| format!("{}", path.display()))
+}
+
+/// What the guest may send on its uplink.
+#[derive(Debug, Clone)]
+pub struct AllowedEgress {
+    pub gateway: Ipv4Addr,
+    pub gateway_udp_ports: Vec<u16>,
+    pub gateway_esp: bool,
+}
+
+/// How one frame sent by the guest is judged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Arp,
+    Dhcp,
+    /// To the gateway on an allowed port or protocol (named).
+    Gateway(String),
+    /// Anything else, described.
+    Leak(String),
+}
+
+/// The verdict on `frame` if the guest (`guest_mac`) sent it; `None` otherwise.
+pub fn judge(frame: &[u8], guest_mac: [u8; 6], allowed: &AllowedEgress) -> Option<Verdict> {
+    if frame.len() < 14 || frame[6..12] != guest_mac {
+        return None;
+    }
+    let ethertype = u16::from_be_bytes([frame[12], frame[13]]);
+    let payload = &frame[14..];
+    Some(match ethertype {
+        ETHERTYPE_ARP => Verdict::Arp,
+        ETHERTYPE_IPV4 => judge_ipv4(payload, allowed),
+        ETHERTYPE_IPV6 => {
+            let next = payload.get(6).copied().unwrap_or(0);
+            Verdict::Leak(format!("IPv6 (next header {next})"))
+        }
+        other => Verdict::Leak(format!("ethertype {other:#06x}")),
+    })
+}
+
+fn judge_ipv4(packet: &[u8], allowed: &AllowedEgress) -> Verdict {
+    if packet.len() < 20 {
+        return Verdict::Leak("truncated IPv4".into());
+    }
+    let header_len = usize::from(packet[0] & 0x0f) * 4;
+    let protocol = packet[9];
+    let source = Ipv4Addr::new(packet[12], packet[13], packet[14], packet[15]);
+    let destination = Ipv4Addr::new(packet[16], packet[17], packet[18], packet[19]);
+    let ports = packet.get(header_len..header_len + 4).map(|p| {
+        (
+            u16::from_be_bytes([p[0], p[1]]),
+            u16::from_be_bytes([p[2], p[3]]),
+        )
+    });
+    if protocol == IP_PROTO_UDP {
+        if let Some((source_port, destination_port)) = ports {
+            if source_port == 68 && destination_port == 67 {
+                return Verdict::Dhcp;
+            }
+            if destination == allowed.gateway
+                && allowed.gateway_udp_ports.contains(&destination_port)
+            {
+                return Verdict::Gateway(format!("udp/{destination_port}"));
+            }
+            return Verdict::Leak(format!(
+                "udp {source}:{source_port} -> {destination}:{destination_port}"
+            ));
+        }
+    }
+    if protocol == IP_PROTO_ESP && allowed.gateway_esp && destination == allowed.gateway {
+        return Verdict::Gateway("esp".into());
+    }
+    match (protocol, ports) {
+        (6, Some((sp, dp))) => Verdict::Leak(format!("tcp {source}:{sp} -> {destination}:{dp}")),
+        _ => Verdict::Leak(format!(
+            "IPv4 protocol {protocol} {source} -> {destination}"
+        )),
+    }
+}
+
+/// Counts over a whole capture.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LeakReport {
+    pub frames_total: usize,
+    pub sent_by_guest: usize,
+    pub arp: usize,
+    pub dhcp: usize,
+    pub to_gateway: usize,
+    /// Every leaked frame, described.
+    pub leaks: Vec<String>,
+}
+
+impl std::fmt::Display for LeakReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} frames captured, {} sent by the guest: {} ARP, {} DHCP, {} to the gateway, {} not allowed",
+            self.frames_total,
+            self.sent_by_guest,
+            self.arp,
+            self.dhcp,
+            self.to_gateway,
+            self.leaks.len()
+        )
+    }
+}
+
+pub fn leak_report(frames: &[Frame], guest_mac: [u8; 6], allowed: &AllowedEgress) -> LeakReport {
+    let mut report = LeakReport {
+        frames_total: frames.len(),
+        ..LeakReport::default()
+    };
+    for frame in frames {
+        let Some(verdict) = judge(&frame.data, guest_mac, allowed) else {
+            continue;
+        };
+        report.sent_by_guest += 1;
+        match verdict {
+            Verdict::Arp => report.arp += 1,
+            Verdict::Dhcp => report.dhcp += 1,
+            Verdict::Gateway(_) => report.to_gateway += 1,
+            Verdict::Leak(what) => report.leaks.push(what),
+        }
+    }
+    report
+}
+
+/// `52:54:00:12:34:56` -> bytes.
+pub fn parse_mac(text: &str) -> Option<[u8; 6]> {
+    let bytes: Vec<u8> = text
+        .split(':')
+        .map(|b| u8::from_str_radix(b, 16).ok())
+        .collect::<Option<_>>()?;
+    bytes.try_into().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GUEST: [u8; 6] = [0x52, 0x54, 0, 0x12, 0x34, 0x56];
+    const OTHER: [u8; 6] = [0x02, 0, 0, 0, 0, 1];
+
+    fn frame(source: [u8; 6], ethertype: u16, payload: &[u8]) -> Vec<u8> {
+        let mut f = vec![0xff; 6];
+        f.extend(source);
+        f.extend(ethertype.to_be_bytes());
+        f.extend(payload);
+        f
+    }
+
+    fn ipv4(protocol: u8, destination: [u8; 4], ports: (u16, u16)) -> Vec<u8> {
+        let mut p = vec![
+            0x45, 0, 0, 28, 0, 0, 0, 0, 64, protocol, 0, 0, 10, 20, 0, 100,
+        ];
+        p.extend(destination);
+        p.extend(ports.0.to_be_bytes());
+        p.extend(ports.1.to_be_bytes());
+        p
+    }
+
+    fn allowed() -> AllowedEgress {
+        AllowedEgress {
+            gateway: Ipv4Addr::new(198, 51, 100, 1),
+            gateway_udp_ports: vec![500, 4500],
+            gateway_esp: false,
+        }
+    }
+
+    #[test]
+    fn verdicts() {
+        let gw = [198, 51, 100, 1];
+        let cases: Vec<(&str, Vec<u8>, Option<Verdict>)> = vec![
+            (
+                "arp",
+                frame(GUEST, ETHERTYPE_ARP, &[0; 28]),
+                Some(Verdict::Arp),
+            ),
+            (
+                "dhcp",
+                frame(GUEST, ETHERTYPE_IPV4, &ipv4(17, [255; 4], (68, 67))),
+                Some(Verdict::Dhcp),
+            ),
+            (
+                "ike",
+                frame(GUEST, ETHERTYPE_IPV4, &ipv4(17, gw, (500, 500))),
+                Some(Verdict::Gateway("udp/500".into())),
+            ),
+            (
+                "nat-t",
+                frame(GUEST, ETHERTYPE_IPV4, &ipv4(17, gw, (4500, 4500))),
+                Some(Verdict::Gateway("udp/4500".into())),
+            ),
+            (
+                "raw esp not allowed",
+                frame(GUEST, ETHERTYPE_IPV4, &ipv4(50, gw, (0, 0))),
+                Some(Verdict::Leak(
+                    "IPv4 protocol 50 10.20.0.100 -> 198.51.100.1".into(),
+                )),
+            ),
+            (
+                "dns",
+                frame(
+                    GUEST,
+                    ETHERTYPE_IPV4,
+                    &ipv4(17, [10, 20, 0, 1], (40000, 53)),
+                ),
+                Some(Verdict::Leak(
+                    "udp 10.20.0.100:40000 -> 10.20.0.1:53".into(),
+                )),
+            ),
+            (
+                "https elsewhere",
+                frame(
+                    GUEST,
+                    ETHERTYPE_IPV4,
+                    &ipv4(6, [10, 99, 0, 10], (40000, 443)),
+                ),
+                Some(Verdict::Leak(
+                    "tcp 10.20.0.100:40000 -> 10.99.0.10:443".into(),
+                )),
+            ),
+            (
+                "gateway other port",
+                frame(GUEST, ETHERTYPE_IPV4, &ipv4(17, gw, (40000, 53))),
+                Some(Verdict::Leak(
+                    "udp 10.20.0.100:40000 -> 198.51.100.1:53".into(),
+                )),
+            ),
+            (
+                "ipv6",
+                frame(GUEST, ETHERTYPE_IPV6, &[0x60, 0, 0, 0, 0, 8, 58, 255]),
+                Some(Verdict::Leak("IPv6 (next header 58)".into())),
+            ),
+            (
+                "lldp",
+                frame(GUEST, 0x88cc, &[0; 10]),
+                Some(Verdict::Leak("ethertype 0x88cc".into())),
+            ),
+            (
+                "not the guest",
+                frame(OTHER, ETHERTYPE_IPV4, &ipv4(17, [10, 20, 0, 1], (1, 53))),
+                None,
+            ),
+        ];
+        for (name, data, want) in cases {
+            assert_eq!(judge(&data, GUEST, &allowed()), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn pcap_round_trip_and_report() {
+        let frames = [
+            frame(GUEST, ETHERTYPE_ARP, &[0; 28]),
+            frame(OTHER, ETHERTYPE_ARP, &[0; 28]),
+            frame(
+                GUEST,
+                ETHERTYPE_IPV4,
+                &ipv4(17, [198, 51, 100, 1], (500, 500)),
+            ),
+            frame(
+                GUEST,
+                ETHERTYPE_IPV4,
+                &ipv4(17, [224, 0, 0, 251], (5353, 5353)),
+            ),
+        ];
+        let mut file = Vec::new();
+        for word in [PCAP_MAGIC, 0x0004_0002, 0, 0, 65535, 1] {
+            file.extend(word.to_le_bytes());
+        }
+        for (i, f) in frames.iter().enumerate() {
+            for word in [
+                1_700_000_000 + i as u32,
+                250_000,
+                f.len() as u32,
+                f.len() as u32,
+            ] {
+                file.extend(word.to_le_bytes());
+            }
+            file.extend(f);
+        }
+        // A record cut off by QEMU's exit is ignored.
+        file.extend([1, 2, 3]);
+        let parsed = parse(&file).expect("parses");
+        assert_eq!(parsed.len(), 4);
+        assert_eq!(parsed[1].time, 1_700_000_001.25);
+        let report = leak_report(&parsed, GUEST, &allowed());
+        assert_eq!(
+            report,
+            LeakReport {
+                frames_total: 4,
+                sent_by_guest: 3,
+                arp: 1,
+                dhcp: 0,
+                to_gateway: 1,
+                leaks: vec!["udp 10.20.0.100:5353 -> 224.0.0.251:5353".into()],
+            }
+        );
+        assert!(parse(&file[..10]).is_err());
+        assert_eq!(parse_mac("52:54:00:12:34:56"), Some(GUEST));
+        assert_eq!(parse_mac("52:54:00:12:34"), None);
+    }
+}
