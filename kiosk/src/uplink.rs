@@ -157,10 +157,11 @@ mod tests {
             let got = parse(addresses, routes, |n| n != "ifb0").expect(name);
             assert_eq!(&got, want, "{name}");
         }
-        assert!(parse(&format!("[{ETH_ADDR}]"), ROUTE)
+        let physical = |_: &str| true;
+        assert!(parse(&format!("[{ETH_ADDR}]"), ROUTE, physical)
             .expect("parses")
             .routable());
-        assert!(!parse(&format!("[{ETH_ADDR}]"), "[]")
+        assert!(!parse(&format!("[{ETH_ADDR}]"), "[]", physical)
             .expect("parses")
             .routable());
     }
