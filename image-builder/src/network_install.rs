@@ -163,6 +163,12 @@ pub fn install(
     };
     write(
         root,
+        tc::NETWORKD_CONF_PATH,
+        tc::networkd_conf().as_bytes(),
+        0o644,
+    )?;
+    write(
+        root,
         tc::UPLINK_NETWORK_PATH,
         tc::uplink_network(policy.ipv6).as_bytes(),
         0o644,

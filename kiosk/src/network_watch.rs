@@ -284,6 +284,30 @@ fn emit(event: &NetEvent) {
     println!("{}", console_line(event, uptime_ms()));
 }
 
+/// For the journal when a check fails through an up tunnel: the route the kernel
+/// picks, the tunnel's SAs and the egress rules' counters.
+fn log_path_diagnostics(host: &str) {
+    let commands: [&[&str]; 3] = [
+        &["ip", "route", "get", host],
+        &["swanctl", "--list-sas"],
+        &["nft", "list", "chain", "inet", stick_manifest::network::EGRESS_TABLE, "output"],
+    ];
+    for command in commands {
+        let output = std::process::Command::new(command[0])
+            .args(&command[1..])
+            .output()
+            .map(|o| {
+                format!(
+                    "{}{}",
+                    String::from_utf8_lossy(&o.stdout),
+                    String::from_utf8_lossy(&o.stderr)
+                )
+            })
+            .unwrap_or_else(|e| e.to_string());
+        tracing::info!("check failed; `{}`: {}", command.join(" "), output.trim().replace('\n', " | "));
+    }
+}
+
 /// How long a unit may take to become active.
 const UNIT_START_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -428,6 +452,9 @@ pub fn run(policy: Option<NetworkPolicy>) {
             if (machine.tunnel_up() || nudge) && Instant::now() >= next_check {
                 next_check = Instant::now() + CHECK_EVERY;
                 let result = check.fetch_status().map_err(|e| e.to_string());
+                if result.is_err() && machine.tunnel_up() {
+                    log_path_diagnostics(check.host());
+                }
                 let (events, reconnect) = machine.checked(result);
                 for event in &events {
                     emit(event);

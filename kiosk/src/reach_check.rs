@@ -104,6 +104,11 @@ impl ReachCheck {
         })
     }
 
+    /// The URL's host.
+    pub fn host(&self) -> &str {
+        &self.url.host
+    }
+
     /// GETs the URL; returns the HTTP status code.
     pub fn fetch_status(&self) -> Result<u16, CheckError> {
         let host = &self.url.host;

@@ -112,7 +112,7 @@ pub fn classify(sys_block: &Path, dev_dir: &Path, name: &str, root_hash: Option<
         Ok(uuids) if uuids.contains(&stick_uuid) => Role::Stick,
         Ok(_) => Role::Foreign,
         Err(err) => {
-            tracing::info!("{}: {err:#}: not the stick", node.display());
+            tracing::debug!("{}: {err:#}: not the stick", node.display());
             Role::Foreign
         }
     }

@@ -354,7 +354,8 @@ impl Machine {
             None => args.extend(["-nic".into(), "none".into()]),
             Some(nic) => args.extend([
                 "-netdev".into(),
-                format!("tap,id=uplink,ifname={},script=no,downscript=no", nic.tap),
+                // No virtio-net header on the tap: the capture then holds plain Ethernet frames.
+                format!("tap,id=uplink,ifname={},script=no,downscript=no,vnet_hdr=off", nic.tap),
                 "-device".into(),
                 // No option ROM: the firmware has no reason to touch the network.
                 format!("virtio-net-pci,netdev=uplink,mac={},romfile=", nic.mac),

@@ -297,21 +297,28 @@ impl NetLab {
         std::fs::write(
             &conf,
             format!(
-                "charon {{\n  load_modular = no\n  load = random nonce openssl pem pkcs1 pkcs8 x509 revocation constraints pubkey attr kernel-libipsec kernel-netlink socket-default vici\n  install_routes = yes\n  plugins {{\n    vici {{\n      socket = unix://{vici}\n    }}\n  }}\n  filelog {{\n    charon {{\n      path = {log}\n      default = 1\n      ike = 2\n      cfg = 2\n    }}\n  }}\n}}\n",
+                "charon {{\n  load_modular = no\n  load = random nonce openssl kdf hmac sha2 sha1 aes gcm curve25519 pem pkcs1 pkcs8 x509 revocation constraints pubkey attr kernel-libipsec kernel-netlink socket-default vici\n  install_routes = yes\n  plugins {{\n    vici {{\n      socket = unix://{vici}\n    }}\n  }}\n  filelog {{\n    charon {{\n      path = {log}\n      default = 1\n      ike = 2\n      cfg = 2\n    }}\n  }}\n}}\n",
                 vici = vici.display(),
                 log = self.dir.path().join("charon.log").display(),
             ),
         )
         .context("strongswan.conf")?;
+        // swanctl's own layout beside its config: x509/, x509ca/, private/.
+        for (folder, from, to) in [
+            ("x509", cert, "gateway.pem"),
+            ("x509ca", "test-ca.pem", "ca.pem"),
+            ("private", key, "gateway.key"),
+        ] {
+            let folder = dir.join(folder);
+            std::fs::create_dir_all(&folder).context("swanctl folder")?;
+            std::fs::copy(self.fixtures.join(from), folder.join(to))
+                .with_context(|| format!("cannot copy {from}"))?;
+        }
         let swanctl = dir.join("swanctl.conf");
-        let f = |name: &str| self.fixtures.join(name).display().to_string();
         std::fs::write(
             &swanctl,
             format!(
-                "connections {{\n  stick {{\n    version = 2\n    local_addrs = {GATEWAY}\n    pools = tunnel-pool\n    dpd_delay = 10s\n    local {{\n      auth = pubkey\n      certs = {cert}\n      id = gateway.test\n    }}\n    remote {{\n      auth = pubkey\n      cacerts = {ca}\n    }}\n    children {{\n      net {{\n        local_ts = 10.99.0.0/24\n      }}\n    }}\n  }}\n}}\npools {{\n  tunnel-pool {{\n    addrs = {IPSEC_POOL}\n  }}\n}}\nsecrets {{\n  private-gateway {{\n    file = {key}\n  }}\n}}\n",
-                cert = f(cert),
-                key = f(key),
-                ca = f("test-ca.pem"),
+                "connections {{\n  stick {{\n    version = 2\n    local_addrs = {GATEWAY}\n    pools = tunnel-pool\n    dpd_delay = 10s\n    local {{\n      auth = pubkey\n      certs = gateway.pem\n      id = gateway.test\n    }}\n    remote {{\n      auth = pubkey\n      cacerts = ca.pem\n    }}\n    children {{\n      net {{\n        local_ts = 10.99.0.0/24\n      }}\n    }}\n  }}\n}}\npools {{\n  tunnel-pool {{\n    addrs = {IPSEC_POOL}\n  }}\n}}\n"
             ),
         )
         .context("swanctl.conf")?;
