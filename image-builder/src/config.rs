@@ -423,6 +423,15 @@ manifest-key = "../keys/test-manifest-signing.key"
                 "kernel.extra-cmdline",
             ), // appended to [signing], the last table of GOOD
             ("secure-boot-key = \"db.key\"\n", "signing.secure-boot-key"),
+            ("[network]\nipv6 = true\n", "network.ipv6"),
+            (
+                "[vpn]\ngateway = \"198.51.100.1\"\ninner-networks = [\"10.99.0.0/24\"]\n",
+                "vpn",
+            ),
+            (
+                "[vpn]\ngateway = \"vpn.example.org\"\ninner-networks = [\"10.99.0.0/24\"]\n[vpn.wireguard]\ngateway-public-key = \"HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw=\"\nprivate-key = \"k\"\naddress = \"10.99.1.2/32\"\n",
+                "vpn.gateway",
+            ),
         ];
         for (section, key) in extra {
             let config = Config::parse(&format!("{GOOD}{section}")).expect("parses");
