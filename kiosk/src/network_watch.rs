@@ -290,7 +290,14 @@ fn log_path_diagnostics(host: &str) {
     let commands: [&[&str]; 3] = [
         &["ip", "route", "get", host],
         &["swanctl", "--list-sas"],
-        &["nft", "list", "chain", "inet", stick_manifest::network::EGRESS_TABLE, "output"],
+        &[
+            "nft",
+            "list",
+            "chain",
+            "inet",
+            stick_manifest::network::EGRESS_TABLE,
+            "output",
+        ],
     ];
     for command in commands {
         let output = std::process::Command::new(command[0])
@@ -304,7 +311,11 @@ fn log_path_diagnostics(host: &str) {
                 )
             })
             .unwrap_or_else(|e| e.to_string());
-        tracing::info!("check failed; `{}`: {}", command.join(" "), output.trim().replace('\n', " | "));
+        tracing::info!(
+            "check failed; `{}`: {}",
+            command.join(" "),
+            output.trim().replace('\n', " | ")
+        );
     }
 }
 

@@ -85,7 +85,6 @@ const IPSEC_FAILURES: &[(&str, &str)] = &[
     ),
     ("TS_UNACCEPTABLE", "the gateway refused the inner networks"),
     ("giving up after", "the gateway did not answer"),
-    ("establishing connection", "the gateway did not answer"),
 ];
 
 /// The reason a `swanctl --initiate` failed, from its log.
@@ -270,7 +269,7 @@ stick: #1, ESTABLISHED, IKEv2, 4b1bd5c1b4d1c9e7_i* 5a0f4b0a8a8d2d1e_r
             ),
             (
                 "[IKE] received AUTHENTICATION_FAILED notify error\n",
-                "the gateway refused the stick's certificate: received AUTHENTICATION_FAILED notify error",
+                "the gateway rejected the authentication (the stick's certificate, or the gateway's own setup): received AUTHENTICATION_FAILED notify error",
             ),
             ("initiate failed: something new\n", "initiate failed: something new"),
             ("", "swanctl printed nothing"),

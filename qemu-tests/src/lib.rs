@@ -6,6 +6,7 @@ pub mod netlab;
 pub mod pcap;
 pub mod serial;
 pub mod tamper;
+pub mod vpn_session;
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};

@@ -355,7 +355,10 @@ impl Machine {
             Some(nic) => args.extend([
                 "-netdev".into(),
                 // No virtio-net header on the tap: the capture then holds plain Ethernet frames.
-                format!("tap,id=uplink,ifname={},script=no,downscript=no,vnet_hdr=off", nic.tap),
+                format!(
+                    "tap,id=uplink,ifname={},script=no,downscript=no,vnet_hdr=off",
+                    nic.tap
+                ),
                 "-device".into(),
                 // No option ROM: the firmware has no reason to touch the network.
                 format!("virtio-net-pci,netdev=uplink,mac={},romfile=", nic.mac),

@@ -1,0 +1,156 @@
+//! One boot of a VPN test image inside a [`NetLab`]: QEMU on the lab's uplink with
+//! every frame captured, the kiosk's net lines read from the console, and the whole
+//! capture judged at power-off. Used by `tests/vpn.rs` and the `bench-vpn` binary.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+
+use crate::machine::{wait_until, Machine, MachineConfig, SecureBootKeys};
+use crate::netlab::{Gateway, NetLab, GATEWAY, GUEST_MAC};
+use crate::pcap::{leak_report, parse_mac, AllowedEgress, LeakReport};
+use crate::serial::{parse_egress, parse_net, NetLine};
+
+/// From power-on to the kiosk's first lines (TCG, one vCPU).
+pub const BOOT_TIMEOUT: Duration = Duration::from_secs(600);
+/// From a change at the gateway to the kiosk noticing it.
+pub const NET_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// The test image for a gateway kind: (config, output folder).
+pub fn image_config(gateway: Gateway) -> (&'static str, &'static str) {
+    match gateway {
+        Gateway::Ipsec { .. } => ("qemu-tests/configs/ipsec.toml", "vpn-ipsec"),
+        Gateway::Wireguard { .. } => ("qemu-tests/configs/wireguard.toml", "vpn-wireguard"),
+    }
+}
+
+/// A running VPN scenario.
+#[derive(Debug)]
+pub struct VpnSession {
+    // Fields drop in order: QEMU must be gone before its namespace is.
+    pub vm: Machine,
+    pub lab: NetLab,
+    capture: PathBuf,
+    allowed: AllowedEgress,
+    pub name: String,
+}
+
+impl VpnSession {
+    /// Builds the lab, optionally starts the gateway, boots the image on it.
+    pub fn start(name: &str, gateway: Gateway, gateway_at_boot: bool) -> Result<VpnSession> {
+        let (config, out) = image_config(gateway);
+        let built = crate::built_image(config, out).context("VPN test image")?;
+        let mut lab = NetLab::new(gateway).context("network lab")?;
+        if gateway_at_boot {
+            lab.start_gateway()?;
+        }
+        let artifacts = crate::artifacts_dir();
+        std::fs::create_dir_all(&artifacts)
+            .with_context(|| format!("cannot create {}", artifacts.display()))?;
+        let capture = artifacts.join(format!("{name}.pcap"));
+        let mut machine = MachineConfig::new(name)
+            .stick(&built.image)
+            .secure_boot(SecureBootKeys::test_keys());
+        machine.nic = Some(lab.nic(&capture));
+        let vm = Machine::start(&machine)?;
+        let allowed = AllowedEgress {
+            gateway: GATEWAY,
+            gateway_udp_ports: match gateway {
+                Gateway::Ipsec { .. } => vec![500, 4500],
+                Gateway::Wireguard { .. } => vec![51820],
+            },
+            gateway_esp: false,
+        };
+        Ok(VpnSession {
+            vm,
+            lab,
+            capture,
+            allowed,
+            name: name.to_string(),
+        })
+    }
+
+    /// The first net line at or after `after_ms` (guest uptime) that `matches`.
+    pub fn wait_net(
+        &mut self,
+        after_ms: u64,
+        timeout: Duration,
+        what: &str,
+        matches: impl Fn(&NetLine) -> bool,
+    ) -> Result<NetLine> {
+        let line = self
+            .vm
+            .wait_for_line(timeout, |l| {
+                parse_net(l).is_some_and(|n| n.uptime_ms >= after_ms && matches(&n))
+            })
+            .with_context(|| {
+                format!(
+                    "{}: waiting for {what}\n{}",
+                    self.name,
+                    self.lab.diagnostics()
+                )
+            })?;
+        parse_net(&line).context("net line parses")
+    }
+
+    /// Every net line so far.
+    pub fn net_lines(&self) -> Vec<NetLine> {
+        self.vm.console().lines().filter_map(parse_net).collect()
+    }
+
+    /// The egress policy is in force with every hook dropping; then the DHCP address.
+    pub fn boot_to_address(&mut self) -> Result<NetLine> {
+        let line = self
+            .vm
+            .wait_for_line(BOOT_TIMEOUT, |l| parse_egress(l).is_some())
+            .with_context(|| format!("{}: no egress line", self.name))?;
+        let egress = parse_egress(&line).context("egress line")?;
+        for hook in ["input", "output", "forward"] {
+            if egress.chains.get(hook).map(String::as_str) != Some("drop") || !egress.enforcing {
+                bail!(
+                    "{}: egress policy not enforcing on {hook}: {line}",
+                    self.name
+                );
+            }
+        }
+        self.wait_net(0, NET_TIMEOUT, "a DHCP address", |n| n.state == "address")
+    }
+
+    /// Waits until the web server logged a request from `client` beyond the first
+    /// `after` requests; returns how many it has logged.
+    pub fn wait_web_request_from(&self, client: &str, after: usize) -> Result<usize> {
+        let seen = wait_until(Duration::from_secs(30), Duration::from_millis(500), || {
+            let requests = self.lab.web_requests();
+            (requests.len() > after && requests[after..].iter().any(|(c, _)| c == client))
+                .then_some(requests.len())
+        });
+        seen.with_context(|| {
+            format!(
+                "{}: the web server logged no request from {client}: {:?}",
+                self.name,
+                self.lab.web_requests()
+            )
+        })
+    }
+
+    /// Powers off by ACPI, keeps the console, and judges the whole capture.
+    pub fn power_off_and_judge(mut self) -> Result<LeakReport> {
+        self.vm
+            .qmp(&serde_json::json!({"execute": "system_powerdown"}))
+            .context("QMP system_powerdown")?;
+        self.vm
+            .wait_for_exit(Duration::from_secs(120))
+            .with_context(|| format!("{}: no power-off", self.name))?;
+        self.vm.keep_console(&self.name)?;
+        let frames = crate::pcap::read(&self.capture)?;
+        let mac = parse_mac(GUEST_MAC).context("guest MAC")?;
+        let report = leak_report(&frames, mac, &self.allowed);
+        println!(
+            "{}: {report} (capture {})",
+            self.name,
+            self.capture.display()
+        );
+        Ok(report)
+    }
+}
