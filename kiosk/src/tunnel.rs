@@ -77,7 +77,7 @@ const IPSEC_FAILURES: &[(&str, &str)] = &[
     ("has expired", "a certificate has expired"),
     (
         "AUTHENTICATION_FAILED",
-        "the gateway refused the stick's certificate",
+        "the gateway rejected the authentication (the stick's certificate, or the gateway's own setup)",
     ),
     (
         "NO_PROPOSAL_CHOSEN",
