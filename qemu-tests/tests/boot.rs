@@ -3,7 +3,9 @@
 use std::time::Duration;
 
 use qemu_tests::machine::{Machine, MachineConfig, SecureBootKeys};
-use qemu_tests::serial::{find_forbidden, parse_status, parse_storage, parse_usb, KIOSK_MARKER};
+use qemu_tests::serial::{
+    find_forbidden, parse_egress, parse_net, parse_status, parse_storage, parse_usb, KIOSK_MARKER,
+};
 
 fn boot_timeout() -> Duration {
     let secs = std::env::var("QEMU_BOOT_TIMEOUT")
@@ -27,9 +29,22 @@ fn demo_image_boots_to_verified_kiosk_status() {
     let status = parse_status(&line).expect("status parses");
     eprintln!("boot: QEMU start -> kiosk status line in {boot_secs:.1} s");
 
+    // The demo has no [vpn]: the egress policy drops everything and the kiosk
+    // configures no network.
+    let net = vm
+        .wait_for_line(Duration::from_secs(60), |l| parse_net(l).is_some())
+        .unwrap_or_else(|e| panic!("no net line: {e:#}"));
+    let net = parse_net(&net).expect("net line parses");
+    assert_eq!(net.state, "disabled", "{net:?}");
+
     // Let the rest of the boot run: a getty or shell would show up here.
     std::thread::sleep(Duration::from_secs(5));
     let console = vm.console();
+    let egress = console
+        .lines()
+        .find_map(parse_egress)
+        .expect("the kiosk reports the egress policy");
+    assert!(egress.enforcing, "{egress:?}");
     let log = vm
         .keep_console("demo_image_boots_to_verified_kiosk_status")
         .expect("keeps log");
@@ -76,9 +91,11 @@ fn demo_image_boots_to_verified_kiosk_status() {
             .lines()
             .filter(|l| parse_status(l).is_some()
                 || parse_storage(l).is_some()
-                || parse_usb(l).is_some())
+                || parse_usb(l).is_some()
+                || parse_egress(l).is_some()
+                || parse_net(l).is_some())
             .count(),
-        "every kiosk line is a well-formed status, storage or usb line\n{}",
+        "every kiosk line is a well-formed status, storage, usb, egress or net line\n{}",
         context()
     );
     if let Some((pattern, at)) = find_forbidden(&console) {
