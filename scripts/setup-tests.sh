@@ -6,7 +6,7 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get install -y --no-install-recommends \
     qemu-system-x86 ovmf cryptsetup-bin fdisk dosfstools mtools openssl python3-pip \
     squashfs-tools-ng sbsigntool cpio \
-    dnsmasq-base wireguard-tools strongswan-charon strongswan-swanctl \
+    nftables dnsmasq-base wireguard-tools strongswan-charon strongswan-swanctl \
     libstrongswan-standard-plugins libcharon-extra-plugins
 # The VPN scenarios' WireGuard gateway runs in userspace (boringtun), so that the
 # tests do not depend on the host kernel having WireGuard (or ESP: the IPsec

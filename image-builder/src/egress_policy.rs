@@ -201,4 +201,41 @@ mod tests {
             assert_eq!(output_rules(&ruleset), *want, "{name}:\n{ruleset}");
         }
     }
+
+    /// The kernel's own parser accepts every variant (dry run, `nft -c`, in a
+    /// network namespace of its own): the variants no QEMU scenario loads, IPv6 and
+    /// raw ESP, are checked here. Needs root and nftables (scripts/setup-tests.sh).
+    #[test]
+    fn kernel_accepts_every_variant() {
+        let variants = [
+            ("no network", None),
+            ("ipsec", Some(policy(TunnelKind::Ipsec))),
+            ("wireguard", Some(policy(TunnelKind::Wireguard))),
+            (
+                "ipsec with raw esp, ipv6, no resolvers",
+                Some(NetworkPolicy {
+                    gateway_esp: true,
+                    ipv6: true,
+                    dns: vec![],
+                    ..policy(TunnelKind::Ipsec)
+                }),
+            ),
+        ];
+        let dir = tempfile::tempdir().expect("tempdir");
+        for (name, policy) in variants {
+            let path = dir.path().join("egress.nft");
+            std::fs::write(&path, render(policy.as_ref())).expect("write ruleset");
+            let output = std::process::Command::new("unshare")
+                .args(["--net", "nft", "-c", "-f"])
+                .arg(&path)
+                .output()
+                .expect("unshare and nft run (as root, with nftables installed)");
+            assert!(
+                output.status.success(),
+                "{name}: nft -c refused the ruleset: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+    }
 }
+
