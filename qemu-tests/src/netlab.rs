@@ -442,6 +442,18 @@ impl NetLab {
         Ok(())
     }
 
+    /// The gateway deletes the guest's IKE SA (and with it the tunnel), telling the
+    /// guest so: an administrator's `swanctl --terminate` on the gateway.
+    pub fn delete_ipsec_sa(&self) -> Result<()> {
+        let vici = self.dir.path().join("charon/charon.vici");
+        run_tool(
+            Command::new("swanctl")
+                .args(["--terminate", "--ike", "stick", "--timeout", "10", "--uri"])
+                .arg(format!("unix://{}", vici.display())),
+        )
+        .map(drop)
+    }
+
     /// Whether the gateway process is running.
     pub fn gateway_running(&mut self) -> bool {
         self.gateway_daemon.as_mut().is_some_and(Daemon::alive)

@@ -39,7 +39,8 @@ fn judged(session: VpnSession) -> LeakReport {
 
 /// Gateway down at boot, then up; the tunnel comes up by itself and carries an
 /// HTTPS request; the gateway dies mid-session and comes back; the tunnel comes
-/// back by itself. Nothing leaks at any point.
+/// back by itself; for IPsec the gateway then deletes the SA, and the tunnel comes
+/// back again. Nothing leaks at any point.
 fn late_gateway_cut_and_reconnect(name: &str, gateway: Gateway, waiting_reason: &str) {
     let mut s = VpnSession::start(name, gateway, false).ok_or_panic();
     let address = s.boot_to_address().ok_or_panic();
@@ -99,20 +100,50 @@ fn late_gateway_cut_and_reconnect(name: &str, gateway: Gateway, waiting_reason: 
         n.state == "reachable"
     })
     .ok_or_panic();
-    s.wait_web_request_from(&inner_again, requests)
+    let requests = s
+        .wait_web_request_from(&inner_again, requests)
         .ok_or_panic();
     assert!(s.lab.gateway_running(), "{name}: gateway died");
+
+    // IPsec only: the gateway deletes the SA and says so; the kiosk reconnects.
+    let mut sa_deleted_to_up = None;
+    if let Gateway::Ipsec { .. } = gateway {
+        let last = s.net_lines().last().map(|n| n.uptime_ms).unwrap_or(0);
+        s.lab.delete_ipsec_sa().ok_or_panic();
+        let deleted = Instant::now();
+        let lost = s
+            .wait_net(
+                last,
+                NET_TIMEOUT,
+                "tunnel-lost after the SA was deleted",
+                |n| n.state == "tunnel-lost",
+            )
+            .ok_or_panic();
+        let up = s
+            .wait_net(
+                lost.uptime_ms,
+                NET_TIMEOUT,
+                "tunnel-up after the SA was deleted",
+                |n| n.state == "tunnel-up",
+            )
+            .ok_or_panic();
+        sa_deleted_to_up = Some(deleted.elapsed());
+        let inner = up.inner_address.clone().expect("inner address");
+        s.wait_web_request_from(&inner, requests).ok_or_panic();
+    }
 
     let lines = s.net_lines();
     let report = judged(s);
     println!(
         "{name}: gateway started -> tunnel up {:.1} s; cut -> tunnel-lost {:.1} s after the \
          last good check; gateway back -> tunnel up {:.1} s (lost -> up {:.1} s, guest clock); \
+         SA deleted by the gateway -> tunnel up again {}; \
          inner {inner}; {} net lines; packets {}, not allowed {}",
         up_after_gateway.as_secs_f64(),
         (lost.uptime_ms - reachable.uptime_ms) as f64 / 1000.0,
         reconnect_after_gateway.as_secs_f64(),
         (again.uptime_ms - lost.uptime_ms) as f64 / 1000.0,
+        sa_deleted_to_up.map_or("n/a".to_string(), |d| format!("{:.1} s", d.as_secs_f64())),
         lines.len(),
         report.sent_by_guest,
         report.leaks.len(),
