@@ -41,23 +41,6 @@ fn show_on_screen(text: &str) {
     }
 }
 
-/// The network part of the image's kiosk policy (under the verity root).
-fn read_network_policy() -> Option<stick_manifest::network::NetworkPolicy> {
-    let path = stick_manifest::KIOSK_POLICY_PATH;
-    let policy = std::fs::read(path)
-        .map_err(|e| e.to_string())
-        .and_then(|bytes| {
-            serde_json::from_slice::<stick_manifest::KioskPolicy>(&bytes).map_err(|e| e.to_string())
-        });
-    match policy {
-        Ok(policy) => policy.network,
-        Err(err) => {
-            tracing::error!("cannot read {path}: {err}; no network");
-            None
-        }
-    }
-}
-
 fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -79,7 +62,13 @@ fn main() -> std::process::ExitCode {
         }
     }
 
-    let mut status = Status::evaluate(kiosk::probe::observe());
+    let observations = kiosk::probe::observe();
+    // The network part of the policy read from the verity root (none: no network).
+    let network = observations
+        .policy
+        .as_ref()
+        .and_then(|policy| policy.network.clone());
+    let mut status = Status::evaluate(observations);
     let storage = kiosk::device_watch::settled_storage(status.cmdline_root_hash.as_deref());
     if !storage.ok {
         status.ok = false;
@@ -134,7 +123,6 @@ fn main() -> std::process::ExitCode {
     drop(stdout);
     let root_hash = status.cmdline_root_hash.clone();
     std::thread::spawn(move || kiosk::device_watch::watch_devices(root_hash, storage));
-    let network = read_network_policy();
     std::thread::spawn(move || kiosk::network_watch::run(network));
 
     // Later the conference session runs here; until then, wait for the power button.
