@@ -319,6 +319,12 @@ fn log_path_diagnostics(host: &str) {
     }
 }
 
+/// Pause after the `attempt`-th failed IPsec attempt: 5, 10, 20, then 30 s.
+fn ipsec_retry_pause(attempt: u32) -> Duration {
+    let seconds = 5u64 << attempt.clamp(1, 4).saturating_sub(1);
+    Duration::from_secs(seconds.min(30))
+}
+
 /// How long a unit may take to become active.
 const UNIT_START_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -436,9 +442,7 @@ pub fn run(policy: Option<NetworkPolicy>) {
                             emit(&machine.waiting(reason.clone()));
                             last_waiting = Some(reason);
                         }
-                        // 5, 10, 20, 30, 30 ... seconds between attempts.
-                        let backoff = 5u64 << attempt.min(3).saturating_sub(1);
-                        next_attempt = Instant::now() + Duration::from_secs(backoff.min(30));
+                        next_attempt = Instant::now() + ipsec_retry_pause(attempt);
                     }
                     continue;
                 }
@@ -583,6 +587,12 @@ mod tests {
         machine.checked(Ok(200));
         let events = machine.observe(&uplink(true, true), &tunnel(true), 21_000);
         assert_eq!(states(&events), ["tunnel-up"]);
+    }
+
+    #[test]
+    fn ipsec_retry_pauses_grow_to_thirty_seconds() {
+        let pauses: Vec<u64> = (1..=6).map(|a| ipsec_retry_pause(a).as_secs()).collect();
+        assert_eq!(pauses, [5, 10, 20, 30, 30, 30]);
     }
 
     #[test]
