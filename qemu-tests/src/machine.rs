@@ -532,6 +532,14 @@ impl Machine {
         }
     }
 
+    /// Presses the ACPI power button (QMP `system_powerdown`), as a user would, and
+    /// waits up to `timeout` for the guest to power off.
+    pub fn press_power_button(&mut self, timeout: Duration) -> Result<std::process::ExitStatus> {
+        self.qmp(&serde_json::json!({"execute": "system_powerdown"}))
+            .context("QMP system_powerdown")?;
+        self.wait_for_exit(timeout)
+    }
+
     /// Copies the console log to `target/qemu-tests/artifacts/NAME.console.log`.
     pub fn keep_console(&self, name: &str) -> Result<PathBuf> {
         let dir = crate::artifacts_dir();

@@ -117,6 +117,14 @@ impl VpnSession {
         self.wait_net(0, NET_TIMEOUT, "a DHCP address", |n| n.state == "address")
     }
 
+    /// Boots to the DHCP address, then the kiosk's first `tunnel-waiting` line.
+    pub fn boot_to_tunnel_waiting(&mut self) -> Result<NetLine> {
+        let address = self.boot_to_address()?;
+        self.wait_net(address.uptime_ms, NET_TIMEOUT, "tunnel-waiting", |n| {
+            n.state == "tunnel-waiting"
+        })
+    }
+
     /// Waits until the web server logged a request from `client` beyond the first
     /// `after` requests; returns how many it has logged.
     pub fn wait_web_request_from(&self, client: &str, after: usize) -> Result<usize> {
@@ -137,10 +145,7 @@ impl VpnSession {
     /// Powers off by ACPI, keeps the console, and judges the whole capture.
     pub fn power_off_and_judge(mut self) -> Result<LeakReport> {
         self.vm
-            .qmp(&serde_json::json!({"execute": "system_powerdown"}))
-            .context("QMP system_powerdown")?;
-        self.vm
-            .wait_for_exit(Duration::from_secs(120))
+            .press_power_button(Duration::from_secs(120))
             .with_context(|| format!("{}: no power-off", self.name))?;
         self.vm.keep_console(&self.name)?;
         let frames = crate::pcap::read(&self.capture)?;

@@ -55,9 +55,7 @@ fn run_storage_scenario(name: &str, nvme_esp: bool) {
     let boot_secs = vm.elapsed().as_secs_f64();
     // The session runs a little; then a clean ACPI power-off as a user would do.
     std::thread::sleep(Duration::from_secs(5));
-    vm.qmp(&serde_json::json!({"execute": "system_powerdown"}))
-        .expect("QMP system_powerdown");
-    let exit = vm.wait_for_exit(Duration::from_secs(120));
+    let exit = vm.press_power_button(Duration::from_secs(120));
     let console = vm.console();
     vm.keep_console(name).expect("keeps log");
     let context = || format!("storage line: {line}\n{}", vm.diagnostics());

@@ -136,9 +136,7 @@ fn hotplugged_storage_is_blocked_keyboard_and_headset_allowed() {
     if let Some((pattern, at)) = find_forbidden(&console) {
         panic!("forbidden console output {pattern:?} in {at:?}");
     }
-    vm.qmp(&json!({"execute": "system_powerdown"}))
-        .expect("power button");
-    vm.wait_for_exit(Duration::from_secs(120))
+    vm.press_power_button(Duration::from_secs(120))
         .unwrap_or_else(|e| panic!("powers off: {e:#}"));
     assert_eq!(
         hot_stick.sha256().expect("hash"),

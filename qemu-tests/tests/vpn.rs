@@ -43,12 +43,7 @@ fn judged(session: VpnSession) -> LeakReport {
 /// back again. Nothing leaks at any point.
 fn late_gateway_cut_and_reconnect(name: &str, gateway: Gateway, waiting_reason: &str) {
     let mut s = VpnSession::start(name, gateway, false).ok_or_panic();
-    let address = s.boot_to_address().ok_or_panic();
-    let waiting = s
-        .wait_net(address.uptime_ms, NET_TIMEOUT, "tunnel-waiting", |n| {
-            n.state == "tunnel-waiting"
-        })
-        .ok_or_panic();
+    let waiting = s.boot_to_tunnel_waiting().ok_or_panic();
     let reason = waiting.reason.clone().unwrap_or_default();
     assert!(
         reason.contains(waiting_reason),
@@ -154,12 +149,7 @@ fn late_gateway_cut_and_reconnect(name: &str, gateway: Gateway, waiting_reason: 
 /// a reason on the console, nothing leaks.
 fn wrong_gateway_credential(name: &str, gateway: Gateway, reason_contains: &str) {
     let mut s = VpnSession::start(name, gateway, true).ok_or_panic();
-    let address = s.boot_to_address().ok_or_panic();
-    let waiting = s
-        .wait_net(address.uptime_ms, NET_TIMEOUT, "tunnel-waiting", |n| {
-            n.state == "tunnel-waiting"
-        })
-        .ok_or_panic();
+    let waiting = s.boot_to_tunnel_waiting().ok_or_panic();
     let reason = waiting.reason.clone().unwrap_or_default();
     assert!(
         reason.contains(reason_contains),
