@@ -109,8 +109,9 @@ fn strip_log_prefix(line: &str) -> &str {
     }
 }
 
-/// Parses `wg show wg0 dump`: up when the peer's last handshake is recent.
-pub fn parse_wireguard_dump(text: &str, now_unix: u64, address: Option<Ipv4Addr>) -> TunnelState {
+/// Parses `wg show wg0 dump`: up when the peer's last handshake is recent. The
+/// inner address is the interface's, filled in by [`observe_wireguard`].
+pub fn parse_wireguard_dump(text: &str, now_unix: u64) -> TunnelState {
     // Line 1 is the interface; each further line a peer:
     // public-key preshared-key endpoint allowed-ips latest-handshake rx tx keepalive
     let handshake = text
@@ -122,7 +123,7 @@ pub fn parse_wireguard_dump(text: &str, now_unix: u64, address: Option<Ipv4Addr>
     let up = handshake != 0 && now_unix.saturating_sub(handshake) < WIREGUARD_SESSION_SECONDS;
     TunnelState {
         up,
-        inner_address: if up { address } else { None },
+        inner_address: None,
     }
 }
 
@@ -183,27 +184,14 @@ pub fn observe_wireguard() -> Result<TunnelState, String> {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    let address = crate::command::run(
-        "ip",
-        &["-j", "-4", "addr", "show", "dev", WIREGUARD_INTERFACE],
-    )
-    .ok()
-    .and_then(|json| first_ipv4(&json));
-    Ok(parse_wireguard_dump(&dump, now, address))
-}
-
-fn first_ipv4(ip_json: &str) -> Option<Ipv4Addr> {
-    let links: serde_json::Value = serde_json::from_str(ip_json).ok()?;
-    links
-        .as_array()?
-        .iter()
-        .flat_map(|l| {
-            l.get("addr_info")
-                .and_then(|a| a.as_array())
-                .into_iter()
-                .flatten()
-        })
-        .find_map(|a| a.get("local")?.as_str()?.parse().ok())
+    let mut state = parse_wireguard_dump(&dump, now);
+    if state.up {
+        state.inner_address =
+            crate::command::run("ip", &["-j", "addr", "show", "dev", WIREGUARD_INTERFACE])
+                .ok()
+                .and_then(|json| crate::uplink::interface_ipv4(&json, WIREGUARD_INTERFACE));
+    }
+    Ok(state)
 }
 
 #[cfg(test)]
@@ -284,7 +272,6 @@ stick: #1, ESTABLISHED, IKEv2, 4b1bd5c1b4d1c9e7_i* 5a0f4b0a8a8d2d1e_r
                 "cHJpdmF0ZQ==\tcHVibGlj\t51820\toff\nZ2F0ZXdheQ==\t(none)\t198.51.100.1:51820\t10.99.0.0/24\t{handshake}\t1000\t2000\t25\n"
             )
         };
-        let address = Some(Ipv4Addr::new(10, 99, 1, 2));
         let now = 1_000_000;
         let cases: &[(&str, u64, bool)] = &[
             ("never", 0, false),
@@ -293,19 +280,9 @@ stick: #1, ESTABLISHED, IKEv2, 4b1bd5c1b4d1c9e7_i* 5a0f4b0a8a8d2d1e_r
             ("180 s ago", now - 180, false),
         ];
         for (name, handshake, up) in cases {
-            let state = parse_wireguard_dump(&dump(*handshake), now, address);
+            let state = parse_wireguard_dump(&dump(*handshake), now);
             assert_eq!(state.up, *up, "{name}");
-            assert_eq!(
-                state.inner_address,
-                if *up { address } else { None },
-                "{name}"
-            );
+            assert_eq!(state.inner_address, None, "{name}");
         }
-        assert_eq!(
-            first_ipv4(
-                r#"[{"ifname":"wg0","addr_info":[{"family":"inet","local":"10.99.1.2","prefixlen":32}]}]"#
-            ),
-            address
-        );
     }
 }

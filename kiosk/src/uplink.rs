@@ -92,6 +92,18 @@ pub fn parse(
     })
 }
 
+/// The first IPv4 address of interface `name` in `ip -j addr show` output.
+pub fn interface_ipv4(addresses_json: &str, name: &str) -> Option<Ipv4Addr> {
+    let links: Vec<IpLink> = serde_json::from_str(addresses_json).ok()?;
+    links
+        .into_iter()
+        .find(|l| l.ifname == name)?
+        .addr_info
+        .iter()
+        .filter(|a| a.family == "inet")
+        .find_map(|a| a.local)
+}
+
 /// Reads the live state.
 pub fn observe() -> Result<Uplink, String> {
     let addresses =
@@ -157,6 +169,16 @@ mod tests {
             let got = parse(addresses, routes, |n| n != "ifb0").expect(name);
             assert_eq!(&got, want, "{name}");
         }
+        let wg = format!("[{LO},{ETH_ADDR},{WG}]");
+        let cases = [
+            ("wg0", Some(Ipv4Addr::new(10, 99, 1, 2))),
+            ("enp0s2", Some(Ipv4Addr::new(10, 20, 0, 100))),
+            ("wg1", None),
+        ];
+        for (name, want) in cases {
+            assert_eq!(interface_ipv4(&wg, name), want, "{name}");
+        }
+        assert_eq!(interface_ipv4("not json", "wg0"), None);
         let physical = |_: &str| true;
         assert!(parse(&format!("[{ETH_ADDR}]"), ROUTE, physical)
             .expect("parses")
