@@ -141,9 +141,7 @@ pub fn build(options: &BuildOptions) -> Result<BuildReport> {
     let loaded = LoadedConfig::load(&options.config)?;
     let config = &loaded.config;
     let signing_key = load_signing_key(&loaded)?;
-    let network_policy = config.network_policy().map_err(|(key, message)| {
-        anyhow::anyhow!("config {}: key `{key}`: {message}", loaded.path.display())
-    })?;
+    let network_policy = loaded.network.clone();
     let vpn_credentials = crate::network_install::VpnCredentials::load(&loaded)?;
     for (tool, package) in [
         ("mmdebstrap", "mmdebstrap"),

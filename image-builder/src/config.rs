@@ -160,6 +160,8 @@ pub struct LoadedConfig {
     pub config: Config,
     /// The file's bytes, hashed into the manifest.
     pub raw: Vec<u8>,
+    /// The kiosk's network policy derived from `[network]`/`[vpn]`; `None`: no network.
+    pub network: Option<stick_manifest::network::NetworkPolicy>,
 }
 
 impl LoadedConfig {
@@ -177,17 +179,18 @@ impl LoadedConfig {
             path: path.to_path_buf(),
             message,
         })?;
-        config
-            .validate()
-            .map_err(|(key, message)| ConfigError::Invalid {
-                path: path.to_path_buf(),
-                key,
-                message,
-            })?;
+        let invalid = |(key, message)| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            key,
+            message,
+        };
+        config.validate().map_err(invalid)?;
+        let network = config.network_policy().map_err(invalid)?;
         Ok(LoadedConfig {
             path: path.to_path_buf(),
             config,
             raw,
+            network,
         })
     }
 

@@ -73,7 +73,7 @@ impl VpnCredentials {
             let cert = Credential::read(loaded, "vpn.ipsec.client-cert", &ipsec.client_cert)?;
             cert.expect_pem("CERTIFICATE", "a PEM certificate")?;
             let key = Credential::read(loaded, "vpn.ipsec.client-key", &ipsec.client_key)?;
-            key.expect_pem("", "a PEM private key")?;
+            // PRIVATE KEY, EC PRIVATE KEY, RSA PRIVATE KEY, ENCRYPTED PRIVATE KEY.
             if !String::from_utf8_lossy(&key.bytes).contains("PRIVATE KEY-----") {
                 bail!("{} is not a PEM private key", key.describe());
             }
