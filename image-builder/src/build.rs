@@ -143,6 +143,14 @@ pub fn build(options: &BuildOptions) -> Result<BuildReport> {
     let signing_key = load_signing_key(&loaded)?;
     let network_policy = loaded.network.clone();
     let vpn_credentials = crate::network_install::VpnCredentials::load(&loaded)?;
+    let session = loaded.session.clone();
+    let conference_trust = crate::session_install::ConferenceTrust::load(&loaded)?;
+    if session.as_ref().is_some_and(|s| s.fake_capture) {
+        tracing::warn!(
+            "conference.test-fake-capture: the browser gets a fake camera and microphone; \
+             this image is for testing only and says so on screen"
+        );
+    }
     for (tool, package) in [
         ("mmdebstrap", "mmdebstrap"),
         ("unshare", "util-linux"),
@@ -197,7 +205,7 @@ pub fn build(options: &BuildOptions) -> Result<BuildReport> {
         &base_recipe(
             &config.debian.suite,
             &sources,
-            &config.debian.extra_packages,
+            &packages_to_add(&config.debian.extra_packages, session.is_some()),
         ),
     )?;
 
@@ -231,11 +239,15 @@ pub fn build(options: &BuildOptions) -> Result<BuildReport> {
                 require_secure_boot: config.kiosk.require_secure_boot,
                 min_rollback_index: config.kiosk.min_rollback_index,
                 network: network_policy.clone(),
+                session: session.clone(),
             },
             usb_allow: &config.usb.allow_classes,
         },
     )?;
     crate::network_install::install(&rootfs, &loaded, network_policy.as_ref(), &vpn_credentials)?;
+    if let Some(session) = &session {
+        crate::session_install::install(&rootfs, session, &conference_trust)?;
+    }
     let pruning = crate::harden::prune_modules(&rootfs, &base.kernel_version)?;
     let packages = crate::packages::installed_packages(&rootfs)
         .with_context(|| format!("cannot read the package list of {}", rootfs.display()))?;
@@ -469,6 +481,7 @@ pub fn build(options: &BuildOptions) -> Result<BuildReport> {
         config_sha256: hex::encode(Sha256::digest(&loaded.raw)),
         kernel_filesystems: pruning.kept_filesystems.clone(),
         uki_signer,
+        test_fake_capture: session.as_ref().is_some_and(|s| s.fake_capture),
     };
     if manifest.test_keys {
         tracing::warn!("signing with a TEST key from keys/: this image is for testing only");
@@ -740,4 +753,17 @@ mod tests {
             "too big must fail"
         );
     }
+}
+
+/// The config's extra packages, plus the browser stack when the image has a session.
+fn packages_to_add(extra: &[String], session: bool) -> Vec<String> {
+    let mut packages = extra.to_vec();
+    if session {
+        packages.extend(
+            crate::conference_config::SESSION_PACKAGES
+                .iter()
+                .map(|p| p.to_string()),
+        );
+    }
+    packages
 }

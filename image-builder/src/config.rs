@@ -25,6 +25,9 @@ pub struct Config {
     /// No `[vpn]`: the image has no network at all (every packet is dropped).
     #[serde(default)]
     pub vpn: Option<crate::vpn_config::VpnSection>,
+    /// No `[conference]`: the image runs no browser.
+    #[serde(default)]
+    pub conference: Option<crate::conference_config::ConferenceSection>,
 }
 
 /// `[usb]`: which USB devices plugged in during a session get a driver.
@@ -162,6 +165,8 @@ pub struct LoadedConfig {
     pub raw: Vec<u8>,
     /// The kiosk's network policy derived from `[network]`/`[vpn]`; `None`: no network.
     pub network: Option<stick_manifest::network::NetworkPolicy>,
+    /// The kiosk's session policy derived from `[conference]`; `None`: no browser.
+    pub session: Option<stick_manifest::session::SessionPolicy>,
 }
 
 impl LoadedConfig {
@@ -186,11 +191,18 @@ impl LoadedConfig {
         };
         config.validate().map_err(invalid)?;
         let network = config.network_policy().map_err(invalid)?;
+        let session = config
+            .conference
+            .as_ref()
+            .map(|c| c.policy(network.as_ref()))
+            .transpose()
+            .map_err(invalid)?;
         Ok(LoadedConfig {
             path: path.to_path_buf(),
             config,
             raw,
             network,
+            session,
         })
     }
 

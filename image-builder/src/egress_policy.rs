@@ -6,7 +6,10 @@
 //! leaves, whatever the tunnel's state: the rules do not change at run time. An image
 //! without `[vpn]` gets the same table with nothing allowed but loopback.
 
-use stick_manifest::network::{NetworkPolicy, TunnelKind, EGRESS_TABLE, WIREGUARD_INTERFACE};
+use stick_manifest::network::{
+    NetworkPolicy, TunnelKind, EGRESS_TABLE, TUNNEL_UDP_IN as COUNTER_IN,
+    TUNNEL_UDP_OUT as COUNTER_OUT, WIREGUARD_INTERFACE,
+};
 
 /// Where the ruleset lives in the image.
 pub const EGRESS_RULES_PATH: &str = "/usr/lib/secure-stick/egress.nft";
@@ -19,6 +22,9 @@ pub fn render(policy: Option<&NetworkPolicy>) -> String {
     out.push("flush ruleset".into());
     out.push(String::new());
     out.push(format!("table inet {EGRESS_TABLE} {{"));
+    // Read by the kiosk to see whether a call's media flows (kiosk/src/media_report.rs).
+    out.push(format!("\tcounter {COUNTER_IN} {{ }}"));
+    out.push(format!("\tcounter {COUNTER_OUT} {{ }}"));
 
     let mut output = vec![r#"oifname "lo" accept"#.to_string()];
     let mut input = vec![
@@ -61,7 +67,18 @@ pub fn render(policy: Option<&NetworkPolicy>) -> String {
             )
         };
         output.push(resolvers);
-        output.push("# The inner networks, only through the tunnel.".into());
+        output.push("# The inner networks, only through the tunnel; UDP (the call's media) counted.".into());
+        input.push(format!(
+            "ip saddr {inner} meta l4proto udp counter name \"{COUNTER_IN}\""
+        ));
+        output.push(match policy.tunnel {
+            TunnelKind::Ipsec => format!(
+                "ip daddr {inner} meta l4proto udp rt ipsec exists counter name \"{COUNTER_OUT}\" accept"
+            ),
+            TunnelKind::Wireguard => format!(
+                r#"oifname "{WIREGUARD_INTERFACE}" ip daddr {inner} meta l4proto udp counter name "{COUNTER_OUT}" accept"#
+            ),
+        });
         output.push(match policy.tunnel {
             TunnelKind::Ipsec => format!("ip daddr {inner} rt ipsec exists accept"),
             TunnelKind::Wireguard => {
@@ -160,6 +177,7 @@ mod tests {
                     "udp sport 68 udp dport 67 accept",
                     "ip daddr 198.51.100.1 udp dport { 500, 4500 } accept",
                     "meta l4proto { tcp, udp } th dport 53 ip daddr != 10.99.0.53 counter drop",
+                    r#"ip daddr 10.99.0.0/24 meta l4proto udp rt ipsec exists counter name "tunnel_udp_out" accept"#,
                     "ip daddr 10.99.0.0/24 rt ipsec exists accept",
                     "counter drop",
                 ],
@@ -172,6 +190,7 @@ mod tests {
                     "udp sport 68 udp dport 67 accept",
                     "ip daddr 198.51.100.1 udp dport 51820 accept",
                     "meta l4proto { tcp, udp } th dport 53 ip daddr != 10.99.0.53 counter drop",
+                    r#"oifname "wg0" ip daddr 10.99.0.0/24 meta l4proto udp counter name "tunnel_udp_out" accept"#,
                     r#"oifname "wg0" ip daddr 10.99.0.0/24 accept"#,
                     "counter drop",
                 ],
@@ -191,6 +210,7 @@ mod tests {
                     "ip daddr 198.51.100.1 udp dport { 500, 4500 } accept",
                     "ip daddr 198.51.100.1 meta l4proto esp accept",
                     "meta l4proto { tcp, udp } th dport 53 counter drop",
+                    r#"ip daddr 10.99.0.0/24 meta l4proto udp rt ipsec exists counter name "tunnel_udp_out" accept"#,
                     "ip daddr 10.99.0.0/24 rt ipsec exists accept",
                     "counter drop",
                 ],

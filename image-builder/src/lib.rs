@@ -1,7 +1,10 @@
+#![recursion_limit = "256"]
 //! Image builder library: config -> signed, dm-verity protected disk image.
 //! Each pipeline stage is a module with typed input and output.
 
+pub mod browser_policy;
 pub mod build;
+pub mod conference_config;
 pub mod config;
 pub mod customize;
 pub mod egress_policy;
@@ -20,6 +23,7 @@ pub mod pe;
 pub mod rootfs;
 pub mod runner;
 pub mod secure_boot;
+pub mod session_install;
 pub mod tools_tree;
 pub mod tree_cache;
 pub mod tunnel_config;

@@ -17,14 +17,14 @@ use crate::tunnel_config as tc;
 
 /// A credential file read from the admin's disk, with the key that named it.
 #[derive(Debug)]
-struct Credential {
-    key: &'static str,
-    path: PathBuf,
-    bytes: Vec<u8>,
+pub(crate) struct Credential {
+    pub(crate) key: &'static str,
+    pub(crate) path: PathBuf,
+    pub(crate) bytes: Vec<u8>,
 }
 
 impl Credential {
-    fn read(loaded: &LoadedConfig, key: &'static str, relative: &Path) -> Result<Credential> {
+    pub(crate) fn read(loaded: &LoadedConfig, key: &'static str, relative: &Path) -> Result<Credential> {
         let path = loaded.resolve(relative);
         let bytes = std::fs::read(&path).with_context(|| {
             format!(
@@ -36,7 +36,7 @@ impl Credential {
         Ok(Credential { key, path, bytes })
     }
 
-    fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         format!("{} (key `{}`)", self.path.display(), self.key)
     }
 
@@ -231,7 +231,7 @@ pub fn install(
     Ok(())
 }
 
-fn write(root: &Path, path: &str, bytes: &[u8], mode: u32) -> Result<()> {
+pub(crate) fn write(root: &Path, path: &str, bytes: &[u8], mode: u32) -> Result<()> {
     let file = root.join(path.trim_start_matches('/'));
     if let Some(parent) = file.parent() {
         std::fs::create_dir_all(parent)

@@ -148,11 +148,13 @@ mod tests {
             require_secure_boot: true,
             min_rollback_index: 3,
             network: None,
+            session: None,
         };
         let lax = KioskPolicy {
             require_secure_boot: false,
             min_rollback_index: 0,
             network: None,
+            session: None,
         };
         // (name, policy, secure boot, rollback index, refusals, warnings)
         // (name, policy, secure boot, rollback index, refusals, warnings)

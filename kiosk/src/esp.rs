@@ -219,6 +219,7 @@ mod tests {
             config_sha256: "00".repeat(32),
             kernel_filesystems: vec![],
             uki_signer: None,
+            test_fake_capture: false,
         }
     }
 

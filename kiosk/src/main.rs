@@ -8,10 +8,6 @@ use kiosk::status::Status;
 /// Time to read the refusal on screen before the machine powers off.
 const POWEROFF_DELAY: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// The first virtual terminal: what a PC shows on its screen until a session runs.
-/// The console (`/dev/console`) is the serial port when one is named last.
-const SCREEN_TTY: &str = "/dev/tty1";
-
 /// `kiosk lock-block-device NAME`, run by udev for every block device.
 fn lock_block_device(name: Option<String>) -> std::process::ExitCode {
     let Some(name) = name else {
@@ -27,17 +23,6 @@ fn lock_block_device(name: Option<String>) -> std::process::ExitCode {
             eprintln!("kiosk lock-block-device {name}: {err:#}");
             std::process::ExitCode::FAILURE
         }
-    }
-}
-
-/// Best effort: a PC without a VT still has the console line.
-fn show_on_screen(text: &str) {
-    if let Err(err) = std::fs::OpenOptions::new()
-        .write(true)
-        .open(SCREEN_TTY)
-        .and_then(|mut tty| tty.write_all(format!("\n{text}").as_bytes()))
-    {
-        tracing::warn!("cannot show the refusal on {SCREEN_TTY}: {err}");
     }
 }
 
@@ -68,6 +53,10 @@ fn main() -> std::process::ExitCode {
         .policy
         .as_ref()
         .and_then(|policy| policy.network.clone());
+    let session = observations
+        .policy
+        .as_ref()
+        .and_then(|policy| policy.session.clone());
     let mut status = Status::evaluate(observations);
     let storage = kiosk::device_watch::settled_storage(status.cmdline_root_hash.as_deref());
     if !storage.ok {
@@ -108,7 +97,7 @@ fn main() -> std::process::ExitCode {
         ));
         let _ = stdout.write_all(message.as_bytes());
         let _ = stdout.flush();
-        show_on_screen(&message);
+        kiosk::screen::show(&message);
         drop(stdout);
         std::thread::sleep(POWEROFF_DELAY);
         if let Err(err) = kiosk::command::run("systemctl", &["poweroff", "--no-wall"]) {
@@ -123,9 +112,15 @@ fn main() -> std::process::ExitCode {
     drop(stdout);
     let root_hash = status.cmdline_root_hash.clone();
     std::thread::spawn(move || kiosk::device_watch::watch_devices(root_hash, storage));
-    std::thread::spawn(move || kiosk::network_watch::run(network));
+    let reachable: &'static std::sync::atomic::AtomicBool =
+        Box::leak(Box::new(std::sync::atomic::AtomicBool::new(false)));
+    let has_network = network.is_some();
+    std::thread::spawn(move || kiosk::network_watch::run(network, reachable));
+    if let Some(session) = session {
+        std::thread::spawn(move || kiosk::session::run(session, has_network, reachable));
+    }
 
-    // Later the conference session runs here; until then, wait for the power button.
+    // The session runs on its own thread; this one waits for the power button.
     match kiosk::power_button::wait_for_press() {
         Ok(device) => {
             tracing::info!("power button pressed ({})", device.display());

@@ -271,7 +271,7 @@ impl NetMachine {
 }
 
 /// Milliseconds since boot (CLOCK_BOOTTIME via /proc/uptime).
-fn uptime_ms() -> u64 {
+pub fn uptime_ms() -> u64 {
     std::fs::read_to_string("/proc/uptime")
         .ok()
         .and_then(|t| t.split_whitespace().next()?.parse::<f64>().ok())
@@ -279,8 +279,18 @@ fn uptime_ms() -> u64 {
         .unwrap_or(0)
 }
 
-fn emit(event: &NetEvent) {
+fn emit(reachable: &std::sync::atomic::AtomicBool, event: &NetEvent) {
     tracing::info!("network: {event:?}");
+    match event {
+        NetEvent::Reachable { .. } => reachable.store(true, std::sync::atomic::Ordering::SeqCst),
+        NetEvent::Unreachable { .. }
+        | NetEvent::TunnelLost { .. }
+        | NetEvent::LinkDown { .. }
+        | NetEvent::AddressLost { .. } => {
+            reachable.store(false, std::sync::atomic::Ordering::SeqCst)
+        }
+        _ => {}
+    }
     println!("{}", console_line(event, uptime_ms()));
 }
 
@@ -361,17 +371,19 @@ fn start_unit(unit: &str) -> Result<(), String> {
 }
 
 /// Runs forever: the network for `policy`, or a `disabled` line when there is none.
-pub fn run(policy: Option<NetworkPolicy>) {
+/// Watches and repairs the network for good; `reachable` follows the checks through
+/// the tunnel (the session shows the conference only while it holds).
+pub fn run(policy: Option<NetworkPolicy>, reachable: &std::sync::atomic::AtomicBool) {
     let egress = EgressReport::observe();
     println!("{}", egress.console_line());
     let Some(policy) = policy else {
-        emit(&NetEvent::Disabled {
+        emit(reachable, &NetEvent::Disabled {
             reason: "the config has no [vpn]: this image has no network".into(),
         });
         return;
     };
     if !egress.enforcing {
-        emit(&NetEvent::Disabled {
+        emit(reachable, &NetEvent::Disabled {
             reason: format!(
                 "the egress policy is not in force ({}): no network without the kill switch",
                 egress
@@ -388,7 +400,7 @@ pub fn run(policy: Option<NetworkPolicy>) {
     }
     for unit in units {
         if let Err(reason) = start_unit(unit) {
-            emit(&NetEvent::Disabled { reason });
+            emit(reachable, &NetEvent::Disabled { reason });
             return;
         }
     }
@@ -422,7 +434,7 @@ pub fn run(policy: Option<NetworkPolicy>) {
             TunnelState::default()
         });
         for event in machine.observe(&uplink, &tunnel, now) {
-            emit(&event);
+            emit(reachable, &event);
         }
         if machine.tunnel_up() {
             attempt = 0;
@@ -431,7 +443,7 @@ pub fn run(policy: Option<NetworkPolicy>) {
             match policy.tunnel {
                 TunnelKind::Ipsec if Instant::now() >= next_attempt => {
                     attempt += 1;
-                    emit(&NetEvent::TunnelConnecting {
+                    emit(reachable, &NetEvent::TunnelConnecting {
                         kind: policy.tunnel,
                         gateway: policy.gateway,
                         attempt,
@@ -439,7 +451,7 @@ pub fn run(policy: Option<NetworkPolicy>) {
                     if let Err(reason) = crate::tunnel::initiate_ipsec(IPSEC_INITIATE_TIMEOUT) {
                         crate::tunnel::terminate_ipsec();
                         if last_waiting.as_deref() != Some(reason.as_str()) {
-                            emit(&machine.waiting(reason.clone()));
+                            emit(reachable, &machine.waiting(reason.clone()));
                             last_waiting = Some(reason);
                         }
                         next_attempt = Instant::now() + ipsec_retry_pause(attempt);
@@ -453,7 +465,7 @@ pub fn run(policy: Option<NetworkPolicy>) {
                         let reason = "no handshake answer from the gateway: it is unreachable, \
                                       or its key is not the configured one"
                             .to_string();
-                        emit(&machine.waiting(reason.clone()));
+                        emit(reachable, &machine.waiting(reason.clone()));
                         last_waiting = Some(reason);
                     }
                 }
@@ -472,7 +484,7 @@ pub fn run(policy: Option<NetworkPolicy>) {
                 }
                 let (events, reconnect) = machine.checked(result);
                 for event in &events {
-                    emit(event);
+                    emit(reachable, event);
                 }
                 if reconnect && policy.tunnel == TunnelKind::Ipsec {
                     crate::tunnel::terminate_ipsec();

@@ -36,36 +36,7 @@ pub enum CheckError {
     NotHttp { host: String, line: String },
 }
 
-/// Host, port and path of an `https://` URL.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HttpsUrl {
-    pub host: String,
-    pub port: u16,
-    pub path: String,
-}
-
-impl HttpsUrl {
-    pub fn parse(url: &str) -> Result<HttpsUrl, CheckError> {
-        let bad = || CheckError::Url(url.to_string());
-        let rest = url.strip_prefix("https://").ok_or_else(bad)?;
-        let (authority, path) = match rest.find('/') {
-            Some(at) => (&rest[..at], &rest[at..]),
-            None => (rest, "/"),
-        };
-        let (host, port) = match authority.rsplit_once(':') {
-            Some((host, port)) => (host, port.parse().map_err(|_| bad())?),
-            None => (authority, 443),
-        };
-        if host.is_empty() {
-            return Err(bad());
-        }
-        Ok(HttpsUrl {
-            host: host.to_string(),
-            port,
-            path: path.to_string(),
-        })
-    }
-}
+pub use stick_manifest::https_url::HttpsUrl;
 
 /// A reusable client trusting only the CAs in `ca_pem_path`.
 #[derive(Debug, Clone)]
@@ -77,7 +48,7 @@ pub struct ReachCheck {
 
 impl ReachCheck {
     pub fn new(url: &str, ca_pem_path: &str, timeout: Duration) -> Result<ReachCheck, CheckError> {
-        let url = HttpsUrl::parse(url)?;
+        let url = HttpsUrl::parse(url).map_err(|_| CheckError::Url(url.to_string()))?;
         let trust = |message: String| CheckError::Trust {
             path: ca_pem_path.to_string(),
             message,
@@ -172,27 +143,6 @@ fn parse_status_line(line: &str) -> Option<u16> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn urls() {
-        type Parts<'a> = Option<(&'a str, u16, &'a str)>;
-        let cases: &[(&str, Parts)] = &[
-            ("https://10.99.0.10/", Some(("10.99.0.10", 443, "/"))),
-            ("https://10.99.0.10", Some(("10.99.0.10", 443, "/"))),
-            (
-                "https://conf.test:8443/health?x=1",
-                Some(("conf.test", 8443, "/health?x=1")),
-            ),
-            ("http://10.99.0.10/", None),
-            ("https:///", None),
-            ("https://h:port/", None),
-        ];
-        for (text, want) in cases {
-            let got = HttpsUrl::parse(text).ok().map(|u| (u.host, u.port, u.path));
-            let want = want.map(|(h, p, path)| (h.to_string(), p, path.to_string()));
-            assert_eq!(got, want, "{text}");
-        }
-    }
 
     #[test]
     fn status_lines() {

@@ -204,6 +204,7 @@ mod tests {
             config_sha256: "00".repeat(32),
             kernel_filesystems: vec![],
             uki_signer: None,
+            test_fake_capture: false,
         }
     }
 
@@ -229,6 +230,7 @@ mod tests {
                 require_secure_boot: true,
                 min_rollback_index: 4,
                 network: None,
+                session: None,
             }),
         }
     }
@@ -296,6 +298,7 @@ mod tests {
                         require_secure_boot: true,
                         min_rollback_index: 5,
                         network: None,
+                        session: None,
                     })
                 },
                 true,

@@ -9,7 +9,9 @@ use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, 
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use serde::{Deserialize, Serialize};
 
+pub mod https_url;
 pub mod network;
+pub mod session;
 
 /// File name of the manifest on the ESP and the suffix beside the image.
 pub const MANIFEST_FILE: &str = "manifest.json";
@@ -54,6 +56,10 @@ pub struct Manifest {
     /// Subject and sha256 fingerprint of the Secure Boot db certificate the UKI is
     /// signed with; `None` for an unsigned UKI.
     pub uki_signer: Option<String>,
+    /// True when the image gives the browser a fake camera and microphone (a test
+    /// image: it also says so on screen).
+    #[serde(default)]
+    pub test_fake_capture: bool,
 }
 
 /// Path of the kiosk's boot policy inside the image (under the verity root).
@@ -68,6 +74,9 @@ pub struct KioskPolicy {
     /// The VPN and egress policy; `None` when the image has no network.
     #[serde(default)]
     pub network: Option<network::NetworkPolicy>,
+    /// The conference session; `None`: the image runs no browser.
+    #[serde(default)]
+    pub session: Option<session::SessionPolicy>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -256,6 +265,7 @@ mod tests {
             config_sha256: "00".repeat(32),
             kernel_filesystems: vec![],
             uki_signer: None,
+            test_fake_capture: false,
         }
     }
 

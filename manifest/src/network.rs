@@ -120,6 +120,11 @@ pub struct NetworkPolicy {
     pub ipv6: bool,
 }
 
+/// The egress table's named counters of UDP packets through the tunnel (the
+/// call's media); the kiosk reads them to see whether media flows.
+pub const TUNNEL_UDP_IN: &str = "tunnel_udp_in";
+pub const TUNNEL_UDP_OUT: &str = "tunnel_udp_out";
+
 /// CA certificates (PEM) the kiosk trusts for `check-url`.
 pub const CHECK_CA_PATH: &str = "/usr/share/secure-stick/check-ca.pem";
 

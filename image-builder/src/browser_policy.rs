@@ -1,0 +1,158 @@
+//! The browser's managed policy, generated from the config: only the conference
+//! origins load, camera and microphone only there, and none of the browser's own
+//! ways out (devtools, downloads, printing, extensions, new windows, file access,
+//! stored passwords or form data, sign-in, sync, Google services).
+//!
+//! The kiosk enforces the same again over CDP (see kiosk/src/session_guard.rs).
+
+use serde_json::{json, Value};
+use stick_manifest::https_url::HttpsUrl;
+use stick_manifest::session::SessionPolicy;
+
+/// Chromium's URL filter pattern for exactly one origin: a leading `.` on a host
+/// name stops the pattern from matching its subdomains.
+pub fn origin_pattern(origin: &str) -> String {
+    match HttpsUrl::parse(origin) {
+        Ok(url) if url.ipv4().is_none() => {
+            let port = if url.port == 443 {
+                String::new()
+            } else {
+                format!(":{}", url.port)
+            };
+            format!("https://.{}{port}", url.host)
+        }
+        _ => origin.to_string(),
+    }
+}
+
+/// The policy JSON; `ca_der` are the trusted CAs as DER.
+pub fn render(session: &SessionPolicy, ca_der: &[Vec<u8>]) -> Value {
+    use base64::Engine as _;
+    let origins: Vec<String> = session.origins.iter().map(|o| origin_pattern(o)).collect();
+    let mut allow = origins.clone();
+    // The kiosk's own screens (connecting, errors) are drawn into about:blank.
+    allow.push("about:blank".into());
+    let cas: Vec<String> = ca_der
+        .iter()
+        .map(|der| base64::engine::general_purpose::STANDARD.encode(der))
+        .collect();
+    json!({
+        "URLBlocklist": ["*"],
+        "URLAllowlist": allow,
+        // Camera and microphone: granted without a prompt on the conference
+        // origins, never anywhere else.
+        "VideoCaptureAllowed": false,
+        "VideoCaptureAllowedUrls": origins,
+        "AudioCaptureAllowed": false,
+        "AudioCaptureAllowedUrls": origins,
+        "ScreenCaptureAllowed": false,
+        "AutoplayAllowed": true,
+        // Trust: the configured CAs, not the platform's store, no click-through.
+        "CACertificates": cas,
+        "CAPlatformIntegrationEnabled": false,
+        "SSLErrorOverrideAllowed": false,
+        // No tools, files, windows or extensions.
+        "DeveloperToolsAvailability": 2,
+        "DownloadRestrictions": 3,
+        "AllowFileSelectionDialogs": false,
+        "PrintingEnabled": false,
+        "ExtensionInstallBlocklist": ["*"],
+        "IncognitoModeAvailability": 1,
+        "BrowserGuestModeEnabled": false,
+        "BrowserAddPersonEnabled": false,
+        "DefaultPopupsSetting": 2,
+        "BookmarkBarEnabled": false,
+        "EnableMediaRouter": false,
+        "ExternalProtocolDialogShowAlwaysOpenCheckbox": false,
+        "AutoLaunchProtocolsFromOrigins": [],
+        // Nothing remembered about the user.
+        "PasswordManagerEnabled": false,
+        "AutofillAddressEnabled": false,
+        "AutofillCreditCardEnabled": false,
+        "BrowserSignin": 0,
+        "SyncDisabled": true,
+        "SavingBrowserHistoryDisabled": true,
+        // No permission the conference does not need.
+        "DefaultNotificationsSetting": 2,
+        "DefaultGeolocationSetting": 2,
+        "DefaultSensorsSetting": 2,
+        "DefaultSerialGuardSetting": 2,
+        "DefaultWebUsbGuardSetting": 2,
+        "DefaultWebHidGuardSetting": 2,
+        "DefaultWebBluetoothGuardSetting": 2,
+        "DefaultFileSystemReadGuardSetting": 2,
+        "DefaultFileSystemWriteGuardSetting": 2,
+        // No calls home (they could not leave the tunnel anyway).
+        "MetricsReportingEnabled": false,
+        "SafeBrowsingProtectionLevel": 0,
+        "SearchSuggestEnabled": false,
+        "SpellCheckServiceEnabled": false,
+        "TranslateEnabled": false,
+        "NetworkPredictionOptions": 2,
+        "AlternateErrorPagesEnabled": false,
+        "UrlKeyedAnonymizedDataCollectionEnabled": false,
+        "BackgroundModeEnabled": false,
+        "HardwareAccelerationModeEnabled": false,
+        "PromotionsEnabled": false,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session() -> SessionPolicy {
+        SessionPolicy {
+            url: "https://conf.test/room".into(),
+            origins: vec!["https://conf.test".into(), "https://10.99.0.10:8443".into()],
+            fake_capture: false,
+        }
+    }
+
+    #[test]
+    fn patterns_match_one_origin() {
+        let cases = [
+            ("https://conf.test", "https://.conf.test"),
+            ("https://conf.test:8443", "https://.conf.test:8443"),
+            ("https://10.99.0.10:8443", "https://10.99.0.10:8443"),
+        ];
+        for (origin, want) in cases {
+            assert_eq!(origin_pattern(origin), want);
+        }
+    }
+
+    #[test]
+    fn only_the_conference_loads_and_has_the_camera() {
+        let policy = render(&session(), &[vec![0x30, 0x82]]);
+        assert_eq!(policy["URLBlocklist"], json!(["*"]));
+        assert_eq!(
+            policy["URLAllowlist"],
+            json!(["https://.conf.test", "https://10.99.0.10:8443", "about:blank"])
+        );
+        for key in ["VideoCaptureAllowedUrls", "AudioCaptureAllowedUrls"] {
+            assert_eq!(
+                policy[key],
+                json!(["https://.conf.test", "https://10.99.0.10:8443"]),
+                "{key}"
+            );
+        }
+        assert_eq!(policy["CACertificates"], json!(["MII="]));
+        let cases = [
+            ("VideoCaptureAllowed", json!(false)),
+            ("AudioCaptureAllowed", json!(false)),
+            ("DeveloperToolsAvailability", json!(2)),
+            ("DownloadRestrictions", json!(3)),
+            ("PrintingEnabled", json!(false)),
+            ("ExtensionInstallBlocklist", json!(["*"])),
+            ("PasswordManagerEnabled", json!(false)),
+            ("SSLErrorOverrideAllowed", json!(false)),
+            ("CAPlatformIntegrationEnabled", json!(false)),
+            ("IncognitoModeAvailability", json!(1)),
+            ("DefaultPopupsSetting", json!(2)),
+            ("AllowFileSelectionDialogs", json!(false)),
+        ];
+        for (key, want) in cases {
+            assert_eq!(policy[key], want, "{key}");
+        }
+    }
+}

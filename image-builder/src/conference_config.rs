@@ -1,0 +1,206 @@
+//! `[conference]`: the page the session shows, the origins it may load, the CAs
+//! its servers must chain to, and (test images only) a fake camera and microphone.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+use stick_manifest::https_url::HttpsUrl;
+use stick_manifest::network::NetworkPolicy;
+use stick_manifest::session::SessionPolicy;
+
+use crate::vpn_config::Invalid;
+
+/// What the browser stack adds to an image with a `[conference]`.
+pub const SESSION_PACKAGES: &[&str] = &["chromium", "cage", "seatd", "fonts-dejavu-core"];
+
+/// `[conference]` as the admin writes it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct ConferenceSection {
+    /// The conference page, `https://...` (e.g. the BigBlueButton room).
+    pub url: String,
+    /// Further origins the conference needs as pages or frames (e.g. its login
+    /// server), written `https://host` or `https://host:port`.
+    #[serde(default)]
+    pub extra_origins: Vec<String>,
+    /// CA certificates (PEM files) the conference servers chain to: the browser
+    /// trusts these and nothing the admin did not name.
+    pub trust_ca: Vec<PathBuf>,
+    /// TEST images only: a fake camera and microphone instead of real devices.
+    /// The manifest and the screen say so.
+    #[serde(default)]
+    pub test_fake_capture: bool,
+}
+
+impl ConferenceSection {
+    /// The kiosk's session policy; every error names the key.
+    pub fn policy(&self, network: Option<&NetworkPolicy>) -> Result<SessionPolicy, Invalid> {
+        let url = HttpsUrl::parse(&self.url).map_err(|e| ("conference.url", e.to_string()))?;
+        if network.is_some_and(|n| n.check_url.is_none()) {
+            return Err((
+                "vpn.check-url",
+                "a [conference] behind a [vpn] needs vpn.check-url: the kiosk shows the \
+                 conference only while that URL answers through the tunnel"
+                    .into(),
+            ));
+        }
+        reachable(&url, network, "conference.url")?;
+        let mut origins = vec![url.origin()];
+        for text in &self.extra_origins {
+            let origin =
+                HttpsUrl::parse(text).map_err(|e| ("conference.extra-origins", e.to_string()))?;
+            let after_scheme = text.strip_prefix("https://").unwrap_or(text);
+            if after_scheme.trim_end_matches('/').contains(['/', '?', '#']) {
+                return Err((
+                    "conference.extra-origins",
+                    format!(
+                        "{text:?} is not an origin: write only scheme, host and port, as {:?}",
+                        origin.origin()
+                    ),
+                ));
+            }
+            reachable(&origin, network, "conference.extra-origins")?;
+            if !origins.contains(&origin.origin()) {
+                origins.push(origin.origin());
+            }
+        }
+        if self.trust_ca.is_empty() {
+            return Err((
+                "conference.trust-ca",
+                "name at least one CA certificate (PEM) that the conference servers chain to; \
+                 the browser trusts no other"
+                    .into(),
+            ));
+        }
+        Ok(SessionPolicy {
+            url: url.to_string(),
+            origins,
+            fake_capture: self.test_fake_capture,
+        })
+    }
+}
+
+/// With a VPN, the conference must lie behind it.
+fn reachable(
+    url: &HttpsUrl,
+    network: Option<&NetworkPolicy>,
+    key: &'static str,
+) -> Result<(), Invalid> {
+    let Some(network) = network else {
+        return Ok(());
+    };
+    match url.ipv4() {
+        Some(address) if !network.inner_networks.iter().any(|n| n.contains(address)) => Err((
+            key,
+            format!(
+                "{address} is not inside vpn.inner-networks: the conference is reached only \
+                 through the tunnel"
+            ),
+        )),
+        None if network.dns.is_empty() => Err((
+            key,
+            format!(
+                "{:?} is a host name but vpn.dns is empty: add a resolver behind the tunnel \
+                 or use an address",
+                url.host
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+    use stick_manifest::network::TunnelKind;
+
+    fn section(url: &str, extra: &[&str]) -> ConferenceSection {
+        ConferenceSection {
+            url: url.into(),
+            extra_origins: extra.iter().map(|s| s.to_string()).collect(),
+            trust_ca: vec!["ca.pem".into()],
+            test_fake_capture: false,
+        }
+    }
+
+    fn network(dns: bool) -> NetworkPolicy {
+        NetworkPolicy {
+            tunnel: TunnelKind::Wireguard,
+            gateway: Ipv4Addr::new(198, 51, 100, 1),
+            gateway_udp_ports: vec![51820],
+            gateway_esp: false,
+            inner_networks: vec!["10.99.0.0/24".parse().expect("cidr")],
+            dns: if dns {
+                vec![Ipv4Addr::new(10, 99, 0, 53)]
+            } else {
+                vec![]
+            },
+            check_url: Some("https://10.99.0.10/".into()),
+            ipv6: false,
+        }
+    }
+
+    #[test]
+    fn policies_and_refusals() {
+        type Want<'a> = Result<(&'a str, &'a [&'a str]), &'a str>;
+        let cases: &[(&str, &[&str], bool, Want)] = &[
+            (
+                "https://10.99.0.10:8443/room",
+                &[],
+                false,
+                Ok(("https://10.99.0.10:8443/room", &["https://10.99.0.10:8443"])),
+            ),
+            (
+                "https://conf.test/b/room",
+                &["https://sso.test", "https://sso.test/", "https://conf.test:443"],
+                true,
+                Ok((
+                    "https://conf.test/b/room",
+                    &["https://conf.test", "https://sso.test"],
+                )),
+            ),
+            ("http://conf.test/", &[], true, Err("conference.url")),
+            ("https://192.0.2.7/", &[], true, Err("conference.url")),
+            ("https://conf.test/", &[], false, Err("conference.url")),
+            (
+                "https://conf.test/",
+                &["https://sso.test/login"],
+                true,
+                Err("conference.extra-origins"),
+            ),
+            (
+                "https://conf.test/",
+                &["https://192.0.2.7"],
+                true,
+                Err("conference.extra-origins"),
+            ),
+        ];
+        for (url, extra, dns, want) in cases {
+            let net = network(*dns);
+            let net = if url.contains("10.99.0.10") {
+                None
+            } else {
+                Some(&net)
+            };
+            let got = section(url, extra).policy(net);
+            match (got, want) {
+                (Ok(policy), Ok((want_url, want_origins))) => {
+                    assert_eq!(policy.url, *want_url);
+                    assert_eq!(policy.origins, *want_origins, "{url}");
+                }
+                (Err((key, _)), Err(want_key)) => assert_eq!(key, *want_key, "{url}"),
+                (got, want) => panic!("{url}: got {got:?}, want {want:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_conference_needs_a_trusted_ca() {
+        let mut s = section("https://conf.test/", &[]);
+        s.trust_ca.clear();
+        let (key, message) = s.policy(None).expect_err("no CA");
+        assert_eq!(key, "conference.trust-ca");
+        assert!(message.contains("trusts no other"), "{message}");
+    }
+}

@@ -1,0 +1,160 @@
+//! Puts the conference session into the tree: the browser policy, the trusted
+//! CAs, and the unprivileged account the compositor and browser run as.
+
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use stick_manifest::session::{
+    SessionPolicy, BROWSER_POLICY_PATH, CONFERENCE_CA_PATH, SESSION_GID, SESSION_UID, SESSION_USER,
+};
+
+use crate::config::LoadedConfig;
+use crate::network_install::{write, Credential};
+
+/// The CAs `[conference] trust-ca` names, checked and decoded.
+#[derive(Debug, Default)]
+pub struct ConferenceTrust {
+    files: Vec<Credential>,
+    der: Vec<Vec<u8>>,
+}
+
+impl ConferenceTrust {
+    /// Reads every CA file; each must hold at least one PEM certificate.
+    pub fn load(loaded: &LoadedConfig) -> Result<ConferenceTrust> {
+        let Some(conference) = &loaded.config.conference else {
+            return Ok(ConferenceTrust::default());
+        };
+        let mut trust = ConferenceTrust::default();
+        for path in &conference.trust_ca {
+            let file = Credential::read(loaded, "conference.trust-ca", path)?;
+            let text = String::from_utf8_lossy(&file.bytes);
+            let certificates = pem_certificates(&text)
+                .with_context(|| format!("{} is not a PEM certificate file", file.describe()))?;
+            if certificates.is_empty() {
+                bail!(
+                    "{} holds no `-----BEGIN CERTIFICATE` block: give the CA certificate in PEM",
+                    file.describe()
+                );
+            }
+            trust.der.extend(certificates);
+            trust.files.push(file);
+        }
+        Ok(trust)
+    }
+}
+
+/// The DER bytes of every `CERTIFICATE` block in a PEM text.
+pub fn pem_certificates(text: &str) -> Result<Vec<Vec<u8>>> {
+    use base64::Engine as _;
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("-----BEGIN CERTIFICATE-----") {
+        let body = &rest[start + "-----BEGIN CERTIFICATE-----".len()..];
+        let end = body
+            .find("-----END CERTIFICATE-----")
+            .context("a CERTIFICATE block has no END line")?;
+        let b64: String = body[..end].chars().filter(|c| !c.is_whitespace()).collect();
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .context("a CERTIFICATE block is not base64")?;
+        if der.first() != Some(&0x30) {
+            bail!("a CERTIFICATE block does not hold DER");
+        }
+        out.push(der);
+        rest = &body[end..];
+    }
+    Ok(out)
+}
+
+/// Adds the session account to the tree's account files (fixed ids, no password,
+/// no shell, a home in RAM) and to the groups of the seat and the sound card.
+pub fn add_session_account(passwd: &str, group: &str, shadow: &str) -> (String, String, String) {
+    let mut passwd = passwd.trim_end().to_string();
+    passwd.push_str(&format!(
+        "\n{SESSION_USER}:x:{SESSION_UID}:{SESSION_GID}:Conference session:/run/{SESSION_USER}:/usr/sbin/nologin\n"
+    ));
+    let mut groups: Vec<String> = group
+        .lines()
+        .map(|line| {
+            let name = line.split(':').next().unwrap_or_default();
+            if ["video", "audio", "render"].contains(&name) {
+                if line.ends_with(':') {
+                    format!("{line}{SESSION_USER}")
+                } else {
+                    format!("{line},{SESSION_USER}")
+                }
+            } else {
+                line.to_string()
+            }
+        })
+        .collect();
+    groups.push(format!("{SESSION_USER}:x:{SESSION_GID}:"));
+    let mut shadow = shadow.trim_end().to_string();
+    shadow.push_str(&format!("\n{SESSION_USER}:!*:1::::::\n"));
+    (passwd, groups.join("\n") + "\n", shadow)
+}
+
+/// Writes the session's files into the tree at `root`.
+pub fn install(root: &Path, session: &SessionPolicy, trust: &ConferenceTrust) -> Result<()> {
+    let policy = crate::browser_policy::render(session, &trust.der);
+    write(
+        root,
+        BROWSER_POLICY_PATH,
+        &serde_json::to_vec_pretty(&policy).expect("policy serialises"),
+        0o644,
+    )?;
+    // One file for the kiosk's own check of the conference's certificate.
+    let mut bundle = Vec::new();
+    for file in &trust.files {
+        bundle.extend_from_slice(&file.bytes);
+        if !bundle.ends_with(b"\n") {
+            bundle.push(b'\n');
+        }
+    }
+    write(root, CONFERENCE_CA_PATH, &bundle, 0o644)?;
+    let read = |name: &str| {
+        let path = root.join("etc").join(name);
+        std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))
+    };
+    let (passwd, group, shadow) =
+        add_session_account(&read("passwd")?, &read("group")?, &read("shadow")?);
+    write(root, "/etc/passwd", passwd.as_bytes(), 0o644)?;
+    write(root, "/etc/group", group.as_bytes(), 0o644)?;
+    write(root, "/etc/shadow", shadow.as_bytes(), 0o640)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_session_account_joins_the_seat_and_sound_groups() {
+        let (passwd, group, shadow) = add_session_account(
+            "root:x:0:0:root:/root:/bin/bash\n",
+            "root:x:0:\naudio:x:29:pulse\nvideo:x:44:\nrender:x:992:\n",
+            "root:*:19000:0:99999:7:::\n",
+        );
+        assert_eq!(
+            passwd,
+            "root:x:0:0:root:/root:/bin/bash\nconference:x:900:900:Conference session:/run/conference:/usr/sbin/nologin\n"
+        );
+        assert_eq!(
+            group,
+            "root:x:0:\naudio:x:29:pulse,conference\nvideo:x:44:conference\nrender:x:992:conference\nconference:x:900:\n"
+        );
+        assert_eq!(shadow, "root:*:19000:0:99999:7:::\nconference:!*:1::::::\n");
+    }
+
+    #[test]
+    fn pem_blocks_decode() {
+        let text = "junk\n-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n\
+                    -----BEGIN CERTIFICATE-----\nMAA=\n-----END CERTIFICATE-----\n";
+        assert_eq!(
+            pem_certificates(text).expect("two"),
+            vec![vec![0x30, 0x82, 0x01], vec![0x30, 0x00]]
+        );
+        assert_eq!(pem_certificates("no pem").expect("none"), Vec::<Vec<u8>>::new());
+        assert!(pem_certificates("-----BEGIN CERTIFICATE-----\n!!\n-----END CERTIFICATE-----").is_err());
+    }
+}

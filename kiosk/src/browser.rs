@@ -1,0 +1,194 @@
+//! Starts the compositor and the browser for one run: cage on the seat, Debian's
+//! Chromium in kiosk mode inside it, as the unprivileged session account with a
+//! fresh profile in RAM, and the CDP pipe on the browser's fds 3 and 4.
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::{chown, PermissionsExt};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use anyhow::{Context, Result};
+use stick_manifest::session::{SessionPolicy, SESSION_GID, SESSION_UID};
+
+use crate::cdp::Cdp;
+
+/// The browser binary itself, not Debian's wrapper script (which adds flags).
+pub const CHROMIUM: &str = "/usr/lib/chromium/chromium";
+pub const CAGE: &str = "/usr/bin/cage";
+/// The session account's home, runtime folder and profile: all in RAM.
+pub const SESSION_RUN_DIR: &str = "/run/conference";
+
+/// The group ids of `video` (the seat), `audio` (the sound card) and `render`.
+fn session_groups() -> Vec<u32> {
+    let text = std::fs::read_to_string("/etc/group").unwrap_or_default();
+    text.lines()
+        .filter_map(|line| {
+            let mut fields = line.split(':');
+            let name = fields.next()?;
+            let gid = fields.nth(1)?.parse().ok()?;
+            ["video", "audio", "render"].contains(&name).then_some(gid)
+        })
+        .chain([SESSION_GID])
+        .collect()
+}
+
+/// Chromium's command line: kiosk mode, nothing in the background, CDP on the pipe.
+pub fn chromium_args(policy: &SessionPolicy, profile: &Path) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "--ozone-platform=wayland",
+        "--kiosk",
+        "--no-first-run",
+        "--no-default-browser-check",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-default-apps",
+        "--disable-sync",
+        "--disable-breakpad",
+        "--disable-gpu",
+        "--noerrdialogs",
+        "--password-store=basic",
+        "--autoplay-policy=no-user-gesture-required",
+        "--remote-debugging-pipe",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.push(format!("--user-data-dir={}", profile.display()));
+    if policy.fake_capture {
+        // TEST images only (the manifest says so): a synthetic camera and
+        // microphone, granted without a prompt.
+        args.push("--use-fake-device-for-media-stream".into());
+    }
+    args.push(policy.url.clone());
+    args
+}
+
+/// A running browser.
+#[derive(Debug)]
+pub struct Browser {
+    pub child: Child,
+    pub cdp: Cdp,
+}
+
+impl Browser {
+    /// Starts cage with Chromium in it.
+    pub fn start(policy: &SessionPolicy) -> Result<Browser> {
+        let run = PathBuf::from(SESSION_RUN_DIR);
+        // A fresh profile every run: nothing from an earlier run survives a restart.
+        if run.exists() {
+            std::fs::remove_dir_all(&run)
+                .with_context(|| format!("cannot clear {}", run.display()))?;
+        }
+        for dir in [run.clone(), run.join("xdg"), run.join("profile")] {
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+                .with_context(|| format!("cannot set the mode of {}", dir.display()))?;
+            chown(&dir, Some(SESSION_UID), Some(SESSION_GID))
+                .with_context(|| format!("cannot give {} to the session", dir.display()))?;
+        }
+        // Browser reads commands on its fd 3 and writes to its fd 4.
+        let (commands_read, commands_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+            .context("cannot make the CDP pipe")?;
+        let (events_read, events_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+            .context("cannot make the CDP pipe")?;
+        let mut command = Command::new(CAGE);
+        command
+            .arg("--")
+            .arg(CHROMIUM)
+            .args(chromium_args(policy, &run.join("profile")))
+            .env_clear()
+            .env("HOME", &run)
+            .env("XDG_RUNTIME_DIR", run.join("xdg"))
+            .env("PATH", "/usr/bin:/bin")
+            .env("LANG", "C.UTF-8")
+            .env("LIBSEAT_BACKEND", "seatd")
+            // Software rendering works on every PC (and in QEMU); no GPU access.
+            .env("WLR_RENDERER", "pixman")
+            .current_dir(&run)
+            .stdin(Stdio::null());
+        let fds = [commands_read.as_raw_fd(), events_write.as_raw_fd()];
+        let groups: Vec<nix::unistd::Gid> = session_groups()
+            .into_iter()
+            .map(nix::unistd::Gid::from_raw)
+            .collect();
+        // SAFETY: between fork and exec only async-signal-safe system calls: setsid,
+        // dup2, setgroups, setgid, setuid; `groups` was built before the fork.
+        #[allow(unsafe_code)]
+        unsafe {
+            command.pre_exec(move || {
+                nix::unistd::setsid().map_err(std::io::Error::from)?;
+                // The session account's groups, then its ids: root is gone for good.
+                nix::unistd::setgroups(&groups).map_err(std::io::Error::from)?;
+                nix::unistd::setgid(nix::unistd::Gid::from_raw(SESSION_GID))
+                    .map_err(std::io::Error::from)?;
+                nix::unistd::setuid(nix::unistd::Uid::from_raw(SESSION_UID))
+                    .map_err(std::io::Error::from)?;
+                // dup2 clears O_CLOEXEC on the copies, so cage and the browser inherit them.
+                for (from, to) in fds.iter().zip([3, 4]) {
+                    if nix::libc::dup2(*from, to) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                Ok(())
+            });
+        }
+        let child = command
+            .spawn()
+            .with_context(|| format!("cannot start {CAGE} with {CHROMIUM}"))?;
+        drop::<OwnedFd>(commands_read);
+        drop::<OwnedFd>(events_write);
+        Ok(Browser {
+            child,
+            cdp: Cdp::new(
+                std::fs::File::from(commands_write),
+                std::fs::File::from(events_read),
+            ),
+        })
+    }
+
+    /// Ends cage and everything in its session.
+    pub fn stop(&mut self) {
+        let pgid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGTERM);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
+        let _ = self.child.wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_follows_the_policy() {
+        let mut policy = SessionPolicy {
+            url: "https://conf.test/room".into(),
+            origins: vec!["https://conf.test".into()],
+            fake_capture: false,
+        };
+        let args = chromium_args(&policy, Path::new("/run/conference/profile"));
+        for want in [
+            "--kiosk",
+            "--remote-debugging-pipe",
+            "--user-data-dir=/run/conference/profile",
+            "--disable-background-networking",
+        ] {
+            assert!(args.iter().any(|a| a == want), "{want} missing in {args:?}");
+        }
+        assert_eq!(args.last().map(String::as_str), Some("https://conf.test/room"));
+        assert!(!args.iter().any(|a| a.contains("remote-debugging-port")));
+        assert!(!args.iter().any(|a| a.contains("fake")));
+        policy.fake_capture = true;
+        let args = chromium_args(&policy, Path::new("/p"));
+        assert!(args.contains(&"--use-fake-device-for-media-stream".to_string()));
+    }
+}

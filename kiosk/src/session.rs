@@ -1,0 +1,411 @@
+//! The conference session: waits for the tunnel, checks the conference's
+//! certificate itself, runs the browser, answers every target with the guard,
+//! reports the page and the media, and restarts the browser when it ends.
+//! Too many ends in a row, or a certificate error: a stop screen, never a shell.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde_json::json;
+use stick_manifest::session::{SessionPolicy, CONFERENCE_CA_PATH};
+
+use crate::browser::Browser;
+use crate::cdp::{Cdp, CdpError};
+use crate::media_report::MediaSample;
+use crate::reach_check::{CheckError, ReachCheck};
+use crate::session_guard::{Blocked, Guard, TargetInfo, Verdict};
+
+/// Browser ends within [`CRASH_WINDOW`] that make the kiosk give up.
+pub const MAX_CRASHES: usize = 3;
+pub const CRASH_WINDOW: Duration = Duration::from_secs(120);
+const CDP_TIMEOUT: Duration = Duration::from_secs(10);
+const MEDIA_EVERY: Duration = Duration::from_secs(5);
+const MEDIA_REPORT_EVERY: Duration = Duration::from_secs(30);
+const PREFLIGHT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One state change of the session, as its console line reports it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "state", rename_all = "kebab-case")]
+pub enum SessionEvent {
+    Starting {
+        url: String,
+        origins: Vec<String>,
+        fake_capture: bool,
+    },
+    Waiting {
+        reason: String,
+    },
+    BrowserStarted {
+        pid: u32,
+        run: u32,
+    },
+    Page {
+        url: String,
+    },
+    Media {
+        flowing: bool,
+        #[serde(flatten)]
+        sample: MediaSample,
+    },
+    Hidden {
+        reason: String,
+    },
+    BrowserExited {
+        status: String,
+    },
+    CertificateStop {
+        url: String,
+        reason: String,
+    },
+    Failed {
+        reason: String,
+    },
+}
+
+/// How one browser run ended.
+#[derive(Debug)]
+enum RunEnd {
+    Exited(String),
+    NetworkLost,
+    Certificate { url: String, reason: String },
+}
+
+fn emit(event: &SessionEvent) {
+    tracing::info!("session: {event:?}");
+    #[derive(Serialize)]
+    struct Line<'a> {
+        event: &'static str,
+        #[serde(flatten)]
+        change: &'a SessionEvent,
+        uptime_ms: u64,
+    }
+    println!(
+        "{}",
+        crate::status::console_json(&Line {
+            event: "session",
+            change: event,
+            uptime_ms: crate::network_watch::uptime_ms(),
+        })
+    );
+}
+
+fn emit_blocked(blocked: &Blocked) {
+    tracing::warn!("blocked {}: {}", blocked.what, blocked.url);
+    #[derive(Serialize)]
+    struct Line<'a> {
+        event: &'static str,
+        #[serde(flatten)]
+        blocked: &'a Blocked,
+        uptime_ms: u64,
+    }
+    println!(
+        "{}",
+        crate::status::console_json(&Line {
+            event: "blocked",
+            blocked,
+            uptime_ms: crate::network_watch::uptime_ms(),
+        })
+    );
+}
+
+/// The stop screen: the browser does not come back.
+fn certificate_stop(url: &str, reason: &str, banner: &str) {
+    emit(&SessionEvent::CertificateStop {
+        url: url.into(),
+        reason: reason.into(),
+    });
+    crate::screen::show(&format!(
+        "{banner}STOP: the conference server's certificate is not trusted.\n\n\
+         {url}\n{reason}\n\n\
+         This stick trusts only the certificate authorities its administrator named.\n\
+         Someone may be impersonating the conference server. Do not continue on this\n\
+         network; tell your administrator. Press the power button to switch off."
+    ));
+}
+
+/// The kiosk's own TLS check of the conference, with only the configured CAs:
+/// `Err(Some(reason))` is a certificate problem, `Err(None)` an unreachable server.
+fn preflight(url: &str) -> Result<(), Option<String>> {
+    let check = ReachCheck::new(url, CONFERENCE_CA_PATH, PREFLIGHT_TIMEOUT)
+        .map_err(|e| Some(e.to_string()))?;
+    match check.fetch_status() {
+        Ok(_) => Ok(()),
+        Err(CheckError::Tls { source, .. }) if source.to_string().contains("certificate") => {
+            Err(Some(source.to_string()))
+        }
+        Err(err) => {
+            tracing::warn!("conference preflight: {err}");
+            Err(None)
+        }
+    }
+}
+
+/// Runs the session for good. `network`: the image has a VPN, and the browser
+/// shows the conference only while `reachable` holds.
+pub fn run(policy: SessionPolicy, network: bool, reachable: &AtomicBool) {
+    emit(&SessionEvent::Starting {
+        url: policy.url.clone(),
+        origins: policy.origins.clone(),
+        fake_capture: policy.fake_capture,
+    });
+    let banner = if policy.fake_capture {
+        "TEST IMAGE: the browser gets a FAKE camera and microphone \
+         (conference.test-fake-capture). Not for real conferences.\n\n"
+    } else {
+        ""
+    };
+    let mut ends: VecDeque<Instant> = VecDeque::new();
+    let mut run = 0;
+    loop {
+        if network && !reachable.load(Ordering::SeqCst) {
+            crate::screen::show(&format!(
+                "{banner}Connecting to the conference network ...\n\n\
+                 The conference appears as soon as the VPN tunnel is up."
+            ));
+            emit(&SessionEvent::Waiting {
+                reason: "the conference network is not reachable yet".into(),
+            });
+            while !reachable.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        }
+        if network {
+            match preflight(&policy.url) {
+                Ok(()) => {}
+                Err(Some(reason)) => {
+                    certificate_stop(&policy.url, &reason, banner);
+                    return;
+                }
+                Err(None) => {
+                    emit(&SessionEvent::Waiting {
+                        reason: format!("{} does not answer yet", policy.url),
+                    });
+                    std::thread::sleep(Duration::from_secs(5));
+                    continue;
+                }
+            }
+        }
+        run += 1;
+        let mut browser = match Browser::start(&policy) {
+            Ok(browser) => browser,
+            Err(err) => {
+                let reason = format!("{err:#}");
+                emit(&SessionEvent::Failed {
+                    reason: reason.clone(),
+                });
+                crate::screen::show(&format!(
+                    "{banner}The conference cannot start: {reason}\n\nPress the power button to switch off."
+                ));
+                return;
+            }
+        };
+        emit(&SessionEvent::BrowserStarted {
+            pid: browser.child.id(),
+            run,
+        });
+        let end = supervise(&mut browser, &policy, network, reachable);
+        browser.stop();
+        match end {
+            RunEnd::Exited(status) => {
+                emit(&SessionEvent::BrowserExited { status });
+                let now = Instant::now();
+                ends.push_back(now);
+                while ends
+                    .front()
+                    .is_some_and(|t| now.duration_since(*t) > CRASH_WINDOW)
+                {
+                    ends.pop_front();
+                }
+                if ends.len() >= MAX_CRASHES {
+                    let reason = format!(
+                        "the browser ended {MAX_CRASHES} times within {} s",
+                        CRASH_WINDOW.as_secs()
+                    );
+                    emit(&SessionEvent::Failed {
+                        reason: reason.clone(),
+                    });
+                    crate::screen::show(&format!(
+                        "{banner}The conference cannot run: {reason}.\n\n\
+                         Press the power button to switch off, then start again."
+                    ));
+                    return;
+                }
+            }
+            RunEnd::NetworkLost => {
+                let reason = "the VPN tunnel is down: reconnecting".to_string();
+                emit(&SessionEvent::Hidden {
+                    reason: reason.clone(),
+                });
+            }
+            RunEnd::Certificate { url, reason } => {
+                certificate_stop(&url, &reason, banner);
+                return;
+            }
+        }
+    }
+}
+
+/// Sets the browser-wide rules the policy also sets: camera and microphone for the
+/// conference origins only, no downloads, every target reported.
+fn lock_down(cdp: &mut Cdp, policy: &SessionPolicy) -> Result<(), CdpError> {
+    cdp.call("Target.setDiscoverTargets", json!({"discover": true}), CDP_TIMEOUT)?;
+    for name in ["camera", "microphone"] {
+        cdp.call(
+            "Browser.setPermission",
+            json!({"permission": {"name": name}, "setting": "denied"}),
+            CDP_TIMEOUT,
+        )?;
+        for origin in &policy.origins {
+            cdp.call(
+                "Browser.setPermission",
+                json!({"permission": {"name": name}, "setting": "granted", "origin": origin}),
+                CDP_TIMEOUT,
+            )?;
+        }
+    }
+    cdp.call(
+        "Browser.setDownloadBehavior",
+        json!({"behavior": "deny", "eventsEnabled": true}),
+        CDP_TIMEOUT,
+    )?;
+    Ok(())
+}
+
+fn exit_status(browser: &mut Browser) -> String {
+    match browser.child.wait() {
+        Ok(status) => status.to_string(),
+        Err(err) => format!("unknown ({err})"),
+    }
+}
+
+/// Replaces the conference page with a fresh one at the conference URL.
+fn restore(cdp: &mut Cdp, guard: &mut Guard, policy: &SessionPolicy, old: &str) {
+    match cdp.call("Target.createTarget", json!({"url": policy.url}), CDP_TIMEOUT) {
+        Ok(created) => {
+            if let Some(id) = created.get("targetId").and_then(|v| v.as_str()) {
+                guard.set_main(id.to_string());
+            }
+        }
+        Err(err) => tracing::error!("cannot open the conference again: {err}"),
+    }
+    if let Err(err) = cdp.call("Target.closeTarget", json!({"targetId": old}), CDP_TIMEOUT) {
+        tracing::warn!("cannot close target {old}: {err}");
+    }
+}
+
+fn supervise(
+    browser: &mut Browser,
+    policy: &SessionPolicy,
+    network: bool,
+    reachable: &AtomicBool,
+) -> RunEnd {
+    if let Err(err) = lock_down(&mut browser.cdp, policy) {
+        tracing::error!("cannot lock the browser down over CDP: {err}");
+        return RunEnd::Exited(format!("stopped by the kiosk: {err}"));
+    }
+    let mut guard = Guard::new(policy.clone());
+    let mut page_url = String::new();
+    let mut last_sample = crate::media_report::observe();
+    let mut flowing = false;
+    let mut next_sample = Instant::now() + MEDIA_EVERY;
+    let mut next_report = Instant::now();
+    loop {
+        let event = match browser.cdp.next_event(Duration::from_millis(500)) {
+            Ok(event) => event,
+            Err(_) => return RunEnd::Exited(exit_status(browser)),
+        };
+        if let Some(event) = event {
+            match event.method.as_str() {
+                "Target.targetCreated" | "Target.targetInfoChanged" => {
+                    let Some(target) = event
+                        .params
+                        .get("targetInfo")
+                        .and_then(TargetInfo::from_json)
+                    else {
+                        continue;
+                    };
+                    match guard.judge(&target) {
+                        Verdict::Allow => {
+                            if guard.main() == Some(target.id.as_str())
+                                && target.url != page_url
+                                && policy.allows(&target.url)
+                            {
+                                page_url = target.url.clone();
+                                emit(&SessionEvent::Page {
+                                    url: page_url.clone(),
+                                });
+                            }
+                        }
+                        Verdict::Close(blocked) => {
+                            emit_blocked(&blocked);
+                            let _ = browser.cdp.call(
+                                "Target.closeTarget",
+                                json!({"targetId": target.id}),
+                                CDP_TIMEOUT,
+                            );
+                        }
+                        Verdict::Restore(blocked) => {
+                            emit_blocked(&blocked);
+                            page_url.clear();
+                            restore(&mut browser.cdp, &mut guard, policy, &target.id);
+                        }
+                        Verdict::Log(blocked) => emit_blocked(&blocked),
+                        Verdict::CertificateStop { url } => {
+                            return RunEnd::Certificate {
+                                url,
+                                reason: "the browser reports a certificate error".into(),
+                            }
+                        }
+                    }
+                }
+                "Browser.downloadWillBegin" => emit_blocked(&Blocked {
+                    what: "download",
+                    url: event
+                        .params
+                        .get("url")
+                        .and_then(|v| v.as_str())
+                        .unwrap_or_default()
+                        .chars()
+                        .take(200)
+                        .collect(),
+                }),
+                "Target.targetCrashed" => {
+                    let id = event
+                        .params
+                        .get("targetId")
+                        .and_then(|v| v.as_str())
+                        .unwrap_or_default()
+                        .to_string();
+                    if guard.main() == Some(id.as_str()) {
+                        tracing::warn!("the conference page crashed: loading it again");
+                        page_url.clear();
+                        restore(&mut browser.cdp, &mut guard, policy, &id);
+                    }
+                }
+                _ => {}
+            }
+        }
+        if let Ok(Some(status)) = browser.child.try_wait() {
+            return RunEnd::Exited(status.to_string());
+        }
+        if network && !reachable.load(Ordering::SeqCst) {
+            return RunEnd::NetworkLost;
+        }
+        if Instant::now() >= next_sample {
+            next_sample = Instant::now() + MEDIA_EVERY;
+            let sample = crate::media_report::observe();
+            let now_flowing = crate::media_report::flowing(&last_sample, &sample);
+            if now_flowing != flowing || Instant::now() >= next_report {
+                flowing = now_flowing;
+                next_report = Instant::now() + MEDIA_REPORT_EVERY;
+                emit(&SessionEvent::Media {
+                    flowing,
+                    sample: sample.clone(),
+                });
+            }
+            last_sample = sample;
+        }
+    }
+}

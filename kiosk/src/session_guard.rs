@@ -1,0 +1,204 @@
+//! The kiosk's second line behind the browser policy: what it does about every
+//! target (window, tab, frame, worker) the browser reports over CDP.
+//!
+//! The policy already blocks other origins, popups, downloads and devtools; the
+//! guard sees what got through anyway, or what the browser shows instead (a
+//! blocked-page or certificate error), and decides. Pure: the session runs it.
+
+use serde::Serialize;
+use stick_manifest::session::SessionPolicy;
+
+/// The title Chromium gives its certificate error interstitial.
+pub const CERTIFICATE_ERROR_TITLE: &str = "Privacy error";
+
+/// A target as `Target.targetCreated`/`targetInfoChanged` describe it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetInfo {
+    pub id: String,
+    pub kind: String,
+    pub url: String,
+    pub title: String,
+}
+
+impl TargetInfo {
+    pub fn from_json(info: &serde_json::Value) -> Option<TargetInfo> {
+        let text = |key: &str| info.get(key).and_then(|v| v.as_str()).map(str::to_string);
+        Some(TargetInfo {
+            id: text("targetId")?,
+            kind: text("type")?,
+            url: text("url").unwrap_or_default(),
+            title: text("title").unwrap_or_default(),
+        })
+    }
+}
+
+/// What the session does about a target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Allow,
+    /// Close the target (a window or tab beside the conference).
+    Close(Blocked),
+    /// The conference page left the allowed origins: log, then load the conference again.
+    Restore(Blocked),
+    /// A certificate error: stop the session for good.
+    CertificateStop { url: String },
+    /// Cannot be closed on its own (a frame, a worker): log it; the policy blocks its loads.
+    Log(Blocked),
+}
+
+/// One blocked attempt, as the console line reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Blocked {
+    /// `new-window`, `navigation`, `frame`, `worker`, `download`.
+    pub what: &'static str,
+    pub url: String,
+}
+
+/// Decides about targets for one browser run.
+#[derive(Debug)]
+pub struct Guard {
+    policy: SessionPolicy,
+    main: Option<String>,
+}
+
+/// URLs a page may show without being the conference: a fresh tab before it loads.
+fn is_blank(url: &str) -> bool {
+    url.is_empty() || url == "about:blank"
+}
+
+impl Guard {
+    pub fn new(policy: SessionPolicy) -> Guard {
+        Guard { policy, main: None }
+    }
+
+    /// The page target that shows the conference.
+    pub fn main(&self) -> Option<&str> {
+        self.main.as_deref()
+    }
+
+    /// The conference page was replaced (after a restore).
+    pub fn set_main(&mut self, id: String) {
+        self.main = Some(id);
+    }
+
+    /// A target was created or changed.
+    pub fn judge(&mut self, target: &TargetInfo) -> Verdict {
+        match target.kind.as_str() {
+            "page" => self.judge_page(target),
+            "iframe" if !is_blank(&target.url) && !self.policy.allows(&target.url) => {
+                Verdict::Log(Blocked {
+                    what: "frame",
+                    url: target.url.clone(),
+                })
+            }
+            "worker" | "shared_worker" | "service_worker"
+                if !self.policy.allows(&target.url) =>
+            {
+                Verdict::Log(Blocked {
+                    what: "worker",
+                    url: target.url.clone(),
+                })
+            }
+            // The browser's own UI (its omnibox popup even in kiosk mode), frames and
+            // workers of the conference.
+            _ => Verdict::Allow,
+        }
+    }
+
+    fn judge_page(&mut self, target: &TargetInfo) -> Verdict {
+        let main = self.main.get_or_insert_with(|| target.id.clone());
+        if *main != target.id {
+            return Verdict::Close(Blocked {
+                what: "new-window",
+                url: target.url.clone(),
+            });
+        }
+        if target.title == CERTIFICATE_ERROR_TITLE {
+            return Verdict::CertificateStop {
+                url: target.url.clone(),
+            };
+        }
+        if is_blank(&target.url) || self.policy.allows(&target.url) {
+            Verdict::Allow
+        } else {
+            Verdict::Restore(Blocked {
+                what: "navigation",
+                url: target.url.clone(),
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(id: &str, kind: &str, url: &str, title: &str) -> TargetInfo {
+        TargetInfo {
+            id: id.into(),
+            kind: kind.into(),
+            url: url.into(),
+            title: title.into(),
+        }
+    }
+
+    fn blocked(what: &'static str, url: &str) -> Blocked {
+        Blocked {
+            what,
+            url: url.into(),
+        }
+    }
+
+    #[test]
+    fn targets_in_order() {
+        let policy = SessionPolicy {
+            url: "https://conf.test/room".into(),
+            origins: vec!["https://conf.test".into()],
+            fake_capture: false,
+        };
+        let mut guard = Guard::new(policy);
+        let conf = "https://conf.test/room";
+        let cases = [
+            (target("A", "page", conf, ""), Verdict::Allow),
+            (target("U", "browser_ui", "chrome://omnibox-popup.top-chrome/", ""), Verdict::Allow),
+            (target("A", "page", conf, "Room 1"), Verdict::Allow),
+            (target("F", "iframe", "https://conf.test/frame", ""), Verdict::Allow),
+            (
+                target("G", "iframe", "https://evil.test/cam", ""),
+                Verdict::Log(blocked("frame", "https://evil.test/cam")),
+            ),
+            (
+                target("W", "service_worker", "https://evil.test/sw.js", ""),
+                Verdict::Log(blocked("worker", "https://evil.test/sw.js")),
+            ),
+            (
+                target("B", "page", "about:blank", ""),
+                Verdict::Close(blocked("new-window", "about:blank")),
+            ),
+            (
+                target("C", "page", conf, ""),
+                Verdict::Close(blocked("new-window", conf)),
+            ),
+            (
+                target("A", "page", "https://other.test/", "other.test"),
+                Verdict::Restore(blocked("navigation", "https://other.test/")),
+            ),
+            (
+                target("A", "page", "file:///etc/passwd", ""),
+                Verdict::Restore(blocked("navigation", "file:///etc/passwd")),
+            ),
+            (
+                target("A", "page", "chrome://settings/", ""),
+                Verdict::Restore(blocked("navigation", "chrome://settings/")),
+            ),
+            (
+                target("A", "page", conf, CERTIFICATE_ERROR_TITLE),
+                Verdict::CertificateStop { url: conf.into() },
+            ),
+        ];
+        for (target, want) in cases {
+            assert_eq!(guard.judge(&target), want, "{target:?}");
+        }
+        assert_eq!(guard.main(), Some("A"));
+    }
+}
