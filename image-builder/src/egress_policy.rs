@@ -68,9 +68,11 @@ pub fn render(policy: Option<&NetworkPolicy>) -> String {
         };
         output.push(resolvers);
         output.push("# The inner networks, only through the tunnel; UDP (the call's media) counted.".into());
-        input.push(format!(
-            "ip saddr {inner} meta l4proto udp counter name \"{COUNTER_IN}\""
-        ));
+        // First in the chain: replies count too (they are accepted as established).
+        input.insert(
+            0,
+            format!("ip saddr {inner} meta l4proto udp counter name \"{COUNTER_IN}\""),
+        );
         output.push(match policy.tunnel {
             TunnelKind::Ipsec => format!(
                 "ip daddr {inner} meta l4proto udp rt ipsec exists counter name \"{COUNTER_OUT}\" accept"

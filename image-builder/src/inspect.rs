@@ -94,14 +94,19 @@ pub fn render(i: &Inspection) -> String {
     match &i.manifest {
         Some(m) => out.push_str(&format!(
             "manifest (signature NOT checked; use verify): {} {} rollback-index {} built {} \
-             kernel {} packages {}{}\n",
+             kernel {} packages {}{}{}\n",
             m.name,
             m.version,
             m.rollback_index,
             m.build_time,
             m.kernel_version,
             m.packages.len(),
-            if m.test_keys { " TEST KEYS" } else { "" }
+            if m.test_keys { " TEST KEYS" } else { "" },
+            if m.test_fake_capture {
+                " TEST FAKE CAMERA AND MICROPHONE"
+            } else {
+                ""
+            }
         )),
         None => out.push_str("manifest: none readable\n"),
     }

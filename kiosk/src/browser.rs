@@ -18,6 +18,11 @@ pub const CHROMIUM: &str = "/usr/lib/chromium/chromium";
 pub const CAGE: &str = "/usr/bin/cage";
 /// The session account's home, runtime folder and profile: all in RAM.
 pub const SESSION_RUN_DIR: &str = "/run/conference";
+/// cage's and the browser's own output (kept off the console; its tail goes into
+/// the kiosk's log when the browser ends).
+pub const BROWSER_LOG: &str = "/run/conference-browser.log";
+/// Lines of [`BROWSER_LOG`] the kiosk logs when the browser ends.
+const LOG_TAIL_LINES: usize = 15;
 
 /// The group ids of `video` (the seat), `audio` (the sound card) and `render`.
 fn session_groups() -> Vec<u32> {
@@ -46,6 +51,10 @@ pub fn chromium_args(policy: &SessionPolicy, profile: &Path) -> Vec<String> {
         "--disable-sync",
         "--disable-breakpad",
         "--disable-gpu",
+        // Software compositing in the browser process: a separate GPU process
+        // crashed (SIGSEGV) under QEMU once the call's video started, and the
+        // browser gave up ("GPU process isn't usable").
+        "--in-process-gpu",
         "--noerrdialogs",
         "--password-store=basic",
         "--autoplay-policy=no-user-gesture-required",
@@ -62,6 +71,22 @@ pub fn chromium_args(policy: &SessionPolicy, profile: &Path) -> Vec<String> {
     }
     args.push(policy.url.clone());
     args
+}
+
+/// The lowest number [`above_browser_fds`] copies to.
+const FIRST_FREE_FD: i32 = 10;
+
+/// A close-on-exec copy of `fd` numbered [`FIRST_FREE_FD`] or higher.
+fn above_browser_fds(fd: OwnedFd) -> Result<OwnedFd> {
+    use std::os::fd::FromRawFd;
+    let copy = nix::fcntl::fcntl(
+        fd.as_raw_fd(),
+        nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(FIRST_FREE_FD),
+    )
+    .context("cannot copy a CDP pipe end")?;
+    // SAFETY: fcntl just returned this new descriptor; nothing else owns it.
+    #[allow(unsafe_code)]
+    Ok(unsafe { OwnedFd::from_raw_fd(copy) })
 }
 
 /// A running browser.
@@ -93,6 +118,8 @@ impl Browser {
             .context("cannot make the CDP pipe")?;
         let (events_read, events_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
             .context("cannot make the CDP pipe")?;
+        let log = std::fs::File::create(BROWSER_LOG)
+            .with_context(|| format!("cannot create {BROWSER_LOG}"))?;
         let mut command = Command::new(CAGE);
         command
             .arg("--")
@@ -107,7 +134,13 @@ impl Browser {
             // Software rendering works on every PC (and in QEMU); no GPU access.
             .env("WLR_RENDERER", "pixman")
             .current_dir(&run)
-            .stdin(Stdio::null());
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().context("cannot share the browser log")?)
+            .stderr(log);
+        // Copies above 3 and 4: dup2 onto the same number would keep O_CLOEXEC, and
+        // one end sitting on the other's target number would be overwritten.
+        let commands_read = above_browser_fds(commands_read)?;
+        let events_write = above_browser_fds(events_write)?;
         let fds = [commands_read.as_raw_fd(), events_write.as_raw_fd()];
         let groups: Vec<nix::unistd::Gid> = session_groups()
             .into_iter()
@@ -146,6 +179,13 @@ impl Browser {
                 std::fs::File::from(events_read),
             ),
         })
+    }
+
+    /// The last lines cage and the browser wrote.
+    pub fn log_tail() -> String {
+        let text = std::fs::read_to_string(BROWSER_LOG).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(LOG_TAIL_LINES)..].join("\n")
     }
 
     /// Ends cage and everything in its session.

@@ -195,6 +195,13 @@ mod tests {
                 .expect("write");
             out.write_all(b"{\"id\":1,\"result\":{\"ok\":true}}\0")
                 .expect("write");
+            // The second command must arrive before the answer (and the pipe's end).
+            while framer.push(&[]).is_empty() {
+                let n = commands.read(&mut buffer).expect("read");
+                if !framer.push(&buffer[..n]).is_empty() {
+                    break;
+                }
+            }
             out.write_all(b"{\"id\":2,\"error\":{\"message\":\"Not allowed\"}}\0")
                 .expect("write");
         });

@@ -117,6 +117,7 @@ fn main() -> std::process::ExitCode {
     let has_network = network.is_some();
     std::thread::spawn(move || kiosk::network_watch::run(network, reachable));
     if let Some(session) = session {
+        std::thread::spawn(kiosk::shortcut_watch::run);
         std::thread::spawn(move || kiosk::session::run(session, has_network, reachable));
     }
 

@@ -7,9 +7,8 @@ use std::path::{Path, PathBuf};
 const SYS_CLASS_INPUT: &str = "/sys/class/input";
 /// Name the kernel's ACPI button driver gives the power button.
 const POWER_BUTTON_NAME: &str = "Power Button";
-/// `struct input_event` on 64-bit Linux: timeval (16), type (2), code (2), value (4).
-const EVENT_SIZE: usize = 24;
-const EV_KEY: u16 = 0x01;
+use crate::input_event::{InputEvent, EVENT_SIZE};
+
 const KEY_POWER: u16 = 116;
 
 /// `/dev/input/eventN` of every input device named "Power Button".
@@ -27,10 +26,8 @@ pub fn power_buttons(sys_class_input: &Path) -> Vec<PathBuf> {
 
 /// True when `event` (one raw `struct input_event`) is the power key going down.
 pub fn is_power_press(event: &[u8; EVENT_SIZE]) -> bool {
-    let kind = u16::from_ne_bytes([event[16], event[17]]);
-    let code = u16::from_ne_bytes([event[18], event[19]]);
-    let value = i32::from_ne_bytes([event[20], event[21], event[22], event[23]]);
-    kind == EV_KEY && code == KEY_POWER && value == 1
+    let event = InputEvent::parse(event);
+    event.is_key_press() && event.code == KEY_POWER
 }
 
 /// Blocks until a power button is pressed; `Err` when there is none to watch.
@@ -55,14 +52,7 @@ pub fn wait_for_press() -> std::io::Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn event(kind: u16, code: u16, value: i32) -> [u8; EVENT_SIZE] {
-        let mut e = [0u8; EVENT_SIZE];
-        e[16..18].copy_from_slice(&kind.to_ne_bytes());
-        e[18..20].copy_from_slice(&code.to_ne_bytes());
-        e[20..24].copy_from_slice(&value.to_ne_bytes());
-        e
-    }
+    use crate::input_event::{raw as event, EV_KEY};
 
     #[test]
     fn only_the_power_key_going_down_counts() {

@@ -20,7 +20,11 @@ use crate::session_guard::{Blocked, Guard, TargetInfo, Verdict};
 /// Browser ends within [`CRASH_WINDOW`] that make the kiosk give up.
 pub const MAX_CRASHES: usize = 3;
 pub const CRASH_WINDOW: Duration = Duration::from_secs(120);
-const CDP_TIMEOUT: Duration = Duration::from_secs(10);
+/// A command's answer; generous, because a slow PC (or QEMU without KVM) can be
+/// busy for seconds while the page starts a call.
+const CDP_TIMEOUT: Duration = Duration::from_secs(30);
+/// The browser's first answer: it reads the pipe only once it has started.
+const CDP_STARTUP_TIMEOUT: Duration = Duration::from_secs(180);
 const MEDIA_EVERY: Duration = Duration::from_secs(5);
 const MEDIA_REPORT_EVERY: Duration = Duration::from_secs(30);
 const PREFLIGHT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -209,6 +213,10 @@ pub fn run(policy: SessionPolicy, network: bool, reachable: &AtomicBool) {
         browser.stop();
         match end {
             RunEnd::Exited(status) => {
+                tracing::warn!(
+                    "the browser ended ({status}); its last output:\n{}",
+                    Browser::log_tail()
+                );
                 emit(&SessionEvent::BrowserExited { status });
                 let now = Instant::now();
                 ends.push_back(now);
@@ -250,7 +258,11 @@ pub fn run(policy: SessionPolicy, network: bool, reachable: &AtomicBool) {
 /// Sets the browser-wide rules the policy also sets: camera and microphone for the
 /// conference origins only, no downloads, every target reported.
 fn lock_down(cdp: &mut Cdp, policy: &SessionPolicy) -> Result<(), CdpError> {
-    cdp.call("Target.setDiscoverTargets", json!({"discover": true}), CDP_TIMEOUT)?;
+    cdp.call(
+        "Target.setDiscoverTargets",
+        json!({"discover": true}),
+        CDP_STARTUP_TIMEOUT,
+    )?;
     for name in ["camera", "microphone"] {
         cdp.call(
             "Browser.setPermission",

@@ -1,5 +1,6 @@
 //! Boots built images under QEMU/OVMF and reads what they say on the serial console.
 
+pub mod conference_lab;
 pub mod disks;
 pub mod machine;
 pub mod netlab;

@@ -37,14 +37,15 @@ impl Accel {
         })
     }
 
-    fn args(self) -> Vec<String> {
+    /// `tcg_cpu`: the CPU model under TCG (`max` when `None`); KVM uses the host's.
+    fn args(self, tcg_cpu: Option<&str>) -> Vec<String> {
         match self {
             Accel::Kvm => vec!["-accel".into(), "kvm".into(), "-cpu".into(), "host".into()],
             Accel::Tcg => vec![
                 "-accel".into(),
                 "tcg,thread=multi".into(),
                 "-cpu".into(),
-                "max".into(),
+                tcg_cpu.unwrap_or("max").into(),
             ],
         }
     }
@@ -229,6 +230,8 @@ pub struct MachineConfig {
     pub memory_mib: u32,
     pub cpus: u32,
     pub extra_args: Vec<String>,
+    /// The CPU model under TCG instead of `max` (see the conference test).
+    pub tcg_cpu: Option<String>,
     /// A wired NIC on a tap device, QEMU run inside the tap's network namespace.
     pub nic: Option<Nic>,
 }
@@ -255,6 +258,7 @@ impl MachineConfig {
             // during boot), a race of TCG's cross-modifying code, not of the image.
             cpus: 1,
             extra_args: Vec::new(),
+            tcg_cpu: None,
             nic: None,
         }
     }
@@ -314,7 +318,7 @@ impl Machine {
             ],
             None => vec!["-machine".into(), "q35".into()],
         };
-        args.extend(Accel::detect().args());
+        args.extend(Accel::detect().args(config.tcg_cpu.as_deref()));
         args.extend([
             "-m".into(),
             config.memory_mib.to_string(),
@@ -592,5 +596,31 @@ mod tests {
         let none: Option<()> =
             wait_until(Duration::from_millis(20), Duration::from_millis(5), || None);
         assert_eq!(none, None);
+    }
+}
+
+/// QMP `send-key` for a chord written `ctrl-alt-f2` (QEMU's qcode names).
+pub fn send_key_command(chord: &str) -> serde_json::Value {
+    let keys: Vec<serde_json::Value> = chord
+        .split('-')
+        .map(|key| serde_json::json!({"type": "qcode", "data": key}))
+        .collect();
+    serde_json::json!({"execute": "send-key", "arguments": {"keys": keys, "hold-time": 100}})
+}
+
+impl Machine {
+    /// Presses a key chord on the guest's keyboard, e.g. `ctrl-shift-i` or `o`.
+    pub fn send_keys(&self, chord: &str) -> Result<()> {
+        self.qmp(&send_key_command(chord))
+            .with_context(|| format!("QMP send-key {chord}"))
+            .map(drop)
+    }
+
+    /// Saves a screenshot (PNG) of the guest's display to `path`.
+    pub fn screenshot(&self, path: &Path) -> Result<()> {
+        self.qmp(&serde_json::json!({"execute": "screendump",
+            "arguments": {"filename": path.display().to_string(), "format": "png"}}))
+            .with_context(|| format!("QMP screendump to {}", path.display()))
+            .map(drop)
     }
 }

@@ -255,6 +255,11 @@ impl NetLab {
         Ok(())
     }
 
+    /// The lab's folder (logs, scripts), removed with the lab.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
     /// The NIC for the guest, captured to `capture`.
     pub fn nic(&self, capture: &Path) -> Nic {
         Nic {

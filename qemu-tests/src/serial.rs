@@ -298,3 +298,24 @@ mod tests {
         assert_eq!(parse_net(r#"@kiosk@ {"event":"usb","devices":[]}"#), None);
     }
 }
+
+/// Any kiosk line of kind `event` (`session`, `blocked`, `shortcut`), as JSON.
+pub fn parse_event(line: &str, event: &str) -> Option<serde_json::Value> {
+    let value: serde_json::Value = serde_json::from_str(kiosk_json(line)?).ok()?;
+    (value.get("event")?.as_str()? == event).then_some(value)
+}
+
+#[cfg(test)]
+mod event_tests {
+    use super::*;
+
+    #[test]
+    fn events_by_kind() {
+        let line = r#"[  80.1] kiosk[437]: @kiosk@ {"event":"session","state":"page","url":"https://10.99.0.10:8443/","uptime_ms":81234}"#;
+        let session = parse_event(line, "session").expect("session line");
+        assert_eq!(session["state"], "page");
+        assert_eq!(session["uptime_ms"], 81234);
+        assert_eq!(parse_event(line, "blocked"), None);
+        assert_eq!(parse_event("no marker", "session"), None);
+    }
+}

@@ -39,7 +39,18 @@ pub struct VpnSession {
 impl VpnSession {
     /// Builds the lab, optionally starts the gateway, boots the image on it.
     pub fn start(name: &str, gateway: Gateway, gateway_at_boot: bool) -> Result<VpnSession> {
-        let (config, out) = image_config(gateway);
+        VpnSession::start_image(name, gateway, gateway_at_boot, image_config(gateway), |_| {})
+    }
+
+    /// Like [`VpnSession::start`] with another test image (`(config, output folder)`)
+    /// and changes to the machine (memory, sound card).
+    pub fn start_image(
+        name: &str,
+        gateway: Gateway,
+        gateway_at_boot: bool,
+        (config, out): (&str, &str),
+        adjust: impl FnOnce(&mut MachineConfig),
+    ) -> Result<VpnSession> {
         let built = crate::built_image(config, out).context("VPN test image")?;
         let mut lab = NetLab::new(gateway).context("network lab")?;
         if gateway_at_boot {
@@ -53,6 +64,7 @@ impl VpnSession {
             .stick(&built.image)
             .secure_boot(SecureBootKeys::test_keys());
         machine.nic = Some(lab.nic(&capture));
+        adjust(&mut machine);
         let vm = Machine::start(&machine)?;
         let allowed = AllowedEgress {
             gateway: GATEWAY,

@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use qemu_tests::machine::{Machine, MachineConfig, SecureBootKeys};
 use qemu_tests::serial::{
-    find_forbidden, parse_egress, parse_net, parse_status, parse_storage, parse_usb, KIOSK_MARKER,
+    find_forbidden, parse_egress, parse_event, parse_net, parse_status, parse_storage, parse_usb,
+    KIOSK_MARKER,
 };
 
 fn boot_timeout() -> Duration {
@@ -36,6 +37,20 @@ fn demo_image_boots_to_verified_kiosk_status() {
         .unwrap_or_else(|e| panic!("no net line: {e:#}"));
     let net = parse_net(&net).expect("net line parses");
     assert_eq!(net.state, "disabled", "{net:?}");
+
+    // The demo has a [conference]: the session starts the locked browser (which
+    // reaches nothing without a VPN), with real capture devices.
+    let starting = vm
+        .wait_for_line(Duration::from_secs(60), |l| {
+            parse_event(l, "session").is_some_and(|e| e["state"] == "starting")
+        })
+        .unwrap_or_else(|e| panic!("no session line: {e:#}"));
+    let starting = parse_event(&starting, "session").expect("session line");
+    assert_eq!(starting["fake_capture"], false, "{starting}");
+    vm.wait_for_line(Duration::from_secs(180), |l| {
+        parse_event(l, "session").is_some_and(|e| e["state"] == "browser-started")
+    })
+    .unwrap_or_else(|e| panic!("the browser did not start: {e:#}"));
 
     // Let the rest of the boot run: a getty or shell would show up here.
     std::thread::sleep(Duration::from_secs(5));
@@ -93,9 +108,13 @@ fn demo_image_boots_to_verified_kiosk_status() {
                 || parse_storage(l).is_some()
                 || parse_usb(l).is_some()
                 || parse_egress(l).is_some()
-                || parse_net(l).is_some())
+                || parse_net(l).is_some()
+                || ["session", "blocked", "shortcut"]
+                    .iter()
+                    .any(|kind| parse_event(l, kind).is_some()))
             .count(),
-        "every kiosk line is a well-formed status, storage, usb, egress or net line\n{}",
+        "every kiosk line is a well-formed status, storage, usb, egress, net, session, \
+         blocked or shortcut line\n{}",
         context()
     );
     if let Some((pattern, at)) = find_forbidden(&console) {

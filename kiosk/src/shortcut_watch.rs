@@ -1,0 +1,262 @@
+//! Keyboard shortcuts that would leave the conference in an ordinary browser or
+//! desktop (new windows, devtools, printing, closing, switching terminals) are
+//! logged when pressed. The kiosk only listens (no grab): the browser policy,
+//! kiosk mode, cage without VT switching and the session guard block them; the
+//! line says someone tried, and the QEMU test checks nothing got out.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::input_event::{InputEvent, EVENT_SIZE};
+
+const SYS_CLASS_INPUT: &str = "/sys/class/input";
+const RESCAN_EVERY: Duration = Duration::from_secs(5);
+
+// Linux key codes (input-event-codes.h).
+const KEY_LEFTCTRL: u16 = 29;
+const KEY_RIGHTCTRL: u16 = 97;
+const KEY_LEFTSHIFT: u16 = 42;
+const KEY_RIGHTSHIFT: u16 = 54;
+const KEY_LEFTALT: u16 = 56;
+const KEY_RIGHTALT: u16 = 100;
+const KEY_LEFTMETA: u16 = 125;
+const KEY_RIGHTMETA: u16 = 126;
+const KEY_Q: u16 = 16;
+
+/// Modifier keys held down.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Modifiers {
+    pub ctrl: bool,
+    pub shift: bool,
+    pub alt: bool,
+    pub meta: bool,
+}
+
+/// Key names of the chords below, by Linux key code.
+fn key_name(code: u16) -> Option<&'static str> {
+    Some(match code {
+        1 => "esc",
+        14 => "backspace",
+        17 => "w",
+        20 => "t",
+        22 => "u",
+        23 => "i",
+        24 => "o",
+        25 => "p",
+        31 => "s",
+        36 => "j",
+        46 => "c",
+        49 => "n",
+        59 => "f1",
+        60 => "f2",
+        61 => "f3",
+        62 => "f4",
+        63 => "f5",
+        64 => "f6",
+        65 => "f7",
+        66 => "f8",
+        67 => "f9",
+        68 => "f10",
+        87 => "f11",
+        88 => "f12",
+        _ => return None,
+    })
+}
+
+/// What a chord would do in an unlocked browser or desktop; `None`: not an escape.
+pub fn chord_meaning(mods: Modifiers, code: u16) -> Option<(String, &'static str)> {
+    let key = key_name(code)?;
+    let m = (mods.ctrl, mods.shift, mods.alt);
+    let meaning = match (m, key) {
+        ((true, false, false), "n") => "new window",
+        ((true, true, false), "n") => "incognito window",
+        ((true, false, false), "t") => "new tab",
+        ((true, false, false), "w") | ((true, false, false), "f4") => "close the tab",
+        ((false, false, true), "f4") => "close the window",
+        ((true, true, false), "w") => "close the window",
+        ((true, true, false), "i") | ((true, true, false), "j") | ((true, true, false), "c") => {
+            "developer tools"
+        }
+        ((false, false, false), "f12") => "developer tools",
+        ((true, false, false), "p") | ((true, true, false), "p") => "print",
+        ((true, false, false), "u") => "view source",
+        ((true, false, false), "o") => "open a file",
+        ((true, false, false), "s") => "save the page",
+        ((true, true, false), "esc") => "task manager",
+        ((true, false, true), "backspace") => "end the graphical session",
+        ((true, false, true), f) | ((false, false, true), f) if f.starts_with('f') => {
+            "switch the virtual terminal"
+        }
+        _ => return None,
+    };
+    let mut keys = Vec::new();
+    for (held, name) in [(mods.ctrl, "ctrl"), (mods.shift, "shift"), (mods.alt, "alt")] {
+        if held {
+            keys.push(name);
+        }
+    }
+    keys.push(key);
+    Some((keys.join("+"), meaning))
+}
+
+/// Follows modifiers across events and names the chords pressed.
+#[derive(Debug, Default)]
+pub struct ChordTracker {
+    mods: Modifiers,
+}
+
+impl ChordTracker {
+    pub fn feed(&mut self, event: InputEvent) -> Option<(String, &'static str)> {
+        if event.kind != crate::input_event::EV_KEY {
+            return None;
+        }
+        let down = event.value != 0;
+        match event.code {
+            KEY_LEFTCTRL | KEY_RIGHTCTRL => self.mods.ctrl = down,
+            KEY_LEFTSHIFT | KEY_RIGHTSHIFT => self.mods.shift = down,
+            KEY_LEFTALT | KEY_RIGHTALT => self.mods.alt = down,
+            KEY_LEFTMETA | KEY_RIGHTMETA => self.mods.meta = down,
+            code if event.is_key_press() => return chord_meaning(self.mods, code),
+            _ => {}
+        }
+        None
+    }
+}
+
+/// True when a `capabilities/key` bitmap (hex words, most significant first)
+/// has the key `code`.
+pub fn has_key(bitmap: &str, code: u16) -> bool {
+    let words: Vec<u64> = bitmap
+        .split_whitespace()
+        .rev()
+        .filter_map(|w| u64::from_str_radix(w, 16).ok())
+        .collect();
+    let (word, bit) = (usize::from(code) / 64, u32::from(code) % 64);
+    words.get(word).is_some_and(|w| w & (1 << bit) != 0)
+}
+
+/// `/dev/input/eventN` of every keyboard (a device with letter keys and Ctrl).
+pub fn keyboards(sys_class_input: &Path) -> Vec<PathBuf> {
+    crate::sysfs::entry_names(sys_class_input)
+        .into_iter()
+        .filter(|name| name.starts_with("event"))
+        .filter(|name| {
+            std::fs::read_to_string(sys_class_input.join(name).join("device/capabilities/key"))
+                .is_ok_and(|bits| has_key(&bits, KEY_Q) && has_key(&bits, KEY_LEFTCTRL))
+        })
+        .map(|name| Path::new("/dev/input").join(name))
+        .collect()
+}
+
+#[derive(Serialize)]
+struct ShortcutLine<'a> {
+    event: &'static str,
+    keys: &'a str,
+    means: &'a str,
+    uptime_ms: u64,
+}
+
+fn watch_keyboard(device: PathBuf) {
+    let mut file = match std::fs::File::open(&device) {
+        Ok(file) => file,
+        Err(err) => {
+            tracing::warn!("cannot watch the keyboard {}: {err}", device.display());
+            return;
+        }
+    };
+    let mut tracker = ChordTracker::default();
+    let mut raw = [0u8; EVENT_SIZE];
+    while file.read_exact(&mut raw).is_ok() {
+        if let Some((keys, means)) = tracker.feed(InputEvent::parse(&raw)) {
+            tracing::warn!("shortcut {keys} ({means}) pressed");
+            println!(
+                "{}",
+                crate::status::console_json(&ShortcutLine {
+                    event: "shortcut",
+                    keys: &keys,
+                    means,
+                    uptime_ms: crate::network_watch::uptime_ms(),
+                })
+            );
+        }
+    }
+}
+
+/// Watches every keyboard, including ones plugged in later; never returns.
+pub fn run() {
+    let mut watched: Vec<PathBuf> = Vec::new();
+    loop {
+        for device in keyboards(Path::new(SYS_CLASS_INPUT)) {
+            if !watched.contains(&device) {
+                watched.push(device.clone());
+                std::thread::spawn(move || watch_keyboard(device));
+            }
+        }
+        std::thread::sleep(RESCAN_EVERY);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::input_event::{raw, EV_KEY};
+
+    fn press(code: u16) -> InputEvent {
+        InputEvent::parse(&raw(EV_KEY, code, 1))
+    }
+    fn release(code: u16) -> InputEvent {
+        InputEvent::parse(&raw(EV_KEY, code, 0))
+    }
+
+    #[test]
+    fn chords_are_named() {
+        type Case<'a> = (&'a [u16], u16, Option<(&'a str, &'a str)>);
+        let cases: &[Case] = &[
+            (&[KEY_LEFTCTRL], 49, Some(("ctrl+n", "new window"))),
+            (&[KEY_RIGHTCTRL, KEY_LEFTSHIFT], 49, Some(("ctrl+shift+n", "incognito window"))),
+            (&[KEY_LEFTCTRL], 20, Some(("ctrl+t", "new tab"))),
+            (&[KEY_LEFTCTRL, KEY_LEFTSHIFT], 23, Some(("ctrl+shift+i", "developer tools"))),
+            (&[], 88, Some(("f12", "developer tools"))),
+            (&[KEY_LEFTCTRL], 25, Some(("ctrl+p", "print"))),
+            (&[KEY_LEFTCTRL], 17, Some(("ctrl+w", "close the tab"))),
+            (&[KEY_LEFTALT], 62, Some(("alt+f4", "close the window"))),
+            (&[KEY_LEFTCTRL, KEY_LEFTALT], 60, Some(("ctrl+alt+f2", "switch the virtual terminal"))),
+            (&[KEY_LEFTCTRL, KEY_LEFTALT], 14, Some(("ctrl+alt+backspace", "end the graphical session"))),
+            (&[KEY_LEFTCTRL], 22, Some(("ctrl+u", "view source"))),
+            (&[], 49, None),
+            (&[KEY_LEFTSHIFT], 49, None),
+            (&[KEY_LEFTCTRL], 30, None),
+        ];
+        for (held, key, want) in cases {
+            let mut tracker = ChordTracker::default();
+            for m in *held {
+                assert_eq!(tracker.feed(press(*m)), None);
+            }
+            let got = tracker.feed(press(*key));
+            let want = want.map(|(k, m)| (k.to_string(), m));
+            assert_eq!(got, want, "{held:?} + {key}");
+            // Releasing everything: the same key alone is no chord (unless F12).
+            for m in *held {
+                tracker.feed(release(*m));
+            }
+            if *key != 88 {
+                assert_eq!(tracker.feed(press(*key)), None, "{key} after release");
+            }
+        }
+    }
+
+    #[test]
+    fn key_bitmaps() {
+        // A PS/2 keyboard's bitmap (abridged): words for codes 0-63 last.
+        let keyboard = "402000000 3803078f800d001 feffffdfffefffff fffffffffffffffe";
+        assert!(has_key(keyboard, KEY_Q));
+        assert!(has_key(keyboard, KEY_LEFTCTRL));
+        let power_button = "10000000000000 0";
+        assert!(!has_key(power_button, KEY_Q));
+        assert!(has_key(power_button, 116));
+        assert!(!has_key("", KEY_Q));
+    }
+}

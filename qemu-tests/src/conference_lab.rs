@@ -1,0 +1,305 @@
+//! The conference behind the tunnel of a [`NetLab`]: Janus (Debian's package) with
+//! its echo-test plugin, and the test page's HTTPS server that proxies Janus' API.
+//! A second server with a certificate from a CA the image does not trust stands on
+//! an allowed origin, for the certificate-error row of the escape table.
+//!
+//! ```text
+//!  [inner ns]  10.99.0.10:8443  page + /janus proxy (test CA)
+//!              10.99.0.11:8443  same page, certificate from another CA
+//!              127.0.0.1:8088   Janus HTTP API, 127.0.0.1:7088 its admin API
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+
+use crate::machine::wait_until;
+use crate::netlab::NetLab;
+use crate::run_tool;
+
+pub const CONFERENCE: &str = "10.99.0.10";
+pub const UNTRUSTED: &str = "10.99.0.11";
+pub const PORT: u16 = 8443;
+const ADMIN_SECRET: &str = "stick-test-admin";
+
+/// Janus and the page servers; killed when dropped.
+#[derive(Debug)]
+pub struct ConferenceLab {
+    inner_ns: String,
+    dir: PathBuf,
+    children: Vec<Child>,
+}
+
+impl Drop for ConferenceLab {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// One line the page reported (`/report`) or a page request the server logged.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PageReport {
+    /// Host clock, Unix seconds.
+    pub t: f64,
+    pub client: String,
+    pub what: String,
+    pub detail: String,
+}
+
+/// Media counters of one Janus handle, from the admin API.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JanusMedia {
+    pub handles: usize,
+    pub audio_packets_in: u64,
+    pub video_packets_in: u64,
+    pub audio_packets_out: u64,
+    pub video_packets_out: u64,
+}
+
+fn in_ns(ns: &str, program: &str) -> Command {
+    let mut command = Command::new("ip");
+    command.args(["netns", "exec", ns, program]);
+    command
+}
+
+impl ConferenceLab {
+    pub fn start(lab: &NetLab) -> Result<ConferenceLab> {
+        let dir = lab.dir().join("conference");
+        std::fs::create_dir_all(&dir).context("cannot create the conference folder")?;
+        let mut conference = ConferenceLab {
+            inner_ns: lab.inner_ns.clone(),
+            dir: dir.clone(),
+            children: Vec::new(),
+        };
+        run_tool(Command::new("ip").args([
+            "-n",
+            &lab.inner_ns,
+            "addr",
+            "add",
+            &format!("{UNTRUSTED}/24"),
+            "dev",
+            "to-gw",
+        ]))?;
+        let fixtures = crate::workspace_root().join("qemu-tests/fixtures/vpn");
+        let sources = crate::workspace_root().join("qemu-tests/conference");
+        untrusted_certificate(&dir, &fixtures)?;
+        conference.start_janus()?;
+        for (address, cert, key, name) in [
+            (
+                CONFERENCE,
+                fixtures.join("test-web.pem"),
+                fixtures.join("test-web.key"),
+                "trusted",
+            ),
+            (
+                UNTRUSTED,
+                dir.join("untrusted.pem"),
+                dir.join("untrusted.key"),
+                "untrusted",
+            ),
+        ] {
+            let out = dir.join(format!("{name}.out"));
+            let mut command = in_ns(&lab.inner_ns, "python3");
+            command
+                .arg(sources.join("server.py"))
+                .arg(address)
+                .arg(PORT.to_string())
+                .arg(cert)
+                .arg(key)
+                .arg(sources.join("page.html"))
+                .arg(dir.join(format!("{name}.log")));
+            conference.spawn(&mut command, &out)?;
+            let listening = wait_until(Duration::from_secs(20), Duration::from_millis(200), || {
+                std::fs::read_to_string(&out)
+                    .ok()
+                    .filter(|t| t.contains("listening"))
+            });
+            if listening.is_none() {
+                bail!("the {name} conference server did not start: {}", read(&out));
+            }
+        }
+        Ok(conference)
+    }
+
+    fn spawn(&mut self, command: &mut Command, out: &Path) -> Result<()> {
+        let log = std::fs::File::create(out)
+            .with_context(|| format!("cannot create {}", out.display()))?;
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("cannot start {command:?}"))?;
+        self.children.push(child);
+        Ok(())
+    }
+
+    fn start_janus(&mut self) -> Result<()> {
+        let conf = self.dir.join("janus");
+        std::fs::create_dir_all(&conf)?;
+        let plugins = "/usr/lib/x86_64-linux-gnu/janus/plugins";
+        let transports = "/usr/lib/x86_64-linux-gnu/janus/transports";
+        let unused_plugins = [
+            "audiobridge", "duktape", "lua", "nosip", "recordplay", "sip", "streaming",
+            "textroom", "videocall", "videoroom", "voicemail",
+        ]
+        .map(|p| format!("libjanus_{p}.so"))
+        .join(",");
+        let unused_transports = ["mqtt", "nanomsg", "pfunix", "rabbitmq", "websockets"]
+            .map(|p| format!("libjanus_{p}.so"))
+            .join(",");
+        std::fs::write(
+            conf.join("janus.jcfg"),
+            format!(
+                "general: {{\n configs_folder = \"{}\"\n plugins_folder = \"{plugins}\"\n \
+                 transports_folder = \"{transports}\"\n log_to_stdout = true\n debug_level = 4\n \
+                 admin_secret = \"{ADMIN_SECRET}\"\n}}\nmedia: {{ rtp_port_range = \"20000-20200\" }}\n\
+                 plugins: {{ disable = \"{unused_plugins}\" }}\n\
+                 transports: {{ disable = \"{unused_transports}\" }}\n\
+                 events: {{ broadcast = false }}\n",
+                conf.display()
+            ),
+        )?;
+        std::fs::write(
+            conf.join("janus.transport.http.jcfg"),
+            "general: {\n base_path = \"/janus\"\n http = true\n port = 8088\n ip = \"127.0.0.1\"\n https = false\n}\n\
+             admin: {\n admin_base_path = \"/admin\"\n admin_http = true\n admin_port = 7088\n admin_ip = \"127.0.0.1\"\n}\n",
+        )?;
+        std::fs::write(conf.join("janus.plugin.echotest.jcfg"), "general: {\n}\n")?;
+        let out = self.dir.join("janus.out");
+        let mut command = in_ns(&self.inner_ns, "janus");
+        // --configs-folder too: the transports read their files from there only when
+        // told on the command line (else from /etc/janus).
+        command
+            .arg("--config")
+            .arg(conf.join("janus.jcfg"))
+            .arg("--configs-folder")
+            .arg(&conf);
+        self.spawn(&mut command, &out)?;
+        let up = wait_until(Duration::from_secs(30), Duration::from_millis(300), || {
+            read(&out).contains("HTTP webserver started").then_some(())
+        });
+        if up.is_none() {
+            bail!("Janus did not start: {}", read(&out));
+        }
+        Ok(())
+    }
+
+    /// What the trusted server logged: page requests and the page's reports.
+    pub fn reports(&self) -> Vec<PageReport> {
+        parse_reports(&read(&self.dir.join("trusted.log")))
+    }
+
+    /// What the untrusted server logged (nothing, when the browser stopped at its certificate).
+    pub fn untrusted_reports(&self) -> Vec<PageReport> {
+        parse_reports(&read(&self.dir.join("untrusted.log")))
+    }
+
+    /// Janus' own log (for failures).
+    pub fn janus_log(&self) -> String {
+        read(&self.dir.join("janus.out"))
+    }
+
+    /// Media counters summed over every echo-test handle, from Janus' admin API.
+    pub fn janus_media(&self) -> Result<JanusMedia> {
+        let admin = |body: serde_json::Value, path: &str| -> Result<serde_json::Value> {
+            let out = run_tool(in_ns(&self.inner_ns, "curl").args([
+                "-s",
+                "--max-time",
+                "5",
+                "-d",
+                &body.to_string(),
+                &format!("http://127.0.0.1:7088/admin{path}"),
+            ]))?;
+            serde_json::from_str(&out).with_context(|| format!("Janus admin answered {out:?}"))
+        };
+        let secret = |janus: &str| {
+            serde_json::json!({"janus": janus, "transaction": "t", "admin_secret": ADMIN_SECRET})
+        };
+        let mut media = JanusMedia::default();
+        let sessions = admin(secret("list_sessions"), "")?;
+        for session in sessions["sessions"].as_array().into_iter().flatten() {
+            let handles = admin(secret("list_handles"), &format!("/{session}"))?;
+            for handle in handles["handles"].as_array().into_iter().flatten() {
+                let info = admin(secret("handle_info"), &format!("/{session}/{handle}"))?;
+                media.handles += 1;
+                add_stream_stats(&info["info"], &mut media);
+            }
+        }
+        Ok(media)
+    }
+}
+
+/// Adds the packet counters of a `handle_info` answer (every media stream's
+/// components' `in_stats`/`out_stats`).
+pub fn add_stream_stats(info: &serde_json::Value, media: &mut JanusMedia) {
+    let streams = info["webrtc"]["media"]
+        .as_array()
+        .or_else(|| info["streams"].as_array());
+    for stream in streams.into_iter().flatten() {
+        for component in stream["components"].as_array().into_iter().flatten() {
+            for (stats, audio, video) in [
+                ("in_stats", &mut media.audio_packets_in, &mut media.video_packets_in),
+                ("out_stats", &mut media.audio_packets_out, &mut media.video_packets_out),
+            ] {
+                let stats = &component[stats];
+                *audio += stats["audio_packets"].as_u64().unwrap_or(0);
+                for video_stats in [&stats["video_packets"], &stats["video"][0]["packets"]] {
+                    *video += video_stats.as_u64().unwrap_or(0);
+                }
+                if let Some(list) = stats["media"].as_array() {
+                    for m in list {
+                        match m["type"].as_str() {
+                            Some("audio") => *audio += m["packets"].as_u64().unwrap_or(0),
+                            Some("video") => *video += m["packets"].as_u64().unwrap_or(0),
+                            _ => {}
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn parse_reports(text: &str) -> Vec<PageReport> {
+    text.lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect()
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+/// A certificate for the untrusted server, from a CA the image does not trust.
+fn untrusted_certificate(dir: &Path, fixtures: &Path) -> Result<()> {
+    let ext = dir.join("untrusted.ext");
+    std::fs::write(
+        &ext,
+        format!("subjectAltName=IP:{UNTRUSTED}\nextendedKeyUsage=serverAuth\n"),
+    )?;
+    run_tool(Command::new("openssl").args(["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj"]).arg(format!("/CN={UNTRUSTED}")).arg("-keyout").arg(dir.join("untrusted.key")).arg("-out").arg(dir.join("untrusted.csr")))?;
+    run_tool(
+        Command::new("openssl")
+            .args(["x509", "-req", "-days", "30", "-in"])
+            .arg(dir.join("untrusted.csr"))
+            .arg("-CA")
+            .arg(fixtures.join("test-other-ca.pem"))
+            .arg("-CAkey")
+            .arg(fixtures.join("test-other-ca.key"))
+            .arg("-CAcreateserial")
+            .arg("-CAserial")
+            .arg(dir.join("untrusted.srl"))
+            .arg("-extfile")
+            .arg(&ext)
+            .arg("-out")
+            .arg(dir.join("untrusted.pem")),
+    )?;
+    Ok(())
+}

@@ -1,0 +1,270 @@
+//! The conference session against a real WebRTC peer: the test image (WireGuard,
+//! fake camera and microphone) boots on the lab's uplink, the kiosk brings up the
+//! tunnel and starts cage with Chromium on the conference page behind it, and the
+//! page calls Janus' echo test by itself. Then a hostile page and the keyboard try
+//! every way out of the conference, one row of ESCAPES per attempt, and the last
+//! row sends the browser to a server whose certificate the image does not trust.
+//! The whole uplink capture is judged at power-off like the VPN scenarios.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use qemu_tests::conference_lab::{ConferenceLab, PageReport, CONFERENCE};
+use qemu_tests::machine::wait_until;
+use qemu_tests::netlab::Gateway;
+use qemu_tests::serial::parse_event;
+use qemu_tests::vpn_session::{VpnSession, BOOT_TIMEOUT};
+
+/// The tunnel address the WireGuard test image has.
+const GUEST_TUNNEL_ADDRESS: &str = "10.99.1.2";
+/// From the browser's start to the call being up (TCG, one vCPU).
+const CALL_TIMEOUT: Duration = Duration::from_secs(300);
+/// From an attempt to the kiosk's reaction.
+const REACTION_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long an attempt that leaves no trace is given to do harm before the checks.
+const SETTLE: Duration = Duration::from_secs(8);
+/// Packets each way and kind that prove media flows through Janus.
+const MEDIA_PACKETS: u64 = 100;
+
+trait OkOrPanic<T> {
+    fn ok_or_panic(self) -> T;
+}
+
+impl<T> OkOrPanic<T> for anyhow::Result<T> {
+    fn ok_or_panic(self) -> T {
+        self.unwrap_or_else(|e| panic!("{e:#}"))
+    }
+}
+
+/// What must follow an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    /// The kiosk logs `blocked` with this `what`; the conference stays.
+    Blocked(&'static str),
+    /// The browser refuses it inside the page; the page reported the attempt and the
+    /// conference stays (nothing reaches the kiosk to log).
+    RefusedByBrowser,
+    /// The kiosk logs the `shortcut`; nothing opens, the conference stays.
+    Shortcut(&'static str),
+    /// The kiosk logs the `shortcut`; the browser ends, the kiosk starts it again
+    /// on the conference.
+    ShortcutRestart(&'static str),
+    /// The kiosk stops the session with its certificate screen.
+    CertificateStop,
+}
+
+/// One way out of the conference.
+struct Escape {
+    attempt: &'static str,
+    /// QMP key chord: a letter the hostile page acts on, or a shortcut.
+    keys: &'static str,
+    expect: Expect,
+}
+
+const ESCAPES: &[Escape] = &[
+    Escape { attempt: "window.open() of a popup", keys: "o", expect: Expect::Blocked("new-window") },
+    Escape { attempt: "a target=_blank link", keys: "b", expect: Expect::Blocked("new-window") },
+    Escape { attempt: "navigation to another origin", keys: "n", expect: Expect::Blocked("navigation") },
+    Escape { attempt: "an other-origin iframe asking for the camera", keys: "i", expect: Expect::Blocked("frame") },
+    Escape { attempt: "a download", keys: "d", expect: Expect::Blocked("download") },
+    Escape { attempt: "navigation to file:///etc/passwd", keys: "f", expect: Expect::RefusedByBrowser },
+    Escape { attempt: "navigation to chrome://settings", keys: "c", expect: Expect::RefusedByBrowser },
+    Escape { attempt: "top-level navigation to a data: URL", keys: "a", expect: Expect::RefusedByBrowser },
+    Escape { attempt: "top-level navigation to a javascript: URL", keys: "j", expect: Expect::RefusedByBrowser },
+    Escape { attempt: "new window (Ctrl+N)", keys: "ctrl-n", expect: Expect::Shortcut("ctrl+n") },
+    Escape { attempt: "new tab (Ctrl+T)", keys: "ctrl-t", expect: Expect::Shortcut("ctrl+t") },
+    Escape { attempt: "incognito window (Ctrl+Shift+N)", keys: "ctrl-shift-n", expect: Expect::Shortcut("ctrl+shift+n") },
+    Escape { attempt: "developer tools (Ctrl+Shift+I)", keys: "ctrl-shift-i", expect: Expect::Shortcut("ctrl+shift+i") },
+    Escape { attempt: "developer tools (F12)", keys: "f12", expect: Expect::Shortcut("f12") },
+    Escape { attempt: "JavaScript console (Ctrl+Shift+J)", keys: "ctrl-shift-j", expect: Expect::Shortcut("ctrl+shift+j") },
+    Escape { attempt: "print (Ctrl+P)", keys: "ctrl-p", expect: Expect::Shortcut("ctrl+p") },
+    Escape { attempt: "view source (Ctrl+U)", keys: "ctrl-u", expect: Expect::Shortcut("ctrl+u") },
+    Escape { attempt: "open a file (Ctrl+O)", keys: "ctrl-o", expect: Expect::Shortcut("ctrl+o") },
+    Escape { attempt: "save the page (Ctrl+S)", keys: "ctrl-s", expect: Expect::Shortcut("ctrl+s") },
+    Escape { attempt: "switch to VT 2 (Ctrl+Alt+F2)", keys: "ctrl-alt-f2", expect: Expect::Shortcut("ctrl+alt+f2") },
+    Escape { attempt: "end the session (Ctrl+Alt+Backspace)", keys: "ctrl-alt-backspace", expect: Expect::Shortcut("ctrl+alt+backspace") },
+    Escape { attempt: "close the tab (Ctrl+W)", keys: "ctrl-w", expect: Expect::ShortcutRestart("ctrl+w") },
+    Escape { attempt: "close the window (Alt+F4)", keys: "alt-f4", expect: Expect::ShortcutRestart("alt+f4") },
+    Escape { attempt: "a server whose certificate comes from another CA", keys: "x", expect: Expect::CertificateStop },
+];
+
+fn now_secs() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// The kiosk's lines of one kind, as JSON, in order.
+fn events(s: &VpnSession, kind: &str) -> Vec<serde_json::Value> {
+    s.vm.console()
+        .lines()
+        .filter_map(|l| parse_event(l, kind))
+        .collect()
+}
+
+fn wait_event(
+    s: &mut VpnSession,
+    kind: &str,
+    after: usize,
+    timeout: Duration,
+    what: &str,
+    matches: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let found = wait_until(timeout, Duration::from_millis(300), || {
+        events(s, kind).into_iter().skip(after).find(&matches)
+    });
+    found.unwrap_or_else(|| {
+        panic!(
+            "{}: no {kind} line for {what} within {timeout:?}\n--- console ---\n{}",
+            s.name,
+            s.vm.console()
+        )
+    })
+}
+
+fn wait_report(lab: &ConferenceLab, after: usize, what: &str, detail: Option<&str>) -> PageReport {
+    let found = wait_until(CALL_TIMEOUT, Duration::from_millis(500), || {
+        lab.reports().into_iter().skip(after).find(|r| {
+            r.what == what && detail.is_none_or(|d| r.detail == d)
+        })
+    });
+    found.unwrap_or_else(|| {
+        panic!(
+            "the page did not report {what} {detail:?}; it reported {:?}\n--- Janus ---\n{}",
+            lab.reports(),
+            lab.janus_log()
+        )
+    })
+}
+
+#[test]
+fn conference_call_and_escape_attempts() {
+    let mut s = VpnSession::start_image(
+        "conference",
+        Gateway::Wireguard { wrong_key: false },
+        true,
+        ("qemu-tests/configs/conference.toml", "conference"),
+        |machine| {
+            // Chromium wants memory; QEMU's HDA sound card plays the call's audio.
+            machine.memory_mib = 3072;
+            // QEMU 7.2's TCG (Debian 12's) runs the browser's AVX code paths wrong:
+            // with `-cpu max` Chromium died of SIGSEGV as soon as the call's video
+            // was drawn. A CPU without AVX makes it take its SSE paths.
+            machine.tcg_cpu = Some("Westmere".into());
+            machine.extra_args.extend(
+                ["-audiodev", "none,id=snd0", "-device", "intel-hda", "-device", "hda-duplex,audiodev=snd0"]
+                    .map(String::from),
+            );
+        },
+    )
+    .ok_or_panic();
+    let lab = ConferenceLab::start(&s.lab).ok_or_panic();
+
+    // The session starts, shows the conference and the call comes up by itself.
+    let starting = wait_event(&mut s, "session", 0, BOOT_TIMEOUT, "starting", |e| e["state"] == "starting");
+    let kiosk_start = now_secs();
+    assert_eq!(starting["fake_capture"], true, "the test image must say it fakes capture");
+    wait_event(&mut s, "session", 0, BOOT_TIMEOUT, "browser-started", |e| e["state"] == "browser-started");
+    let browser_start = now_secs();
+    let rendered = wait_report(&lab, 0, "rendered", None);
+    assert_eq!(rendered.client, GUEST_TUNNEL_ADDRESS, "the page came through the tunnel");
+    let capture = wait_report(&lab, 0, "capture", None);
+    assert!(capture.detail.contains("audio:") && capture.detail.contains("video:"), "{capture:?}");
+    wait_report(&lab, 0, "connection", Some("connected"));
+    let media = wait_until(CALL_TIMEOUT, Duration::from_secs(2), || {
+        lab.janus_media().ok().filter(|m| {
+            [m.audio_packets_in, m.video_packets_in, m.audio_packets_out, m.video_packets_out]
+                .iter()
+                .all(|p| *p >= MEDIA_PACKETS)
+        })
+    })
+    .unwrap_or_else(|| panic!("Janus saw no media both ways: {:?}", lab.janus_media()));
+    let flowing = wait_event(&mut s, "session", 0, CALL_TIMEOUT, "media flowing", |e| {
+        e["state"] == "media" && e["flowing"] == true
+    });
+    let shot = qemu_tests::artifacts_dir().join("conference-call.png");
+    s.vm.screenshot(&shot).ok_or_panic();
+    let page = events(&s, "session")
+        .into_iter()
+        .find(|e| e["state"] == "page")
+        .expect("a page line");
+    assert_eq!(page["url"], format!("https://{CONFERENCE}:8443/"));
+    println!(
+        "conference: kiosk session start -> page rendered {:.1} s, browser start -> rendered {:.1} s",
+        rendered.t - kiosk_start,
+        rendered.t - browser_start
+    );
+    println!("conference: Janus echo test {media:?}");
+    println!(
+        "conference: during the call kiosk RSS {} KiB, browser (cage + Chromium, {} processes) PSS {} KiB, audio playing {}",
+        flowing["kiosk_rss_kib"], flowing["browser_processes"], flowing["browser_pss_kib"], flowing["audio_playing"]
+    );
+    println!("conference: screenshot {}", shot.display());
+
+    // Every way out, one row at a time.
+    for escape in ESCAPES {
+        let (blocked_before, sessions_before, shortcuts_before, reports_before) = (
+            events(&s, "blocked").len(),
+            events(&s, "session").len(),
+            events(&s, "shortcut").len(),
+            lab.reports().len(),
+        );
+        s.vm.send_keys(escape.keys).ok_or_panic();
+        let row = format!("{} ({})", escape.attempt, escape.keys);
+        match escape.expect {
+            Expect::Blocked(what) => {
+                wait_report(&lab, reports_before, "attempt", Some(escape.keys));
+                wait_event(&mut s, "blocked", blocked_before, REACTION_TIMEOUT, &row, |e| e["what"] == what);
+            }
+            Expect::RefusedByBrowser => {
+                wait_report(&lab, reports_before, "attempt", Some(escape.keys));
+            }
+            Expect::Shortcut(keys) | Expect::ShortcutRestart(keys) => {
+                wait_event(&mut s, "shortcut", shortcuts_before, REACTION_TIMEOUT, &row, |e| e["keys"] == keys);
+            }
+            Expect::CertificateStop => {
+                wait_event(&mut s, "session", sessions_before, REACTION_TIMEOUT, &row, |e| {
+                    e["state"] == "certificate-stop"
+                });
+            }
+        }
+        if let Expect::ShortcutRestart(_) = escape.expect {
+            wait_event(&mut s, "session", sessions_before, REACTION_TIMEOUT, &row, |e| e["state"] == "browser-exited");
+            wait_event(&mut s, "session", sessions_before, CALL_TIMEOUT, &row, |e| e["state"] == "page");
+        } else {
+            std::thread::sleep(SETTLE);
+        }
+        let sessions: Vec<_> = events(&s, "session").into_iter().skip(sessions_before).collect();
+        for e in &sessions {
+            if e["state"] == "page" {
+                assert_eq!(e["url"], format!("https://{CONFERENCE}:8443/"), "{row}: the browser showed {e}");
+            }
+            if !matches!(escape.expect, Expect::ShortcutRestart(_)) {
+                assert_ne!(e["state"], "browser-exited", "{row}: the browser ended");
+            }
+        }
+        // Nothing the kiosk allowed: every new blocked line is this row's.
+        let blocked: Vec<_> = events(&s, "blocked").into_iter().skip(blocked_before).collect();
+        println!("conference: {row}: blocked {blocked:?}, session {sessions:?}");
+    }
+    assert!(
+        lab.untrusted_reports().iter().all(|r| r.what != "get"),
+        "the browser loaded a page from the untrusted server: {:?}",
+        lab.untrusted_reports()
+    );
+    let stop_shot = qemu_tests::artifacts_dir().join("conference-certificate-stop.png");
+    s.vm.screenshot(&stop_shot).ok_or_panic();
+
+    let report = s.power_off_and_judge().ok_or_panic();
+    assert!(report.leaks.is_empty(), "packets outside the tunnel: {:?}", report.leaks);
+    println!("conference: uplink capture {report}");
+}
+
+#[test]
+fn escape_table_has_one_row_per_key() {
+    let mut keys: Vec<&str> = ESCAPES.iter().map(|e| e.keys).collect();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), ESCAPES.len());
+    assert_eq!(ESCAPES.last().map(|e| e.expect), Some(Expect::CertificateStop));
+}
