@@ -127,7 +127,11 @@ mod tests {
         assert_eq!(policy["URLBlocklist"], json!(["*"]));
         assert_eq!(
             policy["URLAllowlist"],
-            json!(["https://.conf.test", "https://10.99.0.10:8443", "about:blank"])
+            json!([
+                "https://.conf.test",
+                "https://10.99.0.10:8443",
+                "about:blank"
+            ])
         );
         for key in ["VideoCaptureAllowedUrls", "AudioCaptureAllowedUrls"] {
             assert_eq!(

@@ -706,6 +706,19 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     std::fs::rename(&partial, path).with_context(|| format!("cannot write {}", path.display()))
 }
 
+/// The config's extra packages, plus the browser stack when the image has a session.
+fn packages_to_add(extra: &[String], session: bool) -> Vec<String> {
+    let mut packages = extra.to_vec();
+    if session {
+        packages.extend(
+            crate::conference_config::SESSION_PACKAGES
+                .iter()
+                .map(|p| p.to_string()),
+        );
+    }
+    packages
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -753,17 +766,4 @@ mod tests {
             "too big must fail"
         );
     }
-}
-
-/// The config's extra packages, plus the browser stack when the image has a session.
-fn packages_to_add(extra: &[String], session: bool) -> Vec<String> {
-    let mut packages = extra.to_vec();
-    if session {
-        packages.extend(
-            crate::conference_config::SESSION_PACKAGES
-                .iter()
-                .map(|p| p.to_string()),
-        );
-    }
-    packages
 }

@@ -153,7 +153,11 @@ mod tests {
             ),
             (
                 "https://conf.test/b/room",
-                &["https://sso.test", "https://sso.test/", "https://conf.test:443"],
+                &[
+                    "https://sso.test",
+                    "https://sso.test/",
+                    "https://conf.test:443",
+                ],
                 true,
                 Ok((
                     "https://conf.test/b/room",

@@ -67,7 +67,9 @@ pub fn render(policy: Option<&NetworkPolicy>) -> String {
             )
         };
         output.push(resolvers);
-        output.push("# The inner networks, only through the tunnel; UDP (the call's media) counted.".into());
+        output.push(
+            "# The inner networks, only through the tunnel; UDP (the call's media) counted.".into(),
+        );
         // First in the chain: replies count too (they are accepted as established).
         input.insert(
             0,

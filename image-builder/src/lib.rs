@@ -1,6 +1,8 @@
-#![recursion_limit = "256"]
 //! Image builder library: config -> signed, dm-verity protected disk image.
 //! Each pipeline stage is a module with typed input and output.
+
+// serde_json::json! of the browser policy nests deeper than the default allows.
+#![recursion_limit = "256"]
 
 pub mod browser_policy;
 pub mod build;

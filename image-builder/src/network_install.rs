@@ -24,7 +24,11 @@ pub(crate) struct Credential {
 }
 
 impl Credential {
-    pub(crate) fn read(loaded: &LoadedConfig, key: &'static str, relative: &Path) -> Result<Credential> {
+    pub(crate) fn read(
+        loaded: &LoadedConfig,
+        key: &'static str,
+        relative: &Path,
+    ) -> Result<Credential> {
         let path = loaded.resolve(relative);
         let bytes = std::fs::read(&path).with_context(|| {
             format!(

@@ -154,7 +154,12 @@ mod tests {
             pem_certificates(text).expect("two"),
             vec![vec![0x30, 0x82, 0x01], vec![0x30, 0x00]]
         );
-        assert_eq!(pem_certificates("no pem").expect("none"), Vec::<Vec<u8>>::new());
-        assert!(pem_certificates("-----BEGIN CERTIFICATE-----\n!!\n-----END CERTIFICATE-----").is_err());
+        assert_eq!(
+            pem_certificates("no pem").expect("none"),
+            Vec::<Vec<u8>>::new()
+        );
+        assert!(
+            pem_certificates("-----BEGIN CERTIFICATE-----\n!!\n-----END CERTIFICATE-----").is_err()
+        );
     }
 }

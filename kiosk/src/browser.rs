@@ -114,10 +114,10 @@ impl Browser {
                 .with_context(|| format!("cannot give {} to the session", dir.display()))?;
         }
         // Browser reads commands on its fd 3 and writes to its fd 4.
-        let (commands_read, commands_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-            .context("cannot make the CDP pipe")?;
-        let (events_read, events_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-            .context("cannot make the CDP pipe")?;
+        let (commands_read, commands_write) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("cannot make the CDP pipe")?;
+        let (events_read, events_write) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("cannot make the CDP pipe")?;
         let log = std::fs::File::create(BROWSER_LOG)
             .with_context(|| format!("cannot create {BROWSER_LOG}"))?;
         let mut command = Command::new(CAGE);
@@ -224,7 +224,10 @@ mod tests {
         ] {
             assert!(args.iter().any(|a| a == want), "{want} missing in {args:?}");
         }
-        assert_eq!(args.last().map(String::as_str), Some("https://conf.test/room"));
+        assert_eq!(
+            args.last().map(String::as_str),
+            Some("https://conf.test/room")
+        );
         assert!(!args.iter().any(|a| a.contains("remote-debugging-port")));
         assert!(!args.iter().any(|a| a.contains("fake")));
         policy.fake_capture = true;

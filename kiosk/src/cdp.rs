@@ -91,11 +91,17 @@ impl Cdp {
     }
 
     /// Sends `method` and waits for its answer; events that arrive meanwhile are kept.
-    pub fn call(&mut self, method: &str, params: Value, timeout: Duration) -> Result<Value, CdpError> {
+    pub fn call(
+        &mut self,
+        method: &str,
+        params: Value,
+        timeout: Duration,
+    ) -> Result<Value, CdpError> {
         let id = self.next_id;
         self.next_id += 1;
-        let mut message = serde_json::to_vec(&json!({"id": id, "method": method, "params": params}))
-            .expect("a CDP command serialises");
+        let mut message =
+            serde_json::to_vec(&json!({"id": id, "method": method, "params": params}))
+                .expect("a CDP command serialises");
         message.push(0);
         self.writer.write_all(&message).map_err(CdpError::Write)?;
         let deadline = Instant::now() + timeout;
@@ -195,12 +201,11 @@ mod tests {
                 .expect("write");
             out.write_all(b"{\"id\":1,\"result\":{\"ok\":true}}\0")
                 .expect("write");
-            // The second command must arrive before the answer (and the pipe's end).
-            while framer.push(&[]).is_empty() {
+            // The second command must arrive before its answer (and the pipe's end).
+            let mut second = Vec::new();
+            while second.is_empty() {
                 let n = commands.read(&mut buffer).expect("read");
-                if !framer.push(&buffer[..n]).is_empty() {
-                    break;
-                }
+                second = framer.push(&buffer[..n]);
             }
             out.write_all(b"{\"id\":2,\"error\":{\"message\":\"Not allowed\"}}\0")
                 .expect("write");

@@ -64,7 +64,10 @@ pub fn substream_running(status: &str) -> bool {
 /// Reads the counters, the sound card and memory now.
 pub fn observe() -> MediaSample {
     let mut sample = MediaSample::default();
-    if let Ok(out) = crate::command::run("nft", &["-j", "list", "counters", "table", "inet", EGRESS_TABLE]) {
+    if let Ok(out) = crate::command::run(
+        "nft",
+        &["-j", "list", "counters", "table", "inet", EGRESS_TABLE],
+    ) {
         for (name, packets, bytes) in parse_counters(&out) {
             if name == COUNTER_IN {
                 (sample.udp_in_packets, sample.udp_in_bytes) = (packets, bytes);

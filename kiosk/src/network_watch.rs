@@ -377,21 +377,27 @@ pub fn run(policy: Option<NetworkPolicy>, reachable: &std::sync::atomic::AtomicB
     let egress = EgressReport::observe();
     println!("{}", egress.console_line());
     let Some(policy) = policy else {
-        emit(reachable, &NetEvent::Disabled {
-            reason: "the config has no [vpn]: this image has no network".into(),
-        });
+        emit(
+            reachable,
+            &NetEvent::Disabled {
+                reason: "the config has no [vpn]: this image has no network".into(),
+            },
+        );
         return;
     };
     if !egress.enforcing {
-        emit(reachable, &NetEvent::Disabled {
-            reason: format!(
-                "the egress policy is not in force ({}): no network without the kill switch",
-                egress
-                    .error
-                    .as_deref()
-                    .unwrap_or("a hook does not drop by default")
-            ),
-        });
+        emit(
+            reachable,
+            &NetEvent::Disabled {
+                reason: format!(
+                    "the egress policy is not in force ({}): no network without the kill switch",
+                    egress
+                        .error
+                        .as_deref()
+                        .unwrap_or("a hook does not drop by default")
+                ),
+            },
+        );
         return;
     }
     let mut units = vec!["systemd-networkd.service"];
@@ -443,11 +449,14 @@ pub fn run(policy: Option<NetworkPolicy>, reachable: &std::sync::atomic::AtomicB
             match policy.tunnel {
                 TunnelKind::Ipsec if Instant::now() >= next_attempt => {
                     attempt += 1;
-                    emit(reachable, &NetEvent::TunnelConnecting {
-                        kind: policy.tunnel,
-                        gateway: policy.gateway,
-                        attempt,
-                    });
+                    emit(
+                        reachable,
+                        &NetEvent::TunnelConnecting {
+                            kind: policy.tunnel,
+                            gateway: policy.gateway,
+                            attempt,
+                        },
+                    );
                     if let Err(reason) = crate::tunnel::initiate_ipsec(IPSEC_INITIATE_TIMEOUT) {
                         crate::tunnel::terminate_ipsec();
                         if last_waiting.as_deref() != Some(reason.as_str()) {

@@ -294,7 +294,11 @@ fn exit_status(browser: &mut Browser) -> String {
 
 /// Replaces the conference page with a fresh one at the conference URL.
 fn restore(cdp: &mut Cdp, guard: &mut Guard, policy: &SessionPolicy, old: &str) {
-    match cdp.call("Target.createTarget", json!({"url": policy.url}), CDP_TIMEOUT) {
+    match cdp.call(
+        "Target.createTarget",
+        json!({"url": policy.url}),
+        CDP_TIMEOUT,
+    ) {
         Ok(created) => {
             if let Some(id) = created.get("targetId").and_then(|v| v.as_str()) {
                 guard.set_main(id.to_string());

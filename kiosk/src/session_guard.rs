@@ -41,7 +41,9 @@ pub enum Verdict {
     /// The conference page left the allowed origins: log, then load the conference again.
     Restore(Blocked),
     /// A certificate error: stop the session for good.
-    CertificateStop { url: String },
+    CertificateStop {
+        url: String,
+    },
     /// Cannot be closed on its own (a frame, a worker): log it; the policy blocks its loads.
     Log(Blocked),
 }
@@ -91,9 +93,7 @@ impl Guard {
                     url: target.url.clone(),
                 })
             }
-            "worker" | "shared_worker" | "service_worker"
-                if !self.policy.allows(&target.url) =>
-            {
+            "worker" | "shared_worker" | "service_worker" if !self.policy.allows(&target.url) => {
                 Verdict::Log(Blocked {
                     what: "worker",
                     url: target.url.clone(),
@@ -160,9 +160,15 @@ mod tests {
         let conf = "https://conf.test/room";
         let cases = [
             (target("A", "page", conf, ""), Verdict::Allow),
-            (target("U", "browser_ui", "chrome://omnibox-popup.top-chrome/", ""), Verdict::Allow),
+            (
+                target("U", "browser_ui", "chrome://omnibox-popup.top-chrome/", ""),
+                Verdict::Allow,
+            ),
             (target("A", "page", conf, "Room 1"), Verdict::Allow),
-            (target("F", "iframe", "https://conf.test/frame", ""), Verdict::Allow),
+            (
+                target("F", "iframe", "https://conf.test/frame", ""),
+                Verdict::Allow,
+            ),
             (
                 target("G", "iframe", "https://evil.test/cam", ""),
                 Verdict::Log(blocked("frame", "https://evil.test/cam")),

@@ -93,7 +93,11 @@ pub fn chord_meaning(mods: Modifiers, code: u16) -> Option<(String, &'static str
         _ => return None,
     };
     let mut keys = Vec::new();
-    for (held, name) in [(mods.ctrl, "ctrl"), (mods.shift, "shift"), (mods.alt, "alt")] {
+    for (held, name) in [
+        (mods.ctrl, "ctrl"),
+        (mods.shift, "shift"),
+        (mods.alt, "alt"),
+    ] {
         if held {
             keys.push(name);
         }
@@ -216,15 +220,31 @@ mod tests {
         type Case<'a> = (&'a [u16], u16, Option<(&'a str, &'a str)>);
         let cases: &[Case] = &[
             (&[KEY_LEFTCTRL], 49, Some(("ctrl+n", "new window"))),
-            (&[KEY_RIGHTCTRL, KEY_LEFTSHIFT], 49, Some(("ctrl+shift+n", "incognito window"))),
+            (
+                &[KEY_RIGHTCTRL, KEY_LEFTSHIFT],
+                49,
+                Some(("ctrl+shift+n", "incognito window")),
+            ),
             (&[KEY_LEFTCTRL], 20, Some(("ctrl+t", "new tab"))),
-            (&[KEY_LEFTCTRL, KEY_LEFTSHIFT], 23, Some(("ctrl+shift+i", "developer tools"))),
+            (
+                &[KEY_LEFTCTRL, KEY_LEFTSHIFT],
+                23,
+                Some(("ctrl+shift+i", "developer tools")),
+            ),
             (&[], 88, Some(("f12", "developer tools"))),
             (&[KEY_LEFTCTRL], 25, Some(("ctrl+p", "print"))),
             (&[KEY_LEFTCTRL], 17, Some(("ctrl+w", "close the tab"))),
             (&[KEY_LEFTALT], 62, Some(("alt+f4", "close the window"))),
-            (&[KEY_LEFTCTRL, KEY_LEFTALT], 60, Some(("ctrl+alt+f2", "switch the virtual terminal"))),
-            (&[KEY_LEFTCTRL, KEY_LEFTALT], 14, Some(("ctrl+alt+backspace", "end the graphical session"))),
+            (
+                &[KEY_LEFTCTRL, KEY_LEFTALT],
+                60,
+                Some(("ctrl+alt+f2", "switch the virtual terminal")),
+            ),
+            (
+                &[KEY_LEFTCTRL, KEY_LEFTALT],
+                14,
+                Some(("ctrl+alt+backspace", "end the graphical session")),
+            ),
             (&[KEY_LEFTCTRL], 22, Some(("ctrl+u", "view source"))),
             (&[], 49, None),
             (&[KEY_LEFTSHIFT], 49, None),

@@ -19,7 +19,9 @@ pub enum UrlError {
     NotHttps(String),
     #[error("{0:?} has no host: write it as \"https://conference.example/\"")]
     NoHost(String),
-    #[error("{0:?}: user names, passwords, IPv6 literals and whitespace are not allowed in the URL")]
+    #[error(
+        "{0:?}: user names, passwords, IPv6 literals and whitespace are not allowed in the URL"
+    )]
     Forbidden(String),
     #[error("{0:?}: the port must be a number from 1 to 65535")]
     BadPort(String),

@@ -23,6 +23,9 @@ use crate::run_tool;
 pub const CONFERENCE: &str = "10.99.0.10";
 pub const UNTRUSTED: &str = "10.99.0.11";
 pub const PORT: u16 = 8443;
+/// The same server on another port: another origin, not on the allowed list (the
+/// hostile page frames it; were it loaded, it would ask for the camera).
+pub const FRAME_PORT: u16 = 8444;
 const ADMIN_SECRET: &str = "stick-test-admin";
 
 /// Janus and the page servers; killed when dropped.
@@ -90,15 +93,24 @@ impl ConferenceLab {
         let sources = crate::workspace_root().join("qemu-tests/conference");
         untrusted_certificate(&dir, &fixtures)?;
         conference.start_janus()?;
-        for (address, cert, key, name) in [
+        for (address, port, cert, key, name) in [
             (
                 CONFERENCE,
+                PORT,
                 fixtures.join("test-web.pem"),
                 fixtures.join("test-web.key"),
                 "trusted",
             ),
             (
+                CONFERENCE,
+                FRAME_PORT,
+                fixtures.join("test-web.pem"),
+                fixtures.join("test-web.key"),
+                "frame",
+            ),
+            (
                 UNTRUSTED,
+                PORT,
                 dir.join("untrusted.pem"),
                 dir.join("untrusted.key"),
                 "untrusted",
@@ -109,7 +121,7 @@ impl ConferenceLab {
             command
                 .arg(sources.join("server.py"))
                 .arg(address)
-                .arg(PORT.to_string())
+                .arg(port.to_string())
                 .arg(cert)
                 .arg(key)
                 .arg(sources.join("page.html"))
@@ -146,8 +158,17 @@ impl ConferenceLab {
         let plugins = "/usr/lib/x86_64-linux-gnu/janus/plugins";
         let transports = "/usr/lib/x86_64-linux-gnu/janus/transports";
         let unused_plugins = [
-            "audiobridge", "duktape", "lua", "nosip", "recordplay", "sip", "streaming",
-            "textroom", "videocall", "videoroom", "voicemail",
+            "audiobridge",
+            "duktape",
+            "lua",
+            "nosip",
+            "recordplay",
+            "sip",
+            "streaming",
+            "textroom",
+            "videocall",
+            "videoroom",
+            "voicemail",
         ]
         .map(|p| format!("libjanus_{p}.so"))
         .join(",");
@@ -196,6 +217,11 @@ impl ConferenceLab {
         parse_reports(&read(&self.dir.join("trusted.log")))
     }
 
+    /// What the other-origin frame's server logged (nothing, when the policy held).
+    pub fn frame_reports(&self) -> Vec<PageReport> {
+        parse_reports(&read(&self.dir.join("frame.log")))
+    }
+
     /// What the untrusted server logged (nothing, when the browser stopped at its certificate).
     pub fn untrusted_reports(&self) -> Vec<PageReport> {
         parse_reports(&read(&self.dir.join("untrusted.log")))
@@ -219,9 +245,7 @@ impl ConferenceLab {
             ]))?;
             serde_json::from_str(&out).with_context(|| format!("Janus admin answered {out:?}"))
         };
-        let secret = |janus: &str| {
-            serde_json::json!({"janus": janus, "transaction": "t", "admin_secret": ADMIN_SECRET})
-        };
+        let secret = |janus: &str| serde_json::json!({"janus": janus, "transaction": "t", "admin_secret": ADMIN_SECRET});
         let mut media = JanusMedia::default();
         let sessions = admin(secret("list_sessions"), "")?;
         for session in sessions["sessions"].as_array().into_iter().flatten() {
@@ -236,33 +260,22 @@ impl ConferenceLab {
     }
 }
 
-/// Adds the packet counters of a `handle_info` answer (every media stream's
-/// components' `in_stats`/`out_stats`).
+/// Adds the packet counters of a `handle_info` answer: Janus 1.x lists each media
+/// line under `webrtc.media` (keyed by m-line index) with `stats.in`/`stats.out`.
 pub fn add_stream_stats(info: &serde_json::Value, media: &mut JanusMedia) {
-    let streams = info["webrtc"]["media"]
-        .as_array()
-        .or_else(|| info["streams"].as_array());
-    for stream in streams.into_iter().flatten() {
-        for component in stream["components"].as_array().into_iter().flatten() {
-            for (stats, audio, video) in [
-                ("in_stats", &mut media.audio_packets_in, &mut media.video_packets_in),
-                ("out_stats", &mut media.audio_packets_out, &mut media.video_packets_out),
-            ] {
-                let stats = &component[stats];
-                *audio += stats["audio_packets"].as_u64().unwrap_or(0);
-                for video_stats in [&stats["video_packets"], &stats["video"][0]["packets"]] {
-                    *video += video_stats.as_u64().unwrap_or(0);
-                }
-                if let Some(list) = stats["media"].as_array() {
-                    for m in list {
-                        match m["type"].as_str() {
-                            Some("audio") => *audio += m["packets"].as_u64().unwrap_or(0),
-                            Some("video") => *video += m["packets"].as_u64().unwrap_or(0),
-                            _ => {}
-                        }
-                    }
-                }
+    let lines = info["webrtc"]["media"].as_object().into_iter().flatten();
+    for (_, line) in lines {
+        let packets = |direction: &str| line["stats"][direction]["packets"].as_u64().unwrap_or(0);
+        match line["type"].as_str() {
+            Some("audio") => {
+                media.audio_packets_in += packets("in");
+                media.audio_packets_out += packets("out");
             }
+            Some("video") => {
+                media.video_packets_in += packets("in");
+                media.video_packets_out += packets("out");
+            }
+            _ => {}
         }
     }
 }
@@ -284,7 +297,24 @@ fn untrusted_certificate(dir: &Path, fixtures: &Path) -> Result<()> {
         &ext,
         format!("subjectAltName=IP:{UNTRUSTED}\nextendedKeyUsage=serverAuth\n"),
     )?;
-    run_tool(Command::new("openssl").args(["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj"]).arg(format!("/CN={UNTRUSTED}")).arg("-keyout").arg(dir.join("untrusted.key")).arg("-out").arg(dir.join("untrusted.csr")))?;
+    run_tool(
+        Command::new("openssl")
+            .args([
+                "req",
+                "-new",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-subj",
+            ])
+            .arg(format!("/CN={UNTRUSTED}"))
+            .arg("-keyout")
+            .arg(dir.join("untrusted.key"))
+            .arg("-out")
+            .arg(dir.join("untrusted.csr")),
+    )?;
     run_tool(
         Command::new("openssl")
             .args(["x509", "-req", "-days", "30", "-in"])
@@ -302,4 +332,33 @@ fn untrusted_certificate(dir: &Path, fixtures: &Path) -> Result<()> {
             .arg(dir.join("untrusted.pem")),
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handle_info_media_counters() {
+        // Abridged from Janus 1.1.2's admin API during an echo test.
+        let info = serde_json::json!({"webrtc": {"dtls": {"stats": {"in": {"packets": 2}}},
+        "media": {
+            "0": {"type": "audio", "stats": {"in": {"packets": 196, "bytes": 16905},
+                                             "out": {"packets": 190}}},
+            "1": {"type": "video", "stats": {"in": {"packets": 420}, "out": {"packets": 400}}},
+            "2": {"type": "data"}
+        }}});
+        let mut media = JanusMedia::default();
+        add_stream_stats(&info, &mut media);
+        assert_eq!(
+            media,
+            JanusMedia {
+                handles: 0,
+                audio_packets_in: 196,
+                video_packets_in: 420,
+                audio_packets_out: 190,
+                video_packets_out: 400,
+            }
+        );
+    }
 }

@@ -581,24 +581,6 @@ pub fn wait_until<T>(
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn wait_until_returns_the_value_or_gives_up() {
-        let mut calls = 0;
-        let got = wait_until(Duration::from_secs(5), Duration::from_millis(1), || {
-            calls += 1;
-            (calls == 3).then_some(calls)
-        });
-        assert_eq!(got, Some(3));
-        let none: Option<()> =
-            wait_until(Duration::from_millis(20), Duration::from_millis(5), || None);
-        assert_eq!(none, None);
-    }
-}
-
 /// QMP `send-key` for a chord written `ctrl-alt-f2` (QEMU's qcode names).
 pub fn send_key_command(chord: &str) -> serde_json::Value {
     let keys: Vec<serde_json::Value> = chord
@@ -622,5 +604,34 @@ impl Machine {
             "arguments": {"filename": path.display().to_string(), "format": "png"}}))
             .with_context(|| format!("QMP screendump to {}", path.display()))
             .map(drop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wait_until_returns_the_value_or_gives_up() {
+        let mut calls = 0;
+        let got = wait_until(Duration::from_secs(5), Duration::from_millis(1), || {
+            calls += 1;
+            (calls == 3).then_some(calls)
+        });
+        assert_eq!(got, Some(3));
+        let none: Option<()> =
+            wait_until(Duration::from_millis(20), Duration::from_millis(5), || None);
+        assert_eq!(none, None);
+    }
+
+    #[test]
+    fn key_chords_become_qcodes() {
+        assert_eq!(
+            send_key_command("ctrl-alt-f2"),
+            serde_json::json!({"execute": "send-key", "arguments": {"keys": [
+                {"type": "qcode", "data": "ctrl"},
+                {"type": "qcode", "data": "alt"},
+                {"type": "qcode", "data": "f2"}], "hold-time": 100}})
+        );
     }
 }

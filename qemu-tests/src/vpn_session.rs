@@ -39,7 +39,13 @@ pub struct VpnSession {
 impl VpnSession {
     /// Builds the lab, optionally starts the gateway, boots the image on it.
     pub fn start(name: &str, gateway: Gateway, gateway_at_boot: bool) -> Result<VpnSession> {
-        VpnSession::start_image(name, gateway, gateway_at_boot, image_config(gateway), |_| {})
+        VpnSession::start_image(
+            name,
+            gateway,
+            gateway_at_boot,
+            image_config(gateway),
+            |_| {},
+        )
     }
 
     /// Like [`VpnSession::start`] with another test image (`(config, output folder)`)

@@ -61,30 +61,126 @@ struct Escape {
 }
 
 const ESCAPES: &[Escape] = &[
-    Escape { attempt: "window.open() of a popup", keys: "o", expect: Expect::Blocked("new-window") },
-    Escape { attempt: "a target=_blank link", keys: "b", expect: Expect::Blocked("new-window") },
-    Escape { attempt: "navigation to another origin", keys: "n", expect: Expect::Blocked("navigation") },
-    Escape { attempt: "an other-origin iframe asking for the camera", keys: "i", expect: Expect::Blocked("frame") },
-    Escape { attempt: "a download", keys: "d", expect: Expect::Blocked("download") },
-    Escape { attempt: "navigation to file:///etc/passwd", keys: "f", expect: Expect::RefusedByBrowser },
-    Escape { attempt: "navigation to chrome://settings", keys: "c", expect: Expect::RefusedByBrowser },
-    Escape { attempt: "top-level navigation to a data: URL", keys: "a", expect: Expect::RefusedByBrowser },
-    Escape { attempt: "top-level navigation to a javascript: URL", keys: "j", expect: Expect::RefusedByBrowser },
-    Escape { attempt: "new window (Ctrl+N)", keys: "ctrl-n", expect: Expect::Shortcut("ctrl+n") },
-    Escape { attempt: "new tab (Ctrl+T)", keys: "ctrl-t", expect: Expect::Shortcut("ctrl+t") },
-    Escape { attempt: "incognito window (Ctrl+Shift+N)", keys: "ctrl-shift-n", expect: Expect::Shortcut("ctrl+shift+n") },
-    Escape { attempt: "developer tools (Ctrl+Shift+I)", keys: "ctrl-shift-i", expect: Expect::Shortcut("ctrl+shift+i") },
-    Escape { attempt: "developer tools (F12)", keys: "f12", expect: Expect::Shortcut("f12") },
-    Escape { attempt: "JavaScript console (Ctrl+Shift+J)", keys: "ctrl-shift-j", expect: Expect::Shortcut("ctrl+shift+j") },
-    Escape { attempt: "print (Ctrl+P)", keys: "ctrl-p", expect: Expect::Shortcut("ctrl+p") },
-    Escape { attempt: "view source (Ctrl+U)", keys: "ctrl-u", expect: Expect::Shortcut("ctrl+u") },
-    Escape { attempt: "open a file (Ctrl+O)", keys: "ctrl-o", expect: Expect::Shortcut("ctrl+o") },
-    Escape { attempt: "save the page (Ctrl+S)", keys: "ctrl-s", expect: Expect::Shortcut("ctrl+s") },
-    Escape { attempt: "switch to VT 2 (Ctrl+Alt+F2)", keys: "ctrl-alt-f2", expect: Expect::Shortcut("ctrl+alt+f2") },
-    Escape { attempt: "end the session (Ctrl+Alt+Backspace)", keys: "ctrl-alt-backspace", expect: Expect::Shortcut("ctrl+alt+backspace") },
-    Escape { attempt: "close the tab (Ctrl+W)", keys: "ctrl-w", expect: Expect::ShortcutRestart("ctrl+w") },
-    Escape { attempt: "close the window (Alt+F4)", keys: "alt-f4", expect: Expect::ShortcutRestart("alt+f4") },
-    Escape { attempt: "a server whose certificate comes from another CA", keys: "x", expect: Expect::CertificateStop },
+    Escape {
+        attempt: "window.open() of a popup",
+        keys: "o",
+        expect: Expect::Blocked("new-window"),
+    },
+    Escape {
+        attempt: "a target=_blank link",
+        keys: "b",
+        expect: Expect::Blocked("new-window"),
+    },
+    Escape {
+        attempt: "navigation to another origin",
+        keys: "n",
+        expect: Expect::Blocked("navigation"),
+    },
+    Escape {
+        attempt: "an other-origin iframe asking for the camera",
+        keys: "i",
+        expect: Expect::Blocked("frame"),
+    },
+    Escape {
+        attempt: "a download",
+        keys: "d",
+        expect: Expect::Blocked("download"),
+    },
+    Escape {
+        attempt: "navigation to file:///etc/passwd",
+        keys: "f",
+        expect: Expect::RefusedByBrowser,
+    },
+    Escape {
+        attempt: "navigation to chrome://settings",
+        keys: "c",
+        expect: Expect::RefusedByBrowser,
+    },
+    Escape {
+        attempt: "top-level navigation to a data: URL",
+        keys: "a",
+        expect: Expect::RefusedByBrowser,
+    },
+    Escape {
+        attempt: "top-level navigation to a javascript: URL",
+        keys: "j",
+        expect: Expect::RefusedByBrowser,
+    },
+    Escape {
+        attempt: "new window (Ctrl+N)",
+        keys: "ctrl-n",
+        expect: Expect::Shortcut("ctrl+n"),
+    },
+    Escape {
+        attempt: "new tab (Ctrl+T)",
+        keys: "ctrl-t",
+        expect: Expect::Shortcut("ctrl+t"),
+    },
+    Escape {
+        attempt: "incognito window (Ctrl+Shift+N)",
+        keys: "ctrl-shift-n",
+        expect: Expect::Shortcut("ctrl+shift+n"),
+    },
+    Escape {
+        attempt: "developer tools (Ctrl+Shift+I)",
+        keys: "ctrl-shift-i",
+        expect: Expect::Shortcut("ctrl+shift+i"),
+    },
+    Escape {
+        attempt: "developer tools (F12)",
+        keys: "f12",
+        expect: Expect::Shortcut("f12"),
+    },
+    Escape {
+        attempt: "JavaScript console (Ctrl+Shift+J)",
+        keys: "ctrl-shift-j",
+        expect: Expect::Shortcut("ctrl+shift+j"),
+    },
+    Escape {
+        attempt: "print (Ctrl+P)",
+        keys: "ctrl-p",
+        expect: Expect::Shortcut("ctrl+p"),
+    },
+    Escape {
+        attempt: "view source (Ctrl+U)",
+        keys: "ctrl-u",
+        expect: Expect::Shortcut("ctrl+u"),
+    },
+    Escape {
+        attempt: "open a file (Ctrl+O)",
+        keys: "ctrl-o",
+        expect: Expect::Shortcut("ctrl+o"),
+    },
+    Escape {
+        attempt: "save the page (Ctrl+S)",
+        keys: "ctrl-s",
+        expect: Expect::Shortcut("ctrl+s"),
+    },
+    Escape {
+        attempt: "switch to VT 2 (Ctrl+Alt+F2)",
+        keys: "ctrl-alt-f2",
+        expect: Expect::Shortcut("ctrl+alt+f2"),
+    },
+    Escape {
+        attempt: "end the session (Ctrl+Alt+Backspace)",
+        keys: "ctrl-alt-backspace",
+        expect: Expect::Shortcut("ctrl+alt+backspace"),
+    },
+    Escape {
+        attempt: "close the tab (Ctrl+W)",
+        keys: "ctrl-w",
+        expect: Expect::ShortcutRestart("ctrl+w"),
+    },
+    Escape {
+        attempt: "close the window (Alt+F4)",
+        keys: "alt-f4",
+        expect: Expect::ShortcutRestart("alt+f4"),
+    },
+    Escape {
+        attempt: "a server whose certificate comes from another CA",
+        keys: "x",
+        expect: Expect::CertificateStop,
+    },
 ];
 
 fn now_secs() -> f64 {
@@ -124,9 +220,10 @@ fn wait_event(
 
 fn wait_report(lab: &ConferenceLab, after: usize, what: &str, detail: Option<&str>) -> PageReport {
     let found = wait_until(CALL_TIMEOUT, Duration::from_millis(500), || {
-        lab.reports().into_iter().skip(after).find(|r| {
-            r.what == what && detail.is_none_or(|d| r.detail == d)
-        })
+        lab.reports()
+            .into_iter()
+            .skip(after)
+            .find(|r| r.what == what && detail.is_none_or(|d| r.detail == d))
     });
     found.unwrap_or_else(|| {
         panic!(
@@ -135,6 +232,103 @@ fn wait_report(lab: &ConferenceLab, after: usize, what: &str, detail: Option<&st
             lab.janus_log()
         )
     })
+}
+
+/// The first line of `kind` after the first `after` that `matches`, within `timeout`.
+fn find_event(
+    s: &VpnSession,
+    kind: &str,
+    after: usize,
+    timeout: Duration,
+    matches: impl Fn(&serde_json::Value) -> bool,
+) -> Option<serde_json::Value> {
+    wait_until(timeout, Duration::from_millis(300), || {
+        events(s, kind).into_iter().skip(after).find(&matches)
+    })
+}
+
+/// Presses the row's keys and checks what followed; `Ok`: what the kiosk logged.
+fn try_escape(s: &mut VpnSession, lab: &ConferenceLab, escape: &Escape) -> Result<String, String> {
+    let (blocked_before, sessions_before, shortcuts_before, reports_before) = (
+        events(s, "blocked").len(),
+        events(s, "session").len(),
+        events(s, "shortcut").len(),
+        lab.reports().len(),
+    );
+    s.vm.send_keys(escape.keys).map_err(|e| format!("{e:#}"))?;
+    let page_saw_key = |lab: &ConferenceLab| {
+        wait_until(REACTION_TIMEOUT, Duration::from_millis(300), || {
+            lab.reports()
+                .into_iter()
+                .skip(reports_before)
+                .find(|r| r.what == "attempt" && r.detail == escape.keys)
+        })
+        .ok_or("the page never reported the attempt (did the key reach it?)")
+    };
+    let mut seen = Vec::new();
+    match escape.expect {
+        Expect::Blocked(what) => {
+            page_saw_key(lab)?;
+            let line = find_event(s, "blocked", blocked_before, REACTION_TIMEOUT, |e| {
+                e["what"] == what
+            })
+            .ok_or(format!("no `blocked {what}` line"))?;
+            seen.push(format!("blocked {what} {}", line["url"]));
+        }
+        Expect::RefusedByBrowser => {
+            page_saw_key(lab)?;
+            seen.push("the page tried; nothing reached the kiosk".into());
+        }
+        Expect::Shortcut(keys) | Expect::ShortcutRestart(keys) => {
+            find_event(s, "shortcut", shortcuts_before, REACTION_TIMEOUT, |e| {
+                e["keys"] == keys
+            })
+            .ok_or(format!("no `shortcut {keys}` line"))?;
+            seen.push(format!("shortcut {keys}"));
+        }
+        Expect::CertificateStop => {
+            let stop = find_event(s, "session", sessions_before, REACTION_TIMEOUT, |e| {
+                e["state"] == "certificate-stop"
+            })
+            .ok_or("no certificate-stop")?;
+            seen.push(format!("certificate-stop {}", stop["url"]));
+        }
+    }
+    if let Expect::ShortcutRestart(_) = escape.expect {
+        find_event(s, "session", sessions_before, REACTION_TIMEOUT, |e| {
+            e["state"] == "browser-exited"
+        })
+        .ok_or("the browser did not end")?;
+        find_event(s, "session", sessions_before, CALL_TIMEOUT, |e| {
+            e["state"] == "page"
+        })
+        .ok_or("the conference did not come back")?;
+        seen.push("browser ended and came back on the conference".into());
+    } else {
+        std::thread::sleep(SETTLE);
+    }
+    let conference = format!("https://{CONFERENCE}:8443/");
+    for e in events(s, "session").into_iter().skip(sessions_before) {
+        if e["state"] == "page" && e["url"] != conference.as_str() {
+            return Err(format!("the browser showed {}", e["url"]));
+        }
+        let restart = matches!(escape.expect, Expect::ShortcutRestart(_));
+        if e["state"] == "browser-exited" && !restart {
+            return Err("the browser ended".into());
+        }
+        if e["state"] == "certificate-stop" && escape.expect != Expect::CertificateStop {
+            return Err("certificate stop".into());
+        }
+    }
+    let other: Vec<String> = events(s, "blocked")
+        .into_iter()
+        .skip(blocked_before)
+        .map(|e| format!("{} {}", e["what"], e["url"]))
+        .collect();
+    if !other.is_empty() && !matches!(escape.expect, Expect::Blocked(_)) {
+        seen.push(format!("also blocked: {}", other.join(", ")));
+    }
+    Ok(seen.join("; "))
 }
 
 #[test]
@@ -152,8 +346,15 @@ fn conference_call_and_escape_attempts() {
             // was drawn. A CPU without AVX makes it take its SSE paths.
             machine.tcg_cpu = Some("Westmere".into());
             machine.extra_args.extend(
-                ["-audiodev", "none,id=snd0", "-device", "intel-hda", "-device", "hda-duplex,audiodev=snd0"]
-                    .map(String::from),
+                [
+                    "-audiodev",
+                    "none,id=snd0",
+                    "-device",
+                    "intel-hda",
+                    "-device",
+                    "hda-duplex,audiodev=snd0",
+                ]
+                .map(String::from),
             );
         },
     )
@@ -161,21 +362,39 @@ fn conference_call_and_escape_attempts() {
     let lab = ConferenceLab::start(&s.lab).ok_or_panic();
 
     // The session starts, shows the conference and the call comes up by itself.
-    let starting = wait_event(&mut s, "session", 0, BOOT_TIMEOUT, "starting", |e| e["state"] == "starting");
+    let starting = wait_event(&mut s, "session", 0, BOOT_TIMEOUT, "starting", |e| {
+        e["state"] == "starting"
+    });
     let kiosk_start = now_secs();
-    assert_eq!(starting["fake_capture"], true, "the test image must say it fakes capture");
-    wait_event(&mut s, "session", 0, BOOT_TIMEOUT, "browser-started", |e| e["state"] == "browser-started");
+    assert_eq!(
+        starting["fake_capture"], true,
+        "the test image must say it fakes capture"
+    );
+    wait_event(&mut s, "session", 0, BOOT_TIMEOUT, "browser-started", |e| {
+        e["state"] == "browser-started"
+    });
     let browser_start = now_secs();
     let rendered = wait_report(&lab, 0, "rendered", None);
-    assert_eq!(rendered.client, GUEST_TUNNEL_ADDRESS, "the page came through the tunnel");
+    assert_eq!(
+        rendered.client, GUEST_TUNNEL_ADDRESS,
+        "the page came through the tunnel"
+    );
     let capture = wait_report(&lab, 0, "capture", None);
-    assert!(capture.detail.contains("audio:") && capture.detail.contains("video:"), "{capture:?}");
+    assert!(
+        capture.detail.contains("audio:") && capture.detail.contains("video:"),
+        "{capture:?}"
+    );
     wait_report(&lab, 0, "connection", Some("connected"));
     let media = wait_until(CALL_TIMEOUT, Duration::from_secs(2), || {
         lab.janus_media().ok().filter(|m| {
-            [m.audio_packets_in, m.video_packets_in, m.audio_packets_out, m.video_packets_out]
-                .iter()
-                .all(|p| *p >= MEDIA_PACKETS)
+            [
+                m.audio_packets_in,
+                m.video_packets_in,
+                m.audio_packets_out,
+                m.video_packets_out,
+            ]
+            .iter()
+            .all(|p| *p >= MEDIA_PACKETS)
         })
     })
     .unwrap_or_else(|| panic!("Janus saw no media both ways: {:?}", lab.janus_media()));
@@ -201,52 +420,29 @@ fn conference_call_and_escape_attempts() {
     );
     println!("conference: screenshot {}", shot.display());
 
-    // Every way out, one row at a time.
+    // Every way out, one row at a time; every row runs, failures are listed at the end.
+    let mut failures = Vec::new();
     for escape in ESCAPES {
-        let (blocked_before, sessions_before, shortcuts_before, reports_before) = (
-            events(&s, "blocked").len(),
-            events(&s, "session").len(),
-            events(&s, "shortcut").len(),
-            lab.reports().len(),
-        );
-        s.vm.send_keys(escape.keys).ok_or_panic();
         let row = format!("{} ({})", escape.attempt, escape.keys);
-        match escape.expect {
-            Expect::Blocked(what) => {
-                wait_report(&lab, reports_before, "attempt", Some(escape.keys));
-                wait_event(&mut s, "blocked", blocked_before, REACTION_TIMEOUT, &row, |e| e["what"] == what);
-            }
-            Expect::RefusedByBrowser => {
-                wait_report(&lab, reports_before, "attempt", Some(escape.keys));
-            }
-            Expect::Shortcut(keys) | Expect::ShortcutRestart(keys) => {
-                wait_event(&mut s, "shortcut", shortcuts_before, REACTION_TIMEOUT, &row, |e| e["keys"] == keys);
-            }
-            Expect::CertificateStop => {
-                wait_event(&mut s, "session", sessions_before, REACTION_TIMEOUT, &row, |e| {
-                    e["state"] == "certificate-stop"
-                });
+        match try_escape(&mut s, &lab, escape) {
+            Ok(seen) => println!("conference: escape | {row} | {seen}"),
+            Err(why) => {
+                println!("conference: escape | {row} | FAILED: {why}");
+                failures.push(format!("{row}: {why}"));
             }
         }
-        if let Expect::ShortcutRestart(_) = escape.expect {
-            wait_event(&mut s, "session", sessions_before, REACTION_TIMEOUT, &row, |e| e["state"] == "browser-exited");
-            wait_event(&mut s, "session", sessions_before, CALL_TIMEOUT, &row, |e| e["state"] == "page");
-        } else {
-            std::thread::sleep(SETTLE);
-        }
-        let sessions: Vec<_> = events(&s, "session").into_iter().skip(sessions_before).collect();
-        for e in &sessions {
-            if e["state"] == "page" {
-                assert_eq!(e["url"], format!("https://{CONFERENCE}:8443/"), "{row}: the browser showed {e}");
-            }
-            if !matches!(escape.expect, Expect::ShortcutRestart(_)) {
-                assert_ne!(e["state"], "browser-exited", "{row}: the browser ended");
-            }
-        }
-        // Nothing the kiosk allowed: every new blocked line is this row's.
-        let blocked: Vec<_> = events(&s, "blocked").into_iter().skip(blocked_before).collect();
-        println!("conference: {row}: blocked {blocked:?}, session {sessions:?}");
     }
+    assert!(
+        failures.is_empty(),
+        "escape attempts not handled as the table says:\n{}\n--- console ---\n{}",
+        failures.join("\n"),
+        s.vm.console()
+    );
+    assert!(
+        lab.frame_reports().is_empty(),
+        "the other-origin frame's server was contacted: {:?}",
+        lab.frame_reports()
+    );
     assert!(
         lab.untrusted_reports().iter().all(|r| r.what != "get"),
         "the browser loaded a page from the untrusted server: {:?}",
@@ -256,7 +452,11 @@ fn conference_call_and_escape_attempts() {
     s.vm.screenshot(&stop_shot).ok_or_panic();
 
     let report = s.power_off_and_judge().ok_or_panic();
-    assert!(report.leaks.is_empty(), "packets outside the tunnel: {:?}", report.leaks);
+    assert!(
+        report.leaks.is_empty(),
+        "packets outside the tunnel: {:?}",
+        report.leaks
+    );
     println!("conference: uplink capture {report}");
 }
 
@@ -266,5 +466,8 @@ fn escape_table_has_one_row_per_key() {
     keys.sort();
     keys.dedup();
     assert_eq!(keys.len(), ESCAPES.len());
-    assert_eq!(ESCAPES.last().map(|e| e.expect), Some(Expect::CertificateStop));
+    assert_eq!(
+        ESCAPES.last().map(|e| e.expect),
+        Some(Expect::CertificateStop)
+    );
 }
