@@ -28,6 +28,8 @@ const CDP_STARTUP_TIMEOUT: Duration = Duration::from_secs(180);
 const MEDIA_EVERY: Duration = Duration::from_secs(5);
 const MEDIA_REPORT_EVERY: Duration = Duration::from_secs(30);
 const PREFLIGHT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often every target is listed (titles change without an event).
+const TARGET_POLL: Duration = Duration::from_secs(2);
 
 /// One state change of the session, as its console line reports it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -71,7 +73,7 @@ pub enum SessionEvent {
 /// How one browser run ended.
 #[derive(Debug)]
 enum RunEnd {
-    Exited(String),
+    Exited { status: String, clean: bool },
     NetworkLost,
     Certificate { url: String, reason: String },
 }
@@ -212,12 +214,16 @@ pub fn run(policy: SessionPolicy, network: bool, reachable: &AtomicBool) {
         let end = supervise(&mut browser, &policy, network, reachable);
         browser.stop();
         match end {
-            RunEnd::Exited(status) => {
+            RunEnd::Exited { status, clean } => {
                 tracing::warn!(
                     "the browser ended ({status}); its last output:\n{}",
                     Browser::log_tail()
                 );
                 emit(&SessionEvent::BrowserExited { status });
+                if clean {
+                    // Closed on purpose (Ctrl+W): back to the conference, no giving up.
+                    continue;
+                }
                 let now = Instant::now();
                 ends.push_back(now);
                 while ends
@@ -228,7 +234,7 @@ pub fn run(policy: SessionPolicy, network: bool, reachable: &AtomicBool) {
                 }
                 if ends.len() >= MAX_CRASHES {
                     let reason = format!(
-                        "the browser ended {MAX_CRASHES} times within {} s",
+                        "the browser crashed {MAX_CRASHES} times within {} s",
                         CRASH_WINDOW.as_secs()
                     );
                     emit(&SessionEvent::Failed {
@@ -285,10 +291,18 @@ fn lock_down(cdp: &mut Cdp, policy: &SessionPolicy) -> Result<(), CdpError> {
     Ok(())
 }
 
-fn exit_status(browser: &mut Browser) -> String {
-    match browser.child.wait() {
-        Ok(status) => status.to_string(),
-        Err(err) => format!("unknown ({err})"),
+/// How the browser ended: its status, and whether it ended cleanly (exit 0, as
+/// when someone closes its window) rather than crashing.
+fn exit_of(status: std::io::Result<std::process::ExitStatus>) -> RunEnd {
+    match status {
+        Ok(status) => RunEnd::Exited {
+            status: status.to_string(),
+            clean: status.success(),
+        },
+        Err(err) => RunEnd::Exited {
+            status: format!("unknown ({err})"),
+            clean: false,
+        },
     }
 }
 
@@ -311,6 +325,52 @@ fn restore(cdp: &mut Cdp, guard: &mut Guard, policy: &SessionPolicy, old: &str) 
     }
 }
 
+/// What the session does about one target the browser reports; `Some`: the run ends.
+fn handle_target(
+    cdp: &mut Cdp,
+    guard: &mut Guard,
+    policy: &SessionPolicy,
+    target: &TargetInfo,
+    page_url: &mut String,
+) -> Option<RunEnd> {
+    match guard.judge(target) {
+        Verdict::Allow => {
+            if guard.main() == Some(target.id.as_str())
+                && target.url != *page_url
+                && policy.allows(&target.url)
+            {
+                page_url.clone_from(&target.url);
+                emit(&SessionEvent::Page {
+                    url: page_url.clone(),
+                });
+            }
+        }
+        Verdict::Close(blocked) => {
+            emit_blocked(&blocked);
+            if let Err(err) = cdp.call(
+                "Target.closeTarget",
+                json!({"targetId": target.id}),
+                CDP_TIMEOUT,
+            ) {
+                tracing::warn!("cannot close target {}: {err}", target.id);
+            }
+        }
+        Verdict::Restore(blocked) => {
+            emit_blocked(&blocked);
+            page_url.clear();
+            restore(cdp, guard, policy, &target.id);
+        }
+        Verdict::Log(blocked) => emit_blocked(&blocked),
+        Verdict::CertificateStop { url } => {
+            return Some(RunEnd::Certificate {
+                url,
+                reason: "the browser reports a certificate error".into(),
+            })
+        }
+    }
+    None
+}
+
 fn supervise(
     browser: &mut Browser,
     policy: &SessionPolicy,
@@ -319,7 +379,10 @@ fn supervise(
 ) -> RunEnd {
     if let Err(err) = lock_down(&mut browser.cdp, policy) {
         tracing::error!("cannot lock the browser down over CDP: {err}");
-        return RunEnd::Exited(format!("stopped by the kiosk: {err}"));
+        return RunEnd::Exited {
+            status: format!("stopped by the kiosk: {err}"),
+            clean: false,
+        };
     }
     let mut guard = Guard::new(policy.clone());
     let mut page_url = String::new();
@@ -327,54 +390,22 @@ fn supervise(
     let mut flowing = false;
     let mut next_sample = Instant::now() + MEDIA_EVERY;
     let mut next_report = Instant::now();
+    let mut next_poll = Instant::now();
     loop {
         let event = match browser.cdp.next_event(Duration::from_millis(500)) {
             Ok(event) => event,
-            Err(_) => return RunEnd::Exited(exit_status(browser)),
+            Err(_) => return exit_of(browser.child.wait()),
         };
+        let mut targets = Vec::new();
         if let Some(event) = event {
             match event.method.as_str() {
                 "Target.targetCreated" | "Target.targetInfoChanged" => {
-                    let Some(target) = event
-                        .params
-                        .get("targetInfo")
-                        .and_then(TargetInfo::from_json)
-                    else {
-                        continue;
-                    };
-                    match guard.judge(&target) {
-                        Verdict::Allow => {
-                            if guard.main() == Some(target.id.as_str())
-                                && target.url != page_url
-                                && policy.allows(&target.url)
-                            {
-                                page_url = target.url.clone();
-                                emit(&SessionEvent::Page {
-                                    url: page_url.clone(),
-                                });
-                            }
-                        }
-                        Verdict::Close(blocked) => {
-                            emit_blocked(&blocked);
-                            let _ = browser.cdp.call(
-                                "Target.closeTarget",
-                                json!({"targetId": target.id}),
-                                CDP_TIMEOUT,
-                            );
-                        }
-                        Verdict::Restore(blocked) => {
-                            emit_blocked(&blocked);
-                            page_url.clear();
-                            restore(&mut browser.cdp, &mut guard, policy, &target.id);
-                        }
-                        Verdict::Log(blocked) => emit_blocked(&blocked),
-                        Verdict::CertificateStop { url } => {
-                            return RunEnd::Certificate {
-                                url,
-                                reason: "the browser reports a certificate error".into(),
-                            }
-                        }
-                    }
+                    targets.extend(
+                        event
+                            .params
+                            .get("targetInfo")
+                            .and_then(TargetInfo::from_json),
+                    );
                 }
                 "Browser.downloadWillBegin" => emit_blocked(&Blocked {
                     what: "download",
@@ -403,8 +434,35 @@ fn supervise(
                 _ => {}
             }
         }
+        // Events carry a target's title only at navigation; an interstitial (a
+        // certificate error) sets it later, so every target is also polled.
+        if Instant::now() >= next_poll {
+            next_poll = Instant::now() + TARGET_POLL;
+            match browser
+                .cdp
+                .call("Target.getTargets", json!({}), CDP_TIMEOUT)
+            {
+                Ok(answer) => targets.extend(
+                    answer
+                        .get("targetInfos")
+                        .and_then(|v| v.as_array())
+                        .into_iter()
+                        .flatten()
+                        .filter_map(TargetInfo::from_json),
+                ),
+                Err(CdpError::Closed) => return exit_of(browser.child.wait()),
+                Err(err) => tracing::warn!("cannot list the browser's targets: {err}"),
+            }
+        }
+        for target in &targets {
+            if let Some(end) =
+                handle_target(&mut browser.cdp, &mut guard, policy, target, &mut page_url)
+            {
+                return end;
+            }
+        }
         if let Ok(Some(status)) = browser.child.try_wait() {
-            return RunEnd::Exited(status.to_string());
+            return exit_of(Ok(status));
         }
         if network && !reachable.load(Ordering::SeqCst) {
             return RunEnd::NetworkLost;
