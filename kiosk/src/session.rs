@@ -70,6 +70,27 @@ pub enum SessionEvent {
     },
 }
 
+/// Crashes of the browser in a sliding window of [`CRASH_WINDOW`].
+#[derive(Debug, Default)]
+pub struct CrashWindow {
+    crashes: VecDeque<Instant>,
+}
+
+impl CrashWindow {
+    /// Counts a crash at `now`; true when there were [`MAX_CRASHES`] within the window.
+    pub fn crashed(&mut self, now: Instant) -> bool {
+        self.crashes.push_back(now);
+        while self
+            .crashes
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > CRASH_WINDOW)
+        {
+            self.crashes.pop_front();
+        }
+        self.crashes.len() >= MAX_CRASHES
+    }
+}
+
 /// How one browser run ended.
 #[derive(Debug)]
 enum RunEnd {
@@ -162,7 +183,7 @@ pub fn run(policy: SessionPolicy, network: bool, reachable: &AtomicBool) {
     } else {
         ""
     };
-    let mut ends: VecDeque<Instant> = VecDeque::new();
+    let mut crashes = CrashWindow::default();
     let mut run = 0;
     loop {
         if network && !reachable.load(Ordering::SeqCst) {
@@ -224,15 +245,7 @@ pub fn run(policy: SessionPolicy, network: bool, reachable: &AtomicBool) {
                     // Closed on purpose (Ctrl+W): back to the conference, no giving up.
                     continue;
                 }
-                let now = Instant::now();
-                ends.push_back(now);
-                while ends
-                    .front()
-                    .is_some_and(|t| now.duration_since(*t) > CRASH_WINDOW)
-                {
-                    ends.pop_front();
-                }
-                if ends.len() >= MAX_CRASHES {
+                if crashes.crashed(Instant::now()) {
                     let reason = format!(
                         "the browser crashed {MAX_CRASHES} times within {} s",
                         CRASH_WINDOW.as_secs()
@@ -480,6 +493,30 @@ fn supervise(
                 });
             }
             last_sample = sample;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn three_crashes_within_two_minutes_give_up() {
+        let start = Instant::now();
+        let at = |secs: u64| start + Duration::from_secs(secs);
+        let cases: &[(&[u64], bool)] = &[
+            (&[0], false),
+            (&[0, 10], false),
+            (&[0, 10, 20], true),
+            (&[0, 100, 200], false),
+            (&[0, 100, 200, 210], true),
+            (&[0, 121, 242], false),
+        ];
+        for (times, want) in cases {
+            let mut window = CrashWindow::default();
+            let gave_up = times.iter().map(|t| window.crashed(at(*t))).last();
+            assert_eq!(gave_up, Some(*want), "{times:?}");
         }
     }
 }

@@ -5,6 +5,7 @@ pub mod disks;
 pub mod machine;
 pub mod netlab;
 pub mod pcap;
+pub mod screen;
 pub mod serial;
 pub mod tamper;
 pub mod vpn_session;

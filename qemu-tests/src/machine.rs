@@ -283,7 +283,7 @@ pub struct Machine {
     qemu_stderr: PathBuf,
     qmp_socket: PathBuf,
     started: Instant,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Machine {
@@ -413,7 +413,7 @@ impl Machine {
             qemu_stderr,
             qmp_socket,
             started: Instant::now(),
-            _dir: dir,
+            dir,
         })
     }
 
@@ -596,6 +596,18 @@ impl Machine {
         self.qmp(&send_key_command(chord))
             .with_context(|| format!("QMP send-key {chord}"))
             .map(drop)
+    }
+
+    /// What the display shows now (a PPM screendump, read back and removed).
+    pub fn screen(&self) -> Result<crate::screen::Screen> {
+        let path = self.dir.path().join("screen.ppm");
+        self.qmp(&serde_json::json!({"execute": "screendump",
+            "arguments": {"filename": path.display().to_string()}}))
+            .context("QMP screendump")?;
+        let bytes =
+            std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        let _ = std::fs::remove_file(&path);
+        crate::screen::Screen::parse_ppm(&bytes)
     }
 
     /// Saves a screenshot (PNG) of the guest's display to `path`.

@@ -22,6 +22,11 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(300);
 const REACTION_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long an attempt that leaves no trace is given to do harm before the checks.
 const SETTLE: Duration = Duration::from_secs(8);
+/// The test page's background (`#17324d` in qemu-tests/conference/page.html).
+const PAGE_BACKGROUND: [u8; 3] = [0x17, 0x32, 0x4d];
+/// Share of the screen in that colour that means "the conference is showing".
+const PAGE_SHOWING: f64 = 0.3;
+
 /// Packets each way and kind that prove media flows through Janus.
 const MEDIA_PACKETS: u64 = 100;
 
@@ -323,6 +328,24 @@ fn try_escape(s: &mut VpnSession, lab: &ConferenceLab, escape: &Escape) -> Resul
         if e["state"] == "certificate-stop" && escape.expect != Expect::CertificateStop {
             return Err("certificate stop".into());
         }
+    }
+    // What a person at the PC sees: the conference, or (after the certificate stop)
+    // anything but it.
+    let share =
+        s.vm.screen()
+            .map_err(|e| format!("{e:#}"))?
+            .share_of(PAGE_BACKGROUND, 3);
+    match escape.expect {
+        Expect::CertificateStop if share > 0.05 => {
+            return Err(format!("the conference is still on screen ({share:.2})"))
+        }
+        Expect::CertificateStop => seen.push(format!("conference off the screen ({share:.2})")),
+        _ if share < PAGE_SHOWING => {
+            return Err(format!(
+                "the conference is not on screen ({share:.2} of its colour)"
+            ))
+        }
+        _ => {}
     }
     let other: Vec<String> = events(s, "blocked")
         .into_iter()

@@ -1,0 +1,112 @@
+//! What the guest's display shows, from QMP `screendump` (PPM): enough to tell
+//! the conference page from a text console or another program.
+
+use anyhow::{bail, Context, Result};
+
+/// A decoded binary PPM (P6, 8-bit).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Screen {
+    pub width: usize,
+    pub height: usize,
+    /// RGB triples, row by row.
+    pub pixels: Vec<u8>,
+}
+
+impl Screen {
+    pub fn parse_ppm(bytes: &[u8]) -> Result<Screen> {
+        // Header: "P6" width height maxval, separated by whitespace, then one
+        // whitespace byte and the raster.
+        let mut fields = Vec::new();
+        let mut at = 0;
+        while fields.len() < 4 {
+            while at < bytes.len() && bytes[at].is_ascii_whitespace() {
+                at += 1;
+            }
+            let start = at;
+            while at < bytes.len() && !bytes[at].is_ascii_whitespace() {
+                at += 1;
+            }
+            if start == at {
+                bail!("the PPM header ends early");
+            }
+            fields.push(std::str::from_utf8(&bytes[start..at]).context("PPM header")?);
+        }
+        if fields[0] != "P6" || fields[3] != "255" {
+            bail!("not an 8-bit binary PPM: {fields:?}");
+        }
+        let width: usize = fields[1].parse().context("PPM width")?;
+        let height: usize = fields[2].parse().context("PPM height")?;
+        let raster = bytes.get(at + 1..).context("PPM without raster")?;
+        if raster.len() < width * height * 3 {
+            bail!(
+                "PPM raster holds {} bytes, {width}x{height} needs more",
+                raster.len()
+            );
+        }
+        Ok(Screen {
+            width,
+            height,
+            pixels: raster[..width * height * 3].to_vec(),
+        })
+    }
+
+    /// The share of pixels within `tolerance` of `rgb` in every channel.
+    pub fn share_of(&self, rgb: [u8; 3], tolerance: u8) -> f64 {
+        let total = self.width * self.height;
+        if total == 0 {
+            return 0.0;
+        }
+        let near = self
+            .pixels
+            .chunks_exact(3)
+            .filter(|p| p.iter().zip(rgb).all(|(a, b)| a.abs_diff(b) <= tolerance))
+            .count();
+        near as f64 / total as f64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ppm(width: usize, height: usize, pixels: &[[u8; 3]]) -> Vec<u8> {
+        let mut out = format!("P6\n{width} {height}\n255\n").into_bytes();
+        for p in pixels {
+            out.extend(p);
+        }
+        out
+    }
+
+    #[test]
+    fn shares_of_a_colour() {
+        let blue = [23, 50, 77];
+        let screen =
+            Screen::parse_ppm(&ppm(2, 2, &[blue, blue, [24, 51, 76], [0, 0, 0]])).expect("parses");
+        assert_eq!((screen.width, screen.height), (2, 2));
+        let cases = [
+            (blue, 0, 0.5),
+            (blue, 2, 0.75),
+            ([0, 0, 0], 0, 0.25),
+            ([255, 255, 255], 3, 0.0),
+        ];
+        for (rgb, tolerance, want) in cases {
+            assert_eq!(
+                screen.share_of(rgb, tolerance),
+                want,
+                "{rgb:?} ±{tolerance}"
+            );
+        }
+    }
+
+    #[test]
+    fn bad_images_are_refused() {
+        for bytes in [
+            &b"P3\n1 1\n255\n..."[..],
+            b"P6\n2 2\n255\n\x00",
+            b"P6\n",
+            b"",
+        ] {
+            assert!(Screen::parse_ppm(bytes).is_err(), "{bytes:?}");
+        }
+    }
+}
