@@ -7,7 +7,13 @@ apt-get install -y --no-install-recommends \
     qemu-system-x86 ovmf cryptsetup-bin fdisk dosfstools mtools openssl python3-pip \
     squashfs-tools-ng sbsigntool cpio \
     nftables dnsmasq-base wireguard-tools strongswan-charon strongswan-swanctl \
-    libstrongswan-standard-plugins libcharon-extra-plugins
+    libstrongswan-standard-plugins libcharon-extra-plugins \
+    janus curl
+# The conference scenario starts its own Janus in a network namespace; the
+# package's system service is not needed (and would hold ports on the host).
+if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+    systemctl disable --now janus.service >/dev/null 2>&1 || true
+fi
 # The VPN scenarios' WireGuard gateway runs in userspace (boringtun), so that the
 # tests do not depend on the host kernel having WireGuard (or ESP: the IPsec
 # gateway uses strongSwan's kernel-libipsec from libcharon-extra-plugins).
