@@ -20,6 +20,9 @@ use crate::session_guard::{Blocked, Guard, TargetInfo, Verdict};
 /// Browser ends within [`CRASH_WINDOW`] that make the kiosk give up.
 pub const MAX_CRASHES: usize = 3;
 pub const CRASH_WINDOW: Duration = Duration::from_secs(120);
+/// A clean exit sooner than this after the start counts as a crash (a browser that
+/// cannot run must not be restarted in a tight loop).
+pub const MIN_CLEAN_RUN: Duration = Duration::from_secs(15);
 /// A command's answer; generous, because a slow PC (or QEMU without KVM) can be
 /// busy for seconds while the page starts a call.
 const CDP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -185,6 +188,7 @@ pub fn run(policy: SessionPolicy, network: bool, reachable: &AtomicBool) {
     };
     let mut crashes = CrashWindow::default();
     let mut run = 0;
+    let mut last_waiting = String::new();
     loop {
         if network && !reachable.load(Ordering::SeqCst) {
             crate::screen::show(&format!(
@@ -206,9 +210,13 @@ pub fn run(policy: SessionPolicy, network: bool, reachable: &AtomicBool) {
                     return;
                 }
                 Err(None) => {
-                    emit(&SessionEvent::Waiting {
-                        reason: format!("{} does not answer yet", policy.url),
-                    });
+                    let reason = format!("{} does not answer yet", policy.url);
+                    if reason != last_waiting {
+                        emit(&SessionEvent::Waiting {
+                            reason: reason.clone(),
+                        });
+                        last_waiting = reason;
+                    }
                     std::thread::sleep(Duration::from_secs(5));
                     continue;
                 }
@@ -228,10 +236,12 @@ pub fn run(policy: SessionPolicy, network: bool, reachable: &AtomicBool) {
                 return;
             }
         };
+        last_waiting.clear();
         emit(&SessionEvent::BrowserStarted {
             pid: browser.child.id(),
             run,
         });
+        let started = Instant::now();
         let end = supervise(&mut browser, &policy, network, reachable);
         browser.stop();
         match end {
@@ -241,7 +251,7 @@ pub fn run(policy: SessionPolicy, network: bool, reachable: &AtomicBool) {
                     Browser::log_tail()
                 );
                 emit(&SessionEvent::BrowserExited { status });
-                if clean {
+                if clean && started.elapsed() >= MIN_CLEAN_RUN {
                     // Closed on purpose (Ctrl+W): back to the conference, no giving up.
                     continue;
                 }
