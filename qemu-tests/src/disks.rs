@@ -76,11 +76,12 @@ pub fn make_hostile_disks(dir: &Path, nvme_esp: Option<&[u8]>) -> Result<Vec<Hos
             fill(&nvme, 1, |part| ext4(part, &canary_dir))?;
         }
         Some(bootloader) => {
+            // The ESP holds the demo's UKI (34 MB with the browser stack's initrd).
             partitioned_disk(
                 &nvme,
-                64,
+                80,
                 &[
-                    "size=32MiB, type=U, name=\"EFI system partition\"",
+                    "size=48MiB, type=U, name=\"EFI system partition\"",
                     "size=24MiB, type=L, name=\"data\"",
                 ],
             )?;
