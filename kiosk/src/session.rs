@@ -377,6 +377,16 @@ fn handle_target(
             ) {
                 tracing::warn!("cannot close target {}: {err}", target.id);
             }
+            // Back to the front: the closed window may have been shown over it.
+            if let Some(main) = guard.main() {
+                if let Err(err) = cdp.call(
+                    "Target.activateTarget",
+                    json!({"targetId": main}),
+                    CDP_TIMEOUT,
+                ) {
+                    tracing::warn!("cannot bring the conference to the front: {err}");
+                }
+            }
         }
         Verdict::Restore(blocked) => {
             emit_blocked(&blocked);
