@@ -61,6 +61,8 @@ pub struct Blocked {
 pub struct Guard {
     policy: SessionPolicy,
     main: Option<String>,
+    /// Targets already closed: listed a little longer while they go, never judged twice.
+    closed: std::collections::HashSet<String>,
 }
 
 /// URLs a page may show without being the conference: a fresh tab before it loads.
@@ -70,7 +72,11 @@ fn is_blank(url: &str) -> bool {
 
 impl Guard {
     pub fn new(policy: SessionPolicy) -> Guard {
-        Guard { policy, main: None }
+        Guard {
+            policy,
+            main: None,
+            closed: std::collections::HashSet::new(),
+        }
     }
 
     /// The page target that shows the conference.
@@ -85,6 +91,17 @@ impl Guard {
 
     /// A target was created or changed.
     pub fn judge(&mut self, target: &TargetInfo) -> Verdict {
+        if self.closed.contains(&target.id) {
+            return Verdict::Allow;
+        }
+        let verdict = self.judge_anew(target);
+        if matches!(verdict, Verdict::Close(_) | Verdict::Restore(_)) {
+            self.closed.insert(target.id.clone());
+        }
+        verdict
+    }
+
+    fn judge_anew(&mut self, target: &TargetInfo) -> Verdict {
         match target.kind.as_str() {
             "page" => self.judge_page(target),
             "iframe" if !is_blank(&target.url) && !self.policy.allows(&target.url) => {
@@ -185,26 +202,38 @@ mod tests {
                 target("C", "page", conf, ""),
                 Verdict::Close(blocked("new-window", conf)),
             ),
+            // Still listed while it closes: not judged (or reported) again.
+            (target("C", "page", conf, "Room"), Verdict::Allow),
             (
                 target("A", "page", "https://other.test/", "other.test"),
                 Verdict::Restore(blocked("navigation", "https://other.test/")),
             ),
+            // The replaced page, still listed while it closes.
             (
-                target("A", "page", "file:///etc/passwd", ""),
+                target("A", "page", "https://other.test/", "other.test"),
+                Verdict::Allow,
+            ),
+            (
+                target("A+", "page", "file:///etc/passwd", ""),
                 Verdict::Restore(blocked("navigation", "file:///etc/passwd")),
             ),
             (
-                target("A", "page", "chrome://settings/", ""),
+                target("A++", "page", "chrome://settings/", ""),
                 Verdict::Restore(blocked("navigation", "chrome://settings/")),
             ),
             (
-                target("A", "page", conf, CERTIFICATE_ERROR_TITLE),
+                target("A+++", "page", conf, CERTIFICATE_ERROR_TITLE),
                 Verdict::CertificateStop { url: conf.into() },
             ),
         ];
         for (target, want) in cases {
-            assert_eq!(guard.judge(&target), want, "{target:?}");
+            let verdict = guard.judge(&target);
+            assert_eq!(verdict, want, "{target:?}");
+            if let Verdict::Restore(_) = verdict {
+                // The session opens the conference again as a new target.
+                guard.set_main(format!("{}+", target.id));
+            }
         }
-        assert_eq!(guard.main(), Some("A"));
+        assert_eq!(guard.main(), Some("A+++"));
     }
 }

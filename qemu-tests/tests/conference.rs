@@ -26,6 +26,8 @@ const SETTLE: Duration = Duration::from_secs(8);
 const PAGE_BACKGROUND: [u8; 3] = [0x17, 0x32, 0x4d];
 /// Share of the screen in that colour that means "the conference is showing".
 const PAGE_SHOWING: f64 = 0.3;
+/// ... and at most this much: "the conference is gone from the screen".
+const PAGE_HIDDEN: f64 = 0.05;
 
 /// Packets each way and kind that prove media flows through Janus.
 const MEDIA_PACKETS: u64 = 100;
@@ -347,16 +349,30 @@ fn try_escape(s: &mut VpnSession, lab: &ConferenceLab, escape: &Escape) -> Resul
     }
     // What a person at the PC sees: the conference, or (after the certificate stop)
     // anything but it.
-    let share =
+    // A closing window can stay on screen a few seconds under TCG: wait for the
+    // expected picture, then judge the last one.
+    let showing_wanted = escape.expect != Expect::CertificateStop;
+    let share_now = || {
         s.vm.screen()
-            .map_err(|e| format!("{e:#}"))?
-            .share_of(PAGE_BACKGROUND, 3);
+            .map(|screen| screen.share_of(PAGE_BACKGROUND, 3))
+            .unwrap_or(0.0)
+    };
+    let share = wait_until(REACTION_TIMEOUT, Duration::from_secs(1), || {
+        let share = share_now();
+        let as_wanted = if showing_wanted {
+            share >= PAGE_SHOWING
+        } else {
+            share <= PAGE_HIDDEN
+        };
+        as_wanted.then_some(share)
+    })
+    .unwrap_or_else(share_now);
     let keep_screen = || {
         let path = qemu_tests::artifacts_dir().join(format!("conference-row-{}.png", escape.keys));
         let _ = s.vm.screenshot(&path);
     };
     match escape.expect {
-        Expect::CertificateStop if share > 0.05 => {
+        Expect::CertificateStop if share > PAGE_HIDDEN => {
             keep_screen();
             return Err(format!("the conference is still on screen ({share:.2})"));
         }
