@@ -2,6 +2,8 @@
 # and /janus proxied to Janus' HTTP API on loopback (same origin for the page).
 import http.server, json, ssl, sys, time, urllib.request
 address, port, cert, key, page, log = sys.argv[1:7]
+# The test writes an attempt's key here when it must not depend on the keyboard.
+NEXT = log + ".next"
 JANUS = "http://127.0.0.1:8088"
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -30,6 +32,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         if self.path.startswith("/janus"):
             return self.proxy(None)
+        if self.path == "/next":
+            try:
+                body = open(NEXT, "rb").read()
+            except OSError:
+                body = b""
+            return self.reply(200, body)
         self.note("get", self.path)
         if self.path in ("/", "/index.html"):
             return self.reply(200, open(page, "rb").read(), "text/html; charset=utf-8")

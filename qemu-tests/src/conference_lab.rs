@@ -212,6 +212,12 @@ impl ConferenceLab {
         Ok(())
     }
 
+    /// Makes the page start the attempt `key` without the keyboard.
+    pub fn request_attempt(&self, key: &str) -> Result<()> {
+        let path = self.dir.join("trusted.log.next");
+        std::fs::write(&path, key).with_context(|| format!("cannot write {}", path.display()))
+    }
+
     /// What the trusted server logged: page requests and the page's reports.
     pub fn reports(&self) -> Vec<PageReport> {
         parse_reports(&read(&self.dir.join("trusted.log")))
