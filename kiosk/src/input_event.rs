@@ -1,5 +1,21 @@
 //! Raw `struct input_event` records read from `/dev/input/eventN`.
 
+use std::path::{Path, PathBuf};
+
+/// Where the kernel lists input devices.
+pub const SYS_CLASS_INPUT: &str = "/sys/class/input";
+
+/// `/dev/input/eventN` of every event device whose sysfs folder
+/// (`SYS_CLASS_INPUT/eventN`) `wanted` accepts.
+pub fn event_devices(sys_class_input: &Path, wanted: impl Fn(&Path) -> bool) -> Vec<PathBuf> {
+    crate::sysfs::entry_names(sys_class_input)
+        .into_iter()
+        .filter(|name| name.starts_with("event"))
+        .filter(|name| wanted(&sys_class_input.join(name)))
+        .map(|name| Path::new("/dev/input").join(name))
+        .collect()
+}
+
 /// `struct input_event` on 64-bit Linux: timeval (16), type (2), code (2), value (4).
 pub const EVENT_SIZE: usize = 24;
 pub const EV_KEY: u16 = 0x01;

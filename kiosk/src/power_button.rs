@@ -4,24 +4,18 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-const SYS_CLASS_INPUT: &str = "/sys/class/input";
 /// Name the kernel's ACPI button driver gives the power button.
 const POWER_BUTTON_NAME: &str = "Power Button";
-use crate::input_event::{InputEvent, EVENT_SIZE};
+use crate::input_event::{InputEvent, EVENT_SIZE, SYS_CLASS_INPUT};
 
 const KEY_POWER: u16 = 116;
 
 /// `/dev/input/eventN` of every input device named "Power Button".
 pub fn power_buttons(sys_class_input: &Path) -> Vec<PathBuf> {
-    crate::sysfs::entry_names(sys_class_input)
-        .into_iter()
-        .filter(|name| name.starts_with("event"))
-        .filter(|name| {
-            std::fs::read_to_string(sys_class_input.join(name).join("device/name"))
-                .is_ok_and(|n| n.trim() == POWER_BUTTON_NAME)
-        })
-        .map(|name| Path::new("/dev/input").join(name))
-        .collect()
+    crate::input_event::event_devices(sys_class_input, |device| {
+        std::fs::read_to_string(device.join("device/name"))
+            .is_ok_and(|n| n.trim() == POWER_BUTTON_NAME)
+    })
 }
 
 /// True when `event` (one raw `struct input_event`) is the power key going down.

@@ -104,40 +104,12 @@ enum RunEnd {
 
 fn emit(event: &SessionEvent) {
     tracing::info!("session: {event:?}");
-    #[derive(Serialize)]
-    struct Line<'a> {
-        event: &'static str,
-        #[serde(flatten)]
-        change: &'a SessionEvent,
-        uptime_ms: u64,
-    }
-    println!(
-        "{}",
-        crate::status::console_json(&Line {
-            event: "session",
-            change: event,
-            uptime_ms: crate::network_watch::uptime_ms(),
-        })
-    );
+    println!("{}", crate::status::event_line("session", event));
 }
 
 fn emit_blocked(blocked: &Blocked) {
     tracing::warn!("blocked {}: {}", blocked.what, blocked.url);
-    #[derive(Serialize)]
-    struct Line<'a> {
-        event: &'static str,
-        #[serde(flatten)]
-        blocked: &'a Blocked,
-        uptime_ms: u64,
-    }
-    println!(
-        "{}",
-        crate::status::console_json(&Line {
-            event: "blocked",
-            blocked,
-            uptime_ms: crate::network_watch::uptime_ms(),
-        })
-    );
+    println!("{}", crate::status::event_line("blocked", blocked));
 }
 
 /// The stop screen: the browser does not come back.

@@ -10,9 +10,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::input_event::{InputEvent, EVENT_SIZE};
+use crate::input_event::{InputEvent, EVENT_SIZE, SYS_CLASS_INPUT};
 
-const SYS_CLASS_INPUT: &str = "/sys/class/input";
 const RESCAN_EVERY: Duration = Duration::from_secs(5);
 
 // Linux key codes (input-event-codes.h).
@@ -144,23 +143,16 @@ pub fn has_key(bitmap: &str, code: u16) -> bool {
 
 /// `/dev/input/eventN` of every keyboard (a device with letter keys and Ctrl).
 pub fn keyboards(sys_class_input: &Path) -> Vec<PathBuf> {
-    crate::sysfs::entry_names(sys_class_input)
-        .into_iter()
-        .filter(|name| name.starts_with("event"))
-        .filter(|name| {
-            std::fs::read_to_string(sys_class_input.join(name).join("device/capabilities/key"))
-                .is_ok_and(|bits| has_key(&bits, KEY_Q) && has_key(&bits, KEY_LEFTCTRL))
-        })
-        .map(|name| Path::new("/dev/input").join(name))
-        .collect()
+    crate::input_event::event_devices(sys_class_input, |device| {
+        std::fs::read_to_string(device.join("device/capabilities/key"))
+            .is_ok_and(|bits| has_key(&bits, KEY_Q) && has_key(&bits, KEY_LEFTCTRL))
+    })
 }
 
 #[derive(Serialize)]
-struct ShortcutLine<'a> {
-    event: &'static str,
+struct Shortcut<'a> {
     keys: &'a str,
     means: &'a str,
-    uptime_ms: u64,
 }
 
 fn watch_keyboard(device: PathBuf) {
@@ -178,12 +170,7 @@ fn watch_keyboard(device: PathBuf) {
             tracing::warn!("shortcut {keys} ({means}) pressed");
             println!(
                 "{}",
-                crate::status::console_json(&ShortcutLine {
-                    event: "shortcut",
-                    keys: &keys,
-                    means,
-                    uptime_ms: crate::network_watch::uptime_ms(),
-                })
+                crate::status::event_line("shortcut", &Shortcut { keys: &keys, means })
             );
         }
     }

@@ -172,6 +172,22 @@ pub fn console_json<T: serde::Serialize>(report: &T) -> String {
     format!("{CONSOLE_MARKER} {json}")
 }
 
+/// `@kiosk@ {"event":EVENT,...,"uptime_ms":N}`: a state change with the time since boot.
+pub fn event_line<T: serde::Serialize>(event: &'static str, payload: &T) -> String {
+    #[derive(serde::Serialize)]
+    struct Line<'a, T> {
+        event: &'static str,
+        #[serde(flatten)]
+        payload: &'a T,
+        uptime_ms: u64,
+    }
+    console_json(&Line {
+        event,
+        payload,
+        uptime_ms: crate::network_watch::uptime_ms(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -375,5 +391,19 @@ mod tests {
             assert!(line.contains(field), "{field} in {line}");
         }
         assert!(!line.contains('\n'));
+    }
+
+    #[test]
+    fn event_lines_carry_kind_payload_and_uptime() {
+        #[derive(serde::Serialize)]
+        struct Shortcut {
+            keys: &'static str,
+        }
+        let line = event_line("shortcut", &Shortcut { keys: "ctrl+n" });
+        let json: serde_json::Value =
+            serde_json::from_str(line.strip_prefix("@kiosk@ ").expect("marker")).expect("json");
+        assert_eq!(json["event"], "shortcut");
+        assert_eq!(json["keys"], "ctrl+n");
+        assert!(json["uptime_ms"].is_u64(), "{line}");
     }
 }
