@@ -343,7 +343,12 @@ impl Machine {
         if let Some(stick) = &config.stick {
             args.extend([
                 "-device".into(),
-                "qemu-xhci,id=xhci".into(),
+                // Eight root ports: the tests plug every device straight into the
+                // controller. With QEMU's default four, the last free port gets a
+                // full-speed hub that QEMU adds by itself, and a stick behind it
+                // once failed to enumerate under load (a QEMU artefact, not a
+                // policy decision).
+                "qemu-xhci,id=xhci,p2=8,p3=8".into(),
                 "-drive".into(),
                 format!(
                     "if=none,id=stick,format=raw,snapshot=on,file={}",
