@@ -6,12 +6,15 @@ use std::path::PathBuf;
 use serde::Deserialize;
 use stick_manifest::https_url::HttpsUrl;
 use stick_manifest::network::NetworkPolicy;
-use stick_manifest::session::SessionPolicy;
+use stick_manifest::session::{KeyboardError, KeyboardLayout, SessionPolicy};
 
 use crate::vpn_config::Invalid;
 
 /// What the browser stack adds to an image with a `[conference]`.
-pub const SESSION_PACKAGES: &[&str] = &["chromium", "cage", "seatd", "fonts-dejavu-core"];
+/// (`xkb-data` comes with cage anyway; named because keyboard-layout is checked
+/// against it.)
+pub const SESSION_PACKAGES: &[&str] =
+    &["chromium", "cage", "seatd", "fonts-dejavu-core", "xkb-data"];
 
 /// `[conference]` as the admin writes it.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -30,6 +33,11 @@ pub struct ConferenceSection {
     /// The manifest and the screen say so.
     #[serde(default)]
     pub test_fake_capture: bool,
+    /// The keyboard layout in the session, an XKB name such as `de`; XKB's
+    /// default (`us`) when left out.
+    pub keyboard_layout: Option<String>,
+    /// A variant of that layout, such as `nodeadkeys`.
+    pub keyboard_variant: Option<String>,
 }
 
 impl ConferenceSection {
@@ -72,10 +80,29 @@ impl ConferenceSection {
                     .into(),
             ));
         }
+        let keyboard = match (&self.keyboard_layout, &self.keyboard_variant) {
+            (None, None) => None,
+            (None, Some(_)) => {
+                return Err((
+                    "conference.keyboard-variant",
+                    "a variant needs conference.keyboard-layout too".into(),
+                ))
+            }
+            (Some(layout), variant) => Some(
+                KeyboardLayout::parse(layout, variant.as_deref()).map_err(|e| {
+                    let key = match e {
+                        KeyboardError::BadLayout(_) => "conference.keyboard-layout",
+                        KeyboardError::BadVariant(_) => "conference.keyboard-variant",
+                    };
+                    (key, e.to_string())
+                })?,
+            ),
+        };
         Ok(SessionPolicy {
             url: url.to_string(),
             origins,
             fake_capture: self.test_fake_capture,
+            keyboard,
         })
     }
 }
@@ -121,6 +148,8 @@ mod tests {
             extra_origins: extra.iter().map(|s| s.to_string()).collect(),
             trust_ca: vec!["ca.pem".into()],
             test_fake_capture: false,
+            keyboard_layout: None,
+            keyboard_variant: None,
         }
     }
 
@@ -206,5 +235,41 @@ mod tests {
         let (key, message) = s.policy(None).expect_err("no CA");
         assert_eq!(key, "conference.trust-ca");
         assert!(message.contains("trusts no other"), "{message}");
+    }
+
+    #[test]
+    fn keyboard_layouts() {
+        type Want<'a> = Result<Option<(&'a str, Option<&'a str>)>, &'a str>;
+        let cases: &[(Option<&str>, Option<&str>, Want)] = &[
+            (None, None, Ok(None)),
+            (Some("de"), None, Ok(Some(("de", None)))),
+            (
+                Some("de"),
+                Some("nodeadkeys"),
+                Ok(Some(("de", Some("nodeadkeys")))),
+            ),
+            (None, Some("nodeadkeys"), Err("conference.keyboard-variant")),
+            (Some("de,us"), None, Err("conference.keyboard-layout")),
+            (
+                Some("de"),
+                Some("no dead"),
+                Err("conference.keyboard-variant"),
+            ),
+        ];
+        for (layout, variant, want) in cases {
+            let mut s = section("https://conf.test/", &[]);
+            s.keyboard_layout = layout.map(str::to_string);
+            s.keyboard_variant = variant.map(str::to_string);
+            let got = s.policy(None).map(|p| p.keyboard);
+            match (got, want) {
+                (Ok(got), Ok(want)) => assert_eq!(
+                    got.as_ref()
+                        .map(|k| (k.layout.as_str(), k.variant.as_deref())),
+                    *want
+                ),
+                (Err((key, _)), Err(want_key)) => assert_eq!(key, *want_key),
+                (got, want) => panic!("{layout:?} {variant:?}: got {got:?}, want {want:?}"),
+            }
+        }
     }
 }

@@ -5,7 +5,8 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use stick_manifest::session::{
-    SessionPolicy, BROWSER_POLICY_PATH, CONFERENCE_CA_PATH, SESSION_GID, SESSION_UID, SESSION_USER,
+    KeyboardLayout, SessionPolicy, BROWSER_POLICY_PATH, CONFERENCE_CA_PATH, SESSION_GID,
+    SESSION_UID, SESSION_USER, XKB_SYMBOLS_DIR,
 };
 
 use crate::config::LoadedConfig;
@@ -96,6 +97,9 @@ pub fn add_session_account(passwd: &str, group: &str, shadow: &str) -> (String, 
 
 /// Writes the session's files into the tree at `root`.
 pub fn install(root: &Path, session: &SessionPolicy, trust: &ConferenceTrust) -> Result<()> {
+    if let Some(keyboard) = &session.keyboard {
+        check_keyboard(root, keyboard)?;
+    }
     let policy = crate::browser_policy::render(session, &trust.der);
     write(
         root,
@@ -121,6 +125,32 @@ pub fn install(root: &Path, session: &SessionPolicy, trust: &ConferenceTrust) ->
     write(root, "/etc/passwd", passwd.as_bytes(), 0o644)?;
     write(root, "/etc/group", group.as_bytes(), 0o644)?;
     write(root, "/etc/shadow", shadow.as_bytes(), 0o640)?;
+    Ok(())
+}
+
+/// The layout and variant must exist in the image's xkb-data: a name XKB does not
+/// know would leave staff with a US keyboard and no word why.
+fn check_keyboard(root: &Path, keyboard: &KeyboardLayout) -> Result<()> {
+    let dir = root.join(XKB_SYMBOLS_DIR.trim_start_matches('/'));
+    let file = dir.join(keyboard.symbols_file());
+    let Ok(symbols) = std::fs::read_to_string(&file) else {
+        bail!(
+            "conference.keyboard-layout: {:?} is not a layout the image knows ({XKB_SYMBOLS_DIR}/{} \
+             is missing); the layouts are the file names in {XKB_SYMBOLS_DIR}, e.g. \"de\"",
+            keyboard.layout,
+            keyboard.symbols_file()
+        );
+    };
+    if !keyboard.variant_in(&symbols) {
+        bail!(
+            "conference.keyboard-variant: {:?} is not a variant of {:?} ({XKB_SYMBOLS_DIR}/{} has \
+             no `xkb_symbols {:?}`)",
+            keyboard.variant.as_deref().unwrap_or_default(),
+            keyboard.layout,
+            keyboard.symbols_file(),
+            keyboard.variant.as_deref().unwrap_or_default()
+        );
+    }
     Ok(())
 }
 
@@ -161,5 +191,34 @@ mod tests {
         assert!(
             pem_certificates("-----BEGIN CERTIFICATE-----\n!!\n-----END CERTIFICATE-----").is_err()
         );
+    }
+
+    #[test]
+    fn keyboard_layouts_must_exist_in_the_image() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let dir = root.path().join(XKB_SYMBOLS_DIR.trim_start_matches('/'));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        std::fs::write(
+            dir.join("de"),
+            "default xkb_symbols \"basic\" {\n};\nxkb_symbols \"nodeadkeys\" {\n};\n",
+        )
+        .expect("write");
+        let cases: &[(&str, Option<&str>, Option<&str>)] = &[
+            ("de", None, None),
+            ("de", Some("nodeadkeys"), None),
+            ("fr", None, Some("conference.keyboard-layout")),
+            ("de", Some("mac"), Some("conference.keyboard-variant")),
+        ];
+        for (layout, variant, want_key) in cases {
+            let keyboard = KeyboardLayout::parse(layout, *variant).expect("valid names");
+            match (check_keyboard(root.path(), &keyboard), want_key) {
+                (Ok(()), None) => {}
+                (Err(e), Some(key)) => {
+                    let message = format!("{e:#}");
+                    assert!(message.starts_with(key), "{message}");
+                }
+                (got, want) => panic!("{layout} {variant:?}: got {got:?}, want {want:?}"),
+            }
+        }
     }
 }

@@ -133,6 +133,7 @@ impl Browser {
             .env("LIBSEAT_BACKEND", "seatd")
             // Software rendering works on every PC (and in QEMU); no GPU access.
             .env("WLR_RENDERER", "pixman")
+            .envs(keyboard_env(policy))
             .current_dir(&run)
             .stdin(Stdio::null())
             .stdout(log.try_clone().context("cannot share the browser log")?)
@@ -204,6 +205,18 @@ impl Browser {
     }
 }
 
+/// cage's keyboard comes from libxkbcommon, which reads the layout from these.
+fn keyboard_env(policy: &SessionPolicy) -> Vec<(&'static str, String)> {
+    let Some(keyboard) = &policy.keyboard else {
+        return Vec::new();
+    };
+    let mut env = vec![("XKB_DEFAULT_LAYOUT", keyboard.layout.clone())];
+    if let Some(variant) = &keyboard.variant {
+        env.push(("XKB_DEFAULT_VARIANT", variant.clone()));
+    }
+    env
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -214,6 +227,7 @@ mod tests {
             url: "https://conf.test/room".into(),
             origins: vec!["https://conf.test".into()],
             fake_capture: false,
+            keyboard: None,
         };
         let args = chromium_args(&policy, Path::new("/run/conference/profile"));
         for want in [
@@ -233,5 +247,33 @@ mod tests {
         policy.fake_capture = true;
         let args = chromium_args(&policy, Path::new("/p"));
         assert!(args.contains(&"--use-fake-device-for-media-stream".to_string()));
+    }
+
+    #[test]
+    fn the_keyboard_layout_reaches_xkb() {
+        use stick_manifest::session::KeyboardLayout;
+        type Layout<'a> = Option<(&'a str, Option<&'a str>)>;
+        let cases: &[(Layout, &[(&str, &str)])] = &[
+            (None, &[]),
+            (Some(("de", None)), &[("XKB_DEFAULT_LAYOUT", "de")]),
+            (
+                Some(("de", Some("nodeadkeys"))),
+                &[
+                    ("XKB_DEFAULT_LAYOUT", "de"),
+                    ("XKB_DEFAULT_VARIANT", "nodeadkeys"),
+                ],
+            ),
+        ];
+        for (keyboard, want) in cases {
+            let policy = SessionPolicy {
+                url: "https://conf.test/".into(),
+                origins: vec!["https://conf.test".into()],
+                fake_capture: false,
+                keyboard: keyboard.map(|(l, v)| KeyboardLayout::parse(l, v).expect("valid")),
+            };
+            let got = keyboard_env(&policy);
+            let got: Vec<(&str, &str)> = got.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            assert_eq!(got, *want, "{keyboard:?}");
+        }
     }
 }

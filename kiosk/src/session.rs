@@ -42,6 +42,8 @@ pub enum SessionEvent {
         url: String,
         origins: Vec<String>,
         fake_capture: bool,
+        /// `layout` or `layout(variant)`; none: XKB's default.
+        keyboard: Option<String>,
     },
     Waiting {
         reason: String,
@@ -151,6 +153,7 @@ pub fn run(policy: SessionPolicy, network: bool, reachable: &AtomicBool) {
         url: policy.url.clone(),
         origins: policy.origins.clone(),
         fake_capture: policy.fake_capture,
+        keyboard: policy.keyboard.as_ref().map(ToString::to_string),
     });
     let banner = if policy.fake_capture {
         "TEST IMAGE: the browser gets a FAKE camera and microphone \

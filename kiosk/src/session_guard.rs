@@ -172,6 +172,7 @@ mod tests {
             url: "https://conf.test/room".into(),
             origins: vec!["https://conf.test".into()],
             fake_capture: false,
+            keyboard: None,
         };
         let mut guard = Guard::new(policy);
         let conf = "https://conf.test/room";

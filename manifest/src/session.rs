@@ -25,6 +25,86 @@ pub struct SessionPolicy {
     /// TEST images only: the browser gets a fake camera and microphone.
     #[serde(default)]
     pub fake_capture: bool,
+    /// The keyboard layout the compositor gives the browser; none: XKB's default (us).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keyboard: Option<KeyboardLayout>,
+}
+
+/// Where the image's XKB layouts live (Debian's xkb-data): one file per layout,
+/// with a `xkb_symbols "variant"` block per variant.
+pub const XKB_SYMBOLS_DIR: &str = "/usr/share/X11/xkb/symbols";
+
+/// An XKB keyboard layout and optional variant, e.g. `de` with `nodeadkeys`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct KeyboardLayout {
+    pub layout: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
+}
+
+/// XKB's own notation: `de`, `de(nodeadkeys)`.
+impl std::fmt::Display for KeyboardLayout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.variant {
+            Some(variant) => write!(f, "{}({variant})", self.layout),
+            None => f.write_str(&self.layout),
+        }
+    }
+}
+
+/// Why a layout or variant name is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyboardError {
+    #[error(
+        "{0:?} is not an XKB layout name: one layout, lowercase letters, digits and `_` \
+         (as \"de\", \"us\", \"fr\")"
+    )]
+    BadLayout(String),
+    #[error("{0:?} is not an XKB variant name: letters, digits and `_` (as \"nodeadkeys\")")]
+    BadVariant(String),
+}
+
+impl KeyboardLayout {
+    /// Checks the names' form; whether the image has them is the builder's check.
+    pub fn parse(layout: &str, variant: Option<&str>) -> Result<KeyboardLayout, KeyboardError> {
+        let name_ok = |name: &str, allowed: fn(char) -> bool| {
+            (1..=32).contains(&name.len()) && name.chars().all(allowed)
+        };
+        if !name_ok(layout, |c| {
+            c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'
+        }) {
+            return Err(KeyboardError::BadLayout(layout.into()));
+        }
+        if let Some(variant) = variant {
+            if !name_ok(variant, |c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(KeyboardError::BadVariant(variant.into()));
+            }
+        }
+        Ok(KeyboardLayout {
+            layout: layout.into(),
+            variant: variant.map(str::to_string),
+        })
+    }
+
+    /// The layout's symbols file, relative to `XKB_SYMBOLS_DIR`.
+    pub fn symbols_file(&self) -> &str {
+        &self.layout
+    }
+
+    /// True when the symbols file's text defines the variant (or no variant is asked).
+    pub fn variant_in(&self, symbols: &str) -> bool {
+        let Some(variant) = &self.variant else {
+            return true;
+        };
+        let quoted = format!("\"{variant}\"");
+        symbols.lines().any(|line| {
+            let line = line.trim_start();
+            !line.starts_with("//")
+                && line.contains("xkb_symbols")
+                && line.split_whitespace().any(|word| word == quoted)
+        })
+    }
 }
 
 impl SessionPolicy {
@@ -46,6 +126,7 @@ mod tests {
             url: "https://conf.test/room".into(),
             origins: vec!["https://conf.test".into(), "https://sso.test:8443".into()],
             fake_capture: false,
+            keyboard: None,
         };
         let cases = [
             ("https://conf.test/room?x=1", true),
@@ -63,6 +144,51 @@ mod tests {
         ];
         for (url, want) in cases {
             assert_eq!(policy.allows(url), want, "{url}");
+        }
+    }
+
+    #[test]
+    fn keyboard_names() {
+        let cases: &[(&str, Option<&str>, bool)] = &[
+            ("de", None, true),
+            ("de", Some("nodeadkeys"), true),
+            ("de", Some("T3"), true),
+            ("latam", None, true),
+            ("", None, false),
+            ("DE", None, false),
+            ("de,us", None, false),
+            ("de(nodeadkeys)", None, false),
+            ("../../etc/passwd", None, false),
+            ("de", Some(""), false),
+            ("de", Some("node adkeys"), false),
+            ("de", Some("a/b"), false),
+        ];
+        for (layout, variant, ok) in cases {
+            assert_eq!(
+                KeyboardLayout::parse(layout, *variant).is_ok(),
+                *ok,
+                "{layout:?} {variant:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn variants_are_found_in_the_symbols_file() {
+        let symbols = "default partial alphanumeric_keys\nxkb_symbols \"basic\" {\n};\n\
+                       partial alphanumeric_keys\nxkb_symbols \"nodeadkeys\" {\n};\n\
+                       // xkb_symbols \"commented\" {\n";
+        let cases = [
+            (None, true),
+            (Some("nodeadkeys"), true),
+            (Some("basic"), true),
+            (Some("commented"), false),
+            (Some("dead"), false),
+        ];
+        for (variant, want) in cases {
+            let layout = KeyboardLayout::parse("de", variant).expect("valid");
+            assert_eq!(layout.variant_in(symbols), want, "{variant:?}");
+            let shown = variant.map_or("de".to_string(), |v| format!("de({v})"));
+            assert_eq!(layout.to_string(), shown);
         }
     }
 }

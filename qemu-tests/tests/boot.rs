@@ -47,6 +47,10 @@ fn demo_image_boots_to_verified_kiosk_status() {
         .unwrap_or_else(|e| panic!("no session line: {e:#}"));
     let starting = parse_event(&starting, "session").expect("session line");
     assert_eq!(starting["fake_capture"], false, "{starting}");
+    assert_eq!(
+        starting["keyboard"], "de",
+        "examples/demo.toml asks for keyboard-layout \"de\": {starting}"
+    );
     vm.wait_for_line(Duration::from_secs(180), |l| {
         parse_event(l, "session").is_some_and(|e| e["state"] == "browser-started")
     })

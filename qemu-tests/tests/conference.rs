@@ -504,6 +504,15 @@ fn conference_call_and_escape_attempts() {
     );
     println!("conference: screenshot {}", shot.display());
 
+    // The config's keyboard-layout (de): the keys at Y's and Z's place are swapped.
+    assert_eq!(starting["keyboard"], "de", "{starting}");
+    for (key, typed) in [("y", "KeyY=z"), ("z", "KeyZ=y")] {
+        let before = lab.reports().len();
+        s.vm.send_keys(key).ok_or_panic();
+        wait_report(&lab, before, "key", Some(typed));
+    }
+    println!("conference: keyboard layout de: KeyY types z, KeyZ types y");
+
     // Every way out, one row at a time; every row runs, failures are listed at the end.
     let mut failures = Vec::new();
     for escape in ESCAPES {
