@@ -4,9 +4,11 @@
 //! page calls Janus' echo test by itself. Then a hostile page and the keyboard try
 //! every way out of the conference, one row of ESCAPES per attempt, and the last
 //! row sends the browser to a server whose certificate the image does not trust.
+//! Before that row the gateway dies: the conference must leave the screen until the
+//! tunnel is back, and the call come back by itself.
 //! The whole uplink capture is judged at power-off like the VPN scenarios.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use qemu_tests::conference_lab::{ConferenceLab, PageReport, CONFERENCE};
 use qemu_tests::machine::wait_until;
@@ -20,6 +22,10 @@ const GUEST_TUNNEL_ADDRESS: &str = "10.99.1.2";
 const CALL_TIMEOUT: Duration = Duration::from_secs(300);
 /// From an attempt to the kiosk's reaction.
 const REACTION_TIMEOUT: Duration = Duration::from_secs(60);
+/// From the gateway's death to the kiosk hiding the conference: the tunnel check
+/// has to fail first (`tunnel-lost` came 24 s after the last good check in the VPN
+/// scenarios).
+const TUNNEL_LOSS_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long an attempt that leaves no trace is given to do harm before the checks.
 const SETTLE: Duration = Duration::from_secs(8);
 /// The test page's background (`#17324d` in qemu-tests/conference/page.html).
@@ -415,6 +421,74 @@ fn try_escape(s: &mut VpnSession, lab: &ConferenceLab, escape: &Escape) -> Resul
     Ok(seen.join("; "))
 }
 
+/// The gateway dies mid-call: the kiosk must take the conference off the screen
+/// (its connecting screen instead) until the tunnel is back, then bring the call
+/// back by itself. Nothing may leave outside the tunnel meanwhile (the capture is
+/// judged at the end).
+fn tunnel_cut_hides_the_conference(
+    s: &mut VpnSession,
+    lab: &ConferenceLab,
+) -> Result<String, String> {
+    let sessions_before = events(s, "session").len();
+    let reports_before = lab.reports().len();
+    let cut = Instant::now();
+    s.lab.stop_gateway();
+    find_event(s, "session", sessions_before, TUNNEL_LOSS_TIMEOUT, |e| {
+        e["state"] == "hidden"
+    })
+    .ok_or("no `session hidden` line after the gateway died")?;
+    let hidden_after = cut.elapsed();
+    // None: no screendump, which proves neither way.
+    let share_now = || {
+        s.vm.screen()
+            .ok()
+            .map(|screen| screen.share_of(PAGE_BACKGROUND, 3))
+    };
+    let gone = wait_until(REACTION_TIMEOUT, Duration::from_secs(1), || {
+        share_now().filter(|share| *share <= PAGE_HIDDEN)
+    });
+    let shot = qemu_tests::artifacts_dir().join("conference-tunnel-down.png");
+    let _ = s.vm.screenshot(&shot);
+    let Some(gone) = gone else {
+        return Err(format!(
+            "the conference stayed on screen without the tunnel ({:?} of its colour)",
+            share_now()
+        ));
+    };
+    if events(s, "session")
+        .into_iter()
+        .skip(sessions_before)
+        .any(|e| e["state"] == "browser-started")
+    {
+        return Err("the browser started again while the tunnel was down".into());
+    }
+
+    s.lab.start_gateway().map_err(|e| format!("{e:#}"))?;
+    let back = Instant::now();
+    find_event(s, "session", sessions_before, CALL_TIMEOUT, |e| {
+        e["state"] == "browser-started"
+    })
+    .ok_or("the browser did not start again once the tunnel was back")?;
+    let connected = wait_until(CALL_TIMEOUT, Duration::from_millis(500), || {
+        lab.reports()
+            .into_iter()
+            .skip(reports_before)
+            .find(|r| r.what == "connection" && r.detail == "connected")
+    })
+    .ok_or("the call did not connect again")?;
+    let showing = wait_until(REACTION_TIMEOUT, Duration::from_secs(1), || {
+        share_now().filter(|share| *share >= PAGE_SHOWING)
+    })
+    .ok_or_else(|| format!("the conference is not back on screen ({:?})", share_now()))?;
+    Ok(format!(
+        "hidden {:.1} s after the gateway died (screen {gone:.2} of the page's colour); \
+         gateway back -> call connected again {:.1} s (screen {showing:.2}), client {}",
+        hidden_after.as_secs_f64(),
+        back.elapsed().as_secs_f64(),
+        connected.client
+    ))
+}
+
 #[test]
 fn conference_call_and_escape_attempts() {
     let mut s = VpnSession::start_image(
@@ -514,8 +588,10 @@ fn conference_call_and_escape_attempts() {
     println!("conference: keyboard layout de: KeyY types z, KeyZ types y");
 
     // Every way out, one row at a time; every row runs, failures are listed at the end.
+    // The tunnel is cut before the last row, which ends the session.
+    let (certificate_row, rows) = ESCAPES.split_last().expect("rows");
     let mut failures = Vec::new();
-    for escape in ESCAPES {
+    for escape in rows {
         let row = format!("{} ({})", escape.attempt, escape.keys);
         match try_escape(&mut s, &lab, escape) {
             Ok(seen) => println!("conference: escape | {row} | {seen}"),
@@ -523,6 +599,21 @@ fn conference_call_and_escape_attempts() {
                 println!("conference: escape | {row} | FAILED: {why}");
                 failures.push(format!("{row}: {why}"));
             }
+        }
+    }
+    match tunnel_cut_hides_the_conference(&mut s, &lab) {
+        Ok(seen) => println!("conference: tunnel cut | {seen}"),
+        Err(why) => {
+            println!("conference: tunnel cut | FAILED: {why}");
+            failures.push(format!("tunnel cut: {why}"));
+        }
+    }
+    let row = format!("{} ({})", certificate_row.attempt, certificate_row.keys);
+    match try_escape(&mut s, &lab, certificate_row) {
+        Ok(seen) => println!("conference: escape | {row} | {seen}"),
+        Err(why) => {
+            println!("conference: escape | {row} | FAILED: {why}");
+            failures.push(format!("{row}: {why}"));
         }
     }
     assert!(
