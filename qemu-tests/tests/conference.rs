@@ -353,6 +353,9 @@ fn try_escape(s: &mut VpnSession, lab: &ConferenceLab, escape: &Escape) -> Resul
         if e["state"] == "browser-exited" && !restart {
             return Err("the browser ended".into());
         }
+        if e["state"] == "hidden" {
+            return Err(format!("the conference was hidden: {}", e["reason"]));
+        }
         if e["state"] == "certificate-stop" && escape.expect != Expect::CertificateStop {
             return Err("certificate stop".into());
         }
@@ -559,6 +562,16 @@ fn conference_call_and_escape_attempts() {
     let flowing = wait_event(&mut s, "session", 0, CALL_TIMEOUT, "media flowing", |e| {
         e["state"] == "media" && e["flowing"] == true
     });
+    // The tunnel held: the call was never taken off the screen (a slow answer to
+    // one check is not a lost tunnel).
+    let hidden: Vec<_> = events(&s, "session")
+        .into_iter()
+        .filter(|e| e["state"] == "hidden")
+        .collect();
+    assert!(
+        hidden.is_empty(),
+        "the conference was hidden during the call: {hidden:?}"
+    );
     let shot = qemu_tests::artifacts_dir().join("conference-call.png");
     s.vm.screenshot(&shot).ok_or_panic();
     let page = events(&s, "session")
