@@ -260,6 +260,33 @@ fn find_event(
     })
 }
 
+/// Keeps what the screen shows for a row that went wrong.
+fn keep_screen(s: &VpnSession, escape: &Escape, what: &str) {
+    let path =
+        qemu_tests::artifacts_dir().join(format!("conference-row-{}-{what}.png", escape.keys));
+    let _ = s.vm.screenshot(&path);
+}
+
+/// When something dims the conference (Chromium's modal policy notice), presses
+/// Enter, its OK, as a person would, and waits for the conference to show again.
+/// `Ok(true)`: a notice was closed; `Ok(false)`: the conference was showing.
+fn close_notice(s: &VpnSession) -> Result<bool, String> {
+    let share_now = || {
+        s.vm.screen()
+            .map(|screen| screen.share_of(PAGE_BACKGROUND, 3))
+            .map_err(|e| format!("{e:#}"))
+    };
+    if share_now()? >= PAGE_SHOWING {
+        return Ok(false);
+    }
+    s.vm.send_keys("ret").map_err(|e| format!("{e:#}"))?;
+    wait_until(REACTION_TIMEOUT, Duration::from_secs(1), || {
+        share_now().ok().filter(|share| *share >= PAGE_SHOWING)
+    })
+    .map(|_| true)
+    .ok_or_else(|| "the conference stayed dimmed after Enter".to_string())
+}
+
 /// Presses the row's keys and checks what followed; `Ok`: what the kiosk logged.
 fn try_escape(s: &mut VpnSession, lab: &ConferenceLab, escape: &Escape) -> Result<String, String> {
     let (blocked_before, sessions_before, shortcuts_before, reports_before) = (
@@ -268,12 +295,18 @@ fn try_escape(s: &mut VpnSession, lab: &ConferenceLab, escape: &Escape) -> Resul
         events(s, "shortcut").len(),
         lab.reports().len(),
     );
+    let mut seen = Vec::new();
     if escape.expect == Expect::CertificateStop {
         // Sent through the page itself: keys after a browser restart are not
         // reliably delivered yet (see the issue note).
         lab.request_attempt(escape.keys)
             .map_err(|e| format!("{e:#}"))?;
     } else {
+        // Keys go to whatever has the focus: a policy notice that an earlier row
+        // opened late would swallow them.
+        if close_notice(s)? {
+            seen.push("closed a policy notice an earlier row left".to_string());
+        }
         s.vm.send_keys(escape.keys).map_err(|e| format!("{e:#}"))?;
     }
     let page_saw_key = |lab: &ConferenceLab| {
@@ -285,7 +318,6 @@ fn try_escape(s: &mut VpnSession, lab: &ConferenceLab, escape: &Escape) -> Resul
         })
         .ok_or("the page never reported the attempt (did the key reach it?)")
     };
-    let mut seen = Vec::new();
     match escape.expect {
         Expect::Blocked(what) => {
             page_saw_key(lab)?;
@@ -315,10 +347,22 @@ fn try_escape(s: &mut VpnSession, lab: &ConferenceLab, escape: &Escape) -> Resul
         }
     }
     if let Expect::ShortcutRestart(_) = escape.expect {
-        find_event(s, "session", sessions_before, REACTION_TIMEOUT, |e| {
-            e["state"] == "browser-exited"
-        })
-        .ok_or("the browser did not end")?;
+        let exited = |s: &VpnSession| {
+            find_event(s, "session", sessions_before, REACTION_TIMEOUT, |e| {
+                e["state"] == "browser-exited"
+            })
+        };
+        if exited(s).is_none() {
+            // A notice that opened after the check above takes the keys: close it
+            // as a person would, and press the chord once more.
+            keep_screen(s, escape, "no-exit");
+            if !close_notice(s)? {
+                return Err("the browser did not end, and no notice was in the way".into());
+            }
+            s.vm.send_keys(escape.keys).map_err(|e| format!("{e:#}"))?;
+            exited(s).ok_or("the browser did not end, even after a notice was closed")?;
+            seen.push("a policy notice took the first chord; closed, pressed again".into());
+        }
         find_event(s, "session", sessions_before, CALL_TIMEOUT, |e| {
             e["state"] == "page"
         })
@@ -380,33 +424,26 @@ fn try_escape(s: &mut VpnSession, lab: &ConferenceLab, escape: &Escape) -> Resul
         as_wanted.then_some(share)
     })
     .unwrap_or_else(share_now);
-    // Chromium answers a blocked devtools shortcut with a modal notice ("DevTools
-    // not allowed on this page", its organisation icon) that dims the page until
-    // someone presses its OK: press it, as a person would, and look again.
+    // Chromium answers some blocked shortcuts (devtools, opening a file) with a
+    // modal notice ("DevTools not allowed on this page", its organisation icon)
+    // that dims the page until someone presses its OK.
     let share = if showing_wanted && share < PAGE_SHOWING {
-        s.vm.send_keys("ret").map_err(|e| format!("{e:#}"))?;
-        let again = wait_until(REACTION_TIMEOUT, Duration::from_secs(1), || {
-            Some(share_now()).filter(|share| *share >= PAGE_SHOWING)
-        });
-        if again.is_some() {
+        // Still dimmed after Enter: judged below, with a screenshot.
+        if close_notice(s) == Ok(true) {
             seen.push("a policy notice over the conference, closed with Enter".into());
         }
-        again.unwrap_or(share)
+        share_now()
     } else {
         share
     };
-    let keep_screen = || {
-        let path = qemu_tests::artifacts_dir().join(format!("conference-row-{}.png", escape.keys));
-        let _ = s.vm.screenshot(&path);
-    };
     match escape.expect {
         Expect::CertificateStop if share > PAGE_HIDDEN => {
-            keep_screen();
+            keep_screen(s, escape, "screen");
             return Err(format!("the conference is still on screen ({share:.2})"));
         }
         Expect::CertificateStop => seen.push(format!("conference off the screen ({share:.2})")),
         _ if share < PAGE_SHOWING => {
-            keep_screen();
+            keep_screen(s, escape, "screen");
             return Err(format!(
                 "the conference is not on screen ({share:.2} of its colour)"
             ));
