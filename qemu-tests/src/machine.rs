@@ -277,6 +277,8 @@ impl MachineConfig {
 /// A running machine. Dropping it kills QEMU.
 #[derive(Debug)]
 pub struct Machine {
+    /// The config's name: artifacts are named after it.
+    name: String,
     child: Child,
     command_line: String,
     serial_log: PathBuf,
@@ -412,6 +414,7 @@ impl Machine {
                 "cannot start qemu-system-x86_64 (install the Debian package qemu-system-x86)",
             )?;
         Ok(Machine {
+            name: config.name.clone(),
             child,
             command_line,
             serial_log,
@@ -563,6 +566,17 @@ impl Machine {
 
 impl Drop for Machine {
     fn drop(&mut self) {
+        // A test that panics leaves its console and last picture for people to read.
+        if std::thread::panicking() {
+            let name = format!("{}.failed", self.name);
+            if let Ok(path) = self.keep_console(&name) {
+                eprintln!("qemu-tests: console kept in {}", path.display());
+            }
+            let shot = crate::artifacts_dir().join(format!("{name}.png"));
+            if self.screenshot(&shot).is_ok() {
+                eprintln!("qemu-tests: screen kept in {}", shot.display());
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
