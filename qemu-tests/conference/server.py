@@ -8,6 +8,13 @@ JANUS = "http://127.0.0.1:8088"
 
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Seconds a connection may stay quiet, handshake included.
+    timeout = 120
+
+    def setup(self):
+        self.request.settimeout(self.timeout)
+        self.request.do_handshake()
+        super().setup()
 
     def reply(self, status, body, kind="text/plain"):
         self.send_response(status)
@@ -55,9 +62,24 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def log_message(self, fmt, *args):
         pass
 
-server = http.server.ThreadingHTTPServer((address, int(port)), Handler)
+class Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def get_request(self):
+        # TLS per connection, shaken hands in the connection's own thread
+        # (Handler.setup). With the listening socket wrapped, accept() does the
+        # handshake: one client that connects and never says hello (a browser's
+        # spare connection) stalls the whole server, and the page never loads.
+        sock, client = self.socket.accept()
+        return context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), client
+
+    def handle_error(self, request, client_address):
+        # A client that gave up mid-handshake or went quiet is not a server bug.
+        if not isinstance(sys.exc_info()[1], OSError):
+            super().handle_error(request, client_address)
+
 context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
 context.load_cert_chain(cert, key)
-server.socket = context.wrap_socket(server.socket, server_side=True)
+server = Server((address, int(port)), Handler)
 print("listening", flush=True)
 server.serve_forever()

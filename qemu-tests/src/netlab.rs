@@ -531,6 +531,14 @@ import http.server, ssl, sys
 address, cert, key, log = sys.argv[1:5]
 
 class Handler(http.server.BaseHTTPRequestHandler):
+    # Seconds a connection may stay quiet, handshake included.
+    timeout = 60
+
+    def setup(self):
+        self.request.settimeout(self.timeout)
+        self.request.do_handshake()
+        super().setup()
+
     def do_GET(self):
         body = b"conference stand-in\n"
         self.send_response(200)
@@ -542,10 +550,23 @@ class Handler(http.server.BaseHTTPRequestHandler):
         with open(log, "a") as f:
             f.write("%s %s\n" % (self.client_address[0], fmt % args))
 
-server = http.server.ThreadingHTTPServer((address, 443), Handler)
+class Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def get_request(self):
+        # The handshake in the connection's own thread (Handler.setup): with the
+        # listening socket wrapped, accept() would do it, and one client that
+        # connects and never says hello would stall every later check.
+        sock, client = self.socket.accept()
+        return context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), client
+
+    def handle_error(self, request, client_address):
+        if not isinstance(sys.exc_info()[1], OSError):
+            super().handle_error(request, client_address)
+
 context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
 context.load_cert_chain(cert, key)
-server.socket = context.wrap_socket(server.socket, server_side=True)
+server = Server((address, 443), Handler)
 print("listening", flush=True)
 server.serve_forever()
 "#;
