@@ -11,7 +11,7 @@
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use qemu_tests::conference_lab::{ConferenceLab, PageReport, CONFERENCE};
-use qemu_tests::machine::wait_until;
+use qemu_tests::machine::{wait_until, Machine};
 use qemu_tests::netlab::Gateway;
 use qemu_tests::serial::parse_event;
 use qemu_tests::vpn_session::{VpnSession, BOOT_TIMEOUT};
@@ -260,6 +260,24 @@ fn find_event(
     })
 }
 
+/// Share of the screen in the conference page's colour, from a screendump.
+fn page_share(vm: &Machine) -> Result<f64, String> {
+    vm.screen()
+        .map(|screen| screen.share_of(PAGE_BACKGROUND, 3))
+        .map_err(|e| format!("{e:#}"))
+}
+
+/// Prints one line of the table and keeps a failure for the verdict at the end.
+fn record(failures: &mut Vec<String>, label: &str, outcome: Result<String, String>) {
+    match outcome {
+        Ok(seen) => println!("conference: {label} | {seen}"),
+        Err(why) => {
+            println!("conference: {label} | FAILED: {why}");
+            failures.push(format!("{label}: {why}"));
+        }
+    }
+}
+
 /// Keeps what the screen shows for a row that went wrong.
 fn keep_screen(s: &VpnSession, escape: &Escape, what: &str) {
     let path =
@@ -271,11 +289,7 @@ fn keep_screen(s: &VpnSession, escape: &Escape, what: &str) {
 /// Enter, its OK, as a person would, and waits for the conference to show again.
 /// `Ok(true)`: a notice was closed; `Ok(false)`: the conference was showing.
 fn close_notice(s: &VpnSession) -> Result<bool, String> {
-    let share_now = || {
-        s.vm.screen()
-            .map(|screen| screen.share_of(PAGE_BACKGROUND, 3))
-            .map_err(|e| format!("{e:#}"))
-    };
+    let share_now = || page_share(&s.vm);
     if share_now()? >= PAGE_SHOWING {
         return Ok(false);
     }
@@ -409,11 +423,7 @@ fn try_escape(s: &mut VpnSession, lab: &ConferenceLab, escape: &Escape) -> Resul
     // A closing window can stay on screen a few seconds under TCG: wait for the
     // expected picture, then judge the last one.
     let showing_wanted = escape.expect != Expect::CertificateStop;
-    let share_now = || {
-        s.vm.screen()
-            .map(|screen| screen.share_of(PAGE_BACKGROUND, 3))
-            .unwrap_or(0.0)
-    };
+    let share_now = || page_share(&s.vm).unwrap_or(0.0);
     let share = wait_until(REACTION_TIMEOUT, Duration::from_secs(1), || {
         let share = share_now();
         let as_wanted = if showing_wanted {
@@ -479,11 +489,7 @@ fn tunnel_cut_hides_the_conference(
     .ok_or("no `session hidden` line after the gateway died")?;
     let hidden_after = cut.elapsed();
     // None: no screendump, which proves neither way.
-    let share_now = || {
-        s.vm.screen()
-            .ok()
-            .map(|screen| screen.share_of(PAGE_BACKGROUND, 3))
-    };
+    let share_now = || page_share(&s.vm).ok();
     let gone = wait_until(REACTION_TIMEOUT, Duration::from_secs(1), || {
         share_now().filter(|share| *share <= PAGE_HIDDEN)
     });
@@ -641,31 +647,15 @@ fn conference_call_and_escape_attempts() {
     // The tunnel is cut before the last row, which ends the session.
     let (certificate_row, rows) = ESCAPES.split_last().expect("rows");
     let mut failures = Vec::new();
+    let label = |escape: &Escape| format!("escape | {} ({})", escape.attempt, escape.keys);
     for escape in rows {
-        let row = format!("{} ({})", escape.attempt, escape.keys);
-        match try_escape(&mut s, &lab, escape) {
-            Ok(seen) => println!("conference: escape | {row} | {seen}"),
-            Err(why) => {
-                println!("conference: escape | {row} | FAILED: {why}");
-                failures.push(format!("{row}: {why}"));
-            }
-        }
+        let outcome = try_escape(&mut s, &lab, escape);
+        record(&mut failures, &label(escape), outcome);
     }
-    match tunnel_cut_hides_the_conference(&mut s, &lab) {
-        Ok(seen) => println!("conference: tunnel cut | {seen}"),
-        Err(why) => {
-            println!("conference: tunnel cut | FAILED: {why}");
-            failures.push(format!("tunnel cut: {why}"));
-        }
-    }
-    let row = format!("{} ({})", certificate_row.attempt, certificate_row.keys);
-    match try_escape(&mut s, &lab, certificate_row) {
-        Ok(seen) => println!("conference: escape | {row} | {seen}"),
-        Err(why) => {
-            println!("conference: escape | {row} | FAILED: {why}");
-            failures.push(format!("{row}: {why}"));
-        }
-    }
+    let outcome = tunnel_cut_hides_the_conference(&mut s, &lab);
+    record(&mut failures, "tunnel cut", outcome);
+    let outcome = try_escape(&mut s, &lab, certificate_row);
+    record(&mut failures, &label(certificate_row), outcome);
     assert!(
         failures.is_empty(),
         "escape attempts not handled as the table says:\n{}\n--- console ---\n{}",
