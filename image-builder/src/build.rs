@@ -200,12 +200,19 @@ pub fn build(options: &BuildOptions) -> Result<BuildReport> {
     let tools = ToolsTree::ensure(&cache, &config.debian.suite, &sources)?;
 
     clock.start("base tree");
+    let pins = config
+        .debian
+        .pins()
+        .map_err(|(key, message)| anyhow::anyhow!("{key}: {message}"))?;
     let base = BaseTree::ensure(
         &cache,
         &base_recipe(
             &config.debian.suite,
             &sources,
-            &packages_to_add(&config.debian.extra_packages, session.is_some()),
+            &crate::package_pin::apply(
+                &packages_to_add(&config.debian.extra_packages, session.is_some()),
+                &pins,
+            ),
         ),
     )?;
 
@@ -251,6 +258,29 @@ pub fn build(options: &BuildOptions) -> Result<BuildReport> {
     let pruning = crate::harden::prune_modules(&rootfs, &base.kernel_version)?;
     let packages = crate::packages::installed_packages(&rootfs)
         .with_context(|| format!("cannot read the package list of {}", rootfs.display()))?;
+    let unmet = crate::package_pin::unmet(&packages, &pins);
+    if !unmet.is_empty() {
+        let list: Vec<String> = unmet
+            .iter()
+            .map(|(pin, installed)| {
+                format!(
+                    "{} (installed: {})",
+                    pin.apt_spec(),
+                    installed.as_deref().unwrap_or("none")
+                )
+            })
+            .collect();
+        anyhow::bail!(
+            "{}: debian.pin: the tree does not hold {}",
+            loaded.path.display(),
+            list.join(", ")
+        );
+    }
+    tracing::info!(
+        "{} packages; {} (all with versions in the manifest's `packages`)",
+        packages.len(),
+        crate::package_pin::headline(&packages)
+    );
 
     clock.start("squashfs");
     let squashfs = work.join("root.squashfs");

@@ -99,6 +99,23 @@ pub struct DebianSection {
     /// Packages added to the image on top of what the builder needs.
     #[serde(default)]
     pub extra_packages: Vec<String>,
+    /// Exact versions (`name=version`) the image must be built with; the build
+    /// fails when the tree holds another version.
+    #[serde(default)]
+    pub pin: Vec<String>,
+}
+
+impl DebianSection {
+    /// The `pin` entries, parsed (validated by [`Config::validate`]).
+    pub fn pins(&self) -> Result<Vec<crate::package_pin::PackagePin>, (&'static str, String)> {
+        self.pin
+            .iter()
+            .map(|entry| {
+                crate::package_pin::PackagePin::parse(entry)
+                    .map_err(|err| ("debian.pin", err.to_string()))
+            })
+            .collect()
+    }
 }
 
 impl Default for DebianSection {
@@ -108,6 +125,7 @@ impl Default for DebianSection {
             mirror: None,
             security_mirror: None,
             extra_packages: Vec::new(),
+            pin: Vec::new(),
         }
     }
 }
@@ -293,6 +311,7 @@ impl Config {
                 ));
             }
         }
+        self.debian.pins()?;
         for arg in &self.kernel.extra_cmdline {
             if arg.is_empty() || arg.chars().any(|c| c.is_whitespace() || c.is_control()) {
                 return Err((
@@ -336,7 +355,7 @@ fn is_mirror_url(url: &str) -> bool {
         && !url.chars().any(char::is_whitespace)
 }
 
-fn is_debian_package_name(name: &str) -> bool {
+pub(crate) fn is_debian_package_name(name: &str) -> bool {
     name.len() >= 2
         && name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
         && name
@@ -429,6 +448,8 @@ manifest-key = "../keys/test-manifest-signing.key"
                 "[debian]\nextra-packages = [\"Vim\"]\n",
                 "debian.extra-packages",
             ),
+            ("[debian]\npin = [\"chromium\"]\n", "debian.pin"),
+            ("[debian]\npin = [\"chromium=newest\"]\n", "debian.pin"),
             (
                 "[kernel]\nextra-cmdline = [\"a b\"]\n",
                 "kernel.extra-cmdline",

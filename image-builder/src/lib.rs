@@ -19,6 +19,7 @@ pub mod inspect;
 pub mod keygen;
 pub mod mirror;
 pub mod network_install;
+pub mod package_pin;
 pub mod packages;
 pub mod partition_slice;
 pub mod pe;

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use anyhow::{Context, Result};
+use stick_manifest::https_url::HttpsUrl;
 use stick_manifest::session::{SessionPolicy, SESSION_GID, SESSION_UID};
 
 use crate::cdp::Cdp;
@@ -56,6 +57,21 @@ pub fn chromium_args(policy: &SessionPolicy, profile: &Path) -> Vec<String> {
         // browser gave up ("GPU process isn't usable").
         "--in-process-gpu",
         "--noerrdialogs",
+        // Nothing but the conference: no pings, no reliability or phishing
+        // reports, no field trials or hints fetched (Chromium asked for
+        // accounts.google.com and update.googleapis.com through the tunnel with
+        // the flags above alone); the resolver rules below are the backstop.
+        "--no-pings",
+        "--disable-domain-reliability",
+        "--disable-client-side-phishing-detection",
+        "--disable-field-trial-config",
+        "--disable-features=OptimizationHints,OptimizationGuideModelDownloading,\
+         MediaRouter,DialMediaRouteProvider,Translate,AutofillServerCommunication,\
+         CertificateTransparencyComponentUpdater,NetworkTimeServiceQuerying",
+        // Warnings and errors into BROWSER_LOG (its tail goes into the kiosk's log
+        // when the watchdog acts or the browser ends); a crash prints its stack there.
+        "--enable-logging=stderr",
+        "--log-level=1",
         "--password-store=basic",
         "--autoplay-policy=no-user-gesture-required",
         "--remote-debugging-pipe",
@@ -64,6 +80,7 @@ pub fn chromium_args(policy: &SessionPolicy, profile: &Path) -> Vec<String> {
     .map(|s| s.to_string())
     .collect();
     args.push(format!("--user-data-dir={}", profile.display()));
+    args.push(format!("--host-resolver-rules={}", resolver_rules(policy)));
     if policy.fake_capture {
         // TEST images only (the manifest says so): a synthetic camera and
         // microphone, granted without a prompt.
@@ -71,6 +88,24 @@ pub fn chromium_args(policy: &SessionPolicy, profile: &Path) -> Vec<String> {
     }
     args.push(policy.url.clone());
     args
+}
+
+/// The browser resolves only the conference's host names: every other name is
+/// "not found" inside the browser, so no background service can look up (and
+/// then reach) anything else, whatever its flag or policy. IP literals need no
+/// resolving.
+pub fn resolver_rules(policy: &SessionPolicy) -> String {
+    let mut hosts: Vec<String> = std::iter::once(policy.url.as_str())
+        .chain(policy.origins.iter().map(String::as_str))
+        .filter_map(|url| HttpsUrl::parse(url).ok())
+        .map(|url| url.host)
+        .collect();
+    hosts.sort();
+    hosts.dedup();
+    std::iter::once("MAP * ~NOTFOUND".to_string())
+        .chain(hosts.into_iter().map(|host| format!("EXCLUDE {host}")))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The lowest number [`above_browser_fds`] copies to.
@@ -247,6 +282,40 @@ mod tests {
         policy.fake_capture = true;
         let args = chromium_args(&policy, Path::new("/p"));
         assert!(args.contains(&"--use-fake-device-for-media-stream".to_string()));
+    }
+
+    #[test]
+    fn the_browser_resolves_only_the_conference_hosts() {
+        let cases: &[(&str, &[&str], &str)] = &[
+            (
+                "https://conf.test/room",
+                &["https://conf.test"],
+                "MAP * ~NOTFOUND, EXCLUDE conf.test",
+            ),
+            (
+                "https://conf.test/room",
+                &[
+                    "https://conf.test",
+                    "https://turn.conf.test:8443",
+                    "https://10.99.0.11:8443",
+                ],
+                "MAP * ~NOTFOUND, EXCLUDE 10.99.0.11, EXCLUDE conf.test, EXCLUDE turn.conf.test",
+            ),
+        ];
+        for (url, origins, want) in cases {
+            let policy = SessionPolicy {
+                url: (*url).into(),
+                origins: origins.iter().map(|o| o.to_string()).collect(),
+                fake_capture: false,
+                keyboard: None,
+            };
+            assert_eq!(resolver_rules(&policy), *want, "{origins:?}");
+            let args = chromium_args(&policy, Path::new("/p"));
+            assert!(
+                args.contains(&format!("--host-resolver-rules={want}")),
+                "{args:?}"
+            );
+        }
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub mod input_event;
 pub mod media_report;
 pub mod mounts;
 pub mod network_watch;
+pub mod page_watch;
 pub mod power_button;
 pub mod probe;
 pub mod reach_check;

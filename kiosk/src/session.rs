@@ -14,6 +14,9 @@ use stick_manifest::session::{SessionPolicy, CONFERENCE_CA_PATH};
 use crate::browser::Browser;
 use crate::cdp::{Cdp, CdpError};
 use crate::media_report::MediaSample;
+use crate::page_watch::{
+    histogram_count, Action, Look, PageWatch, RestartBudget, FIRST_PAINT_HISTOGRAM, RESTART_PAUSES,
+};
 use crate::reach_check::{CheckError, ReachCheck};
 use crate::session_guard::{Blocked, Guard, TargetInfo, Verdict};
 
@@ -52,8 +55,21 @@ pub enum SessionEvent {
         pid: u32,
         run: u32,
     },
+    /// The conference page is on the screen: the browser presented its first
+    /// content after the browser's start or a reload.
     Page {
         url: String,
+        painted_after_ms: u64,
+    },
+    /// The watchdog opens the conference page anew in the same browser.
+    Reloading {
+        reason: String,
+    },
+    /// The watchdog ended the browser and starts it again after a pause.
+    Restarting {
+        reason: String,
+        attempt: usize,
+        pause_s: u64,
     },
     Media {
         flowing: bool,
@@ -99,10 +115,23 @@ impl CrashWindow {
 /// How one browser run ended.
 #[derive(Debug)]
 enum RunEnd {
-    Exited { status: String, clean: bool },
+    Exited {
+        status: String,
+        clean: bool,
+    },
     NetworkLost,
-    Certificate { url: String, reason: String },
+    Certificate {
+        url: String,
+        reason: String,
+    },
+    /// The watchdog gave up on this browser: it is ended and started again.
+    Watchdog {
+        reason: String,
+    },
 }
+
+/// How long a browser that closed its debugging pipe gets to end by itself.
+const EXIT_GRACE: Duration = Duration::from_secs(10);
 
 fn emit(event: &SessionEvent) {
     tracing::info!("session: {event:?}");
@@ -162,6 +191,7 @@ pub fn run(policy: SessionPolicy, network: bool, reachable: &AtomicBool) {
         ""
     };
     let mut crashes = CrashWindow::default();
+    let mut restarts = RestartBudget::default();
     let mut run = 0;
     let mut last_waiting = String::new();
     loop {
@@ -217,9 +247,45 @@ pub fn run(policy: SessionPolicy, network: bool, reachable: &AtomicBool) {
             run,
         });
         let started = Instant::now();
-        let end = supervise(&mut browser, &policy, network, reachable);
+        let (end, shown) = supervise(&mut browser, &policy, network, reachable);
         browser.stop();
+        if shown {
+            restarts.page_shown();
+        }
         match end {
+            RunEnd::Watchdog { reason } => {
+                tracing::warn!(
+                    "watchdog: {reason}; the browser's last output:\n{}",
+                    Browser::log_tail()
+                );
+                let Some((pause, attempt)) = restarts.take() else {
+                    let reason = format!(
+                        "{reason}; the browser was started again {} times without the page appearing",
+                        RESTART_PAUSES.len()
+                    );
+                    emit(&SessionEvent::Failed {
+                        reason: reason.clone(),
+                    });
+                    crate::screen::show(&format!(
+                        "{banner}The conference does not appear on this PC.\n\n{reason}.\n\n\
+                         Press the power button to switch off, then start again. If this\n\
+                         happens again, tell your helpdesk: code PAGE-WATCHDOG."
+                    ));
+                    return;
+                };
+                emit(&SessionEvent::Restarting {
+                    reason: reason.clone(),
+                    attempt,
+                    pause_s: pause.as_secs(),
+                });
+                crate::screen::show(&format!(
+                    "{banner}The conference did not start properly: {reason}.\n\n\
+                     Starting it again in {} s (attempt {attempt} of {}) ...",
+                    pause.as_secs(),
+                    RESTART_PAUSES.len()
+                ));
+                std::thread::sleep(pause);
+            }
             RunEnd::Exited { status, clean } => {
                 tracing::warn!(
                     "the browser ended ({status}); its last output:\n{}",
@@ -323,24 +389,19 @@ fn restore(cdp: &mut Cdp, guard: &mut Guard, policy: &SessionPolicy, old: &str) 
     }
 }
 
-/// What the session does about one target the browser reports; `Some`: the run ends.
+/// What the session does about one target the browser reports; `Some`: the run
+/// ends. `main_url`: where the conference page is now.
 fn handle_target(
     cdp: &mut Cdp,
     guard: &mut Guard,
     policy: &SessionPolicy,
     target: &TargetInfo,
-    page_url: &mut String,
+    main_url: &mut String,
 ) -> Option<RunEnd> {
     match guard.judge(target) {
         Verdict::Allow => {
-            if guard.main() == Some(target.id.as_str())
-                && target.url != *page_url
-                && policy.allows(&target.url)
-            {
-                page_url.clone_from(&target.url);
-                emit(&SessionEvent::Page {
-                    url: page_url.clone(),
-                });
+            if guard.main() == Some(target.id.as_str()) {
+                main_url.clone_from(&target.url);
             }
         }
         Verdict::Close(blocked) => {
@@ -365,7 +426,7 @@ fn handle_target(
         }
         Verdict::Restore(blocked) => {
             emit_blocked(&blocked);
-            page_url.clear();
+            main_url.clear();
             restore(cdp, guard, policy, &target.id);
         }
         Verdict::Log(blocked) => emit_blocked(&blocked),
@@ -379,30 +440,211 @@ fn handle_target(
     None
 }
 
+/// How the browser ended once its debugging pipe closed: it gets [`EXIT_GRACE`]
+/// to end by itself (a browser that closed its pipe and hangs is the watchdog's).
+fn ended(browser: &mut Browser) -> RunEnd {
+    let deadline = Instant::now() + EXIT_GRACE;
+    while Instant::now() < deadline {
+        match browser.child.try_wait() {
+            Ok(Some(status)) => return exit_of(Ok(status)),
+            Ok(None) => std::thread::sleep(Duration::from_millis(200)),
+            Err(err) => return exit_of(Err(err)),
+        }
+    }
+    RunEnd::Watchdog {
+        reason: format!(
+            "the browser closed its debugging pipe but did not end within {} s",
+            EXIT_GRACE.as_secs()
+        ),
+    }
+}
+
+/// The browser's processes and the CPU time each used: where a hang sits.
+fn process_cpu(cdp: &mut Cdp) -> String {
+    match cdp.call("SystemInfo.getProcessInfo", json!({}), CDP_TIMEOUT) {
+        Ok(answer) => answer
+            .get("processInfo")
+            .and_then(|v| v.as_array())
+            .into_iter()
+            .flatten()
+            .map(|p| {
+                format!(
+                    "{} {} {:.1} s",
+                    p.get("type").and_then(|v| v.as_str()).unwrap_or("?"),
+                    p.get("id").and_then(|v| v.as_u64()).unwrap_or(0),
+                    p.get("cpuTime").and_then(|v| v.as_f64()).unwrap_or(0.0)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
+        Err(err) => format!("unknown ({err})"),
+    }
+}
+
+/// One look at the browser for the watchdog: its targets (handed to the guard)
+/// and its paint count. `Err`: the run ended meanwhile.
+fn look_at(
+    browser: &mut Browser,
+    guard: &mut Guard,
+    policy: &SessionPolicy,
+    main_url: &mut String,
+    watch: &mut PageWatch,
+) -> Result<Look, RunEnd> {
+    let targets: Vec<TargetInfo> =
+        match browser
+            .cdp
+            .call("Target.getTargets", json!({}), CDP_TIMEOUT)
+        {
+            Ok(answer) => answer
+                .get("targetInfos")
+                .and_then(|v| v.as_array())
+                .into_iter()
+                .flatten()
+                .filter_map(TargetInfo::from_json)
+                .collect(),
+            Err(CdpError::Closed) => return Err(ended(browser)),
+            Err(err) => {
+                tracing::warn!("cannot list the browser's targets: {err}");
+                return Ok(Look {
+                    now: Instant::now(),
+                    answered: false,
+                    painted: None,
+                    on_conference: false,
+                });
+            }
+        };
+    handle_targets(browser, guard, policy, &targets, main_url, watch)?;
+    let painted = match browser.cdp.call(
+        "Browser.getHistograms",
+        json!({"query": FIRST_PAINT_HISTOGRAM}),
+        CDP_TIMEOUT,
+    ) {
+        Ok(answer) => histogram_count(&answer, FIRST_PAINT_HISTOGRAM),
+        Err(CdpError::Closed) => return Err(ended(browser)),
+        Err(err) => {
+            tracing::warn!("cannot read the browser's paint count: {err}");
+            return Ok(Look {
+                now: Instant::now(),
+                answered: false,
+                painted: None,
+                on_conference: false,
+            });
+        }
+    };
+    Ok(Look {
+        now: Instant::now(),
+        answered: true,
+        painted,
+        on_conference: policy.allows(main_url),
+    })
+}
+
+/// Hands every target to the guard; a page the kiosk replaced loads anew.
+fn handle_targets(
+    browser: &mut Browser,
+    guard: &mut Guard,
+    policy: &SessionPolicy,
+    targets: &[TargetInfo],
+    main_url: &mut String,
+    watch: &mut PageWatch,
+) -> Result<(), RunEnd> {
+    for target in targets {
+        let main_before = guard.main().map(str::to_string);
+        if let Some(end) = handle_target(&mut browser.cdp, guard, policy, target, main_url) {
+            return Err(end);
+        }
+        if main_before.is_some() && guard.main().map(str::to_string) != main_before {
+            watch.replaced(Instant::now());
+        }
+    }
+    Ok(())
+}
+
+/// Carries out what the watchdog decided; `Some`: the run ends.
+fn act(
+    action: Action,
+    browser: &mut Browser,
+    guard: &mut Guard,
+    policy: &SessionPolicy,
+    main_url: &mut String,
+) -> Option<RunEnd> {
+    match action {
+        Action::Nothing => None,
+        Action::Painted { after } => {
+            emit(&SessionEvent::Page {
+                url: main_url.clone(),
+                painted_after_ms: after.as_millis() as u64,
+            });
+            None
+        }
+        Action::Reload { reason } => {
+            tracing::warn!(
+                "watchdog: {reason}; browser processes (CPU time): {}; its last output:\n{}",
+                process_cpu(&mut browser.cdp),
+                Browser::log_tail()
+            );
+            emit(&SessionEvent::Reloading { reason });
+            if let Some(old) = guard.main().map(str::to_string) {
+                main_url.clear();
+                restore(&mut browser.cdp, guard, policy, &old);
+            }
+            None
+        }
+        Action::Restart { reason } => {
+            tracing::warn!(
+                "watchdog: {reason}; browser processes (CPU time): {}",
+                process_cpu(&mut browser.cdp)
+            );
+            Some(RunEnd::Watchdog { reason })
+        }
+    }
+}
+
+/// Watches one browser run until it ends; also says whether the conference page
+/// was on the screen in it.
 fn supervise(
     browser: &mut Browser,
     policy: &SessionPolicy,
     network: bool,
     reachable: &AtomicBool,
-) -> RunEnd {
+) -> (RunEnd, bool) {
     if let Err(err) = lock_down(&mut browser.cdp, policy) {
         tracing::error!("cannot lock the browser down over CDP: {err}");
-        return RunEnd::Exited {
-            status: format!("stopped by the kiosk: {err}"),
-            clean: false,
+        let end = match err {
+            CdpError::Closed => ended(browser),
+            CdpError::Timeout { .. } => RunEnd::Watchdog {
+                reason: format!("the browser did not answer after its start ({err})"),
+            },
+            _ => RunEnd::Exited {
+                status: format!("stopped by the kiosk: {err}"),
+                clean: false,
+            },
         };
+        return (end, false);
     }
+    let mut watch = PageWatch::new(Instant::now());
+    let end = watch_run(browser, policy, network, reachable, &mut watch);
+    (end, watch.showing())
+}
+
+fn watch_run(
+    browser: &mut Browser,
+    policy: &SessionPolicy,
+    network: bool,
+    reachable: &AtomicBool,
+    watch: &mut PageWatch,
+) -> RunEnd {
     let mut guard = Guard::new(policy.clone());
-    let mut page_url = String::new();
+    let mut main_url = String::new();
     let mut last_sample = crate::media_report::observe();
     let mut flowing = false;
     let mut next_sample = Instant::now() + MEDIA_EVERY;
     let mut next_report = Instant::now();
-    let mut next_poll = Instant::now();
+    let mut next_look = Instant::now();
     loop {
         let event = match browser.cdp.next_event(Duration::from_millis(500)) {
             Ok(event) => event,
-            Err(_) => return exit_of(browser.child.wait()),
+            Err(_) => return ended(browser),
         };
         let mut targets = Vec::new();
         if let Some(event) = event {
@@ -431,41 +673,33 @@ fn supervise(
                         .params
                         .get("targetId")
                         .and_then(|v| v.as_str())
-                        .unwrap_or_default()
-                        .to_string();
-                    if guard.main() == Some(id.as_str()) {
-                        tracing::warn!("the conference page crashed: loading it again");
-                        page_url.clear();
-                        restore(&mut browser.cdp, &mut guard, policy, &id);
+                        .unwrap_or_default();
+                    if guard.main() == Some(id) {
+                        let action = watch.crashed(Instant::now());
+                        if let Some(end) = act(action, browser, &mut guard, policy, &mut main_url) {
+                            return end;
+                        }
                     }
                 }
                 _ => {}
             }
         }
-        // Events carry a target's title only at navigation; an interstitial (a
-        // certificate error) sets it later, so every target is also polled.
-        if Instant::now() >= next_poll {
-            next_poll = Instant::now() + TARGET_POLL;
-            match browser
-                .cdp
-                .call("Target.getTargets", json!({}), CDP_TIMEOUT)
-            {
-                Ok(answer) => targets.extend(
-                    answer
-                        .get("targetInfos")
-                        .and_then(|v| v.as_array())
-                        .into_iter()
-                        .flatten()
-                        .filter_map(TargetInfo::from_json),
-                ),
-                Err(CdpError::Closed) => return exit_of(browser.child.wait()),
-                Err(err) => tracing::warn!("cannot list the browser's targets: {err}"),
-            }
+        if let Err(end) =
+            handle_targets(browser, &mut guard, policy, &targets, &mut main_url, watch)
+        {
+            return end;
         }
-        for target in &targets {
-            if let Some(end) =
-                handle_target(&mut browser.cdp, &mut guard, policy, target, &mut page_url)
-            {
+        // Events carry a target's title only at navigation; an interstitial (a
+        // certificate error) sets it later, so every target is also polled, and
+        // the watchdog looks at the same time.
+        if Instant::now() >= next_look {
+            next_look = Instant::now() + TARGET_POLL;
+            let look = match look_at(browser, &mut guard, policy, &mut main_url, watch) {
+                Ok(look) => look,
+                Err(end) => return end,
+            };
+            let action = watch.look(&look);
+            if let Some(end) = act(action, browser, &mut guard, policy, &mut main_url) {
                 return end;
             }
         }

@@ -1,9 +1,14 @@
 # The test conference's HTTPS server: the page, a log of what the page reports,
 # and /janus proxied to Janus' HTTP API on loopback (same origin for the page).
-import http.server, json, ssl, sys, time, urllib.request
+import http.server, json, os, ssl, sys, time, urllib.request
 address, port, cert, key, page, log = sys.argv[1:7]
 # The test writes an attempt's key here when it must not depend on the keyboard.
 NEXT = log + ".next"
+# While this file exists, the browser's next request for the page gets no answer
+# (the file is removed): the kiosk's watchdog must notice and load the page anew.
+HOLD = log + ".hold"
+# How long a held request is kept open at most.
+HOLD_SECONDS = 300
 JANUS = "http://127.0.0.1:8088"
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -46,9 +51,31 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 body = b""
             return self.reply(200, body)
         self.note("get", self.path)
+        if self.path in ("/", "/index.html") and self.hold():
+            return
         if self.path in ("/", "/index.html"):
             return self.reply(200, open(page, "rb").read(), "text/html; charset=utf-8")
         self.reply(200, b"test conference\n")
+
+    def hold(self):
+        """Keeps a browser's page request unanswered when the test asked for it,
+        until the browser gives up on it; True when the request was held."""
+        if "Chrome" not in self.headers.get("User-Agent", ""):
+            return False
+        try:
+            os.remove(HOLD)
+        except OSError:
+            return False
+        self.note("held", self.path)
+        self.request.settimeout(HOLD_SECONDS)
+        try:
+            while self.request.recv(4096):
+                pass
+        except OSError:
+            pass
+        self.note("released", self.path)
+        self.close_connection = True
+        return True
 
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))

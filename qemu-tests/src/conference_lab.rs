@@ -7,6 +7,8 @@
 //!  [inner ns]  10.99.0.10:8443  page + /janus proxy (test CA)
 //!              10.99.0.11:8443  same page, certificate from another CA
 //!              127.0.0.1:8088   Janus HTTP API, 127.0.0.1:7088 its admin API
+//!              10.99.0.53:53    a resolver that logs every name asked and refuses
+//!  [gateway ns] nftables set of every destination reached through the tunnel
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -27,11 +29,19 @@ pub const PORT: u16 = 8443;
 /// hostile page frames it; were it loaded, it would ask for the camera).
 pub const FRAME_PORT: u16 = 8444;
 const ADMIN_SECRET: &str = "stick-test-admin";
+/// Janus' RTP ports (`rtp_port_range` in its configuration).
+pub const JANUS_MEDIA_PORTS: std::ops::RangeInclusive<u16> = 20000..=20200;
+
+/// The lab's resolver address behind the tunnel.
+pub const RESOLVER: &str = "10.99.0.53";
+/// The gateway's nftables table that records the tunnel's destinations.
+const WATCH_TABLE: &str = "stick_tunnel_watch";
 
 /// Janus and the page servers; killed when dropped.
 #[derive(Debug)]
 pub struct ConferenceLab {
     inner_ns: String,
+    gateway_ns: String,
     dir: PathBuf,
     children: Vec<Child>,
 }
@@ -53,6 +63,30 @@ pub struct PageReport {
     pub client: String,
     pub what: String,
     pub detail: String,
+}
+
+/// One name the guest looked up through the tunnel.
+#[derive(Debug, Clone, Deserialize)]
+pub struct DnsQuery {
+    pub t: f64,
+    pub client: String,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: u16,
+}
+
+/// One destination the guest reached through the tunnel: address, protocol, port.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct TunnelDestination {
+    pub address: String,
+    pub protocol: String,
+    pub port: u16,
+}
+
+impl std::fmt::Display for TunnelDestination {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}/{}", self.address, self.protocol, self.port)
+    }
 }
 
 /// Media counters of one Janus handle, from the admin API.
@@ -77,6 +111,7 @@ impl ConferenceLab {
         std::fs::create_dir_all(&dir).context("cannot create the conference folder")?;
         let mut conference = ConferenceLab {
             inner_ns: lab.inner_ns.clone(),
+            gateway_ns: lab.gateway_ns.clone(),
             dir: dir.clone(),
             children: Vec::new(),
         };
@@ -92,6 +127,8 @@ impl ConferenceLab {
         let fixtures = crate::workspace_root().join("qemu-tests/fixtures/vpn");
         let sources = crate::workspace_root().join("qemu-tests/conference");
         untrusted_certificate(&dir, &fixtures)?;
+        conference.watch_tunnel()?;
+        conference.start_resolver(&sources)?;
         conference.start_janus()?;
         for (address, port, cert, key, name) in [
             (
@@ -139,6 +176,67 @@ impl ConferenceLab {
         Ok(conference)
     }
 
+    /// Records every (address, protocol, port) the tunnel's side sends to, at the
+    /// gateway: what the guest's browser and kiosk reach inside the organisation.
+    fn watch_tunnel(&self) -> Result<()> {
+        let rules = format!(
+            "table inet {WATCH_TABLE} {{\n\
+             set seen {{ type ipv4_addr . inet_proto . inet_service; flags dynamic; size 4096; }}\n\
+             chain forward {{ type filter hook forward priority 0; policy accept;\n\
+             ip saddr {TUNNEL} meta l4proto {{ tcp, udp }} add @seen {{ ip daddr . meta l4proto . th dport }};\n}}\n\
+             chain input {{ type filter hook input priority 0; policy accept;\n\
+             ip saddr {TUNNEL} meta l4proto {{ tcp, udp }} add @seen {{ ip daddr . meta l4proto . th dport }};\n}}\n\
+             }}\n",
+            TUNNEL = crate::netlab::TUNNEL_NETWORK
+        );
+        let file = self.dir.join("tunnel-watch.nft");
+        std::fs::write(&file, rules).with_context(|| format!("cannot write {}", file.display()))?;
+        run_tool(in_ns(&self.gateway_ns, "nft").arg("-f").arg(&file)).map(drop)
+    }
+
+    /// Every destination reached through the tunnel so far, sorted.
+    pub fn tunnel_destinations(&self) -> Result<Vec<TunnelDestination>> {
+        let out = run_tool(in_ns(&self.gateway_ns, "nft").args([
+            "-j",
+            "list",
+            "set",
+            "inet",
+            WATCH_TABLE,
+            "seen",
+        ]))?;
+        let json: serde_json::Value =
+            serde_json::from_str(&out).with_context(|| format!("nft printed {out:?}"))?;
+        Ok(parse_destinations(&json))
+    }
+
+    fn start_resolver(&mut self, sources: &Path) -> Result<()> {
+        let out = self.dir.join("dns.out");
+        let mut command = in_ns(&self.inner_ns, "python3");
+        command
+            .arg(sources.join("dns.py"))
+            .arg(RESOLVER)
+            .arg(self.dir.join("dns.log"));
+        self.spawn(&mut command, &out)?;
+        wait_until(Duration::from_secs(20), Duration::from_millis(200), || {
+            read(&out).contains("listening").then_some(())
+        })
+        .with_context(|| format!("the lab's resolver did not start: {}", read(&out)))
+    }
+
+    /// Every name the guest looked up through the tunnel.
+    pub fn dns_queries(&self) -> Vec<DnsQuery> {
+        read(&self.dir.join("dns.log"))
+            .lines()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .collect()
+    }
+
+    /// The browser's next request for the page gets no answer (until it gives up).
+    pub fn hold_next_page(&self) -> Result<()> {
+        let path = self.dir.join("trusted.log.hold");
+        std::fs::write(&path, "").with_context(|| format!("cannot write {}", path.display()))
+    }
+
     fn spawn(&mut self, command: &mut Command, out: &Path) -> Result<()> {
         let log = std::fs::File::create(out)
             .with_context(|| format!("cannot create {}", out.display()))?;
@@ -180,11 +278,13 @@ impl ConferenceLab {
             format!(
                 "general: {{\n configs_folder = \"{}\"\n plugins_folder = \"{plugins}\"\n \
                  transports_folder = \"{transports}\"\n log_to_stdout = true\n debug_level = 4\n \
-                 admin_secret = \"{ADMIN_SECRET}\"\n}}\nmedia: {{ rtp_port_range = \"20000-20200\" }}\n\
+                 admin_secret = \"{ADMIN_SECRET}\"\n}}\nmedia: {{ rtp_port_range = \"{}-{}\" }}\n\
                  plugins: {{ disable = \"{unused_plugins}\" }}\n\
                  transports: {{ disable = \"{unused_transports}\" }}\n\
                  events: {{ broadcast = false }}\n",
-                conf.display()
+                conf.display(),
+                JANUS_MEDIA_PORTS.start(),
+                JANUS_MEDIA_PORTS.end()
             ),
         )?;
         std::fs::write(
@@ -286,6 +386,37 @@ pub fn add_stream_stats(info: &serde_json::Value, media: &mut JanusMedia) {
     }
 }
 
+/// The elements of `nft -j list set`: `{"concat": [address, protocol, port]}`,
+/// bare or inside `{"elem": {"val": ...}}`.
+fn parse_destinations(json: &serde_json::Value) -> Vec<TunnelDestination> {
+    let elements = json["nftables"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|item| item["set"]["elem"].as_array())
+        .flatten();
+    let mut destinations: Vec<TunnelDestination> = elements
+        .filter_map(|element| {
+            let concat = element
+                .get("concat")
+                .or_else(|| element["elem"]["val"].get("concat"))?
+                .as_array()?;
+            let text = |v: &serde_json::Value| {
+                v.as_str()
+                    .map(str::to_string)
+                    .or_else(|| v.as_u64().map(|n| n.to_string()))
+            };
+            Some(TunnelDestination {
+                address: text(concat.first()?)?,
+                protocol: text(concat.get(1)?)?,
+                port: concat.get(2)?.as_u64()?.try_into().ok()?,
+            })
+        })
+        .collect();
+    destinations.sort();
+    destinations
+}
+
 fn parse_reports(text: &str) -> Vec<PageReport> {
     text.lines()
         .filter_map(|line| serde_json::from_str(line).ok())
@@ -343,6 +474,32 @@ fn untrusted_certificate(dir: &Path, fixtures: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tunnel_destinations_from_nft_json() {
+        // Abridged from `nft -j list set` (nftables 1.0.6) on the lab's gateway.
+        let json = serde_json::json!({"nftables": [
+            {"metainfo": {"version": "1.0.6", "json_schema_version": 1}},
+            {"set": {"family": "inet", "name": "seen", "table": "stick_tunnel_watch",
+                     "type": ["ipv4_addr", "inet_proto", "inet_service"], "flags": ["dynamic"],
+                     "elem": [{"concat": ["10.99.0.10", "tcp", 8443]},
+                              {"elem": {"val": {"concat": ["10.99.0.10", "udp", 20004]}}},
+                              {"concat": ["10.99.0.10", "tcp", 443]}]}}
+        ]});
+        let got: Vec<String> = parse_destinations(&json)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "10.99.0.10 tcp/443",
+                "10.99.0.10 tcp/8443",
+                "10.99.0.10 udp/20004"
+            ]
+        );
+        assert!(parse_destinations(&serde_json::json!({"nftables": []})).is_empty());
+    }
 
     #[test]
     fn handle_info_media_counters() {

@@ -10,7 +10,10 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use qemu_tests::conference_lab::{ConferenceLab, PageReport, CONFERENCE};
+use qemu_tests::conference_lab::{
+    ConferenceLab, PageReport, TunnelDestination, CONFERENCE, JANUS_MEDIA_PORTS, PORT, RESOLVER,
+    UNTRUSTED,
+};
 use qemu_tests::machine::{wait_until, Machine};
 use qemu_tests::netlab::Gateway;
 use qemu_tests::serial::parse_event;
@@ -20,6 +23,12 @@ use qemu_tests::vpn_session::{VpnSession, BOOT_TIMEOUT};
 const GUEST_TUNNEL_ADDRESS: &str = "10.99.1.2";
 /// From the browser's start to the call being up (TCG, one vCPU).
 const CALL_TIMEOUT: Duration = Duration::from_secs(300);
+/// From the browser's start to the page on screen, with the first request held:
+/// the watchdog's wait (90 s), its reload, and room for one more stall that the
+/// kiosk must recover from by itself (a restart) before the test gives up.
+const FIRST_PAGE_TIMEOUT: Duration = Duration::from_secs(540);
+/// From the browser's start to the watchdog's reload of the held page.
+const WATCHDOG_TIMEOUT: Duration = Duration::from_secs(240);
 /// From an attempt to the kiosk's reaction.
 const REACTION_TIMEOUT: Duration = Duration::from_secs(60);
 /// From the gateway's death to the kiosk hiding the conference: the tunnel check
@@ -232,7 +241,17 @@ fn wait_event(
 }
 
 fn wait_report(lab: &ConferenceLab, after: usize, what: &str, detail: Option<&str>) -> PageReport {
-    let found = wait_until(CALL_TIMEOUT, Duration::from_millis(500), || {
+    wait_report_within(lab, after, what, detail, CALL_TIMEOUT)
+}
+
+fn wait_report_within(
+    lab: &ConferenceLab,
+    after: usize,
+    what: &str,
+    detail: Option<&str>,
+    timeout: Duration,
+) -> PageReport {
+    let found = wait_until(timeout, Duration::from_millis(500), || {
         lab.reports()
             .into_iter()
             .skip(after)
@@ -564,6 +583,9 @@ fn conference_call_and_escape_attempts() {
     )
     .ok_or_panic();
     let lab = ConferenceLab::start(&s.lab).ok_or_panic();
+    // The browser's first request for the page stays unanswered: the kiosk's
+    // watchdog must see that nothing was painted and load the page anew.
+    lab.hold_next_page().ok_or_panic();
 
     // The session starts, shows the conference and the call comes up by itself.
     let starting = wait_event(&mut s, "session", 0, BOOT_TIMEOUT, "starting", |e| {
@@ -578,7 +600,20 @@ fn conference_call_and_escape_attempts() {
         e["state"] == "browser-started"
     });
     let browser_start = now_secs();
-    let rendered = wait_report(&lab, 0, "rendered", None);
+    let reloading = wait_event(
+        &mut s,
+        "session",
+        0,
+        WATCHDOG_TIMEOUT,
+        "the watchdog's reload of the held page",
+        |e| e["state"] == "reloading",
+    );
+    let watchdog_at = now_secs();
+    assert!(
+        lab.reports().iter().any(|r| r.what == "held"),
+        "the watchdog reloaded, but the server never held a request: {reloading}"
+    );
+    let rendered = wait_report_within(&lab, 0, "rendered", None, FIRST_PAGE_TIMEOUT);
     assert_eq!(
         rendered.client, GUEST_TUNNEL_ADDRESS,
         "the page came through the tunnel"
@@ -617,13 +652,43 @@ fn conference_call_and_escape_attempts() {
     );
     let shot = qemu_tests::artifacts_dir().join("conference-call.png");
     s.vm.screenshot(&shot).ok_or_panic();
-    let page = events(&s, "session")
-        .into_iter()
+    // The page line says "on screen": none while the held page showed nothing.
+    let session_lines = events(&s, "session");
+    let position = |state: &str| session_lines.iter().position(|e| e["state"] == state);
+    assert!(
+        position("page") > position("reloading"),
+        "a page line came before the held page was reloaded: {session_lines:?}"
+    );
+    let page = session_lines
+        .iter()
         .find(|e| e["state"] == "page")
         .expect("a page line");
     assert_eq!(page["url"], format!("https://{CONFERENCE}:8443/"));
     println!(
-        "conference: kiosk session start -> page rendered {:.1} s, browser start -> rendered {:.1} s",
+        "conference: watchdog: held page -> `reloading` {:.1} s after the browser started ({}); \
+         the reloaded page painted after {} ms",
+        watchdog_at - browser_start,
+        reloading["reason"],
+        page["painted_after_ms"]
+    );
+    // Stalls the kiosk recovered from by itself, beyond the held request.
+    let unplanned: Vec<String> = session_lines
+        .iter()
+        .filter(|e| e["state"] == "reloading" || e["state"] == "restarting")
+        .skip(1)
+        .map(|e| format!("{} ({})", e["state"], e["reason"]))
+        .collect();
+    println!(
+        "conference: watchdog actions beyond the held request: {}",
+        if unplanned.is_empty() {
+            "none".to_string()
+        } else {
+            unplanned.join("; ")
+        }
+    );
+    println!(
+        "conference: kiosk session start -> page rendered {:.1} s, browser start -> rendered {:.1} s \
+         (with the held request and the watchdog's wait)",
         rendered.t - kiosk_start,
         rendered.t - browser_start
     );
@@ -675,6 +740,37 @@ fn conference_call_and_escape_attempts() {
     let stop_shot = qemu_tests::artifacts_dir().join("conference-certificate-stop.png");
     s.vm.screenshot(&stop_shot).ok_or_panic();
 
+    // No calls home: the guest looked up no name through the tunnel (every host of
+    // the test is an address), and reached nothing but the conference's servers.
+    let queries: Vec<String> = lab
+        .dns_queries()
+        .iter()
+        .map(|q| format!("{} (type {}) from {}", q.name, q.kind, q.client))
+        .collect();
+    let destinations = lab.tunnel_destinations().ok_or_panic();
+    let foreign: Vec<String> = destinations
+        .iter()
+        .filter(|d| !conference_destination(d))
+        .map(ToString::to_string)
+        .collect();
+    println!(
+        "conference: through the tunnel: {} name lookups; destinations {}",
+        queries.len(),
+        destinations
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    assert!(
+        queries.is_empty(),
+        "names looked up through the tunnel: {queries:?}"
+    );
+    assert!(
+        foreign.is_empty(),
+        "reached through the tunnel beyond the conference: {foreign:?}"
+    );
+
     let report = s.power_off_and_judge().ok_or_panic();
     assert!(
         report.leaks.is_empty(),
@@ -682,6 +778,21 @@ fn conference_call_and_escape_attempts() {
         report.leaks
     );
     println!("conference: uplink capture {report}");
+}
+
+/// What the guest may reach through the tunnel: the kiosk's check (443) and the
+/// pages (8443) of the two conference servers, and Janus' media ports on the
+/// inner addresses it offers as candidates.
+fn conference_destination(d: &TunnelDestination) -> bool {
+    let servers = [CONFERENCE, UNTRUSTED];
+    match d.protocol.as_str() {
+        "tcp" => servers.contains(&d.address.as_str()) && [443, PORT].contains(&d.port),
+        "udp" => {
+            (servers.contains(&d.address.as_str()) || d.address == RESOLVER)
+                && JANUS_MEDIA_PORTS.contains(&d.port)
+        }
+        _ => false,
+    }
 }
 
 #[test]
