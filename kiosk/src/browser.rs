@@ -22,8 +22,14 @@ pub const SESSION_RUN_DIR: &str = "/run/conference";
 /// cage's and the browser's own output (kept off the console; its tail goes into
 /// the kiosk's log when the browser ends).
 pub const BROWSER_LOG: &str = "/run/conference-browser.log";
-/// Lines of [`BROWSER_LOG`] the kiosk logs when the browser ends.
-const LOG_TAIL_LINES: usize = 15;
+/// Lines of [`BROWSER_LOG`] the kiosk logs when the browser ends or the watchdog
+/// acts: enough to hold a crashed process's stack.
+const LOG_TAIL_LINES: usize = 60;
+/// The size at which [`Browser::bound_log`] empties the log.
+const LOG_LIMIT: u64 = 4 << 20;
+/// Lines the tail leaves out: Chromium's complaints about the D-Bus session bus
+/// and desktop services that a kiosk does not run (dozens per minute).
+const LOG_NOISE: &[&str] = &["dbus/", "idle_linux.cc"];
 
 /// The group ids of `video` (the seat), `audio` (the sound card) and `render`.
 fn session_groups() -> Vec<u32> {
@@ -153,7 +159,12 @@ impl Browser {
             nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("cannot make the CDP pipe")?;
         let (events_read, events_write) =
             nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("cannot make the CDP pipe")?;
-        let log = std::fs::File::create(BROWSER_LOG)
+        // Appending, so that `bound_log` can empty it under the browser's feet.
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(BROWSER_LOG)
+            .and_then(|log| log.set_len(0).map(|()| log))
             .with_context(|| format!("cannot create {BROWSER_LOG}"))?;
         let mut command = Command::new(CAGE);
         command
@@ -217,11 +228,24 @@ impl Browser {
         })
     }
 
-    /// The last lines cage and the browser wrote.
+    /// Empties the browser's log once it grows past [`LOG_LIMIT`]: it lives in RAM
+    /// and a call runs for hours.
+    pub fn bound_log() {
+        let too_big = std::fs::metadata(BROWSER_LOG).is_ok_and(|m| m.len() > LOG_LIMIT);
+        if too_big {
+            if let Err(err) = std::fs::OpenOptions::new()
+                .write(true)
+                .open(BROWSER_LOG)
+                .and_then(|f| f.set_len(0))
+            {
+                tracing::warn!("cannot empty {BROWSER_LOG}: {err}");
+            }
+        }
+    }
+
+    /// The last lines cage and the browser wrote, without the noise.
     pub fn log_tail() -> String {
-        let text = std::fs::read_to_string(BROWSER_LOG).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(LOG_TAIL_LINES)..].join("\n")
+        tail(&std::fs::read_to_string(BROWSER_LOG).unwrap_or_default())
     }
 
     /// Ends cage and everything in its session.
@@ -238,6 +262,15 @@ impl Browser {
         let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
         let _ = self.child.wait();
     }
+}
+
+/// The last [`LOG_TAIL_LINES`] lines of a browser log that are not [`LOG_NOISE`].
+fn tail(text: &str) -> String {
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|line| !LOG_NOISE.iter().any(|noise| line.contains(noise)))
+        .collect();
+    lines[lines.len().saturating_sub(LOG_TAIL_LINES)..].join("\n")
 }
 
 /// cage's keyboard comes from libxkbcommon, which reads the layout from these.
@@ -282,6 +315,22 @@ mod tests {
         policy.fake_capture = true;
         let args = chromium_args(&policy, Path::new("/p"));
         assert!(args.contains(&"--use-fake-device-for-media-stream".to_string()));
+    }
+
+    #[test]
+    fn the_log_tail_leaves_out_the_desktop_noise() {
+        let log = "[1:1:ERROR:dbus/bus.cc:405] Failed to connect to the bus\n\
+                   [1:1:ERROR:network_service_instance_impl.cc:652] Network service crashed\n\
+                   [1:1:WARNING:ui/base/idle/idle_linux.cc:111] None of the known D-Bus ScreenSaver services\n\
+                   Received signal 11";
+        assert_eq!(
+            tail(log),
+            "[1:1:ERROR:network_service_instance_impl.cc:652] Network service crashed\nReceived signal 11"
+        );
+        let long: String = (0..100).map(|n| format!("line {n}\n")).collect();
+        let got = tail(&long);
+        assert_eq!(got.lines().count(), LOG_TAIL_LINES);
+        assert_eq!(got.lines().last(), Some("line 99"));
     }
 
     #[test]

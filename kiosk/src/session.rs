@@ -711,6 +711,7 @@ fn watch_run(
         }
         if Instant::now() >= next_sample {
             next_sample = Instant::now() + MEDIA_EVERY;
+            Browser::bound_log();
             let sample = crate::media_report::observe();
             let now_flowing = crate::media_report::flowing(&last_sample, &sample);
             if now_flowing != flowing || Instant::now() >= next_report {

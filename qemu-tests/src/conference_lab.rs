@@ -18,7 +18,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
-use crate::machine::wait_until;
+use crate::machine::{wait_until, MachineConfig};
 use crate::netlab::NetLab;
 use crate::run_tool;
 
@@ -37,6 +37,30 @@ pub const RESOLVER: &str = "10.99.0.53";
 /// The gateway's nftables table that records the tunnel's destinations.
 const WATCH_TABLE: &str = "stick_tunnel_watch";
 
+/// The conference test image: (config, output folder).
+pub const CONFERENCE_IMAGE: (&str, &str) = ("qemu-tests/configs/conference.toml", "conference");
+
+/// The PC a conference scenario runs on.
+pub fn conference_machine(machine: &mut MachineConfig) {
+    // Chromium wants memory; QEMU's HDA sound card plays the call's audio.
+    machine.memory_mib = 3072;
+    // QEMU 7.2's TCG (Debian 12's) runs the browser's AVX code paths wrong: with
+    // `-cpu max` Chromium died of SIGSEGV as soon as the call's video was drawn.
+    // A CPU without AVX makes it take its SSE paths.
+    machine.tcg_cpu = Some("Westmere".into());
+    machine.extra_args.extend(
+        [
+            "-audiodev",
+            "none,id=snd0",
+            "-device",
+            "intel-hda",
+            "-device",
+            "hda-duplex,audiodev=snd0",
+        ]
+        .map(String::from),
+    );
+}
+
 /// Janus and the page servers; killed when dropped.
 #[derive(Debug)]
 pub struct ConferenceLab {
@@ -48,6 +72,24 @@ pub struct ConferenceLab {
 
 impl Drop for ConferenceLab {
     fn drop(&mut self) {
+        // A failed test keeps what the servers saw (requests, reports, names looked up).
+        if std::thread::panicking() {
+            let kept = crate::artifacts_dir().join("conference-lab.failed");
+            let _ = std::fs::create_dir_all(&kept);
+            for name in [
+                "trusted.log",
+                "untrusted.log",
+                "frame.log",
+                "dns.log",
+                "janus.out",
+            ] {
+                let _ = std::fs::copy(self.dir.join(name), kept.join(name));
+            }
+            eprintln!(
+                "qemu-tests: the conference servers' logs kept in {}",
+                kept.display()
+            );
+        }
         for child in &mut self.children {
             let _ = child.kill();
             let _ = child.wait();
@@ -363,6 +405,20 @@ impl ConferenceLab {
             }
         }
         Ok(media)
+    }
+}
+
+impl JanusMedia {
+    /// Whether audio and video went both ways, at least `packets` of each.
+    pub fn both_ways(&self, packets: u64) -> bool {
+        [
+            self.audio_packets_in,
+            self.video_packets_in,
+            self.audio_packets_out,
+            self.video_packets_out,
+        ]
+        .iter()
+        .all(|p| *p >= packets)
     }
 }
 
