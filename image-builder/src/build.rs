@@ -214,7 +214,17 @@ pub fn build(options: &BuildOptions) -> Result<BuildReport> {
                 &pins,
             ),
         ),
-    )?;
+    );
+    let base = match base {
+        Err(err) if !pins.is_empty() => {
+            return Err(anyhow::Error::from(err).context(format!(
+                "{}: debian.pin asks apt for exact versions; a mirror keeps only the newest of \
+                 each suite (see docs/config.md)",
+                loaded.path.display()
+            )))
+        }
+        base => base?,
+    };
 
     let work_parent = options.cache_dir.join("work");
     std::fs::create_dir_all(&work_parent)

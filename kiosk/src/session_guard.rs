@@ -84,9 +84,12 @@ impl Guard {
         self.main.as_deref()
     }
 
-    /// The conference page was replaced (after a restore).
+    /// The conference page was replaced (a restore or a reload): the old one is on
+    /// its way out, and its last events are not a new window.
     pub fn set_main(&mut self, id: String) {
-        self.main = Some(id);
+        if let Some(old) = self.main.replace(id) {
+            self.closed.insert(old);
+        }
     }
 
     /// A target was created or changed.
@@ -236,5 +239,26 @@ mod tests {
             }
         }
         assert_eq!(guard.main(), Some("A+++"));
+    }
+
+    #[test]
+    fn a_replaced_page_is_not_a_new_window() {
+        let policy = SessionPolicy {
+            url: "https://conf.test/room".into(),
+            origins: vec!["https://conf.test".into()],
+            fake_capture: false,
+            keyboard: None,
+        };
+        let mut guard = Guard::new(policy);
+        let conf = "https://conf.test/room";
+        assert_eq!(guard.judge(&target("A", "page", conf, "")), Verdict::Allow);
+        // The watchdog reloads: a new page, then the old one's last event.
+        guard.set_main("B".into());
+        assert_eq!(guard.judge(&target("B", "page", conf, "")), Verdict::Allow);
+        assert_eq!(guard.judge(&target("A", "page", conf, "")), Verdict::Allow);
+        assert_eq!(
+            guard.judge(&target("C", "page", conf, "")),
+            Verdict::Close(blocked("new-window", conf))
+        );
     }
 }

@@ -404,6 +404,14 @@ fn try_escape(s: &mut VpnSession, lab: &ConferenceLab, escape: &Escape) -> Resul
     } else {
         std::thread::sleep(SETTLE);
     }
+    // The kiosk replaces a page that left the allowed origins; the new one's `page`
+    // line comes once it has painted, which under TCG can take longer than SETTLE.
+    if escape.expect == Expect::Blocked("navigation") {
+        find_event(s, "session", sessions_before, CALL_TIMEOUT, |e| {
+            e["state"] == "page"
+        })
+        .ok_or("the conference did not come back after the blocked navigation")?;
+    }
     // A new page (after a restore or a restart) takes the next row's keys only once
     // it has drawn itself.
     let reloaded = events(s, "session")

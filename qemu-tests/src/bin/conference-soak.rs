@@ -29,6 +29,10 @@ struct Args {
     /// that every run needs the kiosk's watchdog.
     #[arg(long)]
     hold_first_page: bool,
+    /// The emulated CPU model under TCG instead of the scenario's (Westmere), to
+    /// try whether a stall depends on it (`max` has AVX).
+    #[arg(long)]
+    cpu: Option<String>,
 }
 
 /// From the browser's start to the page on screen: the watchdog's wait, a reload
@@ -54,16 +58,21 @@ fn sessions(s: &VpnSession) -> Vec<Value> {
 }
 
 /// One boot; `Ok`: its figures, `Err`: where it stopped.
-fn one_run(name: &str, hold: bool, figures: &mut Value) -> Result<()> {
+fn one_run(name: &str, args: &Args, figures: &mut Value) -> Result<()> {
     let s = VpnSession::start_image(
         name,
         Gateway::Wireguard { wrong_key: false },
         true,
         CONFERENCE_IMAGE,
-        conference_machine,
+        |machine| {
+            conference_machine(machine);
+            if let Some(cpu) = &args.cpu {
+                machine.tcg_cpu = Some(cpu.clone());
+            }
+        },
     )?;
     let lab = ConferenceLab::start(&s.lab)?;
-    if hold {
+    if args.hold_first_page {
         lab.hold_next_page()?;
     }
     let started = Instant::now();
@@ -153,7 +162,7 @@ fn main() -> Result<()> {
         let name = format!("conference-soak-{run}");
         let started = Instant::now();
         let mut figures = json!({ "run": run });
-        let outcome = one_run(&name, args.hold_first_page, &mut figures);
+        let outcome = one_run(&name, &args, &mut figures);
         figures["run_s"] = round(started.elapsed().as_secs_f64());
         match outcome {
             Ok(()) => {
@@ -172,6 +181,7 @@ fn main() -> Result<()> {
         "passed": passed.len(),
         "failed": failed.len(),
         "hold_first_page": args.hold_first_page,
+        "cpu": args.cpu.as_deref().unwrap_or("Westmere"),
         "qemu_to_browser_s": spread(&passed, "qemu_to_browser_s"),
         "browser_to_rendered_s": spread(&passed, "browser_to_rendered_s"),
         "browser_to_connected_s": spread(&passed, "browser_to_connected_s"),
