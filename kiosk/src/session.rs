@@ -254,37 +254,9 @@ pub fn run(policy: SessionPolicy, network: bool, reachable: &AtomicBool) {
         }
         match end {
             RunEnd::Watchdog { reason } => {
-                tracing::warn!(
-                    "watchdog: {reason}; the browser's last output:\n{}",
-                    Browser::log_tail()
-                );
-                let Some((pause, attempt)) = restarts.take() else {
-                    let reason = format!(
-                        "{reason}; the browser was started again {} times without the page appearing",
-                        RESTART_PAUSES.len()
-                    );
-                    emit(&SessionEvent::Failed {
-                        reason: reason.clone(),
-                    });
-                    crate::screen::show(&format!(
-                        "{banner}The conference does not appear on this PC.\n\n{reason}.\n\n\
-                         Press the power button to switch off, then start again. If this\n\
-                         happens again, tell your helpdesk: code PAGE-WATCHDOG."
-                    ));
+                if !restart_after_watchdog(&reason, &mut restarts, banner) {
                     return;
-                };
-                emit(&SessionEvent::Restarting {
-                    reason: reason.clone(),
-                    attempt,
-                    pause_s: pause.as_secs(),
-                });
-                crate::screen::show(&format!(
-                    "{banner}The conference did not start properly: {reason}.\n\n\
-                     Starting it again in {} s (attempt {attempt} of {}) ...",
-                    pause.as_secs(),
-                    RESTART_PAUSES.len()
-                ));
-                std::thread::sleep(pause);
+                }
             }
             RunEnd::Exited { status, clean } => {
                 tracing::warn!(
@@ -323,6 +295,43 @@ pub fn run(policy: SessionPolicy, network: bool, reachable: &AtomicBool) {
             }
         }
     }
+}
+
+/// The watchdog ended a browser: says so on the screen and waits the pause before
+/// the next start; false when the restarts are used up (the stop screen is shown).
+fn restart_after_watchdog(reason: &str, restarts: &mut RestartBudget, banner: &str) -> bool {
+    tracing::warn!(
+        "watchdog: {reason}; the browser's last output:\n{}",
+        Browser::log_tail()
+    );
+    let Some((pause, attempt)) = restarts.take() else {
+        let reason = format!(
+            "{reason}; the browser was started again {} times without the page appearing",
+            RESTART_PAUSES.len()
+        );
+        emit(&SessionEvent::Failed {
+            reason: reason.clone(),
+        });
+        crate::screen::show(&format!(
+            "{banner}The conference does not appear on this PC.\n\n{reason}.\n\n\
+             Press the power button to switch off, then start again. If this\n\
+             happens again, tell your helpdesk: code PAGE-WATCHDOG."
+        ));
+        return false;
+    };
+    emit(&SessionEvent::Restarting {
+        reason: reason.to_string(),
+        attempt,
+        pause_s: pause.as_secs(),
+    });
+    crate::screen::show(&format!(
+        "{banner}The conference did not start properly: {reason}.\n\n\
+         Starting it again in {} s (attempt {attempt} of {}) ...",
+        pause.as_secs(),
+        RESTART_PAUSES.len()
+    ));
+    std::thread::sleep(pause);
+    true
 }
 
 /// Sets the browser-wide rules the policy also sets: camera and microphone for the

@@ -34,6 +34,14 @@ pub const JANUS_MEDIA_PORTS: std::ops::RangeInclusive<u16> = 20000..=20200;
 
 /// The lab's resolver address behind the tunnel.
 pub const RESOLVER: &str = "10.99.0.53";
+/// The name the lab asks its own resolver for once, to prove the log works.
+const SELF_CHECK_NAME: &str = "lab-self-check.invalid";
+/// A DNS query for [`SELF_CHECK_NAME`] (type A) to `sys.argv[1]`, waiting for the answer.
+const SELF_CHECK_QUERY: &str = "import socket, struct, sys\n\
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(5)\n\
+q = struct.pack('!HHHHHH', 0x5157, 0x0100, 1, 0, 0, 0)\n\
+q += b''.join(bytes([len(l)]) + l.encode() for l in 'lab-self-check.invalid'.split('.')) + b'\\0'\n\
+s.sendto(q + struct.pack('!HH', 1, 1), (sys.argv[1], 53)); s.recvfrom(512)\n";
 /// The gateway's nftables table that records the tunnel's destinations.
 const WATCH_TABLE: &str = "stick_tunnel_watch";
 
@@ -262,15 +270,31 @@ impl ConferenceLab {
         wait_until(Duration::from_secs(20), Duration::from_millis(200), || {
             read(&out).contains("listening").then_some(())
         })
-        .with_context(|| format!("the lab's resolver did not start: {}", read(&out)))
+        .with_context(|| format!("the lab's resolver did not start: {}", read(&out)))?;
+        // The test judges "no lookups" by this log: it must see a real query. One
+        // from the gateway (not the guest), answered, before the guest boots far.
+        run_tool(in_ns(&self.gateway_ns, "python3").args(["-c", SELF_CHECK_QUERY, RESOLVER]))
+            .context("the lab's resolver did not answer its self-check")?;
+        let logged = self.dns_queries().iter().any(|q| q.name == SELF_CHECK_NAME);
+        if !logged {
+            bail!("the lab's resolver answered but did not log {SELF_CHECK_NAME}");
+        }
+        Ok(())
     }
 
-    /// Every name the guest looked up through the tunnel.
-    pub fn dns_queries(&self) -> Vec<DnsQuery> {
+    /// Every name looked up at the lab's resolver (the lab's own self-check too).
+    fn dns_queries(&self) -> Vec<DnsQuery> {
         read(&self.dir.join("dns.log"))
             .lines()
             .filter_map(|line| serde_json::from_str(line).ok())
             .collect()
+    }
+
+    /// Every name the guest looked up through the tunnel.
+    pub fn guest_dns_queries(&self) -> Vec<DnsQuery> {
+        let mut queries = self.dns_queries();
+        queries.retain(|q| q.name != SELF_CHECK_NAME);
+        queries
     }
 
     /// The browser's next request for the page gets no answer (until it gives up).

@@ -728,7 +728,7 @@ fn conference_call_and_escape_attempts() {
     // No calls home: the guest looked up no name through the tunnel (every host of
     // the test is an address), and reached nothing but the conference's servers.
     let queries: Vec<String> = lab
-        .dns_queries()
+        .guest_dns_queries()
         .iter()
         .map(|q| format!("{} (type {}) from {}", q.name, q.kind, q.client))
         .collect();
