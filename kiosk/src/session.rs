@@ -379,8 +379,8 @@ fn exit_of(status: std::io::Result<std::process::ExitStatus>) -> RunEnd {
     }
 }
 
-/// Replaces the conference page with a fresh one at the conference URL.
-fn restore(cdp: &mut Cdp, guard: &mut Guard, policy: &SessionPolicy, old: &str) {
+/// Opens the conference URL as a new page and closes `old`, the page it replaces.
+fn restore(cdp: &mut Cdp, guard: &mut Guard, policy: &SessionPolicy, old: Option<&str>) {
     match cdp.call(
         "Target.createTarget",
         json!({"url": policy.url}),
@@ -393,6 +393,7 @@ fn restore(cdp: &mut Cdp, guard: &mut Guard, policy: &SessionPolicy, old: &str) 
         }
         Err(err) => tracing::error!("cannot open the conference again: {err}"),
     }
+    let Some(old) = old else { return };
     if let Err(err) = cdp.call("Target.closeTarget", json!({"targetId": old}), CDP_TIMEOUT) {
         tracing::warn!("cannot close target {old}: {err}");
     }
@@ -436,7 +437,7 @@ fn handle_target(
         Verdict::Restore(blocked) => {
             emit_blocked(&blocked);
             main_url.clear();
-            restore(cdp, guard, policy, &target.id);
+            restore(cdp, guard, policy, Some(&target.id));
         }
         Verdict::Log(blocked) => emit_blocked(&blocked),
         Verdict::CertificateStop { url } => {
@@ -593,10 +594,10 @@ fn act(
                 Browser::log_tail()
             );
             emit(&SessionEvent::Reloading { reason });
-            if let Some(old) = guard.main().map(str::to_string) {
-                main_url.clear();
-                restore(&mut browser.cdp, guard, policy, &old);
-            }
+            // No page at all yet: the conference is opened as a new one.
+            let old = guard.main().map(str::to_string);
+            main_url.clear();
+            restore(&mut browser.cdp, guard, policy, old.as_deref());
             None
         }
         Action::Restart { reason } => {
