@@ -159,7 +159,11 @@ fn main() -> Result<()> {
     // One image for every run (built now unless STICK_IMAGE names one).
     let built = qemu_tests::built_image(CONFERENCE_IMAGE.0, CONFERENCE_IMAGE.1)?;
     std::env::set_var("STICK_IMAGE", &built.image);
-    eprintln!("conference-soak: {} runs of {}", args.runs, built.image.display());
+    eprintln!(
+        "conference-soak: {} runs of {}",
+        args.runs,
+        built.image.display()
+    );
     let mut passed = Vec::new();
     let mut failed = Vec::new();
     for run in 1..=args.runs {
