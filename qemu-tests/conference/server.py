@@ -4,8 +4,9 @@ import http.server, json, os, ssl, sys, time, urllib.request
 address, port, cert, key, page, log = sys.argv[1:7]
 # The test writes an attempt's key here when it must not depend on the keyboard.
 NEXT = log + ".next"
-# While this file exists, the browser's next request for the page gets no answer
-# (the file is removed): the kiosk's watchdog must notice and load the page anew.
+# While this file exists, the browser's next requests for the page get no answer:
+# as many as the file says (one when it is empty); the file is removed after the
+# last. The kiosk's watchdog must notice and load the page anew.
 HOLD = log + ".hold"
 # How long a held request is kept open at most.
 HOLD_SECONDS = 300
@@ -63,8 +64,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if "Chrome" not in self.headers.get("User-Agent", ""):
             return False
         try:
-            os.remove(HOLD)
-        except OSError:
+            left = int(open(HOLD).read().strip() or "1") - 1
+            if left > 0:
+                open(HOLD, "w").write(str(left))
+            else:
+                os.remove(HOLD)
+        except (OSError, ValueError):
             return False
         self.note("held", self.path)
         self.request.settimeout(HOLD_SECONDS)

@@ -297,10 +297,12 @@ impl ConferenceLab {
         queries
     }
 
-    /// The browser's next request for the page gets no answer (until it gives up).
-    pub fn hold_next_page(&self) -> Result<()> {
+    /// The browser's next `requests` requests for the page get no answer (each
+    /// until the browser gives up on it).
+    pub fn hold_page_requests(&self, requests: u32) -> Result<()> {
         let path = self.dir.join("trusted.log.hold");
-        std::fs::write(&path, "").with_context(|| format!("cannot write {}", path.display()))
+        std::fs::write(&path, requests.to_string())
+            .with_context(|| format!("cannot write {}", path.display()))
     }
 
     fn spawn(&mut self, command: &mut Command, out: &Path) -> Result<()> {

@@ -575,7 +575,7 @@ fn conference_call_and_escape_attempts() {
     let lab = ConferenceLab::start(&s.lab).ok_or_panic();
     // The browser's first request for the page stays unanswered: the kiosk's
     // watchdog must see that nothing was painted and load the page anew.
-    lab.hold_next_page().ok_or_panic();
+    lab.hold_page_requests(1).ok_or_panic();
 
     // The session starts, shows the conference and the call comes up by itself.
     let starting = wait_event(&mut s, "session", 0, BOOT_TIMEOUT, "starting", |e| {

@@ -6,6 +6,7 @@
 //! and, at the end, how many passed and the spread of their times as JSON.
 //!
 //! `cargo run --release -p qemu-tests --bin conference-soak -- --runs 10`
+//! (`--hold-page-requests 2 --runs 1`: one run through the watchdog's restart)
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -25,10 +26,11 @@ struct Args {
     /// How many boots, one after the other.
     #[arg(long, default_value_t = 10)]
     runs: usize,
-    /// Hold the browser's first request for the page unanswered in every run, so
-    /// that every run needs the kiosk's watchdog.
-    #[arg(long)]
-    hold_first_page: bool,
+    /// Hold the browser's first N requests for the page unanswered in every run:
+    /// 1 makes the kiosk's watchdog reload the page, 2 makes it restart the browser
+    /// (the screen is kept as NAME-restarting.png when it says so).
+    #[arg(long, default_value_t = 0)]
+    hold_page_requests: u32,
     /// The emulated CPU model under TCG instead of the scenario's (Westmere), to
     /// try whether a stall depends on it (`max` has AVX).
     #[arg(long)]
@@ -72,8 +74,8 @@ fn one_run(name: &str, args: &Args, figures: &mut Value) -> Result<()> {
         },
     )?;
     let lab = ConferenceLab::start(&s.lab)?;
-    if args.hold_first_page {
-        lab.hold_next_page()?;
+    if args.hold_page_requests > 0 {
+        lab.hold_page_requests(args.hold_page_requests)?;
     }
     let started = Instant::now();
     let result = (|| -> Result<()> {
@@ -85,7 +87,14 @@ fn one_run(name: &str, args: &Args, figures: &mut Value) -> Result<()> {
         .context("no browser-started line")?;
         let browser_start = now_secs();
         figures["qemu_to_browser_s"] = round(started.elapsed().as_secs_f64());
-        let rendered = wait_until(PAGE_TIMEOUT, Duration::from_millis(500), || {
+        let mut restart_shown = false;
+        let rendered = wait_until(PAGE_TIMEOUT, Duration::from_millis(300), || {
+            // The restart screen shows only during the pause: keep it for people.
+            if !restart_shown && sessions(&s).iter().any(|e| e["state"] == "restarting") {
+                restart_shown = true;
+                let shot = qemu_tests::artifacts_dir().join(format!("{name}-restarting.png"));
+                let _ = s.vm.screenshot(&shot);
+            }
             lab.reports().into_iter().find(|r| r.what == "rendered")
         })
         .context("the page never reported rendered")?;
@@ -188,7 +197,7 @@ fn main() -> Result<()> {
         "runs": args.runs,
         "passed": passed.len(),
         "failed": failed.len(),
-        "hold_first_page": args.hold_first_page,
+        "hold_page_requests": args.hold_page_requests,
         "cpu": args.cpu.as_deref().unwrap_or("Westmere"),
         "qemu_to_browser_s": spread(&passed, "qemu_to_browser_s"),
         "browser_to_rendered_s": spread(&passed, "browser_to_rendered_s"),
