@@ -169,15 +169,19 @@ mod tests {
         }
     }
 
-    #[test]
-    fn targets_in_order() {
-        let policy = SessionPolicy {
+    /// A guard for the conference at `https://conf.test/room`.
+    fn conference_guard() -> Guard {
+        Guard::new(SessionPolicy {
             url: "https://conf.test/room".into(),
             origins: vec!["https://conf.test".into()],
             fake_capture: false,
             keyboard: None,
-        };
-        let mut guard = Guard::new(policy);
+        })
+    }
+
+    #[test]
+    fn targets_in_order() {
+        let mut guard = conference_guard();
         let conf = "https://conf.test/room";
         let cases = [
             (target("A", "page", conf, ""), Verdict::Allow),
@@ -243,13 +247,7 @@ mod tests {
 
     #[test]
     fn a_replaced_page_is_not_a_new_window() {
-        let policy = SessionPolicy {
-            url: "https://conf.test/room".into(),
-            origins: vec!["https://conf.test".into()],
-            fake_capture: false,
-            keyboard: None,
-        };
-        let mut guard = Guard::new(policy);
+        let mut guard = conference_guard();
         let conf = "https://conf.test/room";
         assert_eq!(guard.judge(&target("A", "page", conf, "")), Verdict::Allow);
         // The watchdog reloads: a new page, then the old one's last event.
