@@ -38,6 +38,18 @@ pub struct Look {
     pub on_conference: bool,
 }
 
+impl Look {
+    /// A look the browser did not answer in time.
+    pub fn unanswered(now: Instant) -> Look {
+        Look {
+            now,
+            answered: false,
+            painted: None,
+            on_conference: false,
+        }
+    }
+}
+
 /// What the session does next.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {

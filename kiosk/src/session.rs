@@ -515,12 +515,7 @@ fn look_at(
             Err(CdpError::Closed) => return Err(ended(browser)),
             Err(err) => {
                 tracing::warn!("cannot list the browser's targets: {err}");
-                return Ok(Look {
-                    now: Instant::now(),
-                    answered: false,
-                    painted: None,
-                    on_conference: false,
-                });
+                return Ok(Look::unanswered(Instant::now()));
             }
         };
     handle_targets(browser, guard, policy, &targets, main_url, watch)?;
@@ -533,12 +528,7 @@ fn look_at(
         Err(CdpError::Closed) => return Err(ended(browser)),
         Err(err) => {
             tracing::warn!("cannot read the browser's paint count: {err}");
-            return Ok(Look {
-                now: Instant::now(),
-                answered: false,
-                painted: None,
-                on_conference: false,
-            });
+            return Ok(Look::unanswered(Instant::now()));
         }
     };
     Ok(Look {
