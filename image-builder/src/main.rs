@@ -149,9 +149,11 @@ fn run(cli: Cli) -> Result<()> {
                 .with_context(|| format!("cannot create {}", args.output.display()))?;
             if args.secure_boot {
                 let name = args.name.as_deref().unwrap_or("secure-boot");
-                for pair in
-                    image_builder::secure_boot::generate(&args.output, name, &args.organisation)?
-                {
+                for pair in image_builder::boot::secure_boot::generate(
+                    &args.output,
+                    name,
+                    &args.organisation,
+                )? {
                     eprintln!(
                         "{:<3} key: {} (keep it secret), certificate: {}",
                         pair.role.to_uppercase(),
@@ -161,7 +163,8 @@ fn run(cli: Cli) -> Result<()> {
                 }
             } else {
                 let name = args.name.as_deref().unwrap_or("manifest-signing");
-                let (private, public) = image_builder::keygen::generate(&args.output, name)?;
+                let (private, public) =
+                    image_builder::commands::keygen::generate(&args.output, name)?;
                 eprintln!("private key: {} (keep it secret)", private.display());
                 eprintln!("public key:  {}", public.display());
             }
@@ -171,7 +174,7 @@ fn run(cli: Cli) -> Result<()> {
                 .with_context(|| format!("cannot read public key {}", args.pubkey.display()))?;
             let key = stick_manifest::verifying_key_from_pem(&pem)
                 .with_context(|| format!("public key {}", args.pubkey.display()))?;
-            let verified = image_builder::verify::verify_image(&args.image, &key)
+            let verified = image_builder::commands::verify::verify_image(&args.image, &key)
                 .with_context(|| format!("{} does NOT verify", args.image.display()))?;
             let m = &verified.manifest;
             println!(
@@ -191,12 +194,12 @@ fn run(cli: Cli) -> Result<()> {
             );
         }
         Command::Inspect(args) => {
-            let inspection = image_builder::inspect::inspect_image(&args.image)
+            let inspection = image_builder::commands::inspect::inspect_image(&args.image)
                 .with_context(|| format!("cannot inspect {}", args.image.display()))?;
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&inspection)?);
             } else {
-                print!("{}", image_builder::inspect::render(&inspection));
+                print!("{}", image_builder::commands::inspect::render(&inspection));
             }
         }
     }

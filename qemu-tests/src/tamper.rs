@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
-use image_builder::gpt::{GptPartition, GptTable, Guid, ESP_TYPE, ROOT_X86_64_TYPE};
+use image_builder::disk::gpt::{GptPartition, GptTable, Guid, ESP_TYPE, ROOT_X86_64_TYPE};
 
 /// A private copy of an image (deleted with the value).
 #[derive(Debug)]

@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use image_builder::build::UKI_ESP_PATH;
-use image_builder::gpt::ROOT_X86_64_VERITY_TYPE;
+use image_builder::disk::gpt::ROOT_X86_64_VERITY_TYPE;
 use qemu_tests::machine::{Machine, MachineConfig, SecureBootKeys};
 use qemu_tests::serial::{find_forbidden, parse_status, KioskStatus};
 use qemu_tests::tamper::{resigned_uki, unsigned_uki, ForeignDbKey, TamperedStick};

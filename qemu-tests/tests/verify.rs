@@ -4,8 +4,8 @@
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
-use image_builder::gpt::{GptTable, ESP_TYPE, ROOT_X86_64_TYPE, ROOT_X86_64_VERITY_TYPE};
-use image_builder::verify::{verify_image, VerifyError};
+use image_builder::commands::verify::{verify_image, VerifyError};
+use image_builder::disk::gpt::{GptTable, ESP_TYPE, ROOT_X86_64_TYPE, ROOT_X86_64_VERITY_TYPE};
 
 fn flip_byte(image: &Path, offset: u64) {
     let mut file = std::fs::File::options()

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::runner::{CommandError, CommandRunExt};
-use crate::tools_tree::Tools;
+use crate::trees::tools::Tools;
 
 /// The three keys, from the platform owner down to the signer of boot images.
 pub const ROLES: [&str; 3] = ["pk", "kek", "db"];

@@ -5,7 +5,7 @@ use std::path::Path;
 use serde::Serialize;
 use stick_manifest::Manifest;
 
-use crate::verify::{read_esp, VerifyError};
+use crate::commands::verify::{read_esp, VerifyError};
 
 /// One partition as the table describes it.
 #[derive(Debug, Clone, Serialize)]
@@ -40,7 +40,11 @@ pub fn inspect_image(path: &Path) -> Result<Inspection, VerifyError> {
         .and_then(|f| serde_json::from_slice::<Manifest>(&f.contents).ok());
     let uki_cmdline = esp
         .file(crate::build::UKI_ESP_PATH)
-        .and_then(|f| crate::pe::section(&f.contents, ".cmdline").ok().flatten())
+        .and_then(|f| {
+            crate::boot::pe::section(&f.contents, ".cmdline")
+                .ok()
+                .flatten()
+        })
         .map(|c| {
             String::from_utf8_lossy(c)
                 .trim_end_matches('\0')

@@ -10,7 +10,7 @@ use stick_manifest::session::{
 };
 
 use crate::config::LoadedConfig;
-use crate::network_install::{write, Credential};
+use crate::root::network::{write, Credential};
 
 /// The CAs `[conference] trust-ca` names, checked and decoded.
 #[derive(Debug, Default)]
@@ -100,7 +100,7 @@ pub fn install(root: &Path, session: &SessionPolicy, trust: &ConferenceTrust) ->
     if let Some(keyboard) = &session.keyboard {
         check_keyboard(root, keyboard)?;
     }
-    let policy = crate::browser_policy::render(session, &trust.der);
+    let policy = crate::root::browser_policy::render(session, &trust.der);
     write(
         root,
         BROWSER_POLICY_PATH,

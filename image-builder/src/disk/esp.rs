@@ -11,7 +11,7 @@ use std::path::Path;
 use fatfs::{FileSystem, FsOptions};
 
 use crate::runner::{CommandError, CommandRunExt};
-use crate::tools_tree::Tools;
+use crate::trees::tools::Tools;
 
 /// One file on the ESP.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -169,7 +169,7 @@ pub fn read_esp_files<F: Read + Write + Seek>(storage: F) -> Result<Vec<EspFile>
 mod tests {
     use super::*;
     use crate::runner::require_tool;
-    use crate::tools_tree::HostTools;
+    use crate::trees::tools::HostTools;
     use std::io::Cursor;
 
     fn files() -> Vec<EspFile> {

@@ -8,7 +8,7 @@ use stick_manifest::https_url::HttpsUrl;
 use stick_manifest::network::NetworkPolicy;
 use stick_manifest::session::{KeyboardError, KeyboardLayout, SessionPolicy};
 
-use crate::vpn_config::Invalid;
+use crate::config::vpn::Invalid;
 
 /// What the browser stack adds to an image with a `[conference]`.
 /// (`xkb-data` comes with cage anyway; named because keyboard-layout is checked

@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 use stick_manifest::{Manifest, ManifestError, ManifestVerifyingKey, PartitionRole};
 
-use crate::esp::{read_esp_files, EspFile};
-use crate::gpt::{GptTable, ESP_TYPE};
-use crate::partition_slice::PartitionSlice;
+use crate::disk::esp::{read_esp_files, EspFile};
+use crate::disk::gpt::{GptTable, ESP_TYPE};
+use crate::disk::partition_slice::PartitionSlice;
 
 /// Why an image is not the one its manifest describes. Each tamper case has its own
 /// variant so that the message says what was changed.

@@ -19,17 +19,17 @@ pub const ASSETS: &[Asset] = &[
     Asset {
         path: "/usr/lib/secure-stick/fail-closed",
         mode: 0o755,
-        content: include_str!("../assets/fail-closed/fail-closed"),
+        content: include_str!("../../assets/fail-closed/fail-closed"),
     },
     Asset {
         path: "/usr/lib/systemd/system/stick-fail-closed@.service",
         mode: 0o644,
-        content: include_str!("../assets/fail-closed/stick-fail-closed@.service"),
+        content: include_str!("../../assets/fail-closed/stick-fail-closed@.service"),
     },
     Asset {
         path: "/usr/lib/udev/rules.d/60-stick-fail-closed.rules",
         mode: 0o644,
-        content: include_str!("../assets/fail-closed/60-stick-fail-closed.rules"),
+        content: include_str!("../../assets/fail-closed/60-stick-fail-closed.rules"),
     },
 ];
 

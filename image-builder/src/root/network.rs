@@ -12,8 +12,8 @@ use anyhow::{bail, Context, Result};
 use stick_manifest::network::{NetworkPolicy, CHECK_CA_PATH};
 
 use crate::config::LoadedConfig;
+use crate::root::tunnel_config as tc;
 use crate::runner::CommandRunExt;
-use crate::tunnel_config as tc;
 
 /// A credential file read from the admin's disk, with the key that named it.
 #[derive(Debug)]
@@ -97,7 +97,7 @@ impl VpnCredentials {
             let key =
                 Credential::read(loaded, "vpn.wireguard.private-key", &wireguard.private_key)?;
             let text = String::from_utf8_lossy(&key.bytes);
-            if crate::wireguard_key::decode(&text).is_none() {
+            if crate::root::wireguard_key::decode(&text).is_none() {
                 bail!(
                     "{} is not a WireGuard private key: one line of 44 base64 characters, \
                      as `wg genkey` prints",
@@ -138,8 +138,8 @@ pub fn install(
 ) -> Result<()> {
     write(
         root,
-        crate::egress_policy::EGRESS_RULES_PATH,
-        crate::egress_policy::render(policy).as_bytes(),
+        crate::root::egress_policy::EGRESS_RULES_PATH,
+        crate::root::egress_policy::render(policy).as_bytes(),
         0o644,
     )?;
     // Debian's DHCP-less default would otherwise point at nothing; ours names the

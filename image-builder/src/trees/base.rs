@@ -6,8 +6,8 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::fail_closed;
-use crate::tree_cache::{TreeCache, TreeError, TreeRecipe};
+use crate::root::fail_closed;
+use crate::trees::cache::{TreeCache, TreeError, TreeRecipe};
 
 /// Packages every image needs (the root filesystem, its kernel, the initrd tooling).
 pub const BASE_PACKAGES: &[&str] = &[

@@ -4,7 +4,7 @@
 
 use stick_manifest::network::{NetworkPolicy, IPSEC_CHILD, IPSEC_CONNECTION, WIREGUARD_INTERFACE};
 
-use crate::vpn_config::{IpsecSection, WireguardSection};
+use crate::config::vpn::{IpsecSection, WireguardSection};
 
 pub const NETWORKD_CONF_PATH: &str = "/etc/systemd/networkd.conf.d/50-stick.conf";
 pub const UPLINK_NETWORK_PATH: &str = "/etc/systemd/network/60-stick-uplink.network";

@@ -18,16 +18,16 @@ use stick_manifest::{
 };
 
 use crate::config::LoadedConfig;
-use crate::esp::{esp_size_for, make_esp, EspFile, EspLayout};
-use crate::gpt::{
+use crate::disk::esp::{esp_size_for, make_esp, EspFile, EspLayout};
+use crate::disk::gpt::{
     GptTable, Guid, PartitionSpec, ATTR_READ_ONLY, ESP_TYPE, ROOT_X86_64_TYPE,
     ROOT_X86_64_VERITY_TYPE,
 };
-use crate::rootfs::{base_recipe, BaseTree};
+use crate::disk::verity::{VerityParams, VerityTree, VERITY_BLOCK_SIZE};
 use crate::runner::{require_tool, CommandRunExt};
-use crate::tools_tree::{in_work, InToolsTree, ToolsTree, EFI_STUB};
-use crate::tree_cache::TreeCache;
-use crate::verity::{VerityParams, VerityTree, VERITY_BLOCK_SIZE};
+use crate::trees::base::{base_recipe, BaseTree};
+use crate::trees::cache::TreeCache;
+use crate::trees::tools::{in_work, InToolsTree, ToolsTree, EFI_STUB};
 
 /// Where the UKI sits on the ESP: the removable-media default boot path.
 pub const UKI_ESP_PATH: &str = "EFI/BOOT/BOOTX64.EFI";
@@ -142,9 +142,9 @@ pub fn build(options: &BuildOptions) -> Result<BuildReport> {
     let config = &loaded.config;
     let signing_key = load_signing_key(&loaded)?;
     let network_policy = loaded.network.clone();
-    let vpn_credentials = crate::network_install::VpnCredentials::load(&loaded)?;
+    let vpn_credentials = crate::root::network::VpnCredentials::load(&loaded)?;
     let session = loaded.session.clone();
-    let conference_trust = crate::session_install::ConferenceTrust::load(&loaded)?;
+    let conference_trust = crate::root::session::ConferenceTrust::load(&loaded)?;
     if session.as_ref().is_some_and(|s| s.fake_capture) {
         tracing::warn!(
             "conference.test-fake-capture: the browser gets a fake camera and microphone; \
@@ -179,11 +179,11 @@ pub fn build(options: &BuildOptions) -> Result<BuildReport> {
         )
     })?;
     let mirrors = match &config.debian.mirror {
-        Some(main) => crate::mirror::Mirrors {
+        Some(main) => crate::trees::mirror::Mirrors {
             main: main.clone(),
             security: config.debian.security_mirror.clone(),
         },
-        None => crate::mirror::host_mirrors(Path::new("/etc/apt"))?,
+        None => crate::trees::mirror::host_mirrors(Path::new("/etc/apt"))?,
     };
     let sources = mirrors.source_lines(&config.debian.suite);
     let build_time = options.source_date_epoch.unwrap_or_else(|| {
@@ -209,7 +209,7 @@ pub fn build(options: &BuildOptions) -> Result<BuildReport> {
         &base_recipe(
             &config.debian.suite,
             &sources,
-            &crate::package_pin::apply(
+            &crate::config::package_pin::apply(
                 &packages_to_add(&config.debian.extra_packages, session.is_some()),
                 &pins,
             ),
@@ -244,9 +244,9 @@ pub fn build(options: &BuildOptions) -> Result<BuildReport> {
         .arg(&rootfs)
         .run_logged()?;
     let public_pem = stick_manifest::key_pair_to_pem(&signing_key).1;
-    crate::customize::customize(
+    crate::root::customize::customize(
         &rootfs,
-        &crate::customize::Customization {
+        &crate::root::customize::Customization {
             overlays: &options.overlays,
             kiosk_binary: &options.kiosk_binary,
             manifest_public_key_pem: &public_pem,
@@ -261,14 +261,14 @@ pub fn build(options: &BuildOptions) -> Result<BuildReport> {
             usb_allow: &config.usb.allow_classes,
         },
     )?;
-    crate::network_install::install(&rootfs, &loaded, network_policy.as_ref(), &vpn_credentials)?;
+    crate::root::network::install(&rootfs, &loaded, network_policy.as_ref(), &vpn_credentials)?;
     if let Some(session) = &session {
-        crate::session_install::install(&rootfs, session, &conference_trust)?;
+        crate::root::session::install(&rootfs, session, &conference_trust)?;
     }
-    let pruning = crate::harden::prune_modules(&rootfs, &base.kernel_version)?;
-    let packages = crate::packages::installed_packages(&rootfs)
+    let pruning = crate::root::harden::prune_modules(&rootfs, &base.kernel_version)?;
+    let packages = crate::trees::packages::installed_packages(&rootfs)
         .with_context(|| format!("cannot read the package list of {}", rootfs.display()))?;
-    let unmet = crate::package_pin::unmet(&packages, &pins);
+    let unmet = crate::config::package_pin::unmet(&packages, &pins);
     if !unmet.is_empty() {
         let list: Vec<String> = unmet
             .iter()
@@ -289,7 +289,7 @@ pub fn build(options: &BuildOptions) -> Result<BuildReport> {
     tracing::info!(
         "{} packages; {} (all with versions in the manifest's `packages`)",
         packages.len(),
-        crate::package_pin::headline(&packages)
+        crate::config::package_pin::headline(&packages)
     );
 
     clock.start("squashfs");
@@ -348,8 +348,8 @@ pub fn build(options: &BuildOptions) -> Result<BuildReport> {
         .context("cannot copy os-release")?;
     std::fs::copy(&base.vmlinuz, work.join("vmlinuz")).context("cannot copy the kernel")?;
     std::fs::copy(&base.initrd, work.join("initrd.img")).context("cannot copy the initrd")?;
-    let extra = crate::initrd_extra::cpio_newc(
-        &crate::initrd_extra::entries_from_root(&rootfs)
+    let extra = crate::boot::initrd_extra::cpio_newc(
+        &crate::boot::initrd_extra::entries_from_root(&rootfs)
             .context("cannot collect the storage lock for the initrd")?,
         fs_time as u32,
     )?;
@@ -382,7 +382,7 @@ pub fn build(options: &BuildOptions) -> Result<BuildReport> {
                 format!("cannot read the Secure Boot certificate {}", cert.display())
             })?;
             let signed = work.join("uki.signed.efi");
-            crate::secure_boot::sign_uki(
+            crate::boot::secure_boot::sign_uki(
                 &InToolsTree { tree: &tools, work },
                 &work_key,
                 &work_cert,
@@ -403,7 +403,7 @@ pub fn build(options: &BuildOptions) -> Result<BuildReport> {
     };
     let uki = std::fs::read(&uki_path).context("cannot read the UKI")?;
     let embedded =
-        crate::pe::section(&uki, ".cmdline")?.context("the UKI has no .cmdline section")?;
+        crate::boot::pe::section(&uki, ".cmdline")?.context("the UKI has no .cmdline section")?;
     if String::from_utf8_lossy(embedded)
         .trim_end_matches('\0')
         .trim()
@@ -693,7 +693,7 @@ fn pad_to_block(path: &Path, block: u64) -> Result<()> {
 pub fn sha256_file(path: &Path) -> Result<[u8; 32]> {
     let mut file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let len = file_len(path)?;
-    crate::verify::sha256_range(&mut file, 0, len)
+    crate::commands::verify::sha256_range(&mut file, 0, len)
         .with_context(|| format!("cannot read {}", path.display()))
 }
 
@@ -751,7 +751,7 @@ fn packages_to_add(extra: &[String], session: bool) -> Vec<String> {
     let mut packages = extra.to_vec();
     if session {
         packages.extend(
-            crate::conference_config::SESSION_PACKAGES
+            crate::config::conference::SESSION_PACKAGES
                 .iter()
                 .map(|p| p.to_string()),
         );

@@ -32,7 +32,7 @@ pub struct Customization<'a> {
     pub image_id: &'a str,
     pub image_version: &'a str,
     pub policy: &'a stick_manifest::KioskPolicy,
-    pub usb_allow: &'a [crate::usb_policy::UsbClass],
+    pub usb_allow: &'a [crate::root::usb_policy::UsbClass],
 }
 
 /// Applies `c` to the tree at `root`.
@@ -60,7 +60,7 @@ pub fn customize(root: &Path, c: &Customization) -> Result<(), CustomizeError> {
     )
     .map_err(io(&os_release))?;
 
-    use crate::usb_policy::{daemon_conf, rules_conf, DAEMON_CONF_PATH, RULES_PATH};
+    use crate::root::usb_policy::{daemon_conf, rules_conf, DAEMON_CONF_PATH, RULES_PATH};
     for (path, text, mode) in [
         (RULES_PATH, rules_conf(c.usb_allow), 0o600),
         (DAEMON_CONF_PATH, daemon_conf(), 0o600),

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::tree_cache::{TreeCache, TreeError, TreeRecipe};
+use crate::trees::cache::{TreeCache, TreeError, TreeRecipe};
 
 /// Where the build folder appears inside the tools tree.
 pub const WORK_MOUNT: &str = "/work";

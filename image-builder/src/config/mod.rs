@@ -1,6 +1,11 @@
 //! The admin's TOML config: parsed from text by a pure function, then validated.
 //!
-//! Every error names the file, the key and what is allowed.
+//! Every error names the file, the key and what is allowed. The sections with
+//! more to say live beside this file: `conference`, `vpn`, `package_pin`.
+
+pub mod conference;
+pub mod package_pin;
+pub mod vpn;
 
 use std::path::{Path, PathBuf};
 
@@ -21,13 +26,13 @@ pub struct Config {
     #[serde(default)]
     pub usb: UsbSection,
     #[serde(default)]
-    pub network: crate::vpn_config::NetworkSection,
+    pub network: crate::config::vpn::NetworkSection,
     /// No `[vpn]`: the image has no network at all (every packet is dropped).
     #[serde(default)]
-    pub vpn: Option<crate::vpn_config::VpnSection>,
+    pub vpn: Option<crate::config::vpn::VpnSection>,
     /// No `[conference]`: the image runs no browser.
     #[serde(default)]
-    pub conference: Option<crate::conference_config::ConferenceSection>,
+    pub conference: Option<crate::config::conference::ConferenceSection>,
 }
 
 /// `[usb]`: which USB devices plugged in during a session get a driver.
@@ -35,14 +40,14 @@ pub struct Config {
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct UsbSection {
     /// Interface classes allowed; a device needs all its interfaces in this list.
-    #[serde(default = "crate::usb_policy::default_allowed")]
-    pub allow_classes: Vec<crate::usb_policy::UsbClass>,
+    #[serde(default = "crate::root::usb_policy::default_allowed")]
+    pub allow_classes: Vec<crate::root::usb_policy::UsbClass>,
 }
 
 impl Default for UsbSection {
     fn default() -> Self {
         UsbSection {
-            allow_classes: crate::usb_policy::default_allowed(),
+            allow_classes: crate::root::usb_policy::default_allowed(),
         }
     }
 }
@@ -107,11 +112,13 @@ pub struct DebianSection {
 
 impl DebianSection {
     /// The `pin` entries, parsed (validated by [`Config::validate`]).
-    pub fn pins(&self) -> Result<Vec<crate::package_pin::PackagePin>, (&'static str, String)> {
+    pub fn pins(
+        &self,
+    ) -> Result<Vec<crate::config::package_pin::PackagePin>, (&'static str, String)> {
         self.pin
             .iter()
             .map(|entry| {
-                crate::package_pin::PackagePin::parse(entry)
+                crate::config::package_pin::PackagePin::parse(entry)
                     .map_err(|err| ("debian.pin", err.to_string()))
             })
             .collect()

@@ -1,0 +1,22 @@
+//! What goes into the image's root, on a copy of the base tree.
+//!
+//! - `customize`: overlays, the kiosk binary, the manifest key, os-release;
+//! - `network`: the egress policy, uplink, tunnel and its credentials;
+//! - `egress_policy`: the kill switch's nftables ruleset;
+//! - `tunnel_config`, `wireguard_key`: networkd, swanctl and WireGuard files;
+//! - `session`: the conference account, browser policy and trusted CAs;
+//! - `browser_policy`: the browser's managed policy;
+//! - `usb_policy`: USBGuard's rules;
+//! - `fail_closed`: failing closed at every stage of boot;
+//! - `harden`: kernel modules the image must not carry.
+
+pub mod browser_policy;
+pub mod customize;
+pub mod egress_policy;
+pub mod fail_closed;
+pub mod harden;
+pub mod network;
+pub mod session;
+pub mod tunnel_config;
+pub mod usb_policy;
+pub mod wireguard_key;
