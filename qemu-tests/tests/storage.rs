@@ -26,7 +26,7 @@ fn run_storage_scenario(name: &str, nvme_esp: bool) {
         // its signature (Secure Boot would refuse it; the boot order puts the stick first).
         let stick = qemu_tests::tamper::TamperedStick::copy_of(&built.image).expect("copy");
         let uki = stick
-            .read_esp_file(image_builder::build::UKI_ESP_PATH)
+            .read_esp_file(image_builder::boot::uki::UKI_ESP_PATH)
             .expect("UKI");
         qemu_tests::tamper::unsigned_uki(&uki, stick.scratch()).expect("sbattach")
     });

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use image_builder::build::UKI_ESP_PATH;
+use image_builder::boot::uki::UKI_ESP_PATH;
 use image_builder::disk::gpt::ROOT_X86_64_VERITY_TYPE;
 use qemu_tests::machine::{Machine, MachineConfig, SecureBootKeys};
 use qemu_tests::serial::{find_forbidden, parse_status, KioskStatus};

@@ -8,3 +8,4 @@
 pub mod initrd_extra;
 pub mod pe;
 pub mod secure_boot;
+pub mod uki;

@@ -39,7 +39,7 @@ pub fn inspect_image(path: &Path) -> Result<Inspection, VerifyError> {
         .file(stick_manifest::MANIFEST_FILE)
         .and_then(|f| serde_json::from_slice::<Manifest>(&f.contents).ok());
     let uki_cmdline = esp
-        .file(crate::build::UKI_ESP_PATH)
+        .file(crate::boot::uki::UKI_ESP_PATH)
         .and_then(|f| {
             crate::boot::pe::section(&f.contents, ".cmdline")
                 .ok()

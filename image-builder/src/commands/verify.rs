@@ -2,7 +2,6 @@
 //! every hash in it against the image's bytes. The first mismatch is the answer.
 
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -11,6 +10,7 @@ use stick_manifest::{Manifest, ManifestError, ManifestVerifyingKey, PartitionRol
 use crate::disk::esp::{read_esp_files, EspFile};
 use crate::disk::gpt::{GptTable, ESP_TYPE};
 use crate::disk::partition_slice::PartitionSlice;
+use crate::disk::sha256_range;
 
 /// Why an image is not the one its manifest describes. Each tamper case has its own
 /// variant so that the message says what was changed.
@@ -136,14 +136,27 @@ pub fn verify_image(path: &Path, key: &ManifestVerifyingKey) -> Result<Verified,
     let manifest = Manifest::verify(bytes, &signature, key).map_err(VerifyError::Signature)?;
 
     check_consistency(&manifest)?;
+    check_partitions(path, &esp.table, &manifest)?;
+    check_esp_files(&esp, &manifest)?;
+    Ok(Verified {
+        partitions_checked: manifest
+            .partitions
+            .iter()
+            .filter(|p| p.sha256.is_some())
+            .count(),
+        esp_files_checked: manifest.esp_files.len(),
+        manifest,
+    })
+}
 
+/// Every partition the manifest lists is where it says, with the bytes it says.
+fn check_partitions(path: &Path, table: &GptTable, manifest: &Manifest) -> Result<(), VerifyError> {
     let mut file = File::open(path).map_err(|source| VerifyError::Io {
         path: path.to_path_buf(),
         source,
     })?;
     for want in &manifest.partitions {
-        let got = esp
-            .table
+        let got = table
             .partitions
             .iter()
             .find(|p| p.part_guid.to_string() == want.part_uuid)
@@ -181,7 +194,12 @@ pub fn verify_image(path: &Path, key: &ManifestVerifyingKey) -> Result<Verified,
             }
         }
     }
+    Ok(())
+}
 
+/// Every ESP file the manifest lists has its hash, and the ESP holds nothing else
+/// (apart from the manifest and its signature).
+fn check_esp_files(esp: &EspContents, manifest: &Manifest) -> Result<(), VerifyError> {
     for want in &manifest.esp_files {
         let got = esp
             .file(&want.path)
@@ -214,15 +232,7 @@ pub fn verify_image(path: &Path, key: &ManifestVerifyingKey) -> Result<Verified,
             });
         }
     }
-    Ok(Verified {
-        partitions_checked: manifest
-            .partitions
-            .iter()
-            .filter(|p| p.sha256.is_some())
-            .count(),
-        esp_files_checked: manifest.esp_files.len(),
-        manifest,
-    })
+    Ok(())
 }
 
 /// Checks the manifest against itself: the cmdline carries its root hash and the
@@ -259,19 +269,4 @@ pub fn check_consistency(manifest: &Manifest) -> Result<(), VerifyError> {
         }
     }
     Ok(())
-}
-
-/// sha256 of `size` bytes at `offset` of `file`, streamed.
-pub fn sha256_range(file: &mut File, offset: u64, size: u64) -> std::io::Result<[u8; 32]> {
-    file.seek(SeekFrom::Start(offset))?;
-    let mut hasher = Sha256::new();
-    let mut remaining = size;
-    let mut buf = vec![0u8; 1 << 20];
-    while remaining > 0 {
-        let n = remaining.min(buf.len() as u64) as usize;
-        file.read_exact(&mut buf[..n])?;
-        hasher.update(&buf[..n]);
-        remaining -= n as u64;
-    }
-    Ok(hasher.finalize().into())
 }

@@ -1,11 +1,14 @@
 //! The admin's TOML config: parsed from text by a pure function, then validated.
 //!
 //! Every error names the file, the key and what is allowed. The sections with
-//! more to say live beside this file: `conference`, `vpn`, `package_pin`.
+//! more to say live beside this file: `conference`, `vpn` (and `wireguard_key`),
+//! `usb`, `package_pin`.
 
 pub mod conference;
 pub mod package_pin;
+pub mod usb;
 pub mod vpn;
+pub mod wireguard_key;
 
 use std::path::{Path, PathBuf};
 
@@ -40,14 +43,14 @@ pub struct Config {
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct UsbSection {
     /// Interface classes allowed; a device needs all its interfaces in this list.
-    #[serde(default = "crate::root::usb_policy::default_allowed")]
-    pub allow_classes: Vec<crate::root::usb_policy::UsbClass>,
+    #[serde(default = "crate::config::usb::default_allowed")]
+    pub allow_classes: Vec<crate::config::usb::UsbClass>,
 }
 
 impl Default for UsbSection {
     fn default() -> Self {
         UsbSection {
-            allow_classes: crate::root::usb_policy::default_allowed(),
+            allow_classes: crate::config::usb::default_allowed(),
         }
     }
 }

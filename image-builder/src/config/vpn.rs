@@ -283,7 +283,7 @@ fn validate_wireguard(wireguard: &WireguardSection) -> Result<(), Invalid> {
             "0 is not a port: use 1-65535 (WireGuard's usual port is 51820)".into(),
         ));
     }
-    if crate::root::wireguard_key::decode(&wireguard.gateway_public_key).is_none() {
+    if crate::config::wireguard_key::decode(&wireguard.gateway_public_key).is_none() {
         return Err((
             "vpn.wireguard.gateway-public-key",
             format!(

@@ -444,6 +444,21 @@ impl GptTable {
     }
 }
 
+/// A GUID derived from `seed` for one `purpose`, with RFC 4122 version 4 bits set.
+pub fn derive_guid(purpose: &[u8], seed: &[u8]) -> Guid {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::new()
+        .chain_update(b"secure-stick guid\0")
+        .chain_update(purpose)
+        .chain_update(b"\0")
+        .chain_update(seed)
+        .finalize();
+    let mut bytes: [u8; 16] = digest[..16].try_into().expect("sha256 has 32 bytes");
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    Guid::from_bytes(bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -737,5 +752,17 @@ mod tests {
             assert_eq!(got.uuid.to_lowercase(), want.part_guid.to_string());
             assert_eq!(got.name, want.name);
         }
+    }
+
+    #[test]
+    fn derived_guids_are_stable_version_4_and_distinct() {
+        let seed = [7u8; 32];
+        let esp = derive_guid(b"esp", &seed);
+        let disk = derive_guid(b"disk", &seed);
+        assert_eq!(esp, derive_guid(b"esp", &seed));
+        assert_ne!(esp, disk);
+        let text = esp.to_string();
+        assert_eq!(&text[14..15], "4", "{text}");
+        assert!("89ab".contains(&text[19..20]), "{text}");
     }
 }

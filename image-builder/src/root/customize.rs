@@ -32,7 +32,7 @@ pub struct Customization<'a> {
     pub image_id: &'a str,
     pub image_version: &'a str,
     pub policy: &'a stick_manifest::KioskPolicy,
-    pub usb_allow: &'a [crate::root::usb_policy::UsbClass],
+    pub usb_allow: &'a [crate::config::usb::UsbClass],
 }
 
 /// Applies `c` to the tree at `root`.

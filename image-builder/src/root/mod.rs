@@ -3,7 +3,7 @@
 //! - `customize`: overlays, the kiosk binary, the manifest key, os-release;
 //! - `network`: the egress policy, uplink, tunnel and its credentials;
 //! - `egress_policy`: the kill switch's nftables ruleset;
-//! - `tunnel_config`, `wireguard_key`: networkd, swanctl and WireGuard files;
+//! - `tunnel_config`: networkd, swanctl and WireGuard files;
 //! - `session`: the conference account, browser policy and trusted CAs;
 //! - `browser_policy`: the browser's managed policy;
 //! - `usb_policy`: USBGuard's rules;
@@ -19,4 +19,3 @@ pub mod network;
 pub mod session;
 pub mod tunnel_config;
 pub mod usb_policy;
-pub mod wireguard_key;

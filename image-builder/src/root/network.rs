@@ -97,7 +97,7 @@ impl VpnCredentials {
             let key =
                 Credential::read(loaded, "vpn.wireguard.private-key", &wireguard.private_key)?;
             let text = String::from_utf8_lossy(&key.bytes);
-            if crate::root::wireguard_key::decode(&text).is_none() {
+            if crate::config::wireguard_key::decode(&text).is_none() {
                 bail!(
                     "{} is not a WireGuard private key: one line of 44 base64 characters, \
                      as `wg genkey` prints",
@@ -177,61 +177,83 @@ pub fn install(
         tc::uplink_network(policy.ipv6).as_bytes(),
         0o644,
     )?;
-    if let (Some(ipsec), Some([ca, cert, key])) = (ipsec, &credentials.ipsec) {
-        write(
-            root,
-            tc::SWANCTL_CONF_PATH,
-            tc::swanctl_conf(policy, ipsec).as_bytes(),
-            0o600,
-        )?;
-        write(
-            root,
-            tc::CHARON_CONF_PATH,
-            tc::charon_conf().as_bytes(),
-            0o644,
-        )?;
-        write(
-            root,
-            &format!("/etc/swanctl/x509ca/{}", tc::IPSEC_GATEWAY_CA),
-            &ca.bytes,
-            0o644,
-        )?;
-        write(
-            root,
-            &format!("/etc/swanctl/x509/{}", tc::IPSEC_CLIENT_CERT),
-            &cert.bytes,
-            0o644,
-        )?;
-        write(
-            root,
-            &format!("/etc/swanctl/private/{}", tc::IPSEC_CLIENT_KEY),
-            &key.bytes,
-            0o600,
-        )?;
+    if let (Some(ipsec), Some(files)) = (ipsec, &credentials.ipsec) {
+        install_ipsec(root, policy, ipsec, files)?;
     }
     if let (Some(wireguard), Some(key)) = (&vpn.wireguard, &credentials.wireguard_key) {
-        write(
-            root,
-            tc::WIREGUARD_NETDEV_PATH,
-            tc::wireguard_netdev(policy, wireguard).as_bytes(),
-            0o644,
-        )?;
-        write(
-            root,
-            tc::WIREGUARD_NETWORK_PATH,
-            tc::wireguard_network(policy, wireguard).as_bytes(),
-            0o644,
-        )?;
-        write(root, tc::WIREGUARD_KEY_PATH, &key.bytes, 0o640)?;
-        // networkd reads the key as systemd-network.
-        let gid = group_id(root, "systemd-network")?;
-        let file = root.join(tc::WIREGUARD_KEY_PATH.trim_start_matches('/'));
-        std::os::unix::fs::chown(&file, Some(0), Some(gid))
-            .with_context(|| format!("cannot chown {}", file.display()))?;
+        install_wireguard(root, policy, wireguard, key)?;
     }
     if let Some(ca) = &credentials.check_ca {
         write(root, CHECK_CA_PATH, &ca.bytes, 0o644)?;
     }
+    Ok(())
+}
+
+/// charon's config, the gateway's CA and the stick's certificate and key.
+fn install_ipsec(
+    root: &Path,
+    policy: &NetworkPolicy,
+    ipsec: &crate::config::vpn::IpsecSection,
+    [ca, cert, key]: &[Credential; 3],
+) -> Result<()> {
+    write(
+        root,
+        tc::SWANCTL_CONF_PATH,
+        tc::swanctl_conf(policy, ipsec).as_bytes(),
+        0o600,
+    )?;
+    write(
+        root,
+        tc::CHARON_CONF_PATH,
+        tc::charon_conf().as_bytes(),
+        0o644,
+    )?;
+    write(
+        root,
+        &format!("/etc/swanctl/x509ca/{}", tc::IPSEC_GATEWAY_CA),
+        &ca.bytes,
+        0o644,
+    )?;
+    write(
+        root,
+        &format!("/etc/swanctl/x509/{}", tc::IPSEC_CLIENT_CERT),
+        &cert.bytes,
+        0o644,
+    )?;
+    write(
+        root,
+        &format!("/etc/swanctl/private/{}", tc::IPSEC_CLIENT_KEY),
+        &key.bytes,
+        0o600,
+    )?;
+    Ok(())
+}
+
+/// networkd's WireGuard device and network, and the key only networkd may read.
+fn install_wireguard(
+    root: &Path,
+    policy: &NetworkPolicy,
+    wireguard: &crate::config::vpn::WireguardSection,
+    key: &Credential,
+) -> Result<()> {
+    write(
+        root,
+        tc::WIREGUARD_NETDEV_PATH,
+        tc::wireguard_netdev(policy, wireguard).as_bytes(),
+        0o644,
+    )?;
+    write(
+        root,
+        tc::WIREGUARD_NETWORK_PATH,
+        tc::wireguard_network(policy, wireguard).as_bytes(),
+        0o644,
+    )?;
+    write(root, tc::WIREGUARD_KEY_PATH, &key.bytes, 0o640)?;
+    // networkd reads the key as systemd-network.
+    let gid = group_id(root, "systemd-network")?;
+    let file = root.join(tc::WIREGUARD_KEY_PATH.trim_start_matches('/'));
+    std::os::unix::fs::chown(&file, Some(0), Some(gid))
+        .with_context(|| format!("cannot chown {}", file.display()))?;
     Ok(())
 }
 

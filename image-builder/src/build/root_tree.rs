@@ -1,0 +1,145 @@
+//! The base tree and the image's root made from it: a copy of the cached base
+//! tree with everything the config asks for, its kernel modules pruned and its
+//! packages checked against the config's pins.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result};
+use stick_manifest::Package;
+
+use crate::build::inputs::BuildInputs;
+use crate::build::BuildOptions;
+use crate::config::package_pin::{self, PackagePin};
+use crate::root::customize::{customize, Customization};
+use crate::root::harden::{prune_modules, ModulePruning};
+use crate::runner::CommandRunExt;
+use crate::trees::base::{base_recipe, BaseTree};
+use crate::trees::cache::TreeCache;
+
+/// The config's Debian tree (kernel, systemd, initrd, packages), from the cache or
+/// made by mmdebstrap.
+pub fn base_tree(inputs: &BuildInputs, cache: &TreeCache) -> Result<BaseTree> {
+    let loaded = &inputs.loaded;
+    let debian = &loaded.config.debian;
+    let packages = packages_to_add(&debian.extra_packages, loaded.session.is_some());
+    let recipe = base_recipe(
+        &debian.suite,
+        &inputs.sources,
+        &package_pin::apply(&packages, &inputs.pins),
+    );
+    match BaseTree::ensure(cache, &recipe) {
+        Err(err) if !inputs.pins.is_empty() => Err(anyhow::Error::from(err).context(format!(
+            "{}: debian.pin asks apt for exact versions; a mirror keeps only the newest of \
+             each suite (see docs/config.md)",
+            loaded.path.display()
+        ))),
+        base => Ok(base?),
+    }
+}
+
+/// The image's root, ready to be packed.
+#[derive(Debug)]
+pub struct RootTree {
+    pub path: PathBuf,
+    /// The SBOM: every installed package with its version.
+    pub packages: Vec<Package>,
+    pub pruning: ModulePruning,
+}
+
+impl RootTree {
+    /// Copies the base tree to `work/rootfs` and puts this image into it.
+    pub fn customize(
+        inputs: &BuildInputs,
+        options: &BuildOptions,
+        base: &BaseTree,
+        work: &Path,
+    ) -> Result<RootTree> {
+        let loaded = &inputs.loaded;
+        let config = &loaded.config;
+        let path = work.join("rootfs");
+        Command::new("cp")
+            .arg("-a")
+            .arg("--reflink=auto")
+            .arg(&base.root)
+            .arg(&path)
+            .run_logged()?;
+        let public_pem = stick_manifest::key_pair_to_pem(&inputs.signing_key).1;
+        customize(
+            &path,
+            &Customization {
+                overlays: &options.overlays,
+                kiosk_binary: &options.kiosk_binary,
+                manifest_public_key_pem: &public_pem,
+                image_id: &config.image.name,
+                image_version: &config.image.version,
+                policy: &stick_manifest::KioskPolicy {
+                    require_secure_boot: config.kiosk.require_secure_boot,
+                    min_rollback_index: config.kiosk.min_rollback_index,
+                    network: loaded.network.clone(),
+                    session: loaded.session.clone(),
+                },
+                usb_allow: &config.usb.allow_classes,
+            },
+        )?;
+        crate::root::network::install(
+            &path,
+            loaded,
+            loaded.network.as_ref(),
+            &inputs.vpn_credentials,
+        )?;
+        if let Some(session) = &loaded.session {
+            crate::root::session::install(&path, session, &inputs.conference_trust)?;
+        }
+        let pruning = prune_modules(&path, &base.kernel_version)?;
+        let packages = crate::trees::packages::installed_packages(&path)
+            .with_context(|| format!("cannot read the package list of {}", path.display()))?;
+        check_pins(&loaded.path, &packages, &inputs.pins)?;
+        tracing::info!(
+            "{} packages; {} (all with versions in the manifest's `packages`)",
+            packages.len(),
+            package_pin::headline(&packages)
+        );
+        Ok(RootTree {
+            path,
+            packages,
+            pruning,
+        })
+    }
+}
+
+/// Fails unless the tree holds every pinned version.
+fn check_pins(config_path: &Path, packages: &[Package], pins: &[PackagePin]) -> Result<()> {
+    let unmet = package_pin::unmet(packages, pins);
+    if unmet.is_empty() {
+        return Ok(());
+    }
+    let list: Vec<String> = unmet
+        .iter()
+        .map(|(pin, installed)| {
+            format!(
+                "{} (installed: {})",
+                pin.apt_spec(),
+                installed.as_deref().unwrap_or("none")
+            )
+        })
+        .collect();
+    anyhow::bail!(
+        "{}: debian.pin: the tree does not hold {}",
+        config_path.display(),
+        list.join(", ")
+    )
+}
+
+/// The config's extra packages, plus the browser stack when the image has a session.
+fn packages_to_add(extra: &[String], session: bool) -> Vec<String> {
+    let mut packages = extra.to_vec();
+    if session {
+        packages.extend(
+            crate::config::conference::SESSION_PACKAGES
+                .iter()
+                .map(|p| p.to_string()),
+        );
+    }
+    packages
+}
