@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use crate::serial::clean_console;
+use crate::machine::serial::clean_console;
 
 /// How QEMU executes the guest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -618,7 +618,7 @@ impl Machine {
     }
 
     /// What the display shows now (a PPM screendump, read back and removed).
-    pub fn screen(&self) -> Result<crate::screen::Screen> {
+    pub fn screen(&self) -> Result<crate::machine::screen::Screen> {
         let path = self.dir.path().join("screen.ppm");
         self.qmp(&serde_json::json!({"execute": "screendump",
             "arguments": {"filename": path.display().to_string()}}))
@@ -626,7 +626,7 @@ impl Machine {
         let bytes =
             std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
         let _ = std::fs::remove_file(&path);
-        crate::screen::Screen::parse_ppm(&bytes)
+        crate::machine::screen::Screen::parse_ppm(&bytes)
     }
 
     /// Saves a screenshot (PNG) of the guest's display to `path`.
