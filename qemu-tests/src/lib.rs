@@ -1,14 +1,11 @@
 //! Boots built images under QEMU/OVMF and reads what they say on the serial console.
+//!
+//! - [`machine`]: the guest machine (QEMU/OVMF, its disks, console, screen, tampered copies).
+//! - [`lab`]: the host-side network the guest talks to (namespaces, gateway, conference, captures).
+//! - here: the workspace's paths, host tools, and the images built by the real image-builder.
 
-pub mod conference_lab;
-pub mod disks;
+pub mod lab;
 pub mod machine;
-pub mod netlab;
-pub mod pcap;
-pub mod screen;
-pub mod serial;
-pub mod tamper;
-pub mod vpn_session;
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};

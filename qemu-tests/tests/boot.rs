@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use qemu_tests::machine::{Machine, MachineConfig, SecureBootKeys};
-use qemu_tests::serial::{
+use qemu_tests::machine::qemu::{Machine, MachineConfig, SecureBootKeys};
+use qemu_tests::machine::serial::{
     find_forbidden, parse_egress, parse_event, parse_net, parse_status, parse_storage, parse_usb,
     KIOSK_MARKER,
 };

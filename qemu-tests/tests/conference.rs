@@ -10,14 +10,14 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use qemu_tests::conference_lab::{
+use qemu_tests::lab::conference_lab::{
     conference_machine, ConferenceLab, PageReport, TunnelDestination, CONFERENCE, CONFERENCE_IMAGE,
     JANUS_MEDIA_PORTS, PORT, RESOLVER, UNTRUSTED,
 };
-use qemu_tests::machine::{wait_until, Machine};
-use qemu_tests::netlab::Gateway;
-use qemu_tests::serial::parse_event;
-use qemu_tests::vpn_session::{VpnSession, BOOT_TIMEOUT};
+use qemu_tests::lab::netlab::Gateway;
+use qemu_tests::lab::vpn_session::{VpnSession, BOOT_TIMEOUT};
+use qemu_tests::machine::qemu::{wait_until, Machine};
+use qemu_tests::machine::serial::parse_event;
 
 /// The tunnel address the WireGuard test image has.
 const GUEST_TUNNEL_ADDRESS: &str = "10.99.1.2";

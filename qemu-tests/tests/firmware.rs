@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use qemu_tests::machine::{Machine, MachineConfig};
+use qemu_tests::machine::qemu::{Machine, MachineConfig};
 
 /// OVMF under TCG reaches its boot manager in about 5 s on this kind of machine.
 const FIRMWARE_TIMEOUT: Duration = Duration::from_secs(120);

@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
-use qemu_tests::disks::{make_hostile_disks, HostileDisk};
-use qemu_tests::machine::{Machine, MachineConfig, SecureBootKeys};
-use qemu_tests::serial::{
+use qemu_tests::machine::disks::{make_hostile_disks, HostileDisk};
+use qemu_tests::machine::qemu::{Machine, MachineConfig, SecureBootKeys};
+use qemu_tests::machine::serial::{
     find_forbidden, parse_status, parse_storage, storage_lock_times, STORAGE_LOCK_PREFIX,
 };
 
@@ -24,11 +24,12 @@ fn run_storage_scenario(name: &str, nvme_esp: bool) {
     let bootloader = nvme_esp.then(|| {
         // Another OS's bootloader: a real EFI program, the stick's own UKI without
         // its signature (Secure Boot would refuse it; the boot order puts the stick first).
-        let stick = qemu_tests::tamper::TamperedStick::copy_of(&built.image).expect("copy");
+        let stick =
+            qemu_tests::machine::tamper::TamperedStick::copy_of(&built.image).expect("copy");
         let uki = stick
             .read_esp_file(image_builder::boot::uki::UKI_ESP_PATH)
             .expect("UKI");
-        qemu_tests::tamper::unsigned_uki(&uki, stick.scratch()).expect("sbattach")
+        qemu_tests::machine::tamper::unsigned_uki(&uki, stick.scratch()).expect("sbattach")
     });
     let disks: Vec<HostileDisk> =
         make_hostile_disks(dir.path(), bootloader.as_deref()).expect("disks are made");

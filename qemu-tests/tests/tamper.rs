@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use image_builder::boot::uki::UKI_ESP_PATH;
 use image_builder::disk::gpt::ROOT_X86_64_VERITY_TYPE;
-use qemu_tests::machine::{Machine, MachineConfig, SecureBootKeys};
-use qemu_tests::serial::{find_forbidden, parse_status, KioskStatus};
-use qemu_tests::tamper::{resigned_uki, unsigned_uki, ForeignDbKey, TamperedStick};
+use qemu_tests::machine::qemu::{Machine, MachineConfig, SecureBootKeys};
+use qemu_tests::machine::serial::{find_forbidden, parse_status, KioskStatus};
+use qemu_tests::machine::tamper::{resigned_uki, unsigned_uki, ForeignDbKey, TamperedStick};
 use stick_manifest::{MANIFEST_FILE, SIGNATURE_FILE};
 
 /// The line the fail-closed unit prints when dm-verity reports a corrupted block.

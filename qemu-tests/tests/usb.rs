@@ -4,9 +4,11 @@
 
 use std::time::Duration;
 
-use qemu_tests::disks::make_usb_stick;
-use qemu_tests::machine::{wait_until, Machine, MachineConfig, SecureBootKeys};
-use qemu_tests::serial::{find_forbidden, parse_status, parse_storage, parse_usb, UsbReport};
+use qemu_tests::machine::disks::make_usb_stick;
+use qemu_tests::machine::qemu::{wait_until, Machine, MachineConfig, SecureBootKeys};
+use qemu_tests::machine::serial::{
+    find_forbidden, parse_status, parse_storage, parse_usb, UsbReport,
+};
 use serde_json::json;
 
 const BOOT_TIMEOUT: Duration = Duration::from_secs(600);

@@ -1,4 +1,4 @@
-//! VPN and kill switch, against real peers in network namespaces (netlab.rs): a
+//! VPN and kill switch, against real peers in network namespaces (lab/netlab.rs): a
 //! DHCP server on the PC's LAN, a strongSwan or WireGuard gateway, and an HTTPS
 //! server behind it. Every frame the guest sends on its uplink, from power-on to
 //! power-off, is captured by QEMU and judged: ARP, DHCP, or IKE/NAT-T/WireGuard to
@@ -6,9 +6,9 @@
 
 use std::time::{Duration, Instant};
 
-use qemu_tests::netlab::Gateway;
-use qemu_tests::pcap::LeakReport;
-use qemu_tests::vpn_session::{VpnSession, NET_TIMEOUT};
+use qemu_tests::lab::netlab::Gateway;
+use qemu_tests::lab::pcap::LeakReport;
+use qemu_tests::lab::vpn_session::{VpnSession, NET_TIMEOUT};
 
 /// Test failures print the whole error chain (console and lab logs included).
 trait OkOrPanic<T> {

@@ -6,8 +6,8 @@
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
 
-use qemu_tests::netlab::Gateway;
-use qemu_tests::vpn_session::{VpnSession, NET_TIMEOUT};
+use qemu_tests::lab::netlab::Gateway;
+use qemu_tests::lab::vpn_session::{VpnSession, NET_TIMEOUT};
 
 fn bring_up(name: &str, gateway: Gateway) -> Result<Value> {
     let mut session = VpnSession::start(name, gateway, true)?;

@@ -16,8 +16,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use qemu_tests::machine::{Accel, Machine, MachineConfig, SecureBootKeys};
-use qemu_tests::serial::parse_status;
+use qemu_tests::machine::qemu::{Accel, Machine, MachineConfig, SecureBootKeys};
+use qemu_tests::machine::serial::parse_status;
 use qemu_tests::{run_builder, workspace_root, BuiltImage};
 use serde_json::{json, Value};
 
@@ -147,7 +147,7 @@ fn main() -> Result<()> {
 
     let accel = Accel::detect();
     let disks_dir = tempfile::tempdir()?;
-    let disks = qemu_tests::disks::make_hostile_disks(disks_dir.path(), None)?;
+    let disks = qemu_tests::machine::disks::make_hostile_disks(disks_dir.path(), None)?;
     // (seconds to the status line, status ok, storage-lock helper ms in all)
     let boot = |secure_boot: bool, with_disks: bool| -> Result<(f64, bool, f64)> {
         let mut config = MachineConfig::new("bench-boot").stick(&same.image);
@@ -162,7 +162,7 @@ fn main() -> Result<()> {
         let mut vm = Machine::start(&config)?;
         let line = vm.wait_for_line(Duration::from_secs(600), |l| parse_status(l).is_some())?;
         let secs = (vm.elapsed().as_secs_f64() * 10.0).round() / 10.0;
-        let (_, lock_ms) = qemu_tests::serial::storage_lock_times(&vm.console());
+        let (_, lock_ms) = qemu_tests::machine::serial::storage_lock_times(&vm.console());
         Ok((
             secs,
             parse_status(&line).map(|s| s.ok).unwrap_or(false),

@@ -14,11 +14,11 @@ use anyhow::{bail, Context, Result};
 use clap::Parser;
 use serde_json::{json, Value};
 
-use qemu_tests::conference_lab::{conference_machine, ConferenceLab, CONFERENCE_IMAGE};
-use qemu_tests::machine::wait_until;
-use qemu_tests::netlab::Gateway;
-use qemu_tests::serial::parse_event;
-use qemu_tests::vpn_session::{VpnSession, BOOT_TIMEOUT};
+use qemu_tests::lab::conference_lab::{conference_machine, ConferenceLab, CONFERENCE_IMAGE};
+use qemu_tests::lab::netlab::Gateway;
+use qemu_tests::lab::vpn_session::{VpnSession, BOOT_TIMEOUT};
+use qemu_tests::machine::qemu::wait_until;
+use qemu_tests::machine::serial::parse_event;
 
 /// Boots the conference image N times in a row and reports how the call started.
 #[derive(Debug, Parser)]

@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
-use crate::machine::{wait_until, Machine, MachineConfig, SecureBootKeys};
-use crate::netlab::{Gateway, NetLab, GATEWAY, GUEST_MAC};
-use crate::pcap::{leak_report, parse_mac, AllowedEgress, LeakReport};
-use crate::serial::{parse_egress, parse_net, NetLine};
+use crate::lab::netlab::{Gateway, NetLab, GATEWAY, GUEST_MAC};
+use crate::lab::pcap::{leak_report, parse_mac, AllowedEgress, LeakReport};
+use crate::machine::qemu::{wait_until, Machine, MachineConfig, SecureBootKeys};
+use crate::machine::serial::{parse_egress, parse_net, NetLine};
 
 /// From power-on to the kiosk's first lines (TCG, one vCPU).
 pub const BOOT_TIMEOUT: Duration = Duration::from_secs(600);
@@ -166,7 +166,7 @@ impl VpnSession {
             .press_power_button(Duration::from_secs(120))
             .with_context(|| format!("{}: no power-off", self.name))?;
         self.vm.keep_console(&self.name)?;
-        let frames = crate::pcap::read(&self.capture)?;
+        let frames = crate::lab::pcap::read(&self.capture)?;
         let mac = parse_mac(GUEST_MAC).context("guest MAC")?;
         let report = leak_report(&frames, mac, &self.allowed);
         println!(

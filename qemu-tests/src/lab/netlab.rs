@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
-use crate::machine::{wait_until, Nic};
+use crate::machine::qemu::{wait_until, Nic};
 use crate::run_tool;
 
 pub const GATEWAY: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);

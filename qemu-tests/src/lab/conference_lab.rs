@@ -18,8 +18,8 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
-use crate::machine::{wait_until, MachineConfig};
-use crate::netlab::NetLab;
+use crate::lab::netlab::NetLab;
+use crate::machine::qemu::{wait_until, MachineConfig};
 use crate::run_tool;
 
 pub const CONFERENCE: &str = "10.99.0.10";
@@ -237,7 +237,7 @@ impl ConferenceLab {
              chain input {{ type filter hook input priority 0; policy accept;\n\
              ip saddr {TUNNEL} meta l4proto {{ tcp, udp }} add @seen {{ ip daddr . meta l4proto . th dport }};\n}}\n\
              }}\n",
-            TUNNEL = crate::netlab::TUNNEL_NETWORK
+            TUNNEL = crate::lab::netlab::TUNNEL_NETWORK
         );
         let file = self.dir.join("tunnel-watch.nft");
         std::fs::write(&file, rules).with_context(|| format!("cannot write {}", file.display()))?;

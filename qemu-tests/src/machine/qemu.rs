@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use crate::serial::clean_console;
+use crate::machine::serial::clean_console;
 
 /// How QEMU executes the guest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -343,57 +343,14 @@ impl Machine {
             "-no-reboot".into(),
         ]);
         if let Some(stick) = &config.stick {
-            args.extend([
-                "-device".into(),
-                // Eight root ports: the tests plug every device straight into the
-                // controller. With QEMU's default four, the last free port gets a
-                // full-speed hub that QEMU adds by itself, and a stick behind it
-                // once failed to enumerate under load (a QEMU artefact, not a
-                // policy decision).
-                "qemu-xhci,id=xhci,p2=8,p3=8".into(),
-                "-drive".into(),
-                format!(
-                    "if=none,id=stick,format=raw,snapshot=on,file={}",
-                    stick.display()
-                ),
-                "-device".into(),
-                // First in the boot order, before any bootloader on the PC\'s disks.
-                "usb-storage,bus=xhci.0,drive=stick,removable=on,bootindex=0".into(),
-            ]);
+            args.extend(usb_stick_args(stick));
         }
         match &config.nic {
             None => args.extend(["-nic".into(), "none".into()]),
-            Some(nic) => args.extend([
-                "-netdev".into(),
-                // No virtio-net header on the tap: the capture then holds plain Ethernet frames.
-                format!(
-                    "tap,id=uplink,ifname={},script=no,downscript=no,vnet_hdr=off",
-                    nic.tap
-                ),
-                "-device".into(),
-                // No option ROM: the firmware has no reason to touch the network.
-                format!("virtio-net-pci,netdev=uplink,mac={},romfile=", nic.mac),
-                "-object".into(),
-                format!(
-                    "filter-dump,id=capture,netdev=uplink,file={}",
-                    nic.capture.display()
-                ),
-            ]),
+            Some(nic) => args.extend(nic_args(nic)),
         }
         args.extend(config.extra_args.iter().cloned());
-        // QEMU opens the tap where it lives: inside the test's namespace.
-        let mut program = vec!["qemu-system-x86_64".to_string()];
-        if let Some(nic) = &config.nic {
-            program.splice(
-                0..0,
-                [
-                    "ip".into(),
-                    "netns".into(),
-                    "exec".into(),
-                    nic.netns.clone(),
-                ],
-            );
-        }
+        let program = qemu_program(config.nic.as_ref());
         let command_line = program
             .iter()
             .cloned()
@@ -564,6 +521,65 @@ impl Machine {
     }
 }
 
+/// The program and its leading arguments: QEMU opens the tap where it lives, so
+/// with a NIC it runs inside the test's namespace.
+fn qemu_program(nic: Option<&Nic>) -> Vec<String> {
+    let mut program = vec!["qemu-system-x86_64".to_string()];
+    if let Some(nic) = nic {
+        program.splice(
+            0..0,
+            [
+                "ip".into(),
+                "netns".into(),
+                "exec".into(),
+                nic.netns.clone(),
+            ],
+        );
+    }
+    program
+}
+
+/// QEMU arguments for the image as a USB stick, first in the boot order.
+fn usb_stick_args(stick: &Path) -> Vec<String> {
+    vec![
+        "-device".into(),
+        // Eight root ports: the tests plug every device straight into the
+        // controller. With QEMU's default four, the last free port gets a
+        // full-speed hub that QEMU adds by itself, and a stick behind it
+        // once failed to enumerate under load (a QEMU artefact, not a
+        // policy decision).
+        "qemu-xhci,id=xhci,p2=8,p3=8".into(),
+        "-drive".into(),
+        format!(
+            "if=none,id=stick,format=raw,snapshot=on,file={}",
+            stick.display()
+        ),
+        "-device".into(),
+        // First in the boot order, before any bootloader on the PC\'s disks.
+        "usb-storage,bus=xhci.0,drive=stick,removable=on,bootindex=0".into(),
+    ]
+}
+
+/// QEMU arguments for the uplink on the lab's tap, every frame captured.
+fn nic_args(nic: &Nic) -> Vec<String> {
+    vec![
+        "-netdev".into(),
+        // No virtio-net header on the tap: the capture then holds plain Ethernet frames.
+        format!(
+            "tap,id=uplink,ifname={},script=no,downscript=no,vnet_hdr=off",
+            nic.tap
+        ),
+        "-device".into(),
+        // No option ROM: the firmware has no reason to touch the network.
+        format!("virtio-net-pci,netdev=uplink,mac={},romfile=", nic.mac),
+        "-object".into(),
+        format!(
+            "filter-dump,id=capture,netdev=uplink,file={}",
+            nic.capture.display()
+        ),
+    ]
+}
+
 impl Drop for Machine {
     fn drop(&mut self) {
         // A test that panics leaves its console and last picture for people to read.
@@ -618,7 +634,7 @@ impl Machine {
     }
 
     /// What the display shows now (a PPM screendump, read back and removed).
-    pub fn screen(&self) -> Result<crate::screen::Screen> {
+    pub fn screen(&self) -> Result<crate::machine::screen::Screen> {
         let path = self.dir.path().join("screen.ppm");
         self.qmp(&serde_json::json!({"execute": "screendump",
             "arguments": {"filename": path.display().to_string()}}))
@@ -626,7 +642,7 @@ impl Machine {
         let bytes =
             std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
         let _ = std::fs::remove_file(&path);
-        crate::screen::Screen::parse_ppm(&bytes)
+        crate::machine::screen::Screen::parse_ppm(&bytes)
     }
 
     /// Saves a screenshot (PNG) of the guest's display to `path`.

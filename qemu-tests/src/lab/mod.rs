@@ -1,0 +1,11 @@
+//! The lab: the host-side network the guest talks to, built on this machine.
+//!
+//! - [`netlab`]: network namespaces with DHCP, the VPN gateway and the inner network.
+//! - [`conference_lab`]: the conference (Janus, test page, resolver) behind the tunnel.
+//! - [`vpn_session`]: one boot of a VPN test image inside the lab, its capture judged.
+//! - [`pcap`]: reads the guest's uplink capture and judges every frame it sent.
+
+pub mod conference_lab;
+pub mod netlab;
+pub mod pcap;
+pub mod vpn_session;

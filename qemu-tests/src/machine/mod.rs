@@ -1,0 +1,13 @@
+//! The guest machine: what the tests boot and what they read back from it.
+//!
+//! - [`qemu`]: the QEMU/OVMF machine with the image as its USB stick, its firmware and keys.
+//! - [`disks`]: the hostile PC's internal disks and a second USB stick, with their hashes.
+//! - [`serial`]: reading the serial console (the kiosk's `@kiosk@` lines, forbidden patterns).
+//! - [`screen`]: what the display shows, from QMP screendumps.
+//! - [`tamper`]: copies of a built image changed the way an attacker would change them.
+
+pub mod disks;
+pub mod qemu;
+pub mod screen;
+pub mod serial;
+pub mod tamper;
