@@ -7,33 +7,12 @@
 //! the uplink and the tunnel behind the egress policy and keeps them up. With a
 //! `[conference]` it runs the locked browser session (see `session`).
 
-pub mod boot_policy;
-pub mod browser;
-pub mod cdp;
-pub mod cmdline;
+pub mod boot;
 pub mod command;
-pub mod device_mapper;
-pub mod device_watch;
-pub mod efivars;
-pub mod egress_report;
-pub mod esp;
-pub mod gpt_probe;
 pub mod input_event;
-pub mod media_report;
-pub mod mounts;
-pub mod network_watch;
-pub mod page_watch;
+pub mod network;
 pub mod power_button;
-pub mod probe;
-pub mod reach_check;
 pub mod screen;
 pub mod session;
-pub mod session_guard;
-pub mod shortcut_watch;
-pub mod status;
-pub mod storage_lock;
-pub mod storage_report;
+pub mod storage;
 pub mod sysfs;
-pub mod tunnel;
-pub mod uplink;
-pub mod usb_report;

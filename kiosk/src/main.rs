@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use kiosk::status::Status;
+use kiosk::boot::status::Status;
 
 /// Time to read the refusal on screen before the machine powers off.
 const POWEROFF_DELAY: std::time::Duration = std::time::Duration::from_secs(10);
@@ -14,7 +14,7 @@ fn lock_block_device(name: Option<String>) -> std::process::ExitCode {
         eprintln!("usage: kiosk lock-block-device NAME (a kernel name such as sdb1)");
         return std::process::ExitCode::from(2);
     };
-    match kiosk::storage_lock::lock_block_device(&name) {
+    match kiosk::storage::lock::lock_block_device(&name) {
         Ok(properties) => {
             print!("{properties}");
             std::process::ExitCode::SUCCESS
@@ -47,7 +47,7 @@ fn main() -> std::process::ExitCode {
         }
     }
 
-    let observations = kiosk::probe::observe();
+    let observations = kiosk::boot::probe::observe();
     // The network part of the policy read from the verity root (none: no network).
     let network = observations
         .policy
@@ -58,7 +58,7 @@ fn main() -> std::process::ExitCode {
         .as_ref()
         .and_then(|policy| policy.session.clone());
     let mut status = Status::evaluate(observations);
-    let storage = kiosk::device_watch::settled_storage(status.cmdline_root_hash.as_deref());
+    let storage = kiosk::storage::watch::settled_storage(status.cmdline_root_hash.as_deref());
     if !storage.ok {
         status.ok = false;
         status.refusals.extend(
@@ -111,14 +111,14 @@ fn main() -> std::process::ExitCode {
     }
     drop(stdout);
     let root_hash = status.cmdline_root_hash.clone();
-    std::thread::spawn(move || kiosk::device_watch::watch_devices(root_hash, storage));
+    std::thread::spawn(move || kiosk::storage::watch::watch_devices(root_hash, storage));
     let reachable: &'static std::sync::atomic::AtomicBool =
         Box::leak(Box::new(std::sync::atomic::AtomicBool::new(false)));
     let has_network = network.is_some();
-    std::thread::spawn(move || kiosk::network_watch::run(network, reachable));
+    std::thread::spawn(move || kiosk::network::watch::run(network, reachable));
     if let Some(session) = session {
-        std::thread::spawn(kiosk::shortcut_watch::run);
-        std::thread::spawn(move || kiosk::session::run(session, has_network, reachable));
+        std::thread::spawn(kiosk::session::shortcuts::run);
+        std::thread::spawn(move || kiosk::session::runner::run(session, has_network, reachable));
     }
 
     // The session runs on its own thread; this one waits for the power button.

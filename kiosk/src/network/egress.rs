@@ -111,7 +111,7 @@ impl EgressReport {
     }
 
     pub fn console_line(&self) -> String {
-        crate::status::console_json(self)
+        crate::boot::status::console_json(self)
     }
 }
 

@@ -11,14 +11,14 @@ use serde::Serialize;
 use serde_json::json;
 use stick_manifest::session::{SessionPolicy, CONFERENCE_CA_PATH};
 
-use crate::browser::Browser;
-use crate::cdp::{Cdp, CdpError};
-use crate::media_report::MediaSample;
-use crate::page_watch::{
+use crate::network::reach_check::{CheckError, ReachCheck};
+use crate::session::browser::Browser;
+use crate::session::cdp::{Cdp, CdpError};
+use crate::session::guard::{Blocked, Guard, TargetInfo, Verdict};
+use crate::session::media::MediaSample;
+use crate::session::page_watch::{
     histogram_count, Action, Look, PageWatch, RestartBudget, FIRST_PAINT_HISTOGRAM, RESTART_PAUSES,
 };
-use crate::reach_check::{CheckError, ReachCheck};
-use crate::session_guard::{Blocked, Guard, TargetInfo, Verdict};
 
 /// Browser ends within [`CRASH_WINDOW`] that make the kiosk give up.
 pub const MAX_CRASHES: usize = 3;
@@ -135,12 +135,12 @@ const EXIT_GRACE: Duration = Duration::from_secs(10);
 
 fn emit(event: &SessionEvent) {
     tracing::info!("session: {event:?}");
-    println!("{}", crate::status::event_line("session", event));
+    println!("{}", crate::boot::status::event_line("session", event));
 }
 
 fn emit_blocked(blocked: &Blocked) {
     tracing::warn!("blocked {}: {}", blocked.what, blocked.url);
-    println!("{}", crate::status::event_line("blocked", blocked));
+    println!("{}", crate::boot::status::event_line("blocked", blocked));
 }
 
 /// The stop screen: the browser does not come back.
@@ -636,7 +636,7 @@ fn watch_run(
 ) -> RunEnd {
     let mut guard = Guard::new(policy.clone());
     let mut main_url = String::new();
-    let mut last_sample = crate::media_report::observe();
+    let mut last_sample = crate::session::media::observe();
     let mut flowing = false;
     let mut next_sample = Instant::now() + MEDIA_EVERY;
     let mut next_report = Instant::now();
@@ -712,8 +712,8 @@ fn watch_run(
         if Instant::now() >= next_sample {
             next_sample = Instant::now() + MEDIA_EVERY;
             Browser::bound_log();
-            let sample = crate::media_report::observe();
-            let now_flowing = crate::media_report::flowing(&last_sample, &sample);
+            let sample = crate::session::media::observe();
+            let now_flowing = crate::session::media::flowing(&last_sample, &sample);
             if now_flowing != flowing || Instant::now() >= next_report {
                 flowing = now_flowing;
                 next_report = Instant::now() + MEDIA_REPORT_EVERY;

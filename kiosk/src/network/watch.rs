@@ -11,10 +11,10 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use stick_manifest::network::{NetworkPolicy, TunnelKind, CHECK_CA_PATH};
 
-use crate::egress_report::EgressReport;
-use crate::reach_check::ReachCheck;
-use crate::tunnel::TunnelState;
-use crate::uplink::Uplink;
+use crate::network::egress::EgressReport;
+use crate::network::reach_check::ReachCheck;
+use crate::network::tunnel::TunnelState;
+use crate::network::uplink::Uplink;
 
 /// How often the kiosk looks at the link and the tunnel.
 const POLL: Duration = Duration::from_secs(1);
@@ -94,7 +94,7 @@ struct NetLine<'a> {
 }
 
 pub fn console_line(change: &NetEvent, uptime_ms: u64) -> String {
-    crate::status::console_json(&NetLine {
+    crate::boot::status::console_json(&NetLine {
         event: "net",
         change,
         uptime_ms,
@@ -199,7 +199,7 @@ impl NetMachine {
                 }
                 TunnelKind::Wireguard => format!(
                     "no WireGuard handshake for {} s",
-                    crate::tunnel::WIREGUARD_SESSION_SECONDS
+                    crate::network::tunnel::WIREGUARD_SESSION_SECONDS
                 ),
             }));
         }
@@ -434,13 +434,13 @@ pub fn run(policy: Option<NetworkPolicy>, reachable: &std::sync::atomic::AtomicB
     let mut last_waiting: Option<String> = None;
     loop {
         let now = uptime_ms();
-        let uplink = crate::uplink::observe().unwrap_or_else(|err| {
+        let uplink = crate::network::uplink::observe().unwrap_or_else(|err| {
             tracing::warn!("uplink: {err}");
             Uplink::default()
         });
         let tunnel = match policy.tunnel {
-            TunnelKind::Ipsec => crate::tunnel::observe_ipsec(),
-            TunnelKind::Wireguard => crate::tunnel::observe_wireguard(),
+            TunnelKind::Ipsec => crate::network::tunnel::observe_ipsec(),
+            TunnelKind::Wireguard => crate::network::tunnel::observe_wireguard(),
         }
         .unwrap_or_else(|err| {
             tracing::warn!("tunnel state: {err}");
@@ -464,8 +464,10 @@ pub fn run(policy: Option<NetworkPolicy>, reachable: &std::sync::atomic::AtomicB
                             attempt,
                         },
                     );
-                    if let Err(reason) = crate::tunnel::initiate_ipsec(IPSEC_INITIATE_TIMEOUT) {
-                        crate::tunnel::terminate_ipsec();
+                    if let Err(reason) =
+                        crate::network::tunnel::initiate_ipsec(IPSEC_INITIATE_TIMEOUT)
+                    {
+                        crate::network::tunnel::terminate_ipsec();
                         if last_waiting.as_deref() != Some(reason.as_str()) {
                             emit(reachable, &machine.waiting(reason.clone()));
                             last_waiting = Some(reason);
@@ -503,7 +505,7 @@ pub fn run(policy: Option<NetworkPolicy>, reachable: &std::sync::atomic::AtomicB
                     emit(reachable, event);
                 }
                 if reconnect && policy.tunnel == TunnelKind::Ipsec {
-                    crate::tunnel::terminate_ipsec();
+                    crate::network::tunnel::terminate_ipsec();
                 }
             }
         }

@@ -2,9 +2,9 @@
 
 use serde::Serialize;
 
-use crate::boot_policy::{judge, SecureBootState};
-use crate::cmdline::cmdline_difference;
-use crate::esp::{ManifestCheck, SignatureState};
+use crate::boot::cmdline::cmdline_difference;
+use crate::boot::esp::{ManifestCheck, SignatureState};
+use crate::boot::policy::{judge, SecureBootState};
 use stick_manifest::KioskPolicy;
 
 /// Prefix of every machine-readable line on the console (the QEMU tests grep it).
@@ -184,7 +184,7 @@ pub fn event_line<T: serde::Serialize>(event: &'static str, payload: &T) -> Stri
     console_json(&Line {
         event,
         payload,
-        uptime_ms: crate::network_watch::uptime_ms(),
+        uptime_ms: crate::network::watch::uptime_ms(),
     })
 }
 
