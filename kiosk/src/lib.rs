@@ -9,6 +9,7 @@
 
 pub mod boot;
 pub mod command;
+pub mod console;
 pub mod input_event;
 pub mod network;
 pub mod power_button;

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use stick_manifest::network::{NetworkPolicy, TunnelKind, CHECK_CA_PATH};
 
+use crate::console::uptime_ms;
 use crate::network::egress::EgressReport;
 use crate::network::reach_check::ReachCheck;
 use crate::network::tunnel::TunnelState;
@@ -84,21 +85,9 @@ pub enum NetEvent {
     },
 }
 
-/// The console line of an event.
-#[derive(Debug, Serialize)]
-struct NetLine<'a> {
-    event: &'static str,
-    #[serde(flatten)]
-    change: &'a NetEvent,
-    uptime_ms: u64,
-}
-
+/// `@kiosk@ {"event":"net","state":...,"uptime_ms":N}`: the console line of an event.
 pub fn console_line(change: &NetEvent, uptime_ms: u64) -> String {
-    crate::boot::status::console_json(&NetLine {
-        event: "net",
-        change,
-        uptime_ms,
-    })
+    crate::console::event_line_at("net", change, uptime_ms)
 }
 
 /// What the kiosk believes about the network.
@@ -268,15 +257,6 @@ impl NetMachine {
             reason,
         }
     }
-}
-
-/// Milliseconds since boot (CLOCK_BOOTTIME via /proc/uptime).
-pub fn uptime_ms() -> u64 {
-    std::fs::read_to_string("/proc/uptime")
-        .ok()
-        .and_then(|t| t.split_whitespace().next()?.parse::<f64>().ok())
-        .map(|s| (s * 1000.0) as u64)
-        .unwrap_or(0)
 }
 
 /// What an event means for the conference: `Some(true)` it may show, `Some(false)`

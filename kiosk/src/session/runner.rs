@@ -135,12 +135,12 @@ const EXIT_GRACE: Duration = Duration::from_secs(10);
 
 fn emit(event: &SessionEvent) {
     tracing::info!("session: {event:?}");
-    println!("{}", crate::boot::status::event_line("session", event));
+    println!("{}", crate::console::event_line("session", event));
 }
 
 fn emit_blocked(blocked: &Blocked) {
     tracing::warn!("blocked {}: {}", blocked.what, blocked.url);
-    println!("{}", crate::boot::status::event_line("blocked", blocked));
+    println!("{}", crate::console::event_line("blocked", blocked));
 }
 
 /// The stop screen: the browser does not come back.

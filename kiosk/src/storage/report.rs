@@ -83,7 +83,7 @@ impl StorageReport {
     }
 
     pub fn console_line(&self) -> String {
-        crate::boot::status::console_json(self)
+        crate::console::console_json(self)
     }
 }
 
