@@ -14,6 +14,7 @@ pub mod input_event;
 pub mod network;
 pub mod power_button;
 pub mod screen;
+pub mod service;
 pub mod session;
 pub mod storage;
 pub mod sysfs;
