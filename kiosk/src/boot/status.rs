@@ -229,15 +229,19 @@ mod tests {
         assert_eq!(
             Status::evaluate(good()).console_line(),
             format!(
-                "@kiosk@ {{\"event\":\"status\",\"ok\":true,\"cmdline_root_hash\":\"{HASH}\",\
-                 \"dm_root_hash\":\"{HASH}\",\"verity\":\"active\",\"root_read_only\":true,\
-                 \"root_fs\":\"squashfs\",\"root_layout\":\"overlay\",\
-                 \"manifest_name\":\"conference-stick\",\"manifest_version\":\"1.2.0\",\
-                 \"manifest_rollback_index\":4,\"signature\":\"valid\",\
-                 \"signature_detail\":\"signed by the image's manifest key (TEST key)\",\
-                 \"test_keys\":true,\"manifest_root_hash_matches\":true,\
-                 \"cmdline_signed\":true,\"secure_boot\":\"enabled\",\"lockdown\":\"integrity\",\
-                 \"refusals\":[],\"warnings\":[]}}"
+                // The expected line, one whole literal per source line (no `\` continuations).
+                concat!(
+                    "@kiosk@ {{\"event\":\"status\",\"ok\":true,\"cmdline_root_hash\":\"{HASH}\",",
+                    "\"dm_root_hash\":\"{HASH}\",\"verity\":\"active\",\"root_read_only\":true,",
+                    "\"root_fs\":\"squashfs\",\"root_layout\":\"overlay\",",
+                    "\"manifest_name\":\"conference-stick\",\"manifest_version\":\"1.2.0\",",
+                    "\"manifest_rollback_index\":4,\"signature\":\"valid\",",
+                    "\"signature_detail\":\"signed by the image's manifest key (TEST key)\",",
+                    "\"test_keys\":true,\"manifest_root_hash_matches\":true,",
+                    "\"cmdline_signed\":true,\"secure_boot\":\"enabled\",\"lockdown\":\"integrity\",",
+                    "\"refusals\":[],\"warnings\":[]}}"
+                ),
+                HASH = HASH
             )
         );
     }
