@@ -6,6 +6,15 @@
 //! and reports block and USB devices while it runs. With a `[vpn]` it brings up
 //! the uplink and the tunnel behind the egress policy and keeps them up. With a
 //! `[conference]` it runs the locked browser session (see `session`).
+//!
+//! One folder per job, and what they share:
+//! - `boot`: boot verification: reads the running system, judges it, the status line.
+//! - `storage`: the storage lock (the udev helper) and the block and USB device reports.
+//! - `network`: the uplink and the tunnel behind the egress policy, watched and repaired.
+//! - `session`: the conference session: the browser, its guard, watchdog and reports.
+//! - `service`: what `kiosk.service` runs: the verdict, then the jobs until the power button.
+//! - `console`: the `@kiosk@` console line format every job prints with (depends on nothing).
+//! - `command`, `sysfs`, `input_event`, `screen`, `power_button`: small shared helpers.
 
 pub mod boot;
 pub mod command;
