@@ -6,34 +6,24 @@
 //! and reports block and USB devices while it runs. With a `[vpn]` it brings up
 //! the uplink and the tunnel behind the egress policy and keeps them up. With a
 //! `[conference]` it runs the locked browser session (see `session`).
+//!
+//! One folder per job, and what they share:
+//! - `boot`: boot verification: reads the running system, judges it, the status line.
+//! - `storage`: the storage lock (the udev helper) and the block and USB device reports.
+//! - `network`: the uplink and the tunnel behind the egress policy, watched and repaired.
+//! - `session`: the conference session: the browser, its guard, watchdog and reports.
+//! - `service`: what `kiosk.service` runs: the verdict, then the jobs until the power button.
+//! - `console`: the `@kiosk@` console line format every job prints with (depends on nothing).
+//! - `command`, `sysfs`, `input_event`, `screen`, `power_button`: small shared helpers.
 
-pub mod boot_policy;
-pub mod browser;
-pub mod cdp;
-pub mod cmdline;
+pub mod boot;
 pub mod command;
-pub mod device_mapper;
-pub mod device_watch;
-pub mod efivars;
-pub mod egress_report;
-pub mod esp;
-pub mod gpt_probe;
+pub mod console;
 pub mod input_event;
-pub mod media_report;
-pub mod mounts;
-pub mod network_watch;
-pub mod page_watch;
+pub mod network;
 pub mod power_button;
-pub mod probe;
-pub mod reach_check;
 pub mod screen;
+pub mod service;
 pub mod session;
-pub mod session_guard;
-pub mod shortcut_watch;
-pub mod status;
-pub mod storage_lock;
-pub mod storage_report;
+pub mod storage;
 pub mod sysfs;
-pub mod tunnel;
-pub mod uplink;
-pub mod usb_report;

@@ -7,17 +7,17 @@ const STORAGE_POLL: std::time::Duration = std::time::Duration::from_secs(2);
 const STORAGE_SETTLE: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// One storage report now.
-pub fn observe_storage(root_hash: Option<&str>) -> crate::storage_report::StorageReport {
-    let mounts = std::fs::read_to_string(crate::mounts::PROC_MOUNTINFO)
+pub fn observe_storage(root_hash: Option<&str>) -> crate::storage::report::StorageReport {
+    let mounts = std::fs::read_to_string(crate::boot::mounts::PROC_MOUNTINFO)
         .ok()
-        .and_then(|text| crate::mounts::parse_mountinfo(&text).ok())
+        .and_then(|text| crate::boot::mounts::parse_mountinfo(&text).ok())
         .unwrap_or_default();
-    crate::storage_report::observe(std::path::Path::new("/sys/class/block"), root_hash, &mounts)
+    crate::storage::report::observe(std::path::Path::new("/sys/class/block"), root_hash, &mounts)
 }
 
 /// The first storage report, once udev has seen every block device there is
 /// (coldplug may still be probing the PC's controllers).
-pub fn settled_storage(root_hash: Option<&str>) -> crate::storage_report::StorageReport {
+pub fn settled_storage(root_hash: Option<&str>) -> crate::storage::report::StorageReport {
     let deadline = std::time::Instant::now() + STORAGE_SETTLE;
     loop {
         if let Err(err) = crate::command::run("udevadm", &["settle", "--timeout=30"]) {
@@ -39,9 +39,12 @@ pub fn settled_storage(root_hash: Option<&str>) -> crate::storage_report::Storag
 
 /// Prints a new storage or USB line whenever the devices or their state change
 /// (hotplug, late controllers, USBGuard decisions), for as long as the kiosk runs.
-pub fn watch_devices(root_hash: Option<String>, mut storage: crate::storage_report::StorageReport) {
-    let usb_dir = std::path::Path::new(crate::usb_report::SYS_BUS_USB_DEVICES);
-    let mut usb = crate::usb_report::observe(usb_dir);
+pub fn watch_devices(
+    root_hash: Option<String>,
+    mut storage: crate::storage::report::StorageReport,
+) {
+    let usb_dir = std::path::Path::new(crate::storage::usb::SYS_BUS_USB_DEVICES);
+    let mut usb = crate::storage::usb::observe(usb_dir);
     println!("{}", usb.console_line());
     loop {
         std::thread::sleep(STORAGE_POLL);
@@ -53,7 +56,7 @@ pub fn watch_devices(root_hash: Option<String>, mut storage: crate::storage_repo
             println!("{}", report.console_line());
             storage = report;
         }
-        let now = crate::usb_report::observe(usb_dir);
+        let now = crate::storage::usb::observe(usb_dir);
         if now != usb {
             println!("{}", now.console_line());
             usb = now;

@@ -7,21 +7,21 @@ use std::os::unix::fs::MetadataExt;
 
 use anyhow::{Context, Result};
 
-use crate::boot_policy::{
-    parse_lockdown, secure_boot_state, SecureBootState, LOCKDOWN_FILE, SECURE_BOOT_VAR,
-    SETUP_MODE_VAR,
-};
-use crate::cmdline::{parse_cmdline_root_hash, PROC_CMDLINE};
-use crate::command;
-use crate::device_mapper::{
+use crate::boot::cmdline::{parse_cmdline_root_hash, PROC_CMDLINE};
+use crate::boot::device_mapper::{
     parse_dm_status, parse_dm_table, VerityHealth, VerityTable, ROOT_DM_NAME, ROOT_DM_NODE,
 };
-use crate::esp::{self, ManifestCheck};
-use crate::mounts::{
+use crate::boot::esp::{self, ManifestCheck};
+use crate::boot::mounts::{
     detect_read_only_fs, locate_verity_root, parse_dev_block_link, parse_mountinfo, DevNum,
     VerityRoot, PROC_MOUNTINFO, SUPERBLOCK_PROBE_LEN, VOLATILE_ROOT_LINK,
 };
-use crate::status::{Observations, RootCheck, RootLayout, VerityState};
+use crate::boot::policy::{
+    parse_lockdown, secure_boot_state, SecureBootState, LOCKDOWN_FILE, SECURE_BOOT_VAR,
+    SETUP_MODE_VAR,
+};
+use crate::boot::status::{Observations, RootCheck, RootLayout, VerityState};
+use crate::command;
 use stick_manifest::{KioskPolicy, KIOSK_POLICY_PATH};
 
 const DMSETUP: &str = "dmsetup";

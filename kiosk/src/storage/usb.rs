@@ -29,7 +29,7 @@ pub struct UsbReport {
 
 impl UsbReport {
     pub fn console_line(&self) -> String {
-        crate::status::console_json(self)
+        crate::console::console_json(self)
     }
 }
 

@@ -396,10 +396,32 @@ mod tests {
         }
     }
 
+    /// The verity data and hash partitions of the stick in the tests below.
+    const DATA: DevNum = DevNum { major: 8, minor: 2 };
+    const HASH: DevNum = DevNum { major: 8, minor: 3 };
+
+    /// (name, mountinfo, /dev/mapper/root, /run/systemd/volatile-root, expected)
+    type Case<'a> = (
+        &'a str,
+        &'a [MountEntry],
+        Option<DevNum>,
+        Option<DevNum>,
+        VerityRoot,
+    );
+
+    fn assert_locates(cases: Vec<Case>) {
+        for (name, entries, verity, volatile_root, want) in cases {
+            assert_eq!(
+                locate_verity_root(entries, verity, &[DATA, HASH], volatile_root),
+                want,
+                "{name}"
+            );
+        }
+    }
+
     #[test]
     fn locates_the_verity_root() {
         let direct = parse_mountinfo(DIRECT).expect("parses");
-        let volatile = parse_mountinfo(VOLATILE_OVERLAY).expect("parses");
         let visible = parse_mountinfo(VISIBLE_LOWER).expect("parses");
         let tmpfs_root = parse_mountinfo(
             "1 0 0:2 / / rw - rootfs rootfs rw\n22 1 0:30 / / rw,relatime - tmpfs tmpfs rw\n",
@@ -414,70 +436,13 @@ mod tests {
             "21 1 0:30 / / rw - overlay overlay rw,lowerdir=/sysroot:/evil,upperdir=/u,workdir=/w\n",
         )
         .expect("parses");
-        let other = DevNum { major: 8, minor: 5 };
-        let data = DevNum { major: 8, minor: 2 };
-        let hash = DevNum { major: 8, minor: 3 };
-
-        // (name, mountinfo, /dev/mapper/root, /run/systemd/volatile-root, expected)
-        type Case<'a> = (
-            &'a str,
-            &'a [MountEntry],
-            Option<DevNum>,
-            Option<DevNum>,
-            VerityRoot,
-        );
-        let cases: Vec<Case> = vec![
+        assert_locates(vec![
             (
                 "direct",
                 &direct,
                 Some(DM),
                 None,
                 VerityRoot::Direct(direct[0].clone()),
-            ),
-            (
-                "volatile overlay, hidden lower",
-                &volatile,
-                Some(DM),
-                Some(DM),
-                VerityRoot::OverlayHiddenLower {
-                    overlay: volatile[0].clone(),
-                },
-            ),
-            (
-                "volatile overlay, volatile-root names the verity data partition",
-                &volatile,
-                Some(DM),
-                Some(data),
-                VerityRoot::OverlayHiddenLower {
-                    overlay: volatile[0].clone(),
-                },
-            ),
-            (
-                "volatile overlay, volatile-root names the verity hash partition",
-                &volatile,
-                Some(DM),
-                Some(hash),
-                VerityRoot::OverlayHiddenLower {
-                    overlay: volatile[0].clone(),
-                },
-            ),
-            (
-                "volatile overlay, volatile-root is another device",
-                &volatile,
-                Some(DM),
-                Some(other),
-                VerityRoot::NotVerity {
-                    root: Some(volatile[0].clone()),
-                },
-            ),
-            (
-                "volatile overlay, no volatile-root record",
-                &volatile,
-                Some(DM),
-                None,
-                VerityRoot::NotVerity {
-                    root: Some(volatile[0].clone()),
-                },
             ),
             (
                 "visible lower",
@@ -532,14 +497,60 @@ mod tests {
                 Some(DM),
                 VerityRoot::NotVerity { root: None },
             ),
-        ];
-        for (name, entries, verity, volatile_root, want) in cases {
-            assert_eq!(
-                locate_verity_root(entries, verity, &[data, hash], volatile_root),
-                want,
-                "{name}"
-            );
-        }
+        ]);
+    }
+
+    #[test]
+    fn locates_the_hidden_lower_of_a_volatile_overlay() {
+        let volatile = parse_mountinfo(VOLATILE_OVERLAY).expect("parses");
+        let other = DevNum { major: 8, minor: 5 };
+        assert_locates(vec![
+            (
+                "volatile overlay, hidden lower",
+                &volatile,
+                Some(DM),
+                Some(DM),
+                VerityRoot::OverlayHiddenLower {
+                    overlay: volatile[0].clone(),
+                },
+            ),
+            (
+                "volatile overlay, volatile-root names the verity data partition",
+                &volatile,
+                Some(DM),
+                Some(DATA),
+                VerityRoot::OverlayHiddenLower {
+                    overlay: volatile[0].clone(),
+                },
+            ),
+            (
+                "volatile overlay, volatile-root names the verity hash partition",
+                &volatile,
+                Some(DM),
+                Some(HASH),
+                VerityRoot::OverlayHiddenLower {
+                    overlay: volatile[0].clone(),
+                },
+            ),
+            (
+                "volatile overlay, volatile-root is another device",
+                &volatile,
+                Some(DM),
+                Some(other),
+                VerityRoot::NotVerity {
+                    root: Some(volatile[0].clone()),
+                },
+            ),
+            (
+                "volatile overlay, no volatile-root record",
+                &volatile,
+                Some(DM),
+                None,
+                VerityRoot::NotVerity {
+                    root: Some(volatile[0].clone()),
+                },
+            ),
+        ]);
     }
 
     #[test]

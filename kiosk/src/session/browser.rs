@@ -12,7 +12,7 @@ use anyhow::{Context, Result};
 use stick_manifest::https_url::HttpsUrl;
 use stick_manifest::session::{SessionPolicy, SESSION_GID, SESSION_UID};
 
-use crate::cdp::Cdp;
+use crate::session::cdp::Cdp;
 
 /// The browser binary itself, not Debian's wrapper script (which adds flags).
 pub const CHROMIUM: &str = "/usr/lib/chromium/chromium";

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use crate::gpt_probe::partition_uuids;
+use crate::storage::gpt::partition_uuids;
 
 /// `BLKROSET` from linux/fs.h: `_IO(0x12, 93)`.
 const BLKROSET: u64 = 0x125d;
@@ -151,8 +151,8 @@ pub fn lock_block_device(name: &str) -> Result<String> {
         bail!("expected a kernel device name such as sdb1, got {name:?}");
     }
     let started = std::time::Instant::now();
-    let cmdline = std::fs::read_to_string(crate::cmdline::PROC_CMDLINE).unwrap_or_default();
-    let root_hash = crate::cmdline::parse_cmdline_root_hash(&cmdline);
+    let cmdline = std::fs::read_to_string(crate::boot::cmdline::PROC_CMDLINE).unwrap_or_default();
+    let root_hash = crate::boot::cmdline::parse_cmdline_root_hash(&cmdline);
     let role = classify(
         Path::new(SYS_CLASS_BLOCK),
         Path::new("/dev"),

@@ -11,14 +11,14 @@ use serde::Serialize;
 use serde_json::json;
 use stick_manifest::session::{SessionPolicy, CONFERENCE_CA_PATH};
 
-use crate::browser::Browser;
-use crate::cdp::{Cdp, CdpError};
-use crate::media_report::MediaSample;
-use crate::page_watch::{
+use crate::network::reach_check::{CheckError, ReachCheck};
+use crate::session::browser::Browser;
+use crate::session::cdp::{Cdp, CdpError, Event};
+use crate::session::guard::{Blocked, Guard, TargetInfo, Verdict};
+use crate::session::media::MediaSample;
+use crate::session::page_watch::{
     histogram_count, Action, Look, PageWatch, RestartBudget, FIRST_PAINT_HISTOGRAM, RESTART_PAUSES,
 };
-use crate::reach_check::{CheckError, ReachCheck};
-use crate::session_guard::{Blocked, Guard, TargetInfo, Verdict};
 
 /// Browser ends within [`CRASH_WINDOW`] that make the kiosk give up.
 pub const MAX_CRASHES: usize = 3;
@@ -135,12 +135,12 @@ const EXIT_GRACE: Duration = Duration::from_secs(10);
 
 fn emit(event: &SessionEvent) {
     tracing::info!("session: {event:?}");
-    println!("{}", crate::status::event_line("session", event));
+    println!("{}", crate::console::event_line("session", event));
 }
 
 fn emit_blocked(blocked: &Blocked) {
     tracing::warn!("blocked {}: {}", blocked.what, blocked.url);
-    println!("{}", crate::status::event_line("blocked", blocked));
+    println!("{}", crate::console::event_line("blocked", blocked));
 }
 
 /// The stop screen: the browser does not come back.
@@ -184,62 +184,23 @@ pub fn run(policy: SessionPolicy, network: bool, reachable: &AtomicBool) {
         fake_capture: policy.fake_capture,
         keyboard: policy.keyboard.as_ref().map(ToString::to_string),
     });
-    let banner = if policy.fake_capture {
-        "TEST IMAGE: the browser gets a FAKE camera and microphone \
-         (conference.test-fake-capture). Not for real conferences.\n\n"
-    } else {
-        ""
-    };
+    let banner = banner(&policy);
     let mut crashes = CrashWindow::default();
     let mut restarts = RestartBudget::default();
     let mut run = 0;
     let mut last_waiting = String::new();
     loop {
-        if network && !reachable.load(Ordering::SeqCst) {
-            crate::screen::show(&format!(
-                "{banner}Connecting to the conference network ...\n\n\
-                 The conference appears as soon as the VPN tunnel is up."
-            ));
-            emit(&SessionEvent::Waiting {
-                reason: "the conference network is not reachable yet".into(),
-            });
-            while !reachable.load(Ordering::SeqCst) {
-                std::thread::sleep(Duration::from_millis(500));
-            }
-        }
         if network {
-            match preflight(&policy.url) {
-                Ok(()) => {}
-                Err(Some(reason)) => {
-                    certificate_stop(&policy.url, &reason, banner);
-                    return;
-                }
-                Err(None) => {
-                    let reason = format!("{} does not answer yet", policy.url);
-                    if reason != last_waiting {
-                        emit(&SessionEvent::Waiting {
-                            reason: reason.clone(),
-                        });
-                        last_waiting = reason;
-                    }
-                    std::thread::sleep(Duration::from_secs(5));
-                    continue;
-                }
+            wait_for_network(reachable, banner);
+            match check_conference(&policy, banner, &mut last_waiting) {
+                Preflight::Trusted => {}
+                Preflight::Unanswered => continue,
+                Preflight::Stopped => return,
             }
         }
         run += 1;
-        let mut browser = match Browser::start(&policy) {
-            Ok(browser) => browser,
-            Err(err) => {
-                let reason = format!("{err:#}");
-                emit(&SessionEvent::Failed {
-                    reason: reason.clone(),
-                });
-                crate::screen::show(&format!(
-                    "{banner}The conference cannot start: {reason}\n\nPress the power button to switch off."
-                ));
-                return;
-            }
+        let Some(mut browser) = start_browser(&policy, banner) else {
+            return;
         };
         last_waiting.clear();
         emit(&SessionEvent::BrowserStarted {
@@ -252,49 +213,154 @@ pub fn run(policy: SessionPolicy, network: bool, reachable: &AtomicBool) {
         if shown {
             restarts.page_shown();
         }
-        match end {
-            RunEnd::Watchdog { reason } => {
-                if !restart_after_watchdog(&reason, &mut restarts, banner) {
-                    return;
-                }
-            }
-            RunEnd::Exited { status, clean } => {
-                tracing::warn!(
-                    "the browser ended ({status}); its last output:\n{}",
-                    Browser::log_tail()
-                );
-                emit(&SessionEvent::BrowserExited { status });
-                if clean && started.elapsed() >= MIN_CLEAN_RUN {
-                    // Closed on purpose (Ctrl+W): back to the conference, no giving up.
-                    continue;
-                }
-                if crashes.crashed(Instant::now()) {
-                    let reason = format!(
-                        "the browser crashed {MAX_CRASHES} times within {} s",
-                        CRASH_WINDOW.as_secs()
-                    );
-                    emit(&SessionEvent::Failed {
-                        reason: reason.clone(),
-                    });
-                    crate::screen::show(&format!(
-                        "{banner}The conference cannot run: {reason}.\n\n\
-                         Press the power button to switch off, then start again."
-                    ));
-                    return;
-                }
-            }
-            RunEnd::NetworkLost => {
-                let reason = "the VPN tunnel is down: reconnecting".to_string();
-                emit(&SessionEvent::Hidden {
-                    reason: reason.clone(),
-                });
-            }
-            RunEnd::Certificate { url, reason } => {
-                certificate_stop(&url, &reason, banner);
-                return;
-            }
+        if !after_run(end, started, &mut crashes, &mut restarts, banner) {
+            return;
         }
     }
+}
+
+/// The test image's warning above every screen of the kiosk (a fake camera and
+/// microphone); empty for a real image.
+fn banner(policy: &SessionPolicy) -> &'static str {
+    if policy.fake_capture {
+        "TEST IMAGE: the browser gets a FAKE camera and microphone \
+         (conference.test-fake-capture). Not for real conferences.\n\n"
+    } else {
+        ""
+    }
+}
+
+/// While the conference network is not reachable: the connecting screen, one
+/// `waiting` line, then waits until it is.
+fn wait_for_network(reachable: &AtomicBool, banner: &str) {
+    if reachable.load(Ordering::SeqCst) {
+        return;
+    }
+    crate::screen::show(&format!(
+        "{banner}Connecting to the conference network ...\n\n\
+         The conference appears as soon as the VPN tunnel is up."
+    ));
+    emit(&SessionEvent::Waiting {
+        reason: "the conference network is not reachable yet".into(),
+    });
+    while !reachable.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// What the preflight allows before a browser starts.
+#[derive(Debug)]
+enum Preflight {
+    /// The conference answers with a certificate the kiosk trusts.
+    Trusted,
+    /// The conference does not answer yet: waited, try again.
+    Unanswered,
+    /// The certificate is not trusted: the stop screen is shown.
+    Stopped,
+}
+
+/// The kiosk's own check of the conference before a browser starts: a certificate
+/// problem shows the stop screen; a server that does not answer is reported (once
+/// until the reason changes) and given 5 s.
+fn check_conference(policy: &SessionPolicy, banner: &str, last_waiting: &mut String) -> Preflight {
+    match preflight(&policy.url) {
+        Ok(()) => Preflight::Trusted,
+        Err(Some(reason)) => {
+            certificate_stop(&policy.url, &reason, banner);
+            Preflight::Stopped
+        }
+        Err(None) => {
+            let reason = format!("{} does not answer yet", policy.url);
+            if reason != *last_waiting {
+                emit(&SessionEvent::Waiting {
+                    reason: reason.clone(),
+                });
+                *last_waiting = reason;
+            }
+            std::thread::sleep(Duration::from_secs(5));
+            Preflight::Unanswered
+        }
+    }
+}
+
+/// Starts the browser for one run; `None` when it cannot start (the screen says
+/// why, and the session ends).
+fn start_browser(policy: &SessionPolicy, banner: &str) -> Option<Browser> {
+    match Browser::start(policy) {
+        Ok(browser) => Some(browser),
+        Err(err) => {
+            let reason = format!("{err:#}");
+            emit(&SessionEvent::Failed {
+                reason: reason.clone(),
+            });
+            crate::screen::show(&format!(
+                "{banner}The conference cannot start: {reason}\n\nPress the power button to switch off."
+            ));
+            None
+        }
+    }
+}
+
+/// What follows the end of a run `started` then: true when the browser starts
+/// again, false when the session ends (a stop screen says why).
+fn after_run(
+    end: RunEnd,
+    started: Instant,
+    crashes: &mut CrashWindow,
+    restarts: &mut RestartBudget,
+    banner: &str,
+) -> bool {
+    match end {
+        RunEnd::Watchdog { reason } => restart_after_watchdog(&reason, restarts, banner),
+        RunEnd::Exited { status, clean } => after_exit(status, clean, started, crashes, banner),
+        RunEnd::NetworkLost => {
+            let reason = "the VPN tunnel is down: reconnecting".to_string();
+            emit(&SessionEvent::Hidden {
+                reason: reason.clone(),
+            });
+            true
+        }
+        RunEnd::Certificate { url, reason } => {
+            certificate_stop(&url, &reason, banner);
+            false
+        }
+    }
+}
+
+/// The browser ended by itself: a clean end after [`MIN_CLEAN_RUN`] starts it
+/// again; any other end is a crash, and [`MAX_CRASHES`] within [`CRASH_WINDOW`]
+/// end the session (false).
+fn after_exit(
+    status: String,
+    clean: bool,
+    started: Instant,
+    crashes: &mut CrashWindow,
+    banner: &str,
+) -> bool {
+    tracing::warn!(
+        "the browser ended ({status}); its last output:\n{}",
+        Browser::log_tail()
+    );
+    emit(&SessionEvent::BrowserExited { status });
+    if clean && started.elapsed() >= MIN_CLEAN_RUN {
+        // Closed on purpose (Ctrl+W): back to the conference, no giving up.
+        return true;
+    }
+    if crashes.crashed(Instant::now()) {
+        let reason = format!(
+            "the browser crashed {MAX_CRASHES} times within {} s",
+            CRASH_WINDOW.as_secs()
+        );
+        emit(&SessionEvent::Failed {
+            reason: reason.clone(),
+        });
+        crate::screen::show(&format!(
+            "{banner}The conference cannot run: {reason}.\n\n\
+             Press the power button to switch off, then start again."
+        ));
+        return false;
+    }
+    true
 }
 
 /// The watchdog ended a browser: says so on the screen and waits the pause before
@@ -627,6 +693,9 @@ fn supervise(
     (end, watch.showing())
 }
 
+/// Watches one browser run until it ends: its events and targets handed to the
+/// guard, the watchdog's look every [`TARGET_POLL`], its exit, the network and the
+/// media.
 fn watch_run(
     browser: &mut Browser,
     policy: &SessionPolicy,
@@ -636,10 +705,7 @@ fn watch_run(
 ) -> RunEnd {
     let mut guard = Guard::new(policy.clone());
     let mut main_url = String::new();
-    let mut last_sample = crate::media_report::observe();
-    let mut flowing = false;
-    let mut next_sample = Instant::now() + MEDIA_EVERY;
-    let mut next_report = Instant::now();
+    let mut media = MediaWatch::start();
     let mut next_look = Instant::now();
     loop {
         let event = match browser.cdp.next_event(Duration::from_millis(500)) {
@@ -648,40 +714,9 @@ fn watch_run(
         };
         let mut targets = Vec::new();
         if let Some(event) = event {
-            match event.method.as_str() {
-                "Target.targetCreated" | "Target.targetInfoChanged" => {
-                    targets.extend(
-                        event
-                            .params
-                            .get("targetInfo")
-                            .and_then(TargetInfo::from_json),
-                    );
-                }
-                "Browser.downloadWillBegin" => emit_blocked(&Blocked {
-                    what: "download",
-                    url: event
-                        .params
-                        .get("url")
-                        .and_then(|v| v.as_str())
-                        .unwrap_or_default()
-                        .chars()
-                        .take(200)
-                        .collect(),
-                }),
-                "Target.targetCrashed" => {
-                    let id = event
-                        .params
-                        .get("targetId")
-                        .and_then(|v| v.as_str())
-                        .unwrap_or_default();
-                    if guard.main() == Some(id) {
-                        let action = watch.crashed(Instant::now());
-                        if let Some(end) = act(action, browser, &mut guard, policy, &mut main_url) {
-                            return end;
-                        }
-                    }
-                }
-                _ => {}
+            match on_event(&event, browser, &mut guard, policy, &mut main_url, watch) {
+                Ok(target) => targets.extend(target),
+                Err(end) => return end,
             }
         }
         if let Err(end) =
@@ -709,21 +744,96 @@ fn watch_run(
         if network && !reachable.load(Ordering::SeqCst) {
             return RunEnd::NetworkLost;
         }
-        if Instant::now() >= next_sample {
-            next_sample = Instant::now() + MEDIA_EVERY;
-            Browser::bound_log();
-            let sample = crate::media_report::observe();
-            let now_flowing = crate::media_report::flowing(&last_sample, &sample);
-            if now_flowing != flowing || Instant::now() >= next_report {
-                flowing = now_flowing;
-                next_report = Instant::now() + MEDIA_REPORT_EVERY;
-                emit(&SessionEvent::Media {
-                    flowing,
-                    sample: sample.clone(),
-                });
-            }
-            last_sample = sample;
+        media.sample_when_due();
+    }
+}
+
+/// One event of the browser: a target it reports (for the guard), a download
+/// (blocked), or the conference page crashed (the watchdog decides). `Err`: the
+/// run ends.
+fn on_event(
+    event: &Event,
+    browser: &mut Browser,
+    guard: &mut Guard,
+    policy: &SessionPolicy,
+    main_url: &mut String,
+    watch: &mut PageWatch,
+) -> Result<Option<TargetInfo>, RunEnd> {
+    match event.method.as_str() {
+        "Target.targetCreated" | "Target.targetInfoChanged" => {
+            return Ok(event
+                .params
+                .get("targetInfo")
+                .and_then(TargetInfo::from_json));
         }
+        "Browser.downloadWillBegin" => emit_blocked(&Blocked {
+            what: "download",
+            url: event
+                .params
+                .get("url")
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+                .chars()
+                .take(200)
+                .collect(),
+        }),
+        "Target.targetCrashed" => {
+            let id = event
+                .params
+                .get("targetId")
+                .and_then(|v| v.as_str())
+                .unwrap_or_default();
+            if guard.main() == Some(id) {
+                let action = watch.crashed(Instant::now());
+                if let Some(end) = act(action, browser, guard, policy, main_url) {
+                    return Err(end);
+                }
+            }
+        }
+        _ => {}
+    }
+    Ok(None)
+}
+
+/// The media of the call, sampled every [`MEDIA_EVERY`]; a `media` line when it
+/// starts or stops flowing, and every [`MEDIA_REPORT_EVERY`] anyway.
+#[derive(Debug)]
+struct MediaWatch {
+    last_sample: MediaSample,
+    flowing: bool,
+    next_sample: Instant,
+    next_report: Instant,
+}
+
+impl MediaWatch {
+    /// The first sample, taken now; the first line follows the next one.
+    fn start() -> MediaWatch {
+        MediaWatch {
+            last_sample: crate::session::media::observe(),
+            flowing: false,
+            next_sample: Instant::now() + MEDIA_EVERY,
+            next_report: Instant::now(),
+        }
+    }
+
+    /// Samples (and bounds the browser's log) when the interval is over.
+    fn sample_when_due(&mut self) {
+        if Instant::now() < self.next_sample {
+            return;
+        }
+        self.next_sample = Instant::now() + MEDIA_EVERY;
+        Browser::bound_log();
+        let sample = crate::session::media::observe();
+        let now_flowing = crate::session::media::flowing(&self.last_sample, &sample);
+        if now_flowing != self.flowing || Instant::now() >= self.next_report {
+            self.flowing = now_flowing;
+            self.next_report = Instant::now() + MEDIA_REPORT_EVERY;
+            emit(&SessionEvent::Media {
+                flowing: self.flowing,
+                sample: sample.clone(),
+            });
+        }
+        self.last_sample = sample;
     }
 }
 

@@ -189,7 +189,9 @@ pub fn observe_wireguard() -> Result<TunnelState, String> {
         state.inner_address =
             crate::command::run("ip", &["-j", "addr", "show", "dev", WIREGUARD_INTERFACE])
                 .ok()
-                .and_then(|json| crate::uplink::interface_ipv4(&json, WIREGUARD_INTERFACE));
+                .and_then(|json| {
+                    crate::network::uplink::interface_ipv4(&json, WIREGUARD_INTERFACE)
+                });
     }
     Ok(state)
 }

@@ -6,15 +6,17 @@
 //! observes, acts and prints.
 
 use std::net::Ipv4Addr;
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use stick_manifest::network::{NetworkPolicy, TunnelKind, CHECK_CA_PATH};
 
-use crate::egress_report::EgressReport;
-use crate::reach_check::ReachCheck;
-use crate::tunnel::TunnelState;
-use crate::uplink::Uplink;
+use crate::console::uptime_ms;
+use crate::network::egress::EgressReport;
+use crate::network::reach_check::ReachCheck;
+use crate::network::tunnel::TunnelState;
+use crate::network::uplink::Uplink;
 
 /// How often the kiosk looks at the link and the tunnel.
 const POLL: Duration = Duration::from_secs(1);
@@ -84,21 +86,9 @@ pub enum NetEvent {
     },
 }
 
-/// The console line of an event.
-#[derive(Debug, Serialize)]
-struct NetLine<'a> {
-    event: &'static str,
-    #[serde(flatten)]
-    change: &'a NetEvent,
-    uptime_ms: u64,
-}
-
+/// `@kiosk@ {"event":"net","state":...,"uptime_ms":N}`: the console line of an event.
 pub fn console_line(change: &NetEvent, uptime_ms: u64) -> String {
-    crate::status::console_json(&NetLine {
-        event: "net",
-        change,
-        uptime_ms,
-    })
+    crate::console::event_line_at("net", change, uptime_ms)
 }
 
 /// What the kiosk believes about the network.
@@ -199,7 +189,7 @@ impl NetMachine {
                 }
                 TunnelKind::Wireguard => format!(
                     "no WireGuard handshake for {} s",
-                    crate::tunnel::WIREGUARD_SESSION_SECONDS
+                    crate::network::tunnel::WIREGUARD_SESSION_SECONDS
                 ),
             }));
         }
@@ -270,15 +260,6 @@ impl NetMachine {
     }
 }
 
-/// Milliseconds since boot (CLOCK_BOOTTIME via /proc/uptime).
-pub fn uptime_ms() -> u64 {
-    std::fs::read_to_string("/proc/uptime")
-        .ok()
-        .and_then(|t| t.split_whitespace().next()?.parse::<f64>().ok())
-        .map(|s| (s * 1000.0) as u64)
-        .unwrap_or(0)
-}
-
 /// What an event means for the conference: `Some(true)` it may show, `Some(false)`
 /// it must be hidden, `None` no change. One failed check (`Unreachable`) is not a
 /// lost tunnel: hiding then would end a call over a single slow answer (seen under
@@ -293,7 +274,7 @@ fn conference_reachable(event: &NetEvent) -> Option<bool> {
     }
 }
 
-fn emit(reachable: &std::sync::atomic::AtomicBool, event: &NetEvent) {
+fn emit(reachable: &AtomicBool, event: &NetEvent) {
     tracing::info!("network: {event:?}");
     if let Some(now) = conference_reachable(event) {
         reachable.store(now, std::sync::atomic::Ordering::SeqCst);
@@ -380,7 +361,42 @@ fn start_unit(unit: &str) -> Result<(), String> {
 /// Runs forever: the network for `policy`, or a `disabled` line when there is none.
 /// Watches and repairs the network for good; `reachable` follows the checks through
 /// the tunnel (the session shows the conference only while it holds).
-pub fn run(policy: Option<NetworkPolicy>, reachable: &std::sync::atomic::AtomicBool) {
+pub fn run(policy: Option<NetworkPolicy>, reachable: &AtomicBool) {
+    let Some(policy) = bring_up(policy, reachable) else {
+        return;
+    };
+    let check = reach_check(&policy);
+    let mut machine = NetMachine::new(&policy);
+    let mut connecting = Connecting::new();
+    let mut next_check = Instant::now();
+    loop {
+        let now = uptime_ms();
+        let (uplink, tunnel) = observe_now(policy.tunnel);
+        for event in machine.observe(&uplink, &tunnel, now) {
+            emit(reachable, &event);
+        }
+        if machine.tunnel_up() {
+            connecting.connected();
+        } else if uplink.routable() && connecting.step(&policy, &machine, now, reachable) {
+            continue;
+        }
+        // WireGuard handshakes only when there is traffic for the peer: the check is
+        // that traffic, so it also runs while the tunnel is down.
+        let nudge = policy.tunnel == TunnelKind::Wireguard && uplink.routable();
+        if let Some(check) = &check {
+            if (machine.tunnel_up() || nudge) && Instant::now() >= next_check {
+                next_check = Instant::now() + CHECK_EVERY;
+                check_once(check, &mut machine, policy.tunnel, reachable);
+            }
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+/// Prints the egress report and starts the units the network needs. `None`, after
+/// a `disabled` line, when there is no `[vpn]`, the egress policy is not in force
+/// or a unit does not start.
+fn bring_up(policy: Option<NetworkPolicy>, reachable: &AtomicBool) -> Option<NetworkPolicy> {
     let egress = EgressReport::observe();
     println!("{}", egress.console_line());
     let Some(policy) = policy else {
@@ -390,7 +406,7 @@ pub fn run(policy: Option<NetworkPolicy>, reachable: &std::sync::atomic::AtomicB
                 reason: "the config has no [vpn]: this image has no network".into(),
             },
         );
-        return;
+        return None;
     };
     if !egress.enforcing {
         emit(
@@ -405,7 +421,7 @@ pub fn run(policy: Option<NetworkPolicy>, reachable: &std::sync::atomic::AtomicB
                 ),
             },
         );
-        return;
+        return None;
     }
     let mut units = vec!["systemd-networkd.service"];
     if policy.tunnel == TunnelKind::Ipsec {
@@ -414,10 +430,16 @@ pub fn run(policy: Option<NetworkPolicy>, reachable: &std::sync::atomic::AtomicB
     for unit in units {
         if let Err(reason) = start_unit(unit) {
             emit(reachable, &NetEvent::Disabled { reason });
-            return;
+            return None;
         }
     }
-    let check = match &policy.check_url {
+    Some(policy)
+}
+
+/// The check of the config's `check-url`; `None` without one, or (logged) when
+/// its CA cannot be read.
+fn reach_check(policy: &NetworkPolicy) -> Option<ReachCheck> {
+    match &policy.check_url {
         Some(url) => match ReachCheck::new(url, CHECK_CA_PATH, CHECK_TIMEOUT) {
             Ok(check) => Some(check),
             Err(err) => {
@@ -426,88 +448,134 @@ pub fn run(policy: Option<NetworkPolicy>, reachable: &std::sync::atomic::AtomicB
             }
         },
         None => None,
-    };
-    let mut machine = NetMachine::new(&policy);
-    let mut attempt = 0;
-    let mut next_attempt = Instant::now();
-    let mut next_check = Instant::now();
-    let mut last_waiting: Option<String> = None;
-    loop {
-        let now = uptime_ms();
-        let uplink = crate::uplink::observe().unwrap_or_else(|err| {
-            tracing::warn!("uplink: {err}");
-            Uplink::default()
-        });
-        let tunnel = match policy.tunnel {
-            TunnelKind::Ipsec => crate::tunnel::observe_ipsec(),
-            TunnelKind::Wireguard => crate::tunnel::observe_wireguard(),
+    }
+}
+
+/// The uplink and the tunnel as the kernel and the tunnel's tool report them now;
+/// what cannot be read is logged and counts as down.
+fn observe_now(kind: TunnelKind) -> (Uplink, TunnelState) {
+    let uplink = crate::network::uplink::observe().unwrap_or_else(|err| {
+        tracing::warn!("uplink: {err}");
+        Uplink::default()
+    });
+    let tunnel = match kind {
+        TunnelKind::Ipsec => crate::network::tunnel::observe_ipsec(),
+        TunnelKind::Wireguard => crate::network::tunnel::observe_wireguard(),
+    }
+    .unwrap_or_else(|err| {
+        tracing::warn!("tunnel state: {err}");
+        TunnelState::default()
+    });
+    (uplink, tunnel)
+}
+
+/// One check of `check-url` through the tunnel (or WireGuard's nudge): path
+/// diagnostics in the journal when it fails through an up tunnel, its events, and
+/// IPsec torn down when the tunnel counts as lost.
+fn check_once(
+    check: &ReachCheck,
+    machine: &mut NetMachine,
+    kind: TunnelKind,
+    reachable: &AtomicBool,
+) {
+    let result = check.fetch_status().map_err(|e| e.to_string());
+    if result.is_err() && machine.tunnel_up() {
+        log_path_diagnostics(check.host());
+    }
+    let (events, reconnect) = machine.checked(result);
+    for event in &events {
+        emit(reachable, event);
+    }
+    if reconnect && kind == TunnelKind::Ipsec {
+        crate::network::tunnel::terminate_ipsec();
+    }
+}
+
+/// Getting the tunnel up while it is down: IPsec attempts and their pauses, and the
+/// `tunnel-waiting` reason last printed.
+#[derive(Debug)]
+struct Connecting {
+    /// IPsec attempts since the tunnel was last up.
+    attempt: u32,
+    next_attempt: Instant,
+    last_waiting: Option<String>,
+}
+
+impl Connecting {
+    fn new() -> Connecting {
+        Connecting {
+            attempt: 0,
+            next_attempt: Instant::now(),
+            last_waiting: None,
         }
-        .unwrap_or_else(|err| {
-            tracing::warn!("tunnel state: {err}");
-            TunnelState::default()
-        });
-        for event in machine.observe(&uplink, &tunnel, now) {
-            emit(reachable, &event);
-        }
-        if machine.tunnel_up() {
-            attempt = 0;
-            last_waiting = None;
-        } else if uplink.routable() {
-            match policy.tunnel {
-                TunnelKind::Ipsec if Instant::now() >= next_attempt => {
-                    attempt += 1;
-                    emit(
-                        reachable,
-                        &NetEvent::TunnelConnecting {
-                            kind: policy.tunnel,
-                            gateway: policy.gateway,
-                            attempt,
-                        },
-                    );
-                    if let Err(reason) = crate::tunnel::initiate_ipsec(IPSEC_INITIATE_TIMEOUT) {
-                        crate::tunnel::terminate_ipsec();
-                        if last_waiting.as_deref() != Some(reason.as_str()) {
-                            emit(reachable, &machine.waiting(reason.clone()));
-                            last_waiting = Some(reason);
-                        }
-                        next_attempt = Instant::now() + ipsec_retry_pause(attempt);
-                    }
-                    continue;
-                }
-                TunnelKind::Wireguard => {
-                    let waited = machine.address_age_ms(now).unwrap_or(0);
-                    if waited >= WIREGUARD_WAIT_REPORT.as_millis() as u64 && last_waiting.is_none()
-                    {
-                        let reason = "no handshake answer from the gateway: it is unreachable, \
-                                      or its key is not the configured one"
-                            .to_string();
-                        emit(reachable, &machine.waiting(reason.clone()));
-                        last_waiting = Some(reason);
-                    }
-                }
-                TunnelKind::Ipsec => {}
+    }
+
+    /// The tunnel is up: the next loss starts counting attempts anew.
+    fn connected(&mut self) {
+        self.attempt = 0;
+        self.last_waiting = None;
+    }
+
+    /// One step towards the tunnel on a routable uplink. True when an IPsec attempt
+    /// was made: the watcher looks again at once, without checking or sleeping.
+    fn step(
+        &mut self,
+        policy: &NetworkPolicy,
+        machine: &NetMachine,
+        now_ms: u64,
+        reachable: &AtomicBool,
+    ) -> bool {
+        match policy.tunnel {
+            TunnelKind::Ipsec if Instant::now() >= self.next_attempt => {
+                self.initiate_ipsec(policy, machine, reachable);
+                true
             }
-        }
-        // WireGuard handshakes only when there is traffic for the peer: the check is
-        // that traffic, so it also runs while the tunnel is down.
-        let nudge = policy.tunnel == TunnelKind::Wireguard && uplink.routable();
-        if let Some(check) = &check {
-            if (machine.tunnel_up() || nudge) && Instant::now() >= next_check {
-                next_check = Instant::now() + CHECK_EVERY;
-                let result = check.fetch_status().map_err(|e| e.to_string());
-                if result.is_err() && machine.tunnel_up() {
-                    log_path_diagnostics(check.host());
-                }
-                let (events, reconnect) = machine.checked(result);
-                for event in &events {
-                    emit(reachable, event);
-                }
-                if reconnect && policy.tunnel == TunnelKind::Ipsec {
-                    crate::tunnel::terminate_ipsec();
-                }
+            TunnelKind::Wireguard => {
+                self.wireguard_waiting(machine, now_ms, reachable);
+                false
             }
+            TunnelKind::Ipsec => false,
         }
-        std::thread::sleep(POLL);
+    }
+
+    /// Starts the IPsec connection; on failure it is torn down, the reason printed
+    /// (once until it changes) and the next attempt paused.
+    fn initiate_ipsec(
+        &mut self,
+        policy: &NetworkPolicy,
+        machine: &NetMachine,
+        reachable: &AtomicBool,
+    ) {
+        self.attempt += 1;
+        emit(
+            reachable,
+            &NetEvent::TunnelConnecting {
+                kind: policy.tunnel,
+                gateway: policy.gateway,
+                attempt: self.attempt,
+            },
+        );
+        if let Err(reason) = crate::network::tunnel::initiate_ipsec(IPSEC_INITIATE_TIMEOUT) {
+            crate::network::tunnel::terminate_ipsec();
+            if self.last_waiting.as_deref() != Some(reason.as_str()) {
+                emit(reachable, &machine.waiting(reason.clone()));
+                self.last_waiting = Some(reason);
+            }
+            self.next_attempt = Instant::now() + ipsec_retry_pause(self.attempt);
+        }
+    }
+
+    /// WireGuard retries handshakes by itself: once the uplink has had its address
+    /// for [`WIREGUARD_WAIT_REPORT`] without one, says why the tunnel waits (once).
+    fn wireguard_waiting(&mut self, machine: &NetMachine, now_ms: u64, reachable: &AtomicBool) {
+        let waited = machine.address_age_ms(now_ms).unwrap_or(0);
+        if waited >= WIREGUARD_WAIT_REPORT.as_millis() as u64 && self.last_waiting.is_none() {
+            let reason = "no handshake answer from the gateway: it is unreachable, \
+                          or its key is not the configured one"
+                .to_string();
+            emit(reachable, &machine.waiting(reason.clone()));
+            self.last_waiting = Some(reason);
+        }
     }
 }
 

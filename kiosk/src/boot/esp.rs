@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 use nix::mount::{umount, MsFlags};
 use stick_manifest::{Manifest, ManifestError, ManifestVerifyingKey};
 
-use crate::efivars::{parse_loader_partuuid, LOADER_DEVICE_PARTUUID_VAR};
+use crate::boot::efivars::{parse_loader_partuuid, LOADER_DEVICE_PARTUUID_VAR};
 
 /// Where the ESP is mounted while the manifest is read.
 pub const ESP_MOUNT_POINT: &str = "/run/kiosk/esp";
@@ -191,7 +191,7 @@ mod tests {
     use stick_manifest::{signing_key_from_pem, ManifestSigningKey, VerityInfo};
 
     fn test_key() -> ManifestSigningKey {
-        signing_key_from_pem(include_str!("../../keys/test-manifest-signing.key"))
+        signing_key_from_pem(include_str!("../../../keys/test-manifest-signing.key"))
             .expect("committed test key parses")
     }
 

@@ -111,7 +111,7 @@ impl EgressReport {
     }
 
     pub fn console_line(&self) -> String {
-        crate::status::console_json(self)
+        crate::console::console_json(self)
     }
 }
 

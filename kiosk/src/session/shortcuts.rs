@@ -170,7 +170,7 @@ fn watch_keyboard(device: PathBuf) {
             tracing::warn!("shortcut {keys} ({means}) pressed");
             println!(
                 "{}",
-                crate::status::event_line("shortcut", &Shortcut { keys: &keys, means })
+                crate::console::event_line("shortcut", &Shortcut { keys: &keys, means })
             );
         }
     }

@@ -2,13 +2,10 @@
 
 use serde::Serialize;
 
-use crate::boot_policy::{judge, SecureBootState};
-use crate::cmdline::cmdline_difference;
-use crate::esp::{ManifestCheck, SignatureState};
+use crate::boot::cmdline::cmdline_difference;
+use crate::boot::esp::{ManifestCheck, SignatureState};
+use crate::boot::policy::{judge, SecureBootState};
 use stick_manifest::KioskPolicy;
-
-/// Prefix of every machine-readable line on the console (the QEMU tests grep it).
-pub const CONSOLE_MARKER: &str = "@kiosk@";
 
 /// State of the device-mapper device `root`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -160,32 +157,8 @@ impl Status {
 
     /// `@kiosk@ {...}`: one line, compact JSON.
     pub fn console_line(&self) -> String {
-        console_json(self)
+        crate::console::console_json(self)
     }
-}
-
-/// `@kiosk@ {...}`: one console line of compact JSON for any report.
-pub fn console_json<T: serde::Serialize>(report: &T) -> String {
-    // Serialising plain strings, numbers, maps and enums cannot fail.
-    let json = serde_json::to_string(report)
-        .unwrap_or_else(|err| format!(r#"{{"event":"error","error":"{err}"}}"#));
-    format!("{CONSOLE_MARKER} {json}")
-}
-
-/// `@kiosk@ {"event":EVENT,...,"uptime_ms":N}`: a state change with the time since boot.
-pub fn event_line<T: serde::Serialize>(event: &'static str, payload: &T) -> String {
-    #[derive(serde::Serialize)]
-    struct Line<'a, T> {
-        event: &'static str,
-        #[serde(flatten)]
-        payload: &'a T,
-        uptime_ms: u64,
-    }
-    console_json(&Line {
-        event,
-        payload,
-        uptime_ms: crate::network_watch::uptime_ms(),
-    })
 }
 
 #[cfg(test)]
@@ -256,15 +229,19 @@ mod tests {
         assert_eq!(
             Status::evaluate(good()).console_line(),
             format!(
-                "@kiosk@ {{\"event\":\"status\",\"ok\":true,\"cmdline_root_hash\":\"{HASH}\",\
-                 \"dm_root_hash\":\"{HASH}\",\"verity\":\"active\",\"root_read_only\":true,\
-                 \"root_fs\":\"squashfs\",\"root_layout\":\"overlay\",\
-                 \"manifest_name\":\"conference-stick\",\"manifest_version\":\"1.2.0\",\
-                 \"manifest_rollback_index\":4,\"signature\":\"valid\",\
-                 \"signature_detail\":\"signed by the image's manifest key (TEST key)\",\
-                 \"test_keys\":true,\"manifest_root_hash_matches\":true,\
-                 \"cmdline_signed\":true,\"secure_boot\":\"enabled\",\"lockdown\":\"integrity\",\
-                 \"refusals\":[],\"warnings\":[]}}"
+                // The expected line, one whole literal per source line (no `\` continuations).
+                concat!(
+                    "@kiosk@ {{\"event\":\"status\",\"ok\":true,\"cmdline_root_hash\":\"{HASH}\",",
+                    "\"dm_root_hash\":\"{HASH}\",\"verity\":\"active\",\"root_read_only\":true,",
+                    "\"root_fs\":\"squashfs\",\"root_layout\":\"overlay\",",
+                    "\"manifest_name\":\"conference-stick\",\"manifest_version\":\"1.2.0\",",
+                    "\"manifest_rollback_index\":4,\"signature\":\"valid\",",
+                    "\"signature_detail\":\"signed by the image's manifest key (TEST key)\",",
+                    "\"test_keys\":true,\"manifest_root_hash_matches\":true,",
+                    "\"cmdline_signed\":true,\"secure_boot\":\"enabled\",\"lockdown\":\"integrity\",",
+                    "\"refusals\":[],\"warnings\":[]}}"
+                ),
+                HASH = HASH
             )
         );
     }
@@ -391,19 +368,5 @@ mod tests {
             assert!(line.contains(field), "{field} in {line}");
         }
         assert!(!line.contains('\n'));
-    }
-
-    #[test]
-    fn event_lines_carry_kind_payload_and_uptime() {
-        #[derive(serde::Serialize)]
-        struct Shortcut {
-            keys: &'static str,
-        }
-        let line = event_line("shortcut", &Shortcut { keys: "ctrl+n" });
-        let json: serde_json::Value =
-            serde_json::from_str(line.strip_prefix("@kiosk@ ").expect("marker")).expect("json");
-        assert_eq!(json["event"], "shortcut");
-        assert_eq!(json["keys"], "ctrl+n");
-        assert!(json["uptime_ms"].is_u64(), "{line}");
     }
 }

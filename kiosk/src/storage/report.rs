@@ -5,8 +5,8 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::mounts::{DevNum, MountEntry};
-use crate::storage_lock::{classify, Role};
+use crate::boot::mounts::{DevNum, MountEntry};
+use crate::storage::lock::{classify, Role};
 
 /// One block device as seen at boot.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -83,7 +83,7 @@ impl StorageReport {
     }
 
     pub fn console_line(&self) -> String {
-        crate::status::console_json(self)
+        crate::console::console_json(self)
     }
 }
 

@@ -1,0 +1,20 @@
+//! Boot verification: is the running image what it claims to be? Reads the
+//! running system once at start, judges it and prints the status line.
+//!
+//! - `probe`: reads the running system (cmdline, device-mapper, mounts, ESP) into observations.
+//! - `cmdline`: the kernel command line: the verity root hash, and how it differs from the signed one.
+//! - `efivars`: EFI variables systemd-stub sets (the ESP's partition UUID).
+//! - `esp`: the signed manifest on the ESP the UKI was booted from.
+//! - `policy`: Secure Boot, kernel lockdown and the admin's boot policy, judged.
+//! - `device_mapper`: the verity device `root`: its table and its health.
+//! - `mounts`: where the root filesystem comes from (mountinfo, volatile overlay).
+//! - `status`: the observations judged, as the `"event":"status"` console line.
+
+pub mod cmdline;
+pub mod device_mapper;
+pub mod efivars;
+pub mod esp;
+pub mod mounts;
+pub mod policy;
+pub mod probe;
+pub mod status;

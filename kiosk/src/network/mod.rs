@@ -1,0 +1,14 @@
+//! The uplink and the tunnel: the network comes up only behind the egress policy,
+//! the tunnel is watched and reconnected, and every change is one console line.
+//!
+//! - `watch`: brings the network up, watches the uplink and the tunnel, reconnects (the runner).
+//! - `egress`: the egress policy the kernel enforces, read back with `nft -j`.
+//! - `uplink`: the wired uplink: link, DHCP address, default router.
+//! - `tunnel`: the IPsec or WireGuard tunnel's state from its own tools, and (re)starting it.
+//! - `reach_check`: an HTTPS GET through the tunnel, trusting only the configured CA.
+
+pub mod egress;
+pub mod reach_check;
+pub mod tunnel;
+pub mod uplink;
+pub mod watch;

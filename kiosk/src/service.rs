@@ -1,0 +1,141 @@
+//! What `kiosk.service` runs: the boot status and storage lines, then (fail
+//! closed) the refusal screen and power-off, or device watching, the network and
+//! the conference session on their own threads until the power button.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+
+use stick_manifest::network::NetworkPolicy;
+use stick_manifest::session::SessionPolicy;
+
+use crate::boot::status::Status;
+use crate::storage::report::StorageReport;
+
+/// Time to read the refusal on screen before the machine powers off.
+const POWEROFF_DELAY: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The whole run: never returns unless writing the status line or powering off fails.
+pub fn run() -> ExitCode {
+    let observations = crate::boot::probe::observe();
+    // The network part of the policy read from the verity root (none: no network).
+    let network = observations
+        .policy
+        .as_ref()
+        .and_then(|policy| policy.network.clone());
+    let session = observations
+        .policy
+        .as_ref()
+        .and_then(|policy| policy.session.clone());
+    let mut status = Status::evaluate(observations);
+    let storage = crate::storage::watch::settled_storage(status.cmdline_root_hash.as_deref());
+    add_storage_refusals(&mut status, &storage);
+    let mut stdout = std::io::stdout().lock();
+    if let Err(err) = print_status(&mut stdout, &status, &storage) {
+        tracing::error!("writing the status line: {err}");
+        return ExitCode::FAILURE;
+    }
+    if !status.ok {
+        return refuse(stdout, &status.refusals);
+    }
+    drop(stdout);
+    let root_hash = status.cmdline_root_hash.clone();
+    start_jobs(root_hash, storage, network, session);
+    // The session runs on its own thread; this one waits for the power button.
+    wait_for_power_button()
+}
+
+/// A storage lock that failed is a refusal like any boot check; logs the verdict.
+fn add_storage_refusals(status: &mut Status, storage: &StorageReport) {
+    if !storage.ok {
+        status.ok = false;
+        status.refusals.extend(
+            storage
+                .problems
+                .iter()
+                .map(|p| format!("storage lock: {p}")),
+        );
+    }
+    if status.ok {
+        tracing::info!("boot status ok");
+    } else {
+        tracing::error!("boot status NOT ok");
+    }
+}
+
+/// The status and storage console lines (an error when they cannot be written),
+/// then one `WARNING:` line per warning.
+fn print_status(
+    stdout: &mut std::io::StdoutLock<'static>,
+    status: &Status,
+    storage: &StorageReport,
+) -> std::io::Result<()> {
+    writeln!(stdout, "{}", status.console_line())
+        .and_then(|()| writeln!(stdout, "{}", storage.console_line()))
+        .and_then(|()| stdout.flush())?;
+    for warning in &status.warnings {
+        let _ = writeln!(stdout, "WARNING: {warning}");
+    }
+    Ok(())
+}
+
+/// Fail closed: says why on the console and the screen, then powers off.
+fn refuse(mut stdout: std::io::StdoutLock<'static>, refusals: &[String]) -> ExitCode {
+    let mut message: String = refusals
+        .iter()
+        .map(|reason| format!("REFUSED: {reason}\n"))
+        .collect();
+    message.push_str(&format!(
+        "No conference session will start. Powering off in {} s.\n",
+        POWEROFF_DELAY.as_secs()
+    ));
+    let _ = stdout.write_all(message.as_bytes());
+    let _ = stdout.flush();
+    crate::screen::show(&message);
+    drop(stdout);
+    std::thread::sleep(POWEROFF_DELAY);
+    if let Err(err) = crate::command::run("systemctl", &["poweroff", "--no-wall"]) {
+        // kiosk.service's OnFailure= powers off instead.
+        tracing::error!("cannot power off: {err}");
+        return ExitCode::FAILURE;
+    }
+    loop {
+        std::thread::park();
+    }
+}
+
+/// Device watching, the network and (with a `[conference]`) the keyboard
+/// shortcuts and the session, each on its own thread.
+fn start_jobs(
+    root_hash: Option<String>,
+    storage: StorageReport,
+    network: Option<NetworkPolicy>,
+    session: Option<SessionPolicy>,
+) {
+    std::thread::spawn(move || crate::storage::watch::watch_devices(root_hash, storage));
+    let reachable: &'static AtomicBool = Box::leak(Box::new(AtomicBool::new(false)));
+    let has_network = network.is_some();
+    std::thread::spawn(move || crate::network::watch::run(network, reachable));
+    if let Some(session) = session {
+        std::thread::spawn(crate::session::shortcuts::run);
+        std::thread::spawn(move || crate::session::runner::run(session, has_network, reachable));
+    }
+}
+
+/// Waits for the power button and powers off; without a power button, waits for good.
+fn wait_for_power_button() -> ExitCode {
+    match crate::power_button::wait_for_press() {
+        Ok(device) => {
+            tracing::info!("power button pressed ({})", device.display());
+            println!("Power button pressed: powering off.");
+            if let Err(err) = crate::command::run("systemctl", &["poweroff", "--no-wall"]) {
+                tracing::error!("cannot power off: {err}");
+                return ExitCode::FAILURE;
+            }
+        }
+        Err(err) => tracing::warn!("power button: {err}"),
+    }
+    loop {
+        std::thread::park();
+    }
+}
