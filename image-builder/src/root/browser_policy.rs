@@ -3,7 +3,7 @@
 //! ways out (devtools, downloads, printing, extensions, new windows, file access,
 //! stored passwords or form data, sign-in, sync, Google services).
 //!
-//! The kiosk enforces the same again over CDP (see kiosk/src/session_guard.rs).
+//! The kiosk enforces the same again over CDP (see kiosk/src/session/guard.rs).
 
 use serde_json::{json, Value};
 use stick_manifest::https_url::HttpsUrl;

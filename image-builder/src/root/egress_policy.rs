@@ -22,7 +22,7 @@ pub fn render(policy: Option<&NetworkPolicy>) -> String {
     out.push("flush ruleset".into());
     out.push(String::new());
     out.push(format!("table inet {EGRESS_TABLE} {{"));
-    // Read by the kiosk to see whether a call's media flows (kiosk/src/media_report.rs).
+    // Read by the kiosk to see whether a call's media flows (kiosk/src/session/media.rs).
     out.push(format!("\tcounter {COUNTER_IN} {{ }}"));
     out.push(format!("\tcounter {COUNTER_OUT} {{ }}"));
 

@@ -122,7 +122,7 @@ pub fn parse_usb(line: &str) -> Option<UsbReport> {
     (report.event == "usb").then_some(report)
 }
 
-/// Prefix of the storage lock's kernel-log lines (`kiosk::storage_lock::KMSG_PREFIX`).
+/// Prefix of the storage lock's kernel-log lines (`kiosk::storage::lock::KMSG_PREFIX`).
 pub const STORAGE_LOCK_PREFIX: &str = "stick-storage-lock: ";
 
 /// How often the storage-lock helper ran, by its kernel-log lines, and the time
