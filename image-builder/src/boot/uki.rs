@@ -27,6 +27,9 @@ const BASE_CMDLINE: &[&str] = &[
     "lockdown=integrity",
     "module.sig_enforce=1",
     "nohibernate",
+    // No magic SysRq keys from the first moment: the sysctl file of the root only
+    // applies after switch-root, this applies in the initrd too.
+    "sysctl.kernel.sysrq=0",
     // No swap, whatever a disk offers (the storage lock keeps disks out as well).
     "systemd.swap=0",
     "console=tty0",

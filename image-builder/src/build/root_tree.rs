@@ -13,6 +13,7 @@ use crate::build::BuildOptions;
 use crate::config::package_pin::{self, PackagePin};
 use crate::root::customize::{customize, Customization};
 use crate::root::harden::{prune_modules, ModulePruning};
+use crate::root::privileges::drop_privileges;
 use crate::runner::CommandRunExt;
 use crate::trees::base::{base_recipe, BaseTree};
 use crate::trees::cache::TreeCache;
@@ -91,9 +92,11 @@ impl RootTree {
         if let Some(session) = &loaded.session {
             crate::root::session::install(&path, session, &inputs.conference_trust)?;
         }
-        let pruning = prune_modules(&path, &base.kernel_version)?;
+        // The SBOM is read before anything is removed: it lists what was installed.
         let packages = crate::trees::packages::installed_packages(&path)
             .with_context(|| format!("cannot read the package list of {}", path.display()))?;
+        let pruning = prune_modules(&path, &base.kernel_version)?;
+        drop_privileges(&path)?;
         check_pins(&loaded.path, &packages, &inputs.pins)?;
         tracing::info!(
             "{} packages; {} (all with versions in the manifest's `packages`)",

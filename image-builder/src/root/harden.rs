@@ -1,7 +1,11 @@
 //! Kernel modules the image must not carry: every filesystem it does not mount
 //! itself (the PC's ext4, NTFS, btrfs, XFS, HFS+... can then never be mounted,
-//! and their parsers never see a hostile disk), network filesystems, and
-//! efi-pstore (which would write crash logs into the PC's firmware NVRAM).
+//! and their parsers never see a hostile disk), network filesystems, network
+//! protocols the stick never speaks (each one a parser a local process could
+//! reach with a socket), the buses that give a plugged-in device DMA (Thunderbolt,
+//! FireWire), and efi-pstore (which would write crash logs into the PC's firmware
+//! NVRAM). The kernel enforces module signatures, so what is removed here cannot
+//! come back from anywhere else.
 //!
 //! What stays is recorded in the manifest (`kernel-filesystems`).
 
@@ -24,8 +28,45 @@ pub const KEPT_FILESYSTEMS: &[&str] = &[
     "squashfs",
 ];
 
-/// Other modules removed by path (relative to the kernel's module folder).
-pub const REMOVED_MODULES: &[&str] = &["kernel/drivers/firmware/efi/efi-pstore.ko.xz"];
+/// Other modules and module folders removed by path (relative to the kernel's
+/// module folder).
+pub const REMOVED_MODULES: &[&str] = &[
+    "kernel/drivers/firmware/efi/efi-pstore.ko.xz",
+    // DMA from a plugged-in device: PCIe tunnelled over Thunderbolt/USB4, FireWire.
+    "kernel/drivers/thunderbolt",
+    "kernel/drivers/net/thunderbolt",
+    "kernel/drivers/firewire",
+    // Network protocols: the stick speaks IPv4/IPv6 (TCP, UDP, ESP) over Ethernet
+    // or Wi-Fi, and nothing else.
+    "kernel/net/6lowpan",
+    "kernel/net/9p",
+    "kernel/net/appletalk",
+    "kernel/net/atm",
+    "kernel/net/ax25",
+    "kernel/net/batman-adv",
+    "kernel/net/can",
+    "kernel/net/ceph",
+    "kernel/net/dccp",
+    "kernel/net/hsr",
+    "kernel/net/ieee802154",
+    "kernel/net/kcm",
+    "kernel/net/l2tp",
+    "kernel/net/lapb",
+    "kernel/net/mac802154",
+    "kernel/net/mpls",
+    "kernel/net/netrom",
+    "kernel/net/nfc",
+    "kernel/net/nsh",
+    "kernel/net/openvswitch",
+    "kernel/net/phonet",
+    "kernel/net/qrtr",
+    "kernel/net/rds",
+    "kernel/net/rose",
+    "kernel/net/rxrpc",
+    "kernel/net/sctp",
+    "kernel/net/smc",
+    "kernel/net/tipc",
+];
 
 /// What the pruning did.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -8,7 +8,8 @@
 //! - `browser_policy`: the browser's managed policy;
 //! - `usb_policy`: USBGuard's rules;
 //! - `fail_closed`: failing closed at every stage of boot;
-//! - `harden`: kernel modules the image must not carry.
+//! - `harden`: kernel modules the image must not carry;
+//! - `privileges`: no setuid/setgid program, no account tools, no perl.
 
 pub mod browser_policy;
 pub mod customize;
@@ -16,6 +17,7 @@ pub mod egress_policy;
 pub mod fail_closed;
 pub mod harden;
 pub mod network;
+pub mod privileges;
 pub mod session;
 pub mod tunnel_config;
 pub mod usb_policy;

@@ -198,7 +198,7 @@ pub fn resigned_uki(signed: &[u8], key: &ForeignDbKey, scratch: &Path) -> Result
 }
 
 /// Copies `len` bytes at `offset` of `image` into `out`.
-fn extract(image: &Path, offset: u64, len: u64, out: &Path) -> Result<()> {
+pub(crate) fn extract(image: &Path, offset: u64, len: u64, out: &Path) -> Result<()> {
     use std::io::{Read, Seek, SeekFrom};
     let mut src =
         std::fs::File::open(image).with_context(|| format!("cannot open {}", image.display()))?;
