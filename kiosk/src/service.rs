@@ -27,6 +27,12 @@ pub fn run() -> ExitCode {
         .policy
         .as_ref()
         .and_then(|policy| policy.session.clone());
+    // Only a manifest whose signature holds gives the clock its floor.
+    let build_time = observations
+        .manifest
+        .manifest
+        .as_ref()
+        .map(|manifest| manifest.build_time);
     let mut status = Status::evaluate(observations);
     let storage = crate::storage::watch::settled_storage(status.cmdline_root_hash.as_deref());
     add_storage_refusals(&mut status, &storage);
@@ -39,6 +45,13 @@ pub fn run() -> ExitCode {
         return refuse(stdout, &status.refusals);
     }
     drop(stdout);
+    if let Some(build_time) = build_time {
+        // Before any network and any certificate check.
+        println!(
+            "{}",
+            crate::boot::clock::hold_floor(build_time).console_line()
+        );
+    }
     let root_hash = status.cmdline_root_hash.clone();
     start_jobs(root_hash, storage, network, session);
     // The session runs on its own thread; this one waits for the power button.

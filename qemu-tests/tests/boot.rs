@@ -19,9 +19,14 @@ fn boot_timeout() -> Duration {
 #[test]
 fn demo_image_boots_to_verified_kiosk_status() {
     let built = qemu_tests::built_image("examples/demo.toml", "demo").expect("demo image builds");
-    let config = MachineConfig::new("demo-boot")
+    let mut config = MachineConfig::new("demo-boot")
         .stick(&built.image)
         .secure_boot(SecureBootKeys::test_keys());
+    // A PC whose clock was set back years: the kiosk sets it forward to the
+    // image's build time before any network or certificate is used.
+    config
+        .extra_args
+        .extend(["-rtc".into(), "base=2015-06-01T12:00:00".into()]);
     let mut vm = Machine::start(&config).expect("QEMU starts");
     let line = vm
         .wait_for_line(boot_timeout(), |l| parse_status(l).is_some())
@@ -29,6 +34,23 @@ fn demo_image_boots_to_verified_kiosk_status() {
     let boot_secs = vm.elapsed().as_secs_f64();
     let status = parse_status(&line).expect("status parses");
     eprintln!("boot: QEMU start -> kiosk status line in {boot_secs:.1} s");
+
+    let clock = vm
+        .wait_for_line(Duration::from_secs(30), |l| {
+            parse_event(l, "clock").is_some()
+        })
+        .unwrap_or_else(|e| panic!("no clock line: {e:#}"));
+    let clock = parse_event(&clock, "clock").expect("clock line");
+    let build_time = built.manifest["build-time"]
+        .as_u64()
+        .expect("the manifest has build-time");
+    assert_eq!(clock["floor"], build_time, "{clock}");
+    assert_eq!(clock["corrected"], true, "{clock}");
+    let (was, now) = (
+        clock["was"].as_u64().expect("was"),
+        clock["now"].as_u64().expect("now"),
+    );
+    assert!(was < build_time && now >= build_time, "{clock}");
 
     // The demo has no [vpn]: the egress policy drops everything and the kiosk
     // configures no network.
@@ -113,12 +135,12 @@ fn demo_image_boots_to_verified_kiosk_status() {
                 || parse_usb(l).is_some()
                 || parse_egress(l).is_some()
                 || parse_net(l).is_some()
-                || ["session", "blocked", "shortcut"]
+                || ["session", "blocked", "shortcut", "clock"]
                     .iter()
                     .any(|kind| parse_event(l, kind).is_some()))
             .count(),
         "every kiosk line is a well-formed status, storage, usb, egress, net, session, \
-         blocked or shortcut line\n{}",
+         blocked, shortcut or clock line\n{}",
         context()
     );
     if let Some((pattern, at)) = find_forbidden(&console) {

@@ -1,10 +1,12 @@
 //! Storage lock: the PC's own disks (NVMe/ext4, SATA/vfat+swap, virtio/LUKS, made
 //! here with real filesystems) are seen, set read-only, never mounted, never swap,
-//! and hash the same after the session as before.
+//! and hash the same after the session as before. The stick's own partitions are
+//! read-only too. A PC disk holding a copy of the stick (its partition UUIDs are
+//! public) is a foreign disk like the others, reported as a copy.
 
 use std::time::Duration;
 
-use qemu_tests::machine::disks::{make_hostile_disks, HostileDisk};
+use qemu_tests::machine::disks::{make_hostile_disks, Bus, HostileDisk};
 use qemu_tests::machine::qemu::{Machine, MachineConfig, SecureBootKeys};
 use qemu_tests::machine::serial::{
     find_forbidden, parse_status, parse_storage, storage_lock_times, STORAGE_LOCK_PREFIX,
@@ -12,13 +14,34 @@ use qemu_tests::machine::serial::{
 
 const BOOT_TIMEOUT: Duration = Duration::from_secs(600);
 
-/// Block devices the disks show up as: NVMe disk + 1 or 2 partitions, SATA disk
-/// + 2 partitions, virtio disk (LUKS on the whole disk), USB disk + 1 partition.
-fn expected_foreign(nvme_esp: bool) -> usize {
-    (if nvme_esp { 3 } else { 2 }) + 3 + 1 + 2
+/// Block devices the disks show up as: NVMe disk with 1 or 2 partitions, SATA disk
+/// with 2 partitions, virtio disk (LUKS on the whole disk), USB disk with 1
+/// partition, and the clone of the stick on a second NVMe disk (disk, ESP, root,
+/// verity).
+fn expected_foreign(nvme_esp: bool, clone: bool) -> usize {
+    (if nvme_esp { 3 } else { 2 }) + 3 + 1 + 2 + if clone { 4 } else { 0 }
 }
 
-fn run_storage_scenario(name: &str, nvme_esp: bool) {
+/// A byte-for-byte copy of the stick with one root block and the ESP's manifest
+/// changed, as a hostile PC could hold it on an internal disk.
+fn stick_clone(image: &std::path::Path) -> qemu_tests::machine::tamper::TamperedStick {
+    use image_builder::disk::gpt::ROOT_X86_64_TYPE;
+    use stick_manifest::MANIFEST_FILE;
+    let clone = qemu_tests::machine::tamper::TamperedStick::copy_of(image).expect("copy");
+    let root = clone.partition(ROOT_X86_64_TYPE).expect("root").offset();
+    clone
+        .xor_byte(root + (1 << 20), 0x01)
+        .expect("root block changed");
+    // One more byte: its signature no longer holds.
+    let mut manifest = clone.read_esp_file(MANIFEST_FILE).expect("manifest");
+    manifest.push(b'\n');
+    clone
+        .write_esp_file(MANIFEST_FILE, &manifest)
+        .expect("manifest changed");
+    clone
+}
+
+fn run_storage_scenario(name: &str, nvme_esp: bool, clone: bool) {
     let built = qemu_tests::built_image("examples/demo.toml", "demo").expect("demo image builds");
     let dir = tempfile::tempdir().expect("tempdir");
     let bootloader = nvme_esp.then(|| {
@@ -31,8 +54,16 @@ fn run_storage_scenario(name: &str, nvme_esp: bool) {
             .expect("UKI");
         qemu_tests::machine::tamper::unsigned_uki(&uki, stick.scratch()).expect("sbattach")
     });
-    let disks: Vec<HostileDisk> =
+    let mut disks: Vec<HostileDisk> =
         make_hostile_disks(dir.path(), bootloader.as_deref()).expect("disks are made");
+    let clone = clone.then(|| stick_clone(&built.image));
+    if let Some(clone) = &clone {
+        disks.push(HostileDisk {
+            path: clone.path.clone(),
+            bus: Bus::Nvme,
+            what: "NVMe disk holding a changed copy of the stick",
+        });
+    }
     let before: Vec<String> = disks.iter().map(|d| d.sha256().expect("hash")).collect();
 
     let mut config = MachineConfig::new(name)
@@ -45,7 +76,7 @@ fn run_storage_scenario(name: &str, nvme_esp: bool) {
     // Controllers probe late under TCG: the kiosk prints a new storage line
     // whenever the devices change; wait for the one that has them all, each
     // one processed by udev (under load the first line may come before that).
-    let want = expected_foreign(nvme_esp);
+    let want = expected_foreign(nvme_esp, clone.is_some());
     let line = vm
         .wait_for_line(BOOT_TIMEOUT, |l| {
             parse_storage(l)
@@ -81,10 +112,24 @@ fn run_storage_scenario(name: &str, nvme_esp: bool) {
         .iter()
         .filter(|d| d.role == "foreign")
         .collect();
-    assert_eq!(foreign.len(), expected_foreign(nvme_esp), "{}", context());
+    assert_eq!(
+        foreign.len(),
+        expected_foreign(nvme_esp, clone.is_some()),
+        "{}",
+        context()
+    );
     for d in &foreign {
         assert!(d.read_only && !d.mounted && !d.swap, "{d:?}\n{}", context());
     }
+    let copies = foreign.iter().filter(|d| d.copies_stick).count();
+    let want_copies = if clone.is_some() { 4 } else { 0 };
+    assert_eq!(
+        copies,
+        want_copies,
+        "the clone's disk and partitions: {}",
+        context()
+    );
+    assert_eq!(report.copies_of_stick, want_copies, "{}", context());
     let stick: Vec<_> = report
         .devices
         .iter()
@@ -96,6 +141,13 @@ fn run_storage_scenario(name: &str, nvme_esp: bool) {
         "stick disk + ESP, root, verity: {}",
         context()
     );
+    for d in &stick {
+        assert!(
+            d.read_only,
+            "the stick is read-only too: {d:?}\n{}",
+            context()
+        );
+    }
     assert!(
         foreign.iter().any(|d| d.name.starts_with("nvme"))
             && foreign.iter().any(|d| d.name.starts_with("vd")),
@@ -164,11 +216,11 @@ fn run_storage_scenario(name: &str, nvme_esp: bool) {
 }
 
 #[test]
-fn pc_disks_are_locked_and_untouched() {
-    run_storage_scenario("storage-lock", false);
+fn pc_disks_and_a_clone_of_the_stick_are_locked_and_untouched() {
+    run_storage_scenario("storage-lock", false, true);
 }
 
 #[test]
 fn pc_disks_with_another_os_esp_are_locked_and_untouched() {
-    run_storage_scenario("storage-lock-other-esp", true);
+    run_storage_scenario("storage-lock-other-esp", true, false);
 }

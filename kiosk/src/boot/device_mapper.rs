@@ -11,6 +11,29 @@ pub const ROOT_DM_NODE: &str = "/dev/mapper/root";
 
 const VERITY_TARGET: &str = "verity";
 
+/// The disks under the verity device `root`: the whole disks of its slaves (data
+/// and hash partitions) in `sys_block` (`/sys/class/block`). This is what makes a
+/// disk the stick: the kernel verified the root through it. Partition UUIDs do
+/// not decide, since anyone can copy them. Empty when there is no such device.
+pub fn verity_root_disks(sys_block: &std::path::Path) -> Vec<String> {
+    let Some(dm) = crate::sysfs::entry_names(sys_block)
+        .into_iter()
+        .filter(|name| name.starts_with("dm-"))
+        .find(|name| {
+            std::fs::read_to_string(sys_block.join(name).join("dm/name"))
+                .is_ok_and(|n| n.trim() == ROOT_DM_NAME)
+        })
+    else {
+        return Vec::new();
+    };
+    let mut disks: Vec<String> = crate::sysfs::entry_names(&sys_block.join(&dm).join("slaves"))
+        .iter()
+        .filter_map(|slave| crate::sysfs::whole_disk(sys_block, slave).ok())
+        .collect();
+    disks.dedup();
+    disks
+}
+
 /// Why dmsetup output could not be read as a dm-verity device.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DmParseError {
@@ -262,5 +285,40 @@ mod tests {
         for (name, text, want) in cases {
             assert_eq!(parse_dm_status(text), *want, "{name}");
         }
+    }
+
+    #[test]
+    fn the_stick_is_the_disk_under_the_verity_root() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let devices = dir.path().join("devices");
+        let sys = dir.path().join("class");
+        std::fs::create_dir_all(&sys).expect("mkdir");
+        let link = |target: &std::path::Path, name: &str| {
+            std::os::unix::fs::symlink(target, sys.join(name)).expect("link")
+        };
+        for disk in ["sda", "nvme0n1"] {
+            for part in 1..=3 {
+                let dir = devices.join(disk).join(format!("{disk}{part}"));
+                std::fs::create_dir_all(&dir).expect("part");
+                std::fs::write(dir.join("partition"), format!("{part}\n")).expect("number");
+                link(&dir, &format!("{disk}{part}"));
+            }
+            link(&devices.join(disk), disk);
+        }
+        assert!(verity_root_disks(&sys).is_empty(), "no dm device yet");
+        for (dm, name, slaves) in [
+            ("dm-0", "other", &["nvme0n12"][..]),
+            ("dm-1", "root", &["sda2", "sda3"][..]),
+        ] {
+            let dir = devices.join("virtual").join(dm);
+            std::fs::create_dir_all(dir.join("dm")).expect("dm");
+            std::fs::create_dir_all(dir.join("slaves")).expect("slaves");
+            std::fs::write(dir.join("dm/name"), format!("{name}\n")).expect("name");
+            for slave in slaves {
+                std::fs::create_dir(dir.join("slaves").join(slave)).expect("slave");
+            }
+            link(&dir, dm);
+        }
+        assert_eq!(verity_root_disks(&sys), ["sda"]);
     }
 }

@@ -1,10 +1,12 @@
 //! The signed manifest on the ESP the UKI was booted from.
 //!
-//! The ESP is found through `LoaderDevicePartUUID` (never by device name), mounted
-//! read-only for as long as it takes to read two files, and unmounted again.
+//! The ESP is the partition named by `LoaderDevicePartUUID` on the disk dm-verity
+//! opened the root from (never by device name, and never by that UUID alone: a
+//! PC's disk can carry a copy of it). It is mounted read-only for as long as it
+//! takes to read two files, and unmounted again.
 
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -15,9 +17,11 @@ use crate::boot::efivars::{parse_loader_partuuid, LOADER_DEVICE_PARTUUID_VAR};
 
 /// Where the ESP is mounted while the manifest is read.
 pub const ESP_MOUNT_POINT: &str = "/run/kiosk/esp";
-const BY_PARTUUID_DIR: &str = "/dev/disk/by-partuuid";
 const ESP_FS_TYPE: &str = "vfat";
-/// udev may still be creating the by-partuuid link when the kiosk starts.
+/// The ESP's partition type (UEFI).
+const ESP_TYPE_UUID: &str = "c12a7328-f81f-11d2-ba4b-00a0c93ec93b";
+const SYS_CLASS_BLOCK: &str = "/sys/class/block";
+/// The partition's device node may still be on its way when the kiosk starts.
 const ESP_DEVICE_TIMEOUT: Duration = Duration::from_secs(10);
 const ESP_DEVICE_POLL: Duration = Duration::from_millis(100);
 /// A manifest with a full package list is some hundred KiB; refuse anything absurd.
@@ -120,9 +124,11 @@ pub fn read_boot_esp() -> Result<EspFiles> {
     })?;
     let partuuid = parse_loader_partuuid(&raw)
         .with_context(|| format!("parsing {LOADER_DEVICE_PARTUUID_VAR}"))?;
-    let device = Path::new(BY_PARTUUID_DIR).join(&partuuid);
+    let sys_block = Path::new(SYS_CLASS_BLOCK);
+    let stick = crate::boot::device_mapper::verity_root_disks(sys_block);
+    let device = find_esp(sys_block, Path::new("/dev"), &stick, &partuuid)?;
     wait_for(&device, ESP_DEVICE_TIMEOUT)?;
-    tracing::info!("boot ESP is {}", device.display());
+    tracing::info!("boot ESP is {} ({partuuid})", device.display());
 
     let mount_point = Path::new(ESP_MOUNT_POINT);
     std::fs::create_dir_all(mount_point)
@@ -146,6 +152,47 @@ pub fn read_boot_esp() -> Result<EspFiles> {
         tracing::warn!("unmounting {}: {err}", mount_point.display());
     }
     files
+}
+
+/// The device node of the ESP partition `partuuid` on one of `stick_disks` (the
+/// disks under the verity root), read from their GPTs.
+pub fn find_esp(
+    sys_block: &Path,
+    dev_dir: &Path,
+    stick_disks: &[String],
+    partuuid: &str,
+) -> Result<PathBuf> {
+    anyhow::ensure!(
+        !stick_disks.is_empty(),
+        "no disk under the verity root: the stick is unknown, its ESP is not read"
+    );
+    for disk in stick_disks {
+        let sector = std::fs::read_to_string(sys_block.join(disk).join("queue/logical_block_size"))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(512);
+        let node = dev_dir.join(disk);
+        let entries = std::fs::File::open(&node)
+            .map_err(anyhow::Error::from)
+            .and_then(|mut f| {
+                crate::boot::gpt::read_entries(&mut f, sector).map_err(anyhow::Error::from)
+            })
+            .with_context(|| format!("reading the GPT of the stick {}", node.display()))?;
+        let Some(entry) = entries
+            .iter()
+            .find(|e| e.part_uuid == partuuid && e.type_uuid == ESP_TYPE_UUID)
+        else {
+            continue;
+        };
+        let name = crate::sysfs::partition_name(sys_block, disk, entry.number)
+            .with_context(|| format!("{disk} has no partition {} in sysfs", entry.number))?;
+        return Ok(dev_dir.join(name));
+    }
+    anyhow::bail!(
+        "the firmware booted from ESP {partuuid}, which is not on the stick ({}): \
+         the UKI came from another disk",
+        stick_disks.join(", ")
+    )
 }
 
 fn read_files(dir: &Path) -> Result<EspFiles> {
@@ -299,5 +346,50 @@ mod tests {
                 signature: None,
             }
         );
+    }
+
+    #[test]
+    fn the_esp_is_read_from_the_stick_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let devices = dir.path().join("devices");
+        let sys = dir.path().join("class");
+        let dev = dir.path().join("dev");
+        std::fs::create_dir_all(&sys).expect("sys");
+        std::fs::create_dir_all(&dev).expect("dev");
+        // Type bytes: the ESP's type GUID starts 28 73 2a c1 on disk.
+        let esp_uuid_bytes = [0x11u8; 16];
+        let esp_type = [
+            0x28, 0x73, 0x2a, 0xc1, 0x1f, 0xf8, 0xd2, 0x11, 0xba, 0x4b, 0x00, 0xa0, 0xc9, 0x3e,
+            0xc9, 0x3b,
+        ];
+        for disk in ["sda", "nvme0n1"] {
+            let mut table = crate::boot::gpt::test_disk(&[(1, esp_uuid_bytes)], 128, 128, 2);
+            table[1024..1040].copy_from_slice(&esp_type);
+            // test_disk's CRCs were computed before the type was set: recompute.
+            let entries_crc = crc32fast::hash(&table[1024..1024 + 128 * 128]);
+            table[512 + 88..512 + 92].copy_from_slice(&entries_crc.to_le_bytes());
+            table[512 + 16..512 + 20].fill(0);
+            let header_crc = crc32fast::hash(&table[512..512 + 92]);
+            table[512 + 16..512 + 20].copy_from_slice(&header_crc.to_le_bytes());
+            std::fs::write(dev.join(disk), table).expect("disk");
+            let part = devices.join(disk).join(format!("{disk}x1"));
+            std::fs::create_dir_all(&part).expect("part");
+            std::fs::write(part.join("partition"), "1\n").expect("number");
+            std::os::unix::fs::symlink(devices.join(disk), sys.join(disk)).expect("link");
+        }
+        let uuid = "11111111-1111-1111-1111-111111111111";
+        let found = find_esp(&sys, &dev, &["sda".into()], uuid).expect("found");
+        assert_eq!(found, dev.join("sdax1"));
+        let found = find_esp(&sys, &dev, &["nvme0n1".into()], uuid).expect("found");
+        assert_eq!(found, dev.join("nvme0n1x1"));
+        let err = find_esp(
+            &sys,
+            &dev,
+            &["sda".into()],
+            "22222222-1111-1111-1111-111111111111",
+        )
+        .expect_err("another ESP");
+        assert!(err.to_string().contains("not on the stick (sda)"), "{err}");
+        assert!(find_esp(&sys, &dev, &[], uuid).is_err(), "no stick, no ESP");
     }
 }

@@ -2,7 +2,9 @@
 //! running system once at start, judges it and prints the status line.
 //!
 //! - `probe`: reads the running system (cmdline, device-mapper, mounts, ESP) into observations.
+//! - `clock`: the clock is never earlier than the image's build time.
 //! - `cmdline`: the kernel command line: the verity root hash, and how it differs from the signed one.
+//! - `gpt`: reads the partition entries of a (possibly hostile) GPT disk, CRCs checked.
 //! - `efivars`: EFI variables systemd-stub sets (the ESP's partition UUID).
 //! - `esp`: the signed manifest on the ESP the UKI was booted from.
 //! - `policy`: Secure Boot, kernel lockdown and the admin's boot policy, judged.
@@ -10,10 +12,12 @@
 //! - `mounts`: where the root filesystem comes from (mountinfo, volatile overlay).
 //! - `status`: the observations judged, as the `"event":"status"` console line.
 
+pub mod clock;
 pub mod cmdline;
 pub mod device_mapper;
 pub mod efivars;
 pub mod esp;
+pub mod gpt;
 pub mod mounts;
 pub mod policy;
 pub mod probe;

@@ -1,19 +1,27 @@
-//! StorageLock: every block device that is not the stick is set read-only at the
+//! StorageLock: every block device, the stick included, is set read-only at the
 //! block layer (BLKROSET) the moment udev sees it, in the initrd and in the system.
+//! Nothing on the stick is ever written either: its root is verified, its state
+//! lives in RAM.
 //!
-//! The stick is the disk whose GPT holds the root partition named by the signed
-//! cmdline: its PARTUUID is the first half of `roothash=` (the UAPI convention the
-//! builder follows). Device names never decide.
+//! At that moment dm-verity may not have opened anything yet, so udev is told
+//! which disks *may* be the stick: those whose GPT (CRCs checked) holds the root
+//! partition named by the signed cmdline (its PARTUUID is the first half of
+//! `roothash=`, the UAPI convention the builder follows). They stay visible to
+//! systemd so that systemd-veritysetup can open them; every other device is kept
+//! from systemd (no mount, no swap) and desktop tooling. That PARTUUID is public,
+//! so a PC's disk can carry it too: which disk *is* the stick is decided later,
+//! by what dm-verity opened (`boot::device_mapper::verity_root_disks`); the
+//! storage report names a copy as a foreign disk that copies the stick. Device
+//! names never decide.
 //!
 //! `kiosk lock-block-device NAME` is what the udev rule runs (`IMPORT{program}`);
-//! it prints `STICK_STORAGE=stick|foreign` for the rules that follow, which keep
-//! foreign devices away from systemd (no mount, no swap) and desktop tooling.
+//! it prints `STICK_STORAGE=stick|foreign` for the rules that follow.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use crate::storage::gpt::partition_uuids;
+use crate::boot::gpt::partition_uuids;
 
 /// `BLKROSET` from linux/fs.h: `_IO(0x12, 93)`.
 const BLKROSET: u64 = 0x125d;
@@ -69,35 +77,49 @@ pub fn is_virtual(name: &str) -> bool {
         .any(|p| name.starts_with(p))
 }
 
-/// The whole-disk kernel name of `name` (itself for a disk), from sysfs.
-pub fn whole_disk(sys_block: &Path, name: &str) -> Result<String> {
-    let dev = sys_block.join(name);
-    if !dev.join("partition").exists() {
-        return Ok(name.to_string());
+/// The role of block device `name` (a kernel name such as `sdb1`) as udev sees it:
+/// `Stick` for a device on a disk that holds the signed root partition (a
+/// candidate until dm-verity opens one of them).
+pub fn classify(sys_block: &Path, dev_dir: &Path, name: &str, root_hash: Option<&str>) -> Role {
+    if is_virtual(name) {
+        Role::Virtual
+    } else if holds_stick_root(sys_block, dev_dir, name, root_hash) {
+        Role::Stick
+    } else {
+        Role::Foreign
     }
-    let real =
-        std::fs::canonicalize(&dev).with_context(|| format!("cannot resolve {}", dev.display()))?;
-    let parent = real
-        .parent()
-        .and_then(|p| p.file_name())
-        .with_context(|| format!("{} has no parent disk", real.display()))?;
-    Ok(parent.to_string_lossy().into_owned())
 }
 
-/// Decides the role of the block device `name` (a kernel name such as `sda1`).
-pub fn classify(sys_block: &Path, dev_dir: &Path, name: &str, root_hash: Option<&str>) -> Role {
+/// The role of block device `name` once the root is open: the stick is the disk
+/// dm-verity verified the root through (`stick_disks`), whatever else carries
+/// its partition UUIDs.
+pub fn role_of(sys_block: &Path, name: &str, stick_disks: &[String]) -> Role {
     if is_virtual(name) {
         return Role::Virtual;
     }
+    match crate::sysfs::whole_disk(sys_block, name) {
+        Ok(disk) if stick_disks.contains(&disk) => Role::Stick,
+        _ => Role::Foreign,
+    }
+}
+
+/// Whether the disk of `name` has a valid GPT holding the partition UUID of the
+/// signed root (the stick, or a copy of its table).
+pub fn holds_stick_root(
+    sys_block: &Path,
+    dev_dir: &Path,
+    name: &str,
+    root_hash: Option<&str>,
+) -> bool {
     let Some(stick_uuid) = root_hash.and_then(stick_root_partuuid) else {
         // Without a signed root hash nothing can be the stick.
-        return Role::Foreign;
+        return false;
     };
-    let disk = match whole_disk(sys_block, name) {
+    let disk = match crate::sysfs::whole_disk(sys_block, name) {
         Ok(disk) => disk,
         Err(err) => {
             tracing::warn!("{name}: {err:#}; treated as foreign");
-            return Role::Foreign;
+            return false;
         }
     };
     let sector = std::fs::read_to_string(sys_block.join(&disk).join("queue/logical_block_size"))
@@ -109,11 +131,10 @@ pub fn classify(sys_block: &Path, dev_dir: &Path, name: &str, root_hash: Option<
         .map_err(anyhow::Error::from)
         .and_then(|mut f| partition_uuids(&mut f, sector).map_err(anyhow::Error::from));
     match uuids {
-        Ok(uuids) if uuids.contains(&stick_uuid) => Role::Stick,
-        Ok(_) => Role::Foreign,
+        Ok(uuids) => uuids.contains(&stick_uuid),
         Err(err) => {
             tracing::debug!("{}: {err:#}: not the stick", node.display());
-            Role::Foreign
+            false
         }
     }
 }
@@ -145,7 +166,7 @@ fn log_to_kernel(message: &str) {
     }
 }
 
-/// `kiosk lock-block-device NAME`: classify, lock if foreign, print udev properties.
+/// `kiosk lock-block-device NAME`: classify, lock, print udev properties.
 pub fn lock_block_device(name: &str) -> Result<String> {
     if name.is_empty() || name.contains('/') {
         bail!("expected a kernel device name such as sdb1, got {name:?}");
@@ -153,21 +174,31 @@ pub fn lock_block_device(name: &str) -> Result<String> {
     let started = std::time::Instant::now();
     let cmdline = std::fs::read_to_string(crate::boot::cmdline::PROC_CMDLINE).unwrap_or_default();
     let root_hash = crate::boot::cmdline::parse_cmdline_root_hash(&cmdline);
-    let role = classify(
-        Path::new(SYS_CLASS_BLOCK),
-        Path::new("/dev"),
-        name,
-        root_hash.as_deref(),
-    );
-    if role == Role::Foreign {
+    let sys_block = Path::new(SYS_CLASS_BLOCK);
+    // Once dm-verity has opened the root (later in the initrd, and in the system),
+    // the stick is known for sure; before, a disk holding its table may be it.
+    let stick_disks = crate::boot::device_mapper::verity_root_disks(sys_block);
+    let role = if stick_disks.is_empty() {
+        classify(sys_block, Path::new("/dev"), name, root_hash.as_deref())
+    } else {
+        role_of(sys_block, name, &stick_disks)
+    };
+    if role != Role::Virtual {
         set_read_only(&PathBuf::from("/dev").join(name))?;
     }
     let took = started.elapsed().as_secs_f64() * 1000.0;
     match role {
         Role::Foreign => log_to_kernel(&format!(
-            "{name} is not the stick: set read-only, kept unused ({took:.1} ms)"
+            "{name} is not the stick: set read-only, kept unused{} ({took:.1} ms)",
+            if holds_stick_root(sys_block, Path::new("/dev"), name, root_hash.as_deref()) {
+                "; it copies the stick's partition UUIDs"
+            } else {
+                ""
+            }
         )),
-        Role::Stick => log_to_kernel(&format!("{name} is the stick ({took:.1} ms)")),
+        Role::Stick => log_to_kernel(&format!(
+            "{name} holds the stick's root partition: set read-only ({took:.1} ms)"
+        )),
         Role::Virtual => {}
     }
     Ok(format!("STICK_STORAGE={}\n", role.as_str()))
@@ -234,16 +265,7 @@ mod tests {
         ] {
             std::os::unix::fs::symlink(target, sys.join(name)).expect("link");
         }
-        let gpt = |guid: [u8; 16]| {
-            let mut d = vec![0u8; 512 * 40];
-            d[512..520].copy_from_slice(b"EFI PART");
-            d[512 + 72..512 + 80].copy_from_slice(&2u64.to_le_bytes());
-            d[512 + 80..512 + 84].copy_from_slice(&128u32.to_le_bytes());
-            d[512 + 84..512 + 88].copy_from_slice(&128u32.to_le_bytes());
-            d[1024] = 1;
-            d[1024 + 16..1024 + 32].copy_from_slice(&guid);
-            d
-        };
+        let gpt = |guid: [u8; 16]| crate::boot::gpt::test_disk(&[(1, guid)], 128, 128, 2);
         let stick_guid = [
             0x15, 0x0d, 0xe5, 0x6a, 0xfd, 0x92, 0xdb, 0x80, 0x3f, 0x45, 0x0b, 0xea, 0x87, 0x74,
             0x04, 0x48,

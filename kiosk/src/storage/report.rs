@@ -6,7 +6,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::boot::mounts::{DevNum, MountEntry};
-use crate::storage::lock::{classify, Role};
+use crate::storage::lock::{holds_stick_root, role_of, Role};
 
 /// One block device as seen at boot.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -18,6 +18,9 @@ pub struct BlockDevice {
     pub read_only: bool,
     pub mounted: bool,
     pub swap: bool,
+    /// A foreign device on a disk whose GPT carries the stick's root partition
+    /// UUID: a copy of the stick's table (or of the whole stick) on the PC.
+    pub copies_stick: bool,
 }
 
 /// The `"event":"storage"` line.
@@ -30,6 +33,8 @@ pub struct StorageReport {
     /// Foreign devices that are read-only, unmounted and not swap.
     pub locked: usize,
     pub foreign: usize,
+    /// Foreign devices that copy the stick's partition UUIDs (locked like any other).
+    pub copies_of_stick: usize,
     pub swap_active: bool,
     /// Block filesystems the kernel has or can load (built in or a module).
     pub filesystems: Vec<String>,
@@ -61,6 +66,14 @@ impl StorageReport {
                 problems.push(format!("{} (not the stick) is used as swap", d.name));
             }
         }
+        for d in devices
+            .iter()
+            .filter(|d| d.role == Role::Stick && d.settled)
+        {
+            if !d.read_only {
+                problems.push(format!("{} (the stick) is writable", d.name));
+            }
+        }
         if swap_active {
             problems.push("swap is active".to_string());
         }
@@ -75,6 +88,7 @@ impl StorageReport {
                 .filter(|d| d.read_only && !d.mounted && !d.swap)
                 .count(),
             foreign: foreign.len(),
+            copies_of_stick: foreign.iter().filter(|d| d.copies_stick).count(),
             swap_active,
             filesystems,
             devices,
@@ -129,19 +143,23 @@ pub fn parse_filesystems(proc_filesystems: &str, modules_dep: &str) -> Vec<Strin
 /// Reads sysfs, mountinfo and `/proc/swaps` into a report.
 pub fn observe(sys_block: &Path, root_hash: Option<&str>, mounts: &[MountEntry]) -> StorageReport {
     let swaps = parse_swaps(&std::fs::read_to_string("/proc/swaps").unwrap_or_default());
+    let stick_disks = crate::boot::device_mapper::verity_root_disks(sys_block);
     let names = crate::sysfs::entry_names(sys_block);
     let devices = names
         .into_iter()
         .map(|name| {
             let read = |file: &str| std::fs::read_to_string(sys_block.join(&name).join(file));
             let devnum: Option<DevNum> = read("dev").ok().and_then(|s| s.trim().parse().ok());
+            let role = role_of(sys_block, &name, &stick_disks);
             BlockDevice {
                 settled: devnum
                     .is_some_and(|n| Path::new(UDEV_DATA).join(format!("b{n}")).exists()),
-                role: classify(sys_block, Path::new("/dev"), &name, root_hash),
+                role,
                 read_only: read("ro").map(|s| s.trim() == "1").unwrap_or(false),
                 mounted: devnum.is_some_and(|n| mounts.iter().any(|m| m.device == n)),
                 swap: swaps.contains(&name),
+                copies_stick: role == Role::Foreign
+                    && holds_stick_root(sys_block, Path::new("/dev"), &name, root_hash),
                 name,
             }
         })
@@ -169,6 +187,7 @@ mod tests {
             read_only,
             mounted,
             swap,
+            copies_stick: false,
         }
     }
 
@@ -186,7 +205,7 @@ mod tests {
             (
                 "all locked",
                 vec![
-                    dev("sda", Role::Stick, false, false, false),
+                    dev("sda", Role::Stick, true, false, false),
                     dev("sda2", Role::Stick, true, false, false),
                     dev("nvme0n1", Role::Foreign, true, false, false),
                     dev("dm-0", Role::Virtual, true, true, false),
@@ -204,6 +223,29 @@ mod tests {
                     "vda1 (not the stick) is mounted",
                 ],
                 0,
+            ),
+            (
+                "the stick writable",
+                vec![
+                    dev("sda", Role::Stick, false, false, false),
+                    dev("sda2", Role::Stick, true, false, false),
+                ],
+                false,
+                vec!["sda (the stick) is writable"],
+                0,
+            ),
+            (
+                "a copy of the stick, locked",
+                vec![
+                    dev("sda", Role::Stick, true, false, false),
+                    BlockDevice {
+                        copies_stick: true,
+                        ..dev("nvme0n1", Role::Foreign, true, false, false)
+                    },
+                ],
+                false,
+                vec![],
+                1,
             ),
             (
                 "not yet seen by udev",
@@ -257,7 +299,7 @@ mod tests {
     #[test]
     fn report_line_is_marked_json() {
         let line = StorageReport::new(
-            vec![dev("sda", Role::Stick, false, false, false)],
+            vec![dev("sda", Role::Stick, true, false, false)],
             false,
             vec!["vfat".into()],
         )
@@ -265,8 +307,8 @@ mod tests {
         assert_eq!(
             line,
             "@kiosk@ {\"event\":\"storage\",\"ok\":true,\"seen\":1,\"locked\":0,\"foreign\":0,\
-             \"swap_active\":false,\"filesystems\":[\"vfat\"],\"devices\":[{\"name\":\"sda\",\"settled\":true,\"role\":\"stick\",\
-             \"read_only\":false,\"mounted\":false,\"swap\":false}],\"problems\":[]}"
+             \"copies_of_stick\":0,\"swap_active\":false,\"filesystems\":[\"vfat\"],\"devices\":[{\"name\":\"sda\",\"settled\":true,\"role\":\"stick\",\
+             \"read_only\":true,\"mounted\":false,\"swap\":false,\"copies_stick\":false}],\"problems\":[]}"
         );
     }
 }

@@ -77,6 +77,9 @@ pub struct BlockDevice {
     pub read_only: bool,
     pub mounted: bool,
     pub swap: bool,
+    /// A foreign device whose disk carries the stick's root partition UUID.
+    #[serde(default)]
+    pub copies_stick: bool,
 }
 
 /// The kiosk's storage-lock report.
@@ -87,6 +90,8 @@ pub struct StorageReport {
     pub seen: usize,
     pub locked: usize,
     pub foreign: usize,
+    #[serde(default)]
+    pub copies_of_stick: usize,
     pub swap_active: bool,
     pub filesystems: Vec<String>,
     pub devices: Vec<BlockDevice>,
