@@ -98,6 +98,8 @@ fn demo_image_boots_to_verified_kiosk_status() {
     };
 
     assert_eq!(status.verity, "active", "{}", context());
+    assert_eq!(status.iommu, ["dmar0"], "{}", context());
+    assert!(status.warnings.is_empty(), "{}", context());
     assert!(status.root_read_only, "{}", context());
     assert_eq!(status.root_fs.as_deref(), Some("squashfs"), "{}", context());
     assert_eq!(status.signature, "valid", "{}", context());

@@ -27,6 +27,13 @@ const BASE_CMDLINE: &[&str] = &[
     "lockdown=integrity",
     "module.sig_enforce=1",
     "nohibernate",
+    // Devices' DMA only through the IOMMU, strictly (no lazy unmapping, no
+    // passthrough), and no bus mastering while the EFI stub hands over.
+    "intel_iommu=on",
+    "amd_iommu=force_isolation",
+    "iommu.strict=1",
+    "iommu.passthrough=0",
+    "efi=disable_early_pci_dma",
     // No magic SysRq keys from the first moment: the sysctl file of the root only
     // applies after switch-root, this applies in the initrd too.
     "sysctl.kernel.sysrq=0",

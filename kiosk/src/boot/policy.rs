@@ -1,5 +1,6 @@
 //! Platform state the kiosk judges before any session: UEFI Secure Boot, kernel
-//! lockdown, and the admin's policy (Secure Boot required, minimum rollback index).
+//! lockdown, the IOMMU that keeps devices' DMA out of memory, and the admin's
+//! policy (Secure Boot required, minimum rollback index).
 
 use serde::Serialize;
 use stick_manifest::KioskPolicy;
@@ -11,6 +12,15 @@ pub const SETUP_MODE_VAR: &str =
     "/sys/firmware/efi/efivars/SetupMode-8be4df61-93ca-11d2-aa0d-00e098032b8c";
 /// The kernel's lockdown mode, e.g. `none [integrity] confidentiality`.
 pub const LOCKDOWN_FILE: &str = "/sys/kernel/security/lockdown";
+
+/// The IOMMU units the kernel drives (`dmar0` on Intel, `ivhd0` on AMD): with one,
+/// every device's DMA goes through translation (the signed cmdline asks for it to
+/// be on and strict).
+pub const IOMMU_CLASS_DIR: &str = "/sys/class/iommu";
+
+/// Warning when no IOMMU is active.
+pub const NO_IOMMU_WARNING: &str = "no IOMMU is active (none in the PC, or off in its firmware): \
+     a device with DMA access could read the memory, the conference included";
 
 /// UEFI Secure Boot as the firmware reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

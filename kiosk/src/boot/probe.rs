@@ -36,6 +36,9 @@ pub fn observe() -> Observations {
     let manifest = check_manifest();
     let secure_boot = read_secure_boot();
     let lockdown = read_lockdown();
+    let iommu =
+        crate::sysfs::entry_names(std::path::Path::new(crate::boot::policy::IOMMU_CLASS_DIR));
+    tracing::info!("IOMMU units: {iommu:?}");
     let policy = read_policy();
     Observations {
         cmdline,
@@ -46,6 +49,7 @@ pub fn observe() -> Observations {
         manifest,
         secure_boot,
         lockdown,
+        iommu,
         policy,
     }
 }

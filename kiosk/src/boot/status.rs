@@ -4,7 +4,7 @@ use serde::Serialize;
 
 use crate::boot::cmdline::cmdline_difference;
 use crate::boot::esp::{ManifestCheck, SignatureState};
-use crate::boot::policy::{judge, SecureBootState};
+use crate::boot::policy::{judge, SecureBootState, NO_IOMMU_WARNING};
 use stick_manifest::KioskPolicy;
 
 /// State of the device-mapper device `root`.
@@ -51,6 +51,8 @@ pub struct Observations {
     pub manifest: ManifestCheck,
     pub secure_boot: SecureBootState,
     pub lockdown: Option<String>,
+    /// IOMMU units the kernel drives (`/sys/class/iommu`).
+    pub iommu: Vec<String>,
     /// The admin's policy baked into the image; `None` if unreadable.
     pub policy: Option<KioskPolicy>,
 }
@@ -77,6 +79,8 @@ pub struct Status {
     pub cmdline_signed: bool,
     pub secure_boot: SecureBootState,
     pub lockdown: Option<String>,
+    /// IOMMU units translating devices' DMA; empty: none (a warning).
+    pub iommu: Vec<String>,
     /// Why no session may start (empty when `ok`).
     pub refusals: Vec<String>,
     /// Abnormal but allowed (e.g. Secure Boot off where the policy permits it).
@@ -150,8 +154,13 @@ impl Status {
             cmdline_signed: cmdline_difference.is_none(),
             secure_boot: obs.secure_boot,
             lockdown: obs.lockdown,
+            warnings: judgement
+                .warnings
+                .into_iter()
+                .chain(obs.iommu.is_empty().then(|| NO_IOMMU_WARNING.to_string()))
+                .collect(),
+            iommu: obs.iommu,
             refusals,
-            warnings: judgement.warnings,
         }
     }
 
@@ -215,6 +224,7 @@ mod tests {
             },
             secure_boot: SecureBootState::Enabled,
             lockdown: Some("integrity".into()),
+            iommu: vec!["dmar0".into()],
             policy: Some(KioskPolicy {
                 require_secure_boot: true,
                 min_rollback_index: 4,
@@ -239,11 +249,21 @@ mod tests {
                     "\"signature_detail\":\"signed by the image's manifest key (TEST key)\",",
                     "\"test_keys\":true,\"manifest_root_hash_matches\":true,",
                     "\"cmdline_signed\":true,\"secure_boot\":\"enabled\",\"lockdown\":\"integrity\",",
-                    "\"refusals\":[],\"warnings\":[]}}"
+                    "\"iommu\":[\"dmar0\"],\"refusals\":[],\"warnings\":[]}}"
                 ),
                 HASH = HASH
             )
         );
+    }
+
+    #[test]
+    fn no_iommu_is_a_warning_not_a_refusal() {
+        let mut obs = good();
+        obs.iommu.clear();
+        let status = Status::evaluate(obs);
+        assert!(status.ok, "{status:?}");
+        assert_eq!(status.warnings, [NO_IOMMU_WARNING]);
+        assert!(Status::evaluate(good()).warnings.is_empty());
     }
 
     #[test]

@@ -234,6 +234,8 @@ pub struct MachineConfig {
     pub tcg_cpu: Option<String>,
     /// A wired NIC on a tap device, QEMU run inside the tap's network namespace.
     pub nic: Option<Nic>,
+    /// An emulated Intel IOMMU (VT-d) translating every device's DMA.
+    pub iommu: bool,
 }
 
 /// The guest's Ethernet card: a tap device in a network namespace the test made,
@@ -260,6 +262,7 @@ impl MachineConfig {
             extra_args: Vec::new(),
             tcg_cpu: None,
             nic: None,
+            iommu: false,
         }
     }
 
@@ -320,6 +323,11 @@ impl Machine {
             ],
             None => vec!["-machine".into(), "q35".into()],
         };
+        if config.iommu {
+            // Before every other PCI device, as QEMU requires; no interrupt
+            // remapping (it needs a split irqchip under KVM, and DMA is the point).
+            args.extend(["-device".into(), "intel-iommu,intremap=off".into()]);
+        }
         args.extend(Accel::detect().args(config.tcg_cpu.as_deref()));
         args.extend([
             "-m".into(),

@@ -25,6 +25,9 @@ pub struct KioskStatus {
     pub cmdline_signed: bool,
     pub secure_boot: String,
     pub lockdown: Option<String>,
+    /// IOMMU units the kernel drives (absent in lines of older images).
+    #[serde(default)]
+    pub iommu: Vec<String>,
     pub refusals: Vec<String>,
     pub warnings: Vec<String>,
 }
