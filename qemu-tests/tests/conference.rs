@@ -62,8 +62,9 @@ impl<T> OkOrPanic<T> for anyhow::Result<T> {
 enum Expect {
     /// The kiosk logs `blocked` with this `what`; the conference stays.
     Blocked(&'static str),
-    /// The browser refuses it inside the page; the page reported the attempt and the
-    /// conference stays (nothing reaches the kiosk to log).
+    /// The browser refuses it inside the page (or it is harmless); the page
+    /// reported the attempt and the conference stays (nothing reaches the kiosk
+    /// to log, and the session is not stopped).
     RefusedByBrowser,
     /// The kiosk logs the `shortcut`; nothing opens, the conference stays.
     Shortcut(&'static str),
@@ -128,6 +129,13 @@ const ESCAPES: &[Escape] = &[
     Escape {
         attempt: "top-level navigation to a javascript: URL",
         keys: "j",
+        expect: Expect::RefusedByBrowser,
+    },
+    // The page titles itself like the browser's certificate interstitial; the kiosk
+    // stops only on a certificate error the browser itself counted.
+    Escape {
+        attempt: "a page titled like the certificate interstitial",
+        keys: "t",
         expect: Expect::RefusedByBrowser,
     },
     Escape {

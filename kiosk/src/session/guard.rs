@@ -8,8 +8,40 @@
 use serde::Serialize;
 use stick_manifest::session::SessionPolicy;
 
-/// The title Chromium gives its certificate error interstitial.
+/// The title Chromium gives its certificate error interstitial. A page can give
+/// itself this title too, so it is never enough on its own.
 pub const CERTIFICATE_ERROR_TITLE: &str = "Privacy error";
+
+/// The browser's own count of main-frame navigations by the network error they
+/// ended with (a sparse histogram: bucket = the error code without its sign).
+/// Certificate errors are codes -200 to -299 (`net/base/net_error_list.h`).
+/// Measured with Chromium 156: a page behind an untrusted CA adds one to bucket
+/// 202 and shows "Privacy error"; a page that only sets that title adds nothing.
+pub const MAIN_FRAME_ERRORS_HISTOGRAM: &str = "Net.ErrorCodesForMainFrame4";
+
+/// Main-frame certificate errors in a `Browser.getHistograms` answer; 0 when
+/// the histogram is not there yet, `None` when the answer is not one.
+pub fn certificate_errors(answer: &serde_json::Value) -> Option<u64> {
+    let histograms = answer.get("histograms")?.as_array()?;
+    Some(
+        histograms
+            .iter()
+            .filter(|h| h.get("name").and_then(|n| n.as_str()) == Some(MAIN_FRAME_ERRORS_HISTOGRAM))
+            .flat_map(|h| {
+                h.get("buckets")
+                    .and_then(|b| b.as_array())
+                    .into_iter()
+                    .flatten()
+            })
+            .filter(|b| {
+                b.get("low")
+                    .and_then(|l| l.as_u64())
+                    .is_some_and(|l| (200..300).contains(&l))
+            })
+            .filter_map(|b| b.get("count").and_then(|c| c.as_u64()))
+            .sum(),
+    )
+}
 
 /// A target as `Target.targetCreated`/`targetInfoChanged` describe it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,6 +95,8 @@ pub struct Guard {
     main: Option<String>,
     /// Targets already closed: listed a little longer while they go, never judged twice.
     closed: std::collections::HashSet<String>,
+    /// Main-frame certificate errors the browser has counted in this run.
+    certificate_errors: u64,
 }
 
 /// URLs a page may show without being the conference: a fresh tab before it loads.
@@ -76,7 +110,15 @@ impl Guard {
             policy,
             main: None,
             closed: std::collections::HashSet::new(),
+            certificate_errors: 0,
         }
+    }
+
+    /// The browser's count of main-frame certificate errors in this run
+    /// ([`certificate_errors`]); the guard stops only on a page that is titled
+    /// like the interstitial *and* after such an error.
+    pub fn set_certificate_errors(&mut self, count: u64) {
+        self.certificate_errors = count;
     }
 
     /// The page target that shows the conference.
@@ -133,7 +175,7 @@ impl Guard {
                 url: target.url.clone(),
             });
         }
-        if target.title == CERTIFICATE_ERROR_TITLE {
+        if target.title == CERTIFICATE_ERROR_TITLE && self.certificate_errors > 0 {
             return Verdict::CertificateStop {
                 url: target.url.clone(),
             };
@@ -229,9 +271,11 @@ mod tests {
                 target("A++", "page", "chrome://settings/", ""),
                 Verdict::Restore(blocked("navigation", "chrome://settings/")),
             ),
+            // A page that titles itself like the interstitial, with no certificate
+            // error counted: the session goes on.
             (
                 target("A+++", "page", conf, CERTIFICATE_ERROR_TITLE),
-                Verdict::CertificateStop { url: conf.into() },
+                Verdict::Allow,
             ),
         ];
         for (target, want) in cases {
@@ -243,6 +287,36 @@ mod tests {
             }
         }
         assert_eq!(guard.main(), Some("A+++"));
+        // The browser counted a main-frame certificate error: the interstitial.
+        guard.set_certificate_errors(1);
+        assert_eq!(
+            guard.judge(&target("A+++", "page", conf, CERTIFICATE_ERROR_TITLE)),
+            Verdict::CertificateStop { url: conf.into() }
+        );
+    }
+
+    #[test]
+    fn certificate_errors_are_counted_from_the_main_frame_histogram() {
+        use serde_json::json;
+        let cases = [
+            (json!({"histograms": []}), Some(0)),
+            (
+                json!({"histograms": [{"name": "Net.ErrorCodesForMainFrame4", "count": 4,
+                    "buckets": [{"low": 202, "high": 203, "count": 1},
+                                {"low": 200, "high": 201, "count": 2},
+                                {"low": 22, "high": 23, "count": 1}]}]}),
+                Some(3),
+            ),
+            (
+                json!({"histograms": [{"name": "Net.ErrorCodesForMainFrame4.Other", "count": 1,
+                    "buckets": [{"low": 202, "high": 203, "count": 1}]}]}),
+                Some(0),
+            ),
+            (json!({}), None),
+        ];
+        for (answer, want) in cases {
+            assert_eq!(certificate_errors(&answer), want, "{answer}");
+        }
     }
 
     #[test]

@@ -14,7 +14,9 @@ use stick_manifest::session::{SessionPolicy, CONFERENCE_CA_PATH};
 use crate::network::reach_check::{CheckError, ReachCheck};
 use crate::session::browser::Browser;
 use crate::session::cdp::{Cdp, CdpError, Event};
-use crate::session::guard::{Blocked, Guard, TargetInfo, Verdict};
+use crate::session::guard::{
+    certificate_errors, Blocked, Guard, TargetInfo, Verdict, MAIN_FRAME_ERRORS_HISTOGRAM,
+};
 use crate::session::media::MediaSample;
 use crate::session::page_watch::{
     histogram_count, Action, Look, PageWatch, RestartBudget, FIRST_PAINT_HISTOGRAM, RESTART_PAUSES,
@@ -566,6 +568,20 @@ fn look_at(
     main_url: &mut String,
     watch: &mut PageWatch,
 ) -> Result<Look, RunEnd> {
+    // First the browser's own count of certificate errors, so that the guard
+    // judges the targets' titles with it.
+    match browser.cdp.call(
+        "Browser.getHistograms",
+        json!({"query": MAIN_FRAME_ERRORS_HISTOGRAM}),
+        CDP_TIMEOUT,
+    ) {
+        Ok(answer) => guard.set_certificate_errors(certificate_errors(&answer).unwrap_or(0)),
+        Err(CdpError::Closed) => return Err(ended(browser)),
+        Err(err) => {
+            tracing::warn!("cannot read the browser's certificate errors: {err}");
+            return Ok(Look::unanswered(Instant::now()));
+        }
+    }
     let targets: Vec<TargetInfo> =
         match browser
             .cdp
