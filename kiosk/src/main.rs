@@ -32,6 +32,8 @@ fn main() -> ExitCode {
     match std::env::args().nth(1).as_deref() {
         None => kiosk::service::run(),
         Some("lock-block-device") => lock_block_device(std::env::args().nth(2)),
+        // TEST images only: started by the kiosk itself as the session account.
+        Some(kiosk::session::hostile::SUBCOMMAND) => kiosk::session::hostile::run(),
         Some(other) => {
             eprintln!(
                 "kiosk: unknown command {other:?}\n\

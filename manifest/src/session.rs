@@ -25,6 +25,11 @@ pub struct SessionPolicy {
     /// TEST images only: the browser gets a fake camera and microphone.
     #[serde(default)]
     pub fake_capture: bool,
+    /// TEST images only (it needs `fake_capture`): beside each browser a process
+    /// of the session account that hides from it and tries to make the kiosk
+    /// follow a planted link when the browser is started again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub test_hostile_session: bool,
     /// The keyboard layout the compositor gives the browser; none: XKB's default (us).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keyboard: Option<KeyboardLayout>,
@@ -126,6 +131,7 @@ mod tests {
             url: "https://conf.test/room".into(),
             origins: vec!["https://conf.test".into(), "https://sso.test:8443".into()],
             fake_capture: false,
+            test_hostile_session: false,
             keyboard: None,
         };
         let cases = [

@@ -328,6 +328,36 @@ fn close_notice(s: &VpnSession) -> Result<bool, String> {
     .ok_or_else(|| "the conference stayed dimmed after Enter".to_string())
 }
 
+/// The `cleaned` line before a browser started again, in an image with the
+/// hostile test process: it was killed however it hid, nothing of the account is
+/// left, a link it planted was not followed (`/etc` still root's).
+fn hostile_session_ended(cleaned: &serde_json::Value) -> Result<String, String> {
+    let killed = cleaned["killed"].as_u64().unwrap_or(0);
+    let left = cleaned["left"].as_array().map_or(0, Vec::len);
+    let links: Vec<&str> = cleaned["links"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|l| l.as_str())
+        .collect();
+    if killed == 0 || left != 0 || cleaned["etc_owner"] != 0 {
+        return Err(format!(
+            "the session account was not ended safely: {cleaned}"
+        ));
+    }
+    if links.iter().any(|l| *l != "xdg -> /etc") {
+        return Err(format!("unexpected links in the session folder: {cleaned}"));
+    }
+    Ok(format!(
+        "{killed} process(es) of the account killed, none left, /etc still root's, {}",
+        if links.is_empty() {
+            "the hostile process had not planted its link yet".to_string()
+        } else {
+            format!("planted link {links:?} removed unfollowed")
+        }
+    ))
+}
+
 /// Presses the row's keys and checks what followed; `Ok`: what the kiosk logged.
 fn try_escape(s: &mut VpnSession, lab: &ConferenceLab, escape: &Escape) -> Result<String, String> {
     let (blocked_before, sessions_before, shortcuts_before, reports_before) = (
@@ -409,6 +439,11 @@ fn try_escape(s: &mut VpnSession, lab: &ConferenceLab, escape: &Escape) -> Resul
         })
         .ok_or("the conference did not come back")?;
         seen.push("browser ended and came back on the conference".into());
+        let cleaned = find_event(s, "session", sessions_before, REACTION_TIMEOUT, |e| {
+            e["state"] == "cleaned"
+        })
+        .ok_or("no `cleaned` line before the browser started again")?;
+        seen.push(hostile_session_ended(&cleaned)?);
     } else {
         std::thread::sleep(SETTLE);
     }

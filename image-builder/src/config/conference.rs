@@ -33,6 +33,11 @@ pub struct ConferenceSection {
     /// The manifest and the screen say so.
     #[serde(default)]
     pub test_fake_capture: bool,
+    /// TEST images only, and only with `test-fake-capture`: a hostile process of
+    /// the session account beside each browser (the QEMU scenario's proof that
+    /// the kiosk ends every process of the account before it starts again).
+    #[serde(default)]
+    pub test_hostile_session: bool,
     /// The keyboard layout in the session, an XKB name such as `de`; XKB's
     /// default (`us`) when left out.
     pub keyboard_layout: Option<String>,
@@ -98,10 +103,19 @@ impl ConferenceSection {
                 })?,
             ),
         };
+        if self.test_hostile_session && !self.test_fake_capture {
+            return Err((
+                "conference.test-hostile-session",
+                "a test-only switch: allowed only in a test image, one that also sets \
+                 conference.test-fake-capture = true (which the manifest and the screen show)"
+                    .into(),
+            ));
+        }
         Ok(SessionPolicy {
             url: url.to_string(),
             origins,
             fake_capture: self.test_fake_capture,
+            test_hostile_session: self.test_hostile_session,
             keyboard,
         })
     }
@@ -148,6 +162,7 @@ mod tests {
             extra_origins: extra.iter().map(|s| s.to_string()).collect(),
             trust_ca: vec!["ca.pem".into()],
             test_fake_capture: false,
+            test_hostile_session: false,
             keyboard_layout: None,
             keyboard_variant: None,
         }
@@ -235,6 +250,25 @@ mod tests {
         let (key, message) = s.policy(None).expect_err("no CA");
         assert_eq!(key, "conference.trust-ca");
         assert!(message.contains("trusts no other"), "{message}");
+    }
+
+    #[test]
+    fn the_hostile_session_switch_is_for_test_images_only() {
+        let cases = [
+            (false, false, Ok(false)),
+            (true, true, Ok(true)),
+            (false, true, Err("conference.test-hostile-session")),
+        ];
+        for (fake_capture, hostile, want) in cases {
+            let mut s = section("https://conf.test/", &[]);
+            s.test_fake_capture = fake_capture;
+            s.test_hostile_session = hostile;
+            let got = s
+                .policy(None)
+                .map(|p| p.test_hostile_session)
+                .map_err(|(key, _)| key);
+            assert_eq!(got, want, "fake capture {fake_capture}, hostile {hostile}");
+        }
     }
 
     #[test]

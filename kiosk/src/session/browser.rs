@@ -3,7 +3,6 @@
 //! fresh profile in RAM, and the CDP pipe on the browser's fds 3 and 4.
 
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::fs::{chown, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -12,13 +11,14 @@ use anyhow::{Context, Result};
 use stick_manifest::https_url::HttpsUrl;
 use stick_manifest::session::{SessionPolicy, SESSION_GID, SESSION_UID};
 
+use crate::session::account::{
+    end_session_processes, fresh_session_folder, join, Cleanup, SessionCgroup, SESSION_RUN_DIR,
+};
 use crate::session::cdp::Cdp;
 
 /// The browser binary itself, not Debian's wrapper script (which adds flags).
 pub const CHROMIUM: &str = "/usr/lib/chromium/chromium";
 pub const CAGE: &str = "/usr/bin/cage";
-/// The session account's home, runtime folder and profile: all in RAM.
-pub const SESSION_RUN_DIR: &str = "/run/conference";
 /// cage's and the browser's own output (kept off the console; its tail goes into
 /// the kiosk's log when the browser ends).
 pub const BROWSER_LOG: &str = "/run/conference-browser.log";
@@ -135,25 +135,17 @@ fn above_browser_fds(fd: OwnedFd) -> Result<OwnedFd> {
 pub struct Browser {
     pub child: Child,
     pub cdp: Cdp,
+    /// What was ended and cleared before this browser started.
+    pub cleanup: Cleanup,
 }
 
 impl Browser {
     /// Starts cage with Chromium in it.
     pub fn start(policy: &SessionPolicy) -> Result<Browser> {
         let run = PathBuf::from(SESSION_RUN_DIR);
-        // A fresh profile every run: nothing from an earlier run survives a restart.
-        if run.exists() {
-            std::fs::remove_dir_all(&run)
-                .with_context(|| format!("cannot clear {}", run.display()))?;
-        }
-        for dir in [run.clone(), run.join("xdg"), run.join("profile")] {
-            std::fs::create_dir_all(&dir)
-                .with_context(|| format!("cannot create {}", dir.display()))?;
-            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
-                .with_context(|| format!("cannot set the mode of {}", dir.display()))?;
-            chown(&dir, Some(SESSION_UID), Some(SESSION_GID))
-                .with_context(|| format!("cannot give {} to the session", dir.display()))?;
-        }
+        let (cgroup, mut cleanup) = clean_slate(&run)?;
+        let procs = cgroup.procs_file()?;
+        let procs_fd = procs.as_raw_fd();
         // Browser reads commands on its fd 3 and writes to its fd 4.
         let (commands_read, commands_write) =
             nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("cannot make the CDP pipe")?;
@@ -193,11 +185,13 @@ impl Browser {
             .into_iter()
             .map(nix::unistd::Gid::from_raw)
             .collect();
-        // SAFETY: between fork and exec only async-signal-safe system calls: setsid,
-        // dup2, setgroups, setgid, setuid; `groups` was built before the fork.
+        // SAFETY: between fork and exec only async-signal-safe system calls: write,
+        // setsid, dup2, setgroups, setgid, setuid; `groups` was built before the fork.
         #[allow(unsafe_code)]
         unsafe {
             command.pre_exec(move || {
+                // Into the session's cgroup while still root; it cannot leave it.
+                join(procs_fd)?;
                 nix::unistd::setsid().map_err(std::io::Error::from)?;
                 // The session account's groups, then its ids: root is gone for good.
                 nix::unistd::setgroups(&groups).map_err(std::io::Error::from)?;
@@ -219,12 +213,18 @@ impl Browser {
             .with_context(|| format!("cannot start {CAGE} with {CHROMIUM}"))?;
         drop::<OwnedFd>(commands_read);
         drop::<OwnedFd>(events_write);
+        if policy.test_hostile_session {
+            crate::session::hostile::spawn(procs_fd)?;
+            cleanup.etc_owner = Some(etc_owner());
+        }
+        drop(procs);
         Ok(Browser {
             child,
             cdp: Cdp::new(
                 std::fs::File::from(commands_write),
                 std::fs::File::from(events_read),
             ),
+            cleanup,
         })
     }
 
@@ -264,6 +264,32 @@ impl Browser {
     }
 }
 
+/// Every process of the account ends first, wherever it hid; then a fresh
+/// folder (and profile) that nothing of an earlier run can reach into.
+fn clean_slate(run: &Path) -> Result<(SessionCgroup, Cleanup)> {
+    let cgroup = SessionCgroup::prepare()?;
+    let mut cleanup = end_session_processes(&cgroup, SESSION_UID)?;
+    anyhow::ensure!(
+        cleanup.left.is_empty(),
+        "processes {:?} of the session account are still alive",
+        cleanup.left
+    );
+    cleanup.links = fresh_session_folder(run, &["xdg", "profile"], SESSION_UID, SESSION_GID)?;
+    if !cleanup.links.is_empty() {
+        tracing::warn!(
+            "links in the old session folder, removed without following: {:?}",
+            cleanup.links
+        );
+    }
+    Ok((cgroup, cleanup))
+}
+
+/// The owner of `/etc`: what a planted link would have handed to the session.
+fn etc_owner() -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/etc").map_or(u32::MAX, |m| m.uid())
+}
+
 /// The last [`LOG_TAIL_LINES`] lines of a browser log that are not [`LOG_NOISE`].
 fn tail(text: &str) -> String {
     let lines: Vec<&str> = text
@@ -295,6 +321,7 @@ mod tests {
             url: "https://conf.test/room".into(),
             origins: vec!["https://conf.test".into()],
             fake_capture: false,
+            test_hostile_session: false,
             keyboard: None,
         };
         let args = chromium_args(&policy, Path::new("/run/conference/profile"));
@@ -356,6 +383,7 @@ mod tests {
                 url: (*url).into(),
                 origins: origins.iter().map(|o| o.to_string()).collect(),
                 fake_capture: false,
+                test_hostile_session: false,
                 keyboard: None,
             };
             assert_eq!(resolver_rules(&policy), *want, "{origins:?}");
@@ -387,6 +415,7 @@ mod tests {
                 url: "https://conf.test/".into(),
                 origins: vec!["https://conf.test".into()],
                 fake_capture: false,
+                test_hostile_session: false,
                 keyboard: keyboard.map(|(l, v)| KeyboardLayout::parse(l, v).expect("valid")),
             };
             let got = keyboard_env(&policy);

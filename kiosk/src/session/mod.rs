@@ -1,17 +1,21 @@
 //! The conference session: the locked browser showing the conference, watched
 //! over CDP, restarted when it ends, and a stop screen instead of a shell.
 //!
+//! - `account`: the session account's cgroup and folder: every process ended, the folder made anew.
 //! - `runner`: waits for the tunnel, checks the certificate, runs and restarts the browser.
 //! - `browser`: starts cage and Chromium for one run, with the CDP pipe.
 //! - `cdp`: the Chrome DevTools Protocol over the browser's pipe.
 //! - `guard`: what the kiosk does about every target the browser reports.
 //! - `page_watch`: the watchdog: is the conference page on the screen, and what to do if not.
 //! - `media`: is the call's media flowing (tunnel UDP counters, sound card, memory).
+//! - `hostile`: TEST images only: a hostile process of the account, for the QEMU scenario.
 //! - `shortcuts`: logs keyboard shortcuts that would leave the conference elsewhere.
 
+pub mod account;
 pub mod browser;
 pub mod cdp;
 pub mod guard;
+pub mod hostile;
 pub mod media;
 pub mod page_watch;
 pub mod runner;

@@ -53,6 +53,12 @@ pub enum SessionEvent {
     Waiting {
         reason: String,
     },
+    /// Before a browser starts: the processes of the session account that were
+    /// ended, and links found in its old folder (removed, not followed).
+    Cleaned {
+        #[serde(flatten)]
+        cleanup: crate::session::account::Cleanup,
+    },
     BrowserStarted {
         pid: u32,
         run: u32,
@@ -205,6 +211,9 @@ pub fn run(policy: SessionPolicy, network: bool, reachable: &AtomicBool) {
             return;
         };
         last_waiting.clear();
+        emit(&SessionEvent::Cleaned {
+            cleanup: browser.cleanup.clone(),
+        });
         emit(&SessionEvent::BrowserStarted {
             pid: browser.child.id(),
             run,
