@@ -98,6 +98,11 @@ pub const IPSEC_CHILD: &str = "tunnel";
 pub const WIREGUARD_INTERFACE: &str = "wg0";
 /// nftables table holding the egress policy.
 pub const EGRESS_TABLE: &str = "stick_egress";
+/// The firewall mark on the tunnel's own packets to the gateway: WireGuard's
+/// (networkd `FirewallMark=`) and IPsec's ESP after encapsulation (swanctl
+/// `set_mark_out`). The egress policy lets only these, and charon's own IKE
+/// packets (uid 0), reach the gateway's ports: never a browser's.
+pub const TUNNEL_MARK: u32 = 0x5354;
 
 /// The network part of the kiosk's policy.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -131,6 +131,14 @@ const ESCAPES: &[Escape] = &[
         keys: "j",
         expect: Expect::RefusedByBrowser,
     },
+    // The page offers ICE candidates at the gateway's ports: the egress policy lets
+    // only the tunnel's own packets reach them, so no STUN check leaves the uplink
+    // (the capture is judged at power-off; STUN to the gateway is a leak).
+    Escape {
+        attempt: "ICE candidates at the VPN gateway's ports",
+        keys: "s",
+        expect: Expect::RefusedByBrowser,
+    },
     // The page titles itself like the browser's certificate interstitial; the kiosk
     // stops only on a certificate error the browser itself counted.
     Escape {

@@ -7,7 +7,7 @@
 //! without `[vpn]` gets the same table with nothing allowed but loopback.
 
 use stick_manifest::network::{
-    NetworkPolicy, TunnelKind, EGRESS_TABLE, TUNNEL_UDP_IN as COUNTER_IN,
+    NetworkPolicy, TunnelKind, EGRESS_TABLE, TUNNEL_MARK, TUNNEL_UDP_IN as COUNTER_IN,
     TUNNEL_UDP_OUT as COUNTER_OUT, WIREGUARD_INTERFACE,
 };
 
@@ -49,13 +49,24 @@ pub fn render(policy: Option<&NetworkPolicy>) -> String {
                     .into(),
             );
         }
-        output.push("# The VPN gateway, outside the tunnel.".into());
+        output.push(
+            "# The VPN gateway, outside the tunnel: only the tunnel's own packets (marked), \
+             and charon's IKE (root); never a browser's (ICE checks to a page-chosen candidate)."
+                .into(),
+        );
+        let ports = set(policy.gateway_udp_ports.iter());
+        if policy.tunnel == TunnelKind::Ipsec {
+            output.push(format!(
+                "ip daddr {gateway} udp dport {ports} meta skuid 0 accept"
+            ));
+        }
         output.push(format!(
-            "ip daddr {gateway} udp dport {} accept",
-            set(policy.gateway_udp_ports.iter())
+            "ip daddr {gateway} udp dport {ports} meta mark {TUNNEL_MARK:#x} accept"
         ));
         if policy.gateway_esp {
-            output.push(format!("ip daddr {gateway} meta l4proto esp accept"));
+            output.push(format!(
+                "ip daddr {gateway} meta l4proto esp meta mark {TUNNEL_MARK:#x} accept"
+            ));
         }
         output.push("# DNS only to the resolvers behind the tunnel.".into());
         let resolvers = if policy.dns.is_empty() {
@@ -179,7 +190,8 @@ mod tests {
                 &[
                     r#"oifname "lo" accept"#,
                     "udp sport 68 udp dport 67 accept",
-                    "ip daddr 198.51.100.1 udp dport { 500, 4500 } accept",
+                    "ip daddr 198.51.100.1 udp dport { 500, 4500 } meta skuid 0 accept",
+                    "ip daddr 198.51.100.1 udp dport { 500, 4500 } meta mark 0x5354 accept",
                     "meta l4proto { tcp, udp } th dport 53 ip daddr != 10.99.0.53 counter drop",
                     r#"ip daddr 10.99.0.0/24 meta l4proto udp rt ipsec exists counter name "tunnel_udp_out" accept"#,
                     "ip daddr 10.99.0.0/24 rt ipsec exists accept",
@@ -192,7 +204,7 @@ mod tests {
                 &[
                     r#"oifname "lo" accept"#,
                     "udp sport 68 udp dport 67 accept",
-                    "ip daddr 198.51.100.1 udp dport 51820 accept",
+                    "ip daddr 198.51.100.1 udp dport 51820 meta mark 0x5354 accept",
                     "meta l4proto { tcp, udp } th dport 53 ip daddr != 10.99.0.53 counter drop",
                     r#"oifname "wg0" ip daddr 10.99.0.0/24 meta l4proto udp counter name "tunnel_udp_out" accept"#,
                     r#"oifname "wg0" ip daddr 10.99.0.0/24 accept"#,
@@ -211,8 +223,9 @@ mod tests {
                     r#"oifname "lo" accept"#,
                     "udp sport 68 udp dport 67 accept",
                     "icmpv6 type { nd-router-solicit, nd-neighbor-solicit, nd-neighbor-advert } ip6 hoplimit 255 accept",
-                    "ip daddr 198.51.100.1 udp dport { 500, 4500 } accept",
-                    "ip daddr 198.51.100.1 meta l4proto esp accept",
+                    "ip daddr 198.51.100.1 udp dport { 500, 4500 } meta skuid 0 accept",
+                    "ip daddr 198.51.100.1 udp dport { 500, 4500 } meta mark 0x5354 accept",
+                    "ip daddr 198.51.100.1 meta l4proto esp meta mark 0x5354 accept",
                     "meta l4proto { tcp, udp } th dport 53 counter drop",
                     r#"ip daddr 10.99.0.0/24 meta l4proto udp rt ipsec exists counter name "tunnel_udp_out" accept"#,
                     "ip daddr 10.99.0.0/24 rt ipsec exists accept",

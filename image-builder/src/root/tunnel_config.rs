@@ -2,7 +2,9 @@
 //! the config: systemd-networkd for Ethernet (DHCP) and WireGuard, swanctl and
 //! strongswan.conf for IPsec, and resolv.conf.
 
-use stick_manifest::network::{NetworkPolicy, IPSEC_CHILD, IPSEC_CONNECTION, WIREGUARD_INTERFACE};
+use stick_manifest::network::{
+    NetworkPolicy, IPSEC_CHILD, IPSEC_CONNECTION, TUNNEL_MARK, WIREGUARD_INTERFACE,
+};
 
 use crate::config::vpn::{IpsecSection, WireguardSection};
 
@@ -84,6 +86,8 @@ pub fn wireguard_netdev(policy: &NetworkPolicy, wireguard: &WireguardSection) ->
          \n\
          [WireGuard]\n\
          PrivateKeyFile={WIREGUARD_KEY_PATH}\n\
+         # The egress policy lets only packets with this mark reach the gateway.\n\
+         FirewallMark={TUNNEL_MARK}\n\
          \n\
          [WireGuardPeer]\n\
          PublicKey={}\n\
@@ -153,6 +157,8 @@ pub fn swanctl_conf(policy: &NetworkPolicy, ipsec: &IpsecSection) -> String {
          \x20               start_action = none\n\
          \x20               dpd_action = clear\n\
          \x20               close_action = none\n\
+         \x20               # ESP after encapsulation: the egress policy lets only it reach the gateway.\n\
+         \x20               set_mark_out = {TUNNEL_MARK:#x}\n\
          \x20           }}\n\
          \x20       }}\n\
          \x20   }}\n\
@@ -248,6 +254,7 @@ mod tests {
             "encap = yes",
             "start_action = none",
             "file = stick-client.key",
+            "set_mark_out = 0x5354",
         ] {
             assert!(text.contains(want), "missing {want:?} in\n{text}");
         }
@@ -270,6 +277,7 @@ mod tests {
             "{netdev}"
         );
         assert!(!netdev.contains("PersistentKeepalive"), "{netdev}");
+        assert!(netdev.contains("FirewallMark=21332\n"), "{netdev}");
         let network = wireguard_network(&policy(), &wireguard);
         assert_eq!(network.matches("[Route]").count(), 2, "{network}");
         assert!(network.contains("Address=10.99.1.2/32\n"), "{network}");

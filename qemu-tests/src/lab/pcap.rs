@@ -98,6 +98,13 @@ pub fn judge(frame: &[u8], guest_mac: [u8; 6], allowed: &AllowedEgress) -> Optio
     })
 }
 
+/// STUN's magic cookie (RFC 5389) at bytes 4..8 of a message whose first two
+/// bits are zero. IKE, ESP-in-UDP and WireGuard have an SPI, a sequence number
+/// or a random index there: a false match is a 1 in 2^32 chance per packet.
+fn is_stun(payload: &[u8]) -> bool {
+    payload.len() >= 20 && payload[0] & 0xc0 == 0 && payload[4..8] == [0x21, 0x12, 0xa4, 0x42]
+}
+
 fn judge_ipv4(packet: &[u8], allowed: &AllowedEgress) -> Verdict {
     if packet.len() < 20 {
         return Verdict::Leak("truncated IPv4".into());
@@ -120,6 +127,13 @@ fn judge_ipv4(packet: &[u8], allowed: &AllowedEgress) -> Verdict {
             if destination == allowed.gateway
                 && allowed.gateway_udp_ports.contains(&destination_port)
             {
+                // The tunnel's port, but not the tunnel's packet: STUN (a browser's
+                // ICE check towards a candidate a page offered at the gateway).
+                if is_stun(packet.get(header_len + 8..).unwrap_or_default()) {
+                    return Verdict::Leak(format!(
+                        "STUN {source}:{source_port} -> {destination}:{destination_port}"
+                    ));
+                }
                 return Verdict::Gateway(format!("udp/{destination_port}"));
             }
             return Verdict::Leak(format!(
@@ -250,6 +264,19 @@ mod tests {
                 "nat-t",
                 frame(GUEST, ETHERTYPE_IPV4, &ipv4(17, gw, (4500, 4500))),
                 Some(Verdict::Gateway("udp/4500".into())),
+            ),
+            (
+                "stun to the gateway's port",
+                frame(GUEST, ETHERTYPE_IPV4, &{
+                    let mut p = ipv4(17, gw, (50000, 4500));
+                    p.extend([0, 28, 0, 0]); // UDP length, checksum
+                    p.extend([0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xa4, 0x42]);
+                    p.extend([0u8; 12]); // transaction id
+                    p
+                }),
+                Some(Verdict::Leak(
+                    "STUN 10.20.0.100:50000 -> 198.51.100.1:4500".into(),
+                )),
             ),
             (
                 "raw esp not allowed",
