@@ -34,7 +34,6 @@ pub fn render(policy: Option<&NetworkPolicy>) -> String {
     ];
     if let Some(policy) = policy {
         let inner = set(policy.inner_networks.iter());
-        let gateway = policy.gateway;
         output.push("# DHCP on the uplink (requests and renewals).".into());
         output.push("udp sport 68 udp dport 67 accept".into());
         input.push("udp sport 67 udp dport 68 accept".into());
@@ -49,25 +48,7 @@ pub fn render(policy: Option<&NetworkPolicy>) -> String {
                     .into(),
             );
         }
-        output.push(
-            "# The VPN gateway, outside the tunnel: only the tunnel's own packets (marked), \
-             and charon's IKE (root); never a browser's (ICE checks to a page-chosen candidate)."
-                .into(),
-        );
-        let ports = set(policy.gateway_udp_ports.iter());
-        if policy.tunnel == TunnelKind::Ipsec {
-            output.push(format!(
-                "ip daddr {gateway} udp dport {ports} meta skuid 0 accept"
-            ));
-        }
-        output.push(format!(
-            "ip daddr {gateway} udp dport {ports} meta mark {TUNNEL_MARK:#x} accept"
-        ));
-        if policy.gateway_esp {
-            output.push(format!(
-                "ip daddr {gateway} meta l4proto esp meta mark {TUNNEL_MARK:#x} accept"
-            ));
-        }
+        output.extend(gateway_rules(policy));
         output.push("# DNS only to the resolvers behind the tunnel.".into());
         let resolvers = if policy.dns.is_empty() {
             "meta l4proto { tcp, udp } th dport 53 counter drop".to_string()
@@ -116,6 +97,33 @@ pub fn render(policy: Option<&NetworkPolicy>) -> String {
     out.push("}".into());
     out.push(String::new());
     out.join("\n")
+}
+
+/// The VPN gateway, outside the tunnel: only the tunnel's own packets (marked),
+/// and charon's IKE (root); never a browser's (ICE checks to a page-chosen
+/// candidate at the gateway would leave in clear text).
+fn gateway_rules(policy: &NetworkPolicy) -> Vec<String> {
+    let gateway = policy.gateway;
+    let ports = set(policy.gateway_udp_ports.iter());
+    let mut rules = vec![
+        "# The VPN gateway, outside the tunnel: only the tunnel's own packets (marked), \
+         and charon's IKE (root); never a browser's (ICE checks to a page-chosen candidate)."
+            .to_string(),
+    ];
+    if policy.tunnel == TunnelKind::Ipsec {
+        rules.push(format!(
+            "ip daddr {gateway} udp dport {ports} meta skuid 0 accept"
+        ));
+    }
+    rules.push(format!(
+        "ip daddr {gateway} udp dport {ports} meta mark {TUNNEL_MARK:#x} accept"
+    ));
+    if policy.gateway_esp {
+        rules.push(format!(
+            "ip daddr {gateway} meta l4proto esp meta mark {TUNNEL_MARK:#x} accept"
+        ));
+    }
+    rules
 }
 
 fn chain(out: &mut Vec<String>, name: &str, hook: &str, rules: &[String]) {
