@@ -27,6 +27,8 @@ fn demo_image_boots_to_verified_kiosk_status() {
     config
         .extra_args
         .extend(["-rtc".into(), "base=2015-06-01T12:00:00".into()]);
+    // A PC with an IOMMU: the signed cmdline turns it on, strict.
+    config.iommu = true;
     let mut vm = Machine::start(&config).expect("QEMU starts");
     let line = vm
         .wait_for_line(boot_timeout(), |l| parse_status(l).is_some())
