@@ -336,6 +336,42 @@ fn close_notice(s: &VpnSession) -> Result<bool, String> {
     .ok_or_else(|| "the conference stayed dimmed after Enter".to_string())
 }
 
+/// After a chord that closes the browser: it ends (`browser-exited`), or, when
+/// Chromium hangs while closing (seen after an earlier restart in the same boot),
+/// the kiosk's watchdog ends it (`restarting`). A policy notice that took the
+/// chord is closed as a person would, and the chord pressed again.
+fn browser_ended(s: &VpnSession, escape: &Escape, after: usize) -> Result<String, String> {
+    let ended = |s: &VpnSession, timeout: Duration| {
+        find_event(s, "session", after, timeout, |e| {
+            e["state"] == "browser-exited" || e["state"] == "restarting"
+        })
+    };
+    let how = |e: serde_json::Value| match e["state"].as_str() {
+        Some("restarting") => format!(
+            "the browser hung while closing; the kiosk's watchdog ended it ({})",
+            e["reason"]
+        ),
+        _ => "the browser ended".to_string(),
+    };
+    if let Some(e) = ended(s, REACTION_TIMEOUT) {
+        return Ok(how(e));
+    }
+    keep_screen(s, escape, "no-exit");
+    // A notice that opened after the shortcut took the keys: close it and press
+    // the chord once more.
+    if close_notice(s).unwrap_or(false) {
+        s.vm.send_keys(escape.keys).map_err(|e| format!("{e:#}"))?;
+        if let Some(e) = ended(s, REACTION_TIMEOUT) {
+            return Ok(format!("a policy notice took the first chord; {}", how(e)));
+        }
+    }
+    // The watchdog's longest way: two unanswered looks of 30 s, or the 10 s grace
+    // after the pipe closed.
+    ended(s, WATCHDOG_TIMEOUT)
+        .map(how)
+        .ok_or_else(|| "the browser did not end, and the kiosk's watchdog did not end it".into())
+}
+
 /// The `cleaned` line before a browser started again, in an image with the
 /// hostile test process: it was killed however it hid, nothing of the account is
 /// left, a link it planted was not followed (`/etc` still root's).
@@ -426,22 +462,7 @@ fn try_escape(s: &mut VpnSession, lab: &ConferenceLab, escape: &Escape) -> Resul
         }
     }
     if let Expect::ShortcutRestart(_) = escape.expect {
-        let exited = |s: &VpnSession| {
-            find_event(s, "session", sessions_before, REACTION_TIMEOUT, |e| {
-                e["state"] == "browser-exited"
-            })
-        };
-        if exited(s).is_none() {
-            // A notice that opened after the check above takes the keys: close it
-            // as a person would, and press the chord once more.
-            keep_screen(s, escape, "no-exit");
-            if !close_notice(s)? {
-                return Err("the browser did not end, and no notice was in the way".into());
-            }
-            s.vm.send_keys(escape.keys).map_err(|e| format!("{e:#}"))?;
-            exited(s).ok_or("the browser did not end, even after a notice was closed")?;
-            seen.push("a policy notice took the first chord; closed, pressed again".into());
-        }
+        seen.push(browser_ended(s, escape, sessions_before)?);
         find_event(s, "session", sessions_before, CALL_TIMEOUT, |e| {
             e["state"] == "page"
         })

@@ -14,11 +14,13 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use stick_manifest::session::{SESSION_GID, SESSION_UID};
 
-use crate::session::account::{account_pids, SESSION_RUN_DIR};
+use crate::session::account::{parse_own_cgroup, SESSION_RUN_DIR};
 
 /// The kiosk's subcommand that runs it.
 pub const SUBCOMMAND: &str = "test-hostile-session";
-const POLL: Duration = Duration::from_millis(100);
+/// How often it looks: cheap (one small file), so that it does not slow the
+/// browser it sits beside (one emulated CPU in the QEMU scenario).
+const POLL: Duration = Duration::from_millis(500);
 
 /// Starts the hostile process as the session account in the session's cgroup
 /// (`procs`: its open `cgroup.procs`), and reaps the first child it leaves.
@@ -60,13 +62,22 @@ pub fn run() -> ExitCode {
         eprintln!("{SUBCOMMAND}: {err}");
         return ExitCode::FAILURE;
     }
-    let me = std::process::id() as i32;
-    let uid = nix::unistd::getuid().as_raw();
+    let me = std::process::id().to_string();
+    // Its cgroup is the session's: when it is the only process left there, the
+    // browser and cage are gone.
+    let procs = std::fs::read_to_string("/proc/self/cgroup")
+        .ok()
+        .and_then(|text| parse_own_cgroup(&text).map(str::to_string))
+        .map(|cgroup| Path::new("/sys/fs/cgroup").join(cgroup.trim_start_matches('/')))
+        .map(|dir| dir.join("cgroup.procs"));
+    let Some(procs) = procs else {
+        eprintln!("{SUBCOMMAND}: no cgroup");
+        return ExitCode::FAILURE;
+    };
     loop {
         std::thread::sleep(POLL);
-        let alone = account_pids(Path::new("/proc"), uid)
-            .into_iter()
-            .all(|pid| pid == me);
+        let alone = std::fs::read_to_string(&procs)
+            .is_ok_and(|pids| pids.lines().all(|pid| pid.trim() == me));
         if alone {
             plant(Path::new(SESSION_RUN_DIR));
         }
