@@ -167,17 +167,8 @@ pub fn find_esp(
         "no disk under the verity root: the stick is unknown, its ESP is not read"
     );
     for disk in stick_disks {
-        let sector = std::fs::read_to_string(sys_block.join(disk).join("queue/logical_block_size"))
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-            .unwrap_or(512);
-        let node = dev_dir.join(disk);
-        let entries = std::fs::File::open(&node)
-            .map_err(anyhow::Error::from)
-            .and_then(|mut f| {
-                crate::boot::gpt::read_entries(&mut f, sector).map_err(anyhow::Error::from)
-            })
-            .with_context(|| format!("reading the GPT of the stick {}", node.display()))?;
+        let entries = crate::boot::gpt::read_disk_entries(sys_block, dev_dir, disk)
+            .context("reading the GPT of the stick")?;
         let Some(entry) = entries
             .iter()
             .find(|e| e.part_uuid == partuuid && e.type_uuid == ESP_TYPE_UUID)

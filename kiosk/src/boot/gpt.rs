@@ -110,18 +110,23 @@ pub fn read_entries<D: Read + Seek>(
         .collect())
 }
 
-/// The unique partition GUIDs of the used entries, sorted and without repeats.
-pub fn partition_uuids<D: Read + Seek>(
-    disk: &mut D,
-    sector: u64,
-) -> Result<Vec<String>, GptProbeError> {
-    let mut uuids: Vec<String> = read_entries(disk, sector)?
-        .into_iter()
-        .map(|e| e.part_uuid)
-        .collect();
-    uuids.sort();
-    uuids.dedup();
-    Ok(uuids)
+/// The used entries of whole disk `disk` (a kernel name such as `sda`): its
+/// logical block size from `sys_block` (512 when unreadable), its bytes from
+/// `dev_dir`. The error names the device node.
+pub fn read_disk_entries(
+    sys_block: &std::path::Path,
+    dev_dir: &std::path::Path,
+    disk: &str,
+) -> anyhow::Result<Vec<GptEntry>> {
+    use anyhow::Context;
+    let sector = std::fs::read_to_string(sys_block.join(disk).join("queue/logical_block_size"))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(512);
+    let node = dev_dir.join(disk);
+    let mut file =
+        std::fs::File::open(&node).with_context(|| format!("cannot open {}", node.display()))?;
+    read_entries(&mut file, sector).with_context(|| format!("{}", node.display()))
 }
 
 /// GPT stores GUIDs mixed-endian: the first three fields little-endian.
@@ -218,7 +223,8 @@ mod tests {
             ),
         ];
         for (name, bytes, want) in cases {
-            let got = partition_uuids(&mut Cursor::new(bytes), 512);
+            let got = read_entries(&mut Cursor::new(bytes), 512)
+                .map(|entries| entries.into_iter().map(|e| e.part_uuid).collect::<Vec<_>>());
             match (got, want) {
                 (Ok(uuids), Ok(want)) => assert_eq!(uuids, want, "{name}"),
                 (Err(err), Err(want)) => {
@@ -250,8 +256,8 @@ mod tests {
     #[test]
     fn sector_size_must_be_sane() {
         let d = test_disk(&[(1, GUID)], 128, 128, 2);
-        assert!(partition_uuids(&mut Cursor::new(d.clone()), 512).is_ok());
-        assert!(partition_uuids(&mut Cursor::new(d.clone()), 1000).is_err());
-        assert!(partition_uuids(&mut Cursor::new(d), 256).is_err());
+        assert!(read_entries(&mut Cursor::new(d.clone()), 512).is_ok());
+        assert!(read_entries(&mut Cursor::new(d.clone()), 1000).is_err());
+        assert!(read_entries(&mut Cursor::new(d), 256).is_err());
     }
 }

@@ -21,8 +21,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use crate::boot::gpt::partition_uuids;
-
 /// `BLKROSET` from linux/fs.h: `_IO(0x12, 93)`.
 const BLKROSET: u64 = 0x125d;
 mod ioctl {
@@ -122,18 +120,10 @@ pub fn holds_stick_root(
             return false;
         }
     };
-    let sector = std::fs::read_to_string(sys_block.join(&disk).join("queue/logical_block_size"))
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(512);
-    let node = dev_dir.join(&disk);
-    let uuids = std::fs::File::open(&node)
-        .map_err(anyhow::Error::from)
-        .and_then(|mut f| partition_uuids(&mut f, sector).map_err(anyhow::Error::from));
-    match uuids {
-        Ok(uuids) => uuids.contains(&stick_uuid),
+    match crate::boot::gpt::read_disk_entries(sys_block, dev_dir, &disk) {
+        Ok(entries) => entries.iter().any(|e| e.part_uuid == stick_uuid),
         Err(err) => {
-            tracing::debug!("{}: {err:#}: not the stick", node.display());
+            tracing::debug!("{err:#}: not the stick");
             false
         }
     }
@@ -187,10 +177,15 @@ pub fn lock_block_device(name: &str) -> Result<String> {
         set_read_only(&PathBuf::from("/dev").join(name))?;
     }
     let took = started.elapsed().as_secs_f64() * 1000.0;
+    // Before verity opened the root, `classify` already found no copy of the
+    // stick's table on a foreign disk; after, the disk's GPT is read once here.
+    let copies = role == Role::Foreign
+        && !stick_disks.is_empty()
+        && holds_stick_root(sys_block, Path::new("/dev"), name, root_hash.as_deref());
     match role {
         Role::Foreign => log_to_kernel(&format!(
             "{name} is not the stick: set read-only, kept unused{} ({took:.1} ms)",
-            if holds_stick_root(sys_block, Path::new("/dev"), name, root_hash.as_deref()) {
+            if copies {
                 "; it copies the stick's partition UUIDs"
             } else {
                 ""
