@@ -1,5 +1,6 @@
 //! `kiosk`: the boot status and storage lines, then device watching until the
-//! power button; `kiosk lock-block-device NAME` is the udev helper of the storage lock.
+//! power button; `kiosk lock-block-device NAME` is the udev helper of the storage
+//! lock; as PID 1 (the initrd's `/init`) it is the init gate.
 
 use std::process::ExitCode;
 
@@ -21,7 +22,29 @@ fn lock_block_device(name: Option<String>) -> ExitCode {
     }
 }
 
+/// `kiosk usb-boot-device NAME`, run by udev in the initrd for every USB device.
+fn usb_boot_device(name: Option<String>) -> ExitCode {
+    let Some(name) = name else {
+        eprintln!("usage: kiosk usb-boot-device NAME (a USB port name such as 1-1)");
+        return ExitCode::from(2);
+    };
+    match kiosk::storage::usb_boot::authorize_if_boot_device(&name) {
+        Ok(decision) => {
+            eprintln!("kiosk usb-boot-device {name}: {decision:?}");
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("kiosk usb-boot-device {name}: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
+    // `/init` of the initrd links to the kiosk: nothing else runs it as PID 1.
+    if std::process::id() == 1 {
+        kiosk::boot::init_gate::run();
+    }
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         // The journal adds its own timestamps and has no use for colour codes.
@@ -32,13 +55,15 @@ fn main() -> ExitCode {
     match std::env::args().nth(1).as_deref() {
         None => kiosk::service::run(),
         Some("lock-block-device") => lock_block_device(std::env::args().nth(2)),
+        Some(kiosk::storage::usb_boot::SUBCOMMAND) => usb_boot_device(std::env::args().nth(2)),
         // TEST images only: started by the kiosk itself as the session account.
         Some(kiosk::session::hostile::SUBCOMMAND) => kiosk::session::hostile::run(),
         Some(other) => {
             eprintln!(
                 "kiosk: unknown command {other:?}\n\
                  usage: kiosk                          boot status, then the session (kiosk.service)\n\
-                 \x20      kiosk lock-block-device NAME   udev helper: set NAME read-only unless it is the stick"
+                 \x20      kiosk lock-block-device NAME   udev helper: set NAME read-only unless it is the stick\n\
+                 \x20      kiosk usb-boot-device NAME     initrd udev helper: authorize NAME if the firmware booted from it"
             );
             ExitCode::from(2)
         }

@@ -10,6 +10,7 @@ use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use serde::{Deserialize, Serialize};
 
 pub mod https_url;
+pub mod initrd;
 pub mod network;
 pub mod session;
 

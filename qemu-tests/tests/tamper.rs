@@ -115,6 +115,67 @@ fn expect_integrity_refusal(name: &str, stick: &TamperedStick) {
     );
 }
 
+/// What a hostile PC adds through SMBIOS type 11, which systemd-stub appends to
+/// the signed command line even with Secure Boot on.
+const SMBIOS_EXTRA: &str = "rd.systemd.unit=emergency.target";
+/// The init gate's line (`kiosk::boot::init_gate`).
+const CMDLINE_REFUSAL: &str = "@stick@ fail-closed reason=cmdline";
+
+/// The untampered stick on a PC whose SMBIOS extends the command line: the
+/// initrd's first program refuses before systemd starts, then powers off.
+#[test]
+fn kernel_cmdline_extended_through_smbios() {
+    let name = "cmdline-smbios-extra";
+    let built = demo();
+    let mut config = MachineConfig::new(name)
+        .stick(&built.image)
+        .secure_boot(SecureBootKeys::test_keys());
+    config.extra_args.extend([
+        "-smbios".to_string(),
+        format!("type=11,value=io.systemd.stub.kernel-cmdline-extra={SMBIOS_EXTRA}"),
+    ]);
+    let mut vm = Machine::start(&config).expect("QEMU starts");
+    vm.wait_for_line(REFUSAL_TIMEOUT, |l| l.contains(CMDLINE_REFUSAL))
+        .unwrap_or_else(|e| panic!("{name}: {e:#}"));
+    let refused_after = vm.elapsed();
+    let seen = Instant::now();
+    let exit = vm.wait_for_exit(POWEROFF_TIMEOUT);
+    let off_after = seen.elapsed();
+    let console = vm.console();
+    vm.keep_console(name).expect("keeps log");
+    exit.unwrap_or_else(|e| panic!("{name}: the machine must power off by itself: {e:#}"));
+    // The stub did append it, after the signed line's closing `--`.
+    let kernel_line = console
+        .lines()
+        .find(|l| l.contains("Kernel command line:"))
+        .unwrap_or_else(|| panic!("{name}: no kernel command line\n{}", vm.diagnostics()));
+    assert!(
+        kernel_line.contains(&format!(" -- {SMBIOS_EXTRA}")),
+        "{name}: the SMBIOS words follow `--`: {kernel_line}"
+    );
+    assert!(
+        console.contains(&format!(
+            "REFUSED: the kernel command line differs from the signed one: added `{SMBIOS_EXTRA}`."
+        )),
+        "{name}\n{}",
+        vm.diagnostics()
+    );
+    // Refused before systemd ran in the initrd: it logs as `systemd[1]`.
+    for later in ["systemd[1]", "Reached target", "Switching root"] {
+        assert!(
+            !console.contains(later),
+            "{name}: {later:?} on the console\n{}",
+            vm.diagnostics()
+        );
+    }
+    assert_no_session(&vm, &console);
+    eprintln!(
+        "tamper {name}: refused by the init gate {:.1} s after QEMU started, off {:.1} s later",
+        refused_after.as_secs_f64(),
+        off_after.as_secs_f64()
+    );
+}
+
 /// The kiosk must refuse with a reason containing `reason`, then power off.
 fn expect_kiosk_refusal(name: &str, stick: &TamperedStick, reason: &str) -> KioskStatus {
     let mut vm = start(name, stick);

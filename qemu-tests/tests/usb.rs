@@ -1,6 +1,9 @@
-//! USB device policy during a session: devices are hot-plugged through QMP. A
-//! keyboard and a headset (audio) get a driver; a USB stick stays unauthorized,
-//! never becomes a block device, and is reported.
+//! USB device policy from power-on to the session. Present at power-on beside the
+//! boot stick: a USB network adapter and a second USB stick get no driver, a
+//! keyboard does (USBGuard's rules apply to present devices too); the boot stick
+//! is the one the firmware's boot path names. Then devices are hot-plugged
+//! through QMP: a keyboard and a headset (audio) get a driver; a USB stick stays
+//! unauthorized, never becomes a block device, and is reported.
 
 use std::time::Duration;
 
@@ -18,6 +21,8 @@ const CLASS_AUDIO: &str = "01";
 const CLASS_HID: &str = "03";
 const CLASS_MASS_STORAGE: &str = "08";
 const CLASS_HUB: &str = "09";
+const CLASS_COMM: &str = "02";
+const CLASS_CDC_DATA: &str = "0a";
 
 fn last_usb_report(console: &str) -> Option<UsbReport> {
     console.lines().rev().find_map(parse_usb)
@@ -29,6 +34,10 @@ fn hotplugged_storage_is_blocked_keyboard_and_headset_allowed() {
     let dir = tempfile::tempdir().expect("tempdir");
     let hot_stick = make_usb_stick(dir.path()).expect("USB stick image");
     let before = hot_stick.sha256().expect("hash");
+    let early_dir = dir.path().join("power-on");
+    std::fs::create_dir_all(&early_dir).expect("mkdir");
+    let early_stick = make_usb_stick(&early_dir).expect("USB stick image");
+    let early_before = early_stick.sha256().expect("hash");
 
     let mut config = MachineConfig::new("usb-hotplug")
         .stick(&built.image)
@@ -36,6 +45,24 @@ fn hotplugged_storage_is_blocked_keyboard_and_headset_allowed() {
     config
         .extra_args
         .extend(["-audiodev".to_string(), "none,id=snd0".to_string()]);
+    // Present at power-on, after the boot stick: a network adapter (no peer:
+    // it must not even get a driver), a second stick, a keyboard.
+    config.extra_args.extend(
+        [
+            "-device",
+            "usb-net,bus=xhci.0,id=early-net",
+            "-drive",
+            &format!(
+                "if=none,id=earlystick,format=raw,file={}",
+                early_stick.path.display()
+            ),
+            "-device",
+            "usb-storage,bus=xhci.0,drive=earlystick,id=early-stick",
+            "-device",
+            "usb-kbd,bus=xhci.0,id=early-kbd",
+        ]
+        .map(String::from),
+    );
     let mut vm = Machine::start(&config).expect("QEMU starts");
     vm.wait_for_line(BOOT_TIMEOUT, |l| parse_usb(l).is_some())
         .unwrap_or_else(|e| panic!("{e:#}"));
@@ -47,6 +74,47 @@ fn hotplugged_storage_is_blocked_keyboard_and_headset_allowed() {
         })
     })
     .unwrap_or_else(|e| panic!("{e:#}"));
+    // Present at power-on: the policy has decided on all four once USBGuard ran.
+    let at_power_on = wait_until(DECISION_TIMEOUT, Duration::from_secs(1), || {
+        let report = last_usb_report(&vm.console())?;
+        let has = |classes: &[&str], authorized: bool| {
+            report
+                .devices
+                .iter()
+                .any(|d| d.classes == classes && d.authorized == authorized)
+        };
+        (report.devices.len() >= 4
+            && has(&[CLASS_COMM, CLASS_CDC_DATA], false)
+            && has(&[CLASS_HID], true)
+            && report
+                .devices
+                .iter()
+                .filter(|d| d.classes == [CLASS_MASS_STORAGE])
+                .count()
+                == 2)
+            .then_some(report)
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "power-on devices: adapter blocked, keyboard allowed expected; last usb line: {:?}\n{}",
+            last_usb_report(&vm.console()),
+            vm.diagnostics()
+        )
+    });
+    let sticks: Vec<_> = at_power_on
+        .devices
+        .iter()
+        .filter(|d| d.classes == [CLASS_MASS_STORAGE])
+        .collect();
+    let boot: Vec<_> = sticks.iter().filter(|d| d.boot.is_some()).collect();
+    assert_eq!(boot.len(), 1, "one boot stick: {sticks:?}");
+    assert_eq!(boot[0].boot.as_deref(), Some("firmware-path"), "{sticks:?}");
+    assert!(boot[0].authorized, "{sticks:?}");
+    assert!(
+        sticks.iter().all(|d| d.boot.is_some() || !d.authorized),
+        "the second stick present at power-on stays out: {sticks:?}\n{}",
+        vm.diagnostics()
+    );
     // Counted in whole lines: the console grows, its earlier lines stay.
     let before_plug = vm.console().lines().count();
     let at_boot = last_usb_report(&vm.console()).expect("usb line");
@@ -119,6 +187,23 @@ fn hotplugged_storage_is_blocked_keyboard_and_headset_allowed() {
 
     let status = console.lines().find_map(parse_status).expect("status line");
     assert!(status.ok, "{}", vm.diagnostics());
+    // The second stick never was a block device: one USB disk (the boot stick)
+    // in every storage line, from the first.
+    for report in console.lines().filter_map(parse_storage) {
+        let usb_disks: Vec<_> = report
+            .devices
+            .iter()
+            .filter(|d| {
+                d.name.starts_with("sd") && !d.name[2..].contains(|c: char| c.is_ascii_digit())
+            })
+            .map(|d| d.name.clone())
+            .collect();
+        assert!(
+            usb_disks.len() <= 1,
+            "a second USB disk appeared: {usb_disks:?}\n{}",
+            vm.diagnostics()
+        );
+    }
     // The blocked stick never became a block device: no storage line after the
     // hotplug names a device that the lines before it did not have.
     let at_boot: Vec<String> = console
@@ -146,6 +231,12 @@ fn hotplugged_storage_is_blocked_keyboard_and_headset_allowed() {
         before,
         "the blocked stick is unchanged"
     );
+    assert_eq!(
+        early_stick.sha256().expect("hash"),
+        early_before,
+        "the stick present at power-on is unchanged"
+    );
+    eprintln!("usb at power-on: {:?}", at_power_on.devices);
     eprintln!(
         "usb: {} new devices (3 hot-plugged), allowed {}, blocked {}: {new:?}",
         new.len(),

@@ -37,14 +37,25 @@ const BASE_CMDLINE: &[&str] = &[
     // No magic SysRq keys from the first moment: the sysctl file of the root only
     // applies after switch-root, this applies in the initrd too.
     "sysctl.kernel.sysrq=0",
+    // No USB device gets a driver by default, from the first moment: the initrd
+    // lets in the stick the firmware booted from, USBGuard the allowed classes.
+    "usbcore.authorized_default=0",
     // No swap, whatever a disk offers (the storage lock keeps disks out as well).
     "systemd.swap=0",
     "console=tty0",
     "console=ttyS0,115200",
 ];
 
+/// Ends the signed command line. The kernel (its EFI stub and its early and
+/// late parameter parsers) stops at `--` and hands what follows to init as
+/// arguments, so whatever systemd-stub appends after the signed words (SMBIOS
+/// `io.systemd.stub.kernel-cmdline-extra`, command-line addons) sets no kernel
+/// parameter, `rdinit=` included. The initrd's first program (the kiosk's init
+/// gate) then refuses any command line that is not exactly the signed one.
+pub const CMDLINE_END: &str = "--";
+
 /// The kernel command line: the root hash, the builder's fixed part, no IPv6
-/// stack unless the network policy wants one, then the config's extras.
+/// stack unless the network policy wants one, the config's extras, then `--`.
 pub fn kernel_cmdline(root_hash: &str, ipv6: bool, extra: &[String]) -> String {
     let mut cmdline = vec![format!("roothash={root_hash}")];
     cmdline.extend(BASE_CMDLINE.iter().map(|s| s.to_string()));
@@ -53,6 +64,7 @@ pub fn kernel_cmdline(root_hash: &str, ipv6: bool, extra: &[String]) -> String {
         cmdline.push("ipv6.disable=1".to_string());
     }
     cmdline.extend(extra.iter().cloned());
+    cmdline.push(CMDLINE_END.to_string());
     cmdline.join(" ")
 }
 
@@ -123,8 +135,8 @@ fn assemble(tools: &ToolsTree, work: &Path, parts: &UkiParts) -> Result<PathBuf>
     std::fs::copy(parts.vmlinuz, work.join("vmlinuz")).context("cannot copy the kernel")?;
     std::fs::copy(parts.initrd, work.join("initrd.img")).context("cannot copy the initrd")?;
     let extra = crate::boot::initrd_extra::cpio_newc(
-        &crate::boot::initrd_extra::entries_from_root(parts.root)
-            .context("cannot collect the storage lock for the initrd")?,
+        &crate::boot::initrd_extra::entries(parts.root, parts.cmdline)
+            .context("cannot collect the kiosk's files for the initrd")?,
         parts.fs_time as u32,
     )?;
     std::fs::write(work.join("initrd-extra.cpio"), extra)
@@ -258,13 +270,14 @@ mod tests {
             (true, &extra[..], false, "quiet"),
             (false, &[][..], true, "ipv6.disable=1"),
         ];
-        for (ipv6, extra, no_ipv6, last) in cases {
+        for (ipv6, extra, no_ipv6, before_end) in cases {
             let cmdline = kernel_cmdline("ab12", ipv6, extra);
             let words: Vec<&str> = cmdline.split(' ').collect();
             assert_eq!(words[0], "roothash=ab12", "{cmdline}");
             assert_eq!(words[1..=BASE_CMDLINE.len()], *BASE_CMDLINE, "{cmdline}");
             assert_eq!(words.contains(&"ipv6.disable=1"), no_ipv6, "{cmdline}");
-            assert_eq!(words.last(), Some(&last), "{cmdline}");
+            assert_eq!(words[words.len() - 2..], [before_end, "--"], "{cmdline}");
+            assert_eq!(words.iter().filter(|w| **w == "--").count(), 1, "{cmdline}");
         }
     }
 }

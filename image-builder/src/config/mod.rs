@@ -329,6 +329,15 @@ impl Config {
                     format!("{arg:?}: each entry is one argument without spaces"),
                 ));
             }
+            if arg == "--" || arg.starts_with("init=") || arg.starts_with("rdinit=") {
+                return Err((
+                    "kernel.extra-cmdline",
+                    format!(
+                        "{arg:?}: the builder ends the command line with `--` and keeps \
+                         the initrd's own init (see docs/threat-model.md)"
+                    ),
+                ));
+            }
             if arg.starts_with("roothash=") || arg.starts_with("root=") {
                 return Err((
                     "kernel.extra-cmdline",
@@ -466,6 +475,11 @@ manifest-key = "../keys/test-manifest-signing.key"
             ),
             (
                 "[kernel]\nextra-cmdline = [\"roothash=00\"]\n",
+                "kernel.extra-cmdline",
+            ),
+            ("[kernel]\nextra-cmdline = [\"--\"]\n", "kernel.extra-cmdline"),
+            (
+                "[kernel]\nextra-cmdline = [\"rdinit=/bin/sh\"]\n",
                 "kernel.extra-cmdline",
             ), // appended to [signing], the last table of GOOD
             ("secure-boot-key = \"db.key\"\n", "signing.secure-boot-key"),

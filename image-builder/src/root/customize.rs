@@ -60,10 +60,13 @@ pub fn customize(root: &Path, c: &Customization) -> Result<(), CustomizeError> {
     )
     .map_err(io(&os_release))?;
 
-    use crate::root::usb_policy::{daemon_conf, rules_conf, DAEMON_CONF_PATH, RULES_PATH};
+    use crate::root::usb_policy::{
+        daemon_conf, rules_conf, tmpfiles_conf, DAEMON_CONF_PATH, RULES_PATH, TMPFILES_PATH,
+    };
     for (path, text, mode) in [
         (RULES_PATH, rules_conf(c.usb_allow), 0o600),
         (DAEMON_CONF_PATH, daemon_conf(), 0o600),
+        (TMPFILES_PATH, tmpfiles_conf(), 0o644),
     ] {
         let file = root.join(path.trim_start_matches('/'));
         if let Some(parent) = file.parent() {

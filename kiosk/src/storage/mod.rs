@@ -5,9 +5,11 @@
 //! - `lock`: sets every block device read-only and keeps all but the stick from systemd (the udev helper).
 //! - `report`: every block device, its role and state, as the `"event":"storage"` console line.
 //! - `usb`: the USB devices, their interface classes and authorization, as the `"event":"usb"` line.
+//! - `usb_boot`: in the initrd, lets in the USB stick the firmware booted from, and nothing else.
 //! - `watch`: the first storage report once udev settled, then one line per device change.
 
 pub mod lock;
 pub mod report;
 pub mod usb;
+pub mod usb_boot;
 pub mod watch;

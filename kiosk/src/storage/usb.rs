@@ -18,6 +18,9 @@ pub struct UsbDevice {
     /// `bInterfaceClass` of each interface, two hex digits.
     pub classes: Vec<String>,
     pub authorized: bool,
+    /// How the initrd found it to be the boot stick; absent for every other device.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub boot: Option<crate::storage::usb_boot::FoundBy>,
 }
 
 /// The `"event":"usb"` line.
@@ -55,9 +58,11 @@ pub fn interface_classes(descriptors: &[u8]) -> Vec<String> {
     classes
 }
 
-/// Reads the devices under `sys_usb` (`/sys/bus/usb/devices`). Root hubs (`usbN`)
+/// Reads the devices under `sys_usb` (`/sys/bus/usb/devices`), with what the
+/// initrd recorded in `boot_records` about the boot stick. Root hubs (`usbN`)
 /// are the controllers themselves and left out.
-pub fn observe(sys_usb: &Path) -> UsbReport {
+pub fn observe(sys_usb: &Path, boot_records: &Path) -> UsbReport {
+    let boot_sticks = crate::storage::usb_boot::boot_stick_records(boot_records);
     let names = crate::sysfs::entry_names(sys_usb);
     let read = |name: &str, file: &str| {
         std::fs::read_to_string(sys_usb.join(name).join(file))
@@ -81,6 +86,10 @@ pub fn observe(sys_usb: &Path) -> UsbReport {
                 product: read(name, "product"),
                 classes,
                 authorized: read(name, "authorized").as_deref() == Some("1"),
+                boot: boot_sticks
+                    .iter()
+                    .find(|r| r.port == *name)
+                    .map(|r| r.found_by),
             })
         })
         .collect();
@@ -153,7 +162,13 @@ mod tests {
             descriptors(&[0x08, 0x03, 0x03]),
         )
         .expect("d");
-        let report = observe(dir.path());
+        let records = tempfile::tempdir().expect("tempdir");
+        std::fs::write(
+            records.path().join("2-1"),
+            r#"{"port":"2-1","found_by":"firmware-path"}"#,
+        )
+        .expect("record");
+        let report = observe(dir.path(), records.path());
         assert_eq!(
             report.devices,
             vec![
@@ -163,6 +178,7 @@ mod tests {
                     product: Some("QEMU USB HARDDRIVE".into()),
                     classes: vec!["08".into()],
                     authorized: true,
+                    boot: Some(crate::storage::usb_boot::FoundBy::FirmwarePath),
                 },
                 UsbDevice {
                     port: "2-3".into(),
@@ -170,6 +186,7 @@ mod tests {
                     product: None,
                     classes: vec!["03".into(), "08".into()],
                     authorized: false,
+                    boot: None,
                 },
             ]
         );

@@ -44,7 +44,8 @@ pub fn watch_devices(
     mut storage: crate::storage::report::StorageReport,
 ) {
     let usb_dir = std::path::Path::new(crate::storage::usb::SYS_BUS_USB_DEVICES);
-    let mut usb = crate::storage::usb::observe(usb_dir);
+    let records = std::path::Path::new(stick_manifest::initrd::USB_BOOT_RECORD_DIR);
+    let mut usb = crate::storage::usb::observe(usb_dir, records);
     println!("{}", usb.console_line());
     loop {
         std::thread::sleep(STORAGE_POLL);
@@ -56,7 +57,7 @@ pub fn watch_devices(
             println!("{}", report.console_line());
             storage = report;
         }
-        let now = crate::storage::usb::observe(usb_dir);
+        let now = crate::storage::usb::observe(usb_dir, records);
         if now != usb {
             println!("{}", now.console_line());
             usb = now;

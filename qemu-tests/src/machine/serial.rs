@@ -115,6 +115,10 @@ pub struct UsbDevice {
     pub product: Option<String>,
     pub classes: Vec<String>,
     pub authorized: bool,
+    /// How the initrd found it to be the boot stick (`firmware-path`, ...);
+    /// absent for every other device.
+    #[serde(default)]
+    pub boot: Option<String>,
 }
 
 /// The kiosk's USB report.
