@@ -40,8 +40,9 @@ pub enum FoundBy {
 /// Where the stick is, as far as the firmware tells.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BootTarget {
-    /// Linux's name for the port, e.g. `1-1` or `1-3.2`.
-    Port(String),
+    /// Linux's names for the port, e.g. `1-1` or `1-3.2`: one physical root
+    /// connector is a port of the USB 2 and one of the USB 3 root hub.
+    Ports(Vec<String>),
     Identity {
         vendor: u16,
         product: u16,
@@ -75,8 +76,16 @@ pub enum Decision {
 pub fn decide(device: &SysUsbDevice, target: &BootTarget) -> Decision {
     let is_hub = device.device_class == CLASS_HUB;
     match target {
-        BootTarget::Port(port) if device.name == *port => Decision::Stick(FoundBy::FirmwarePath),
-        BootTarget::Port(port) if port.starts_with(&format!("{}.", device.name)) => Decision::Hub,
+        BootTarget::Ports(ports) if ports.contains(&device.name) => {
+            Decision::Stick(FoundBy::FirmwarePath)
+        }
+        BootTarget::Ports(ports)
+            if ports
+                .iter()
+                .any(|p| p.starts_with(&format!("{}.", device.name))) =>
+        {
+            Decision::Hub
+        }
         BootTarget::Identity {
             vendor,
             product,
@@ -106,7 +115,10 @@ pub struct RootHub {
 
 /// Linux's bus and port for a root port counted from 0 as UEFI counts it. An
 /// xHCI controller has two root hubs in Linux (USB 2 and USB 3) but one port
-/// range in UEFI, USB 2 ports first (as in QEMU's xHCI and Intel's).
+/// range in the controller, USB 2 ports first (as in QEMU's xHCI and Intel's).
+/// Firmware does not agree on which it names (OVMF names a USB 3 stick in
+/// QEMU's first connector `USB(0)`, the USB 2 port's number): the caller adds
+/// the peer port, the same connector on the other root hub.
 pub fn map_root_port(uefi_port: u8, roots: &[RootHub]) -> Option<(u32, u32)> {
     let port = uefi_port as u32;
     match roots {
@@ -168,6 +180,22 @@ pub fn pci_device_dir(
     Some(dir)
 }
 
+/// The same connector's port on the other root hub: the kernel's `peer` link
+/// (from ACPI's port locations, or the same number when firmware gives none).
+fn peer_port(sys_usb: &Path, bus: u32, port: u32) -> Option<(u32, u32)> {
+    let link = sys_usb
+        .join(format!("usb{bus}/{bus}-0:1.0/usb{bus}-port{port}/peer"))
+        .read_link()
+        .ok()?;
+    parse_port_dir(link.file_name()?.to_str()?)
+}
+
+/// `usb2-port1` -> (2, 1).
+fn parse_port_dir(name: &str) -> Option<(u32, u32)> {
+    let (bus, port) = name.strip_prefix("usb")?.split_once("-port")?;
+    Some((bus.parse().ok()?, port.parse().ok()?))
+}
+
 /// The root hubs (`usbN`) of the host controller in `controller`.
 fn root_hubs(controller: &Path) -> Vec<RootHub> {
     let read = |dir: &Path, file: &str| -> Option<u32> {
@@ -212,7 +240,15 @@ pub fn boot_target(sys_devices: &Path) -> BootTarget {
             ports,
         } => pci_device_dir(sys_devices, pci_root_uid, &pci)
             .and_then(|controller| map_root_port(ports[0], &root_hubs(&controller)))
-            .map(|(bus, root_port)| BootTarget::Port(port_name(bus, root_port, &ports[1..])))
+            .map(|(bus, root_port)| {
+                let sys_usb = Path::new(SYS_BUS_USB_DEVICES);
+                let peer = peer_port(sys_usb, bus, root_port);
+                let names = std::iter::once((bus, root_port))
+                    .chain(peer)
+                    .map(|(bus, root_port)| port_name(bus, root_port, &ports[1..]))
+                    .collect();
+                BootTarget::Ports(names)
+            })
             .unwrap_or(BootTarget::Unnamed),
         BootUsb::Identity {
             vendor,
@@ -365,89 +401,43 @@ mod tests {
         let stick = device("1-1", 0, &["08"]);
         let other_stick = device("1-2", 0, &["08"]);
         let network = device("1-3", 0, &["02", "0a"]);
-        let hub = device("1-4", 9, &["09"]);
-        let behind_hub = device("1-4.2", 0, &["08"]);
+        let hub = SysUsbDevice {
+            vendor: 0x0409,
+            product: 0x55aa,
+            serial: None,
+            ..device("1-4", 9, &["09"])
+        };
         let identity = BootTarget::Identity {
             vendor: 0x46f4,
             product: 0x0001,
             serial: "1-0000:00:04.0-1".into(),
         };
-        let port = |p: &str| BootTarget::Port(p.into());
-        let stick = &stick;
-        let cases: Vec<(&str, &SysUsbDevice, BootTarget, Decision)> = vec![
-            (
-                "the stick by port",
-                stick,
-                port("1-1"),
-                Decision::Stick(FoundBy::FirmwarePath),
-            ),
-            ("another stick", &other_stick, port("1-1"), Decision::Leave),
-            ("a network adapter", &network, port("1-1"), Decision::Leave),
-            ("a hub not on the way", &hub, port("1-1"), Decision::Leave),
-            ("the hub on the way", &hub, port("1-4.2"), Decision::Hub),
-            (
-                "behind the hub",
-                &behind_hub,
-                port("1-4.2"),
-                Decision::Stick(FoundBy::FirmwarePath),
-            ),
-            (
-                "a port name that only starts alike",
-                &device("1-1", 9, &["09"]),
-                port("1-10"),
-                Decision::Leave,
-            ),
-            (
-                "by identity",
-                stick,
-                identity.clone(),
-                Decision::Stick(FoundBy::FirmwareIdentity),
-            ),
-            (
-                "same model, other serial",
-                &SysUsbDevice {
-                    serial: Some("2".into()),
-                    ..other_stick.clone()
-                },
-                identity.clone(),
-                Decision::Leave,
-            ),
-            (
-                "any hub when only the identity is known",
-                &hub,
-                identity,
-                Decision::Hub,
-            ),
-            (
-                "unnamed: storage only",
-                &other_stick,
-                BootTarget::Unnamed,
-                Decision::Stick(FoundBy::StorageOnly),
-            ),
-            (
-                "unnamed: network stays out",
-                &network,
-                BootTarget::Unnamed,
-                Decision::Leave,
-            ),
-            (
-                "unnamed: storage with more interfaces stays out",
-                &device("1-5", 0, &["03", "08"]),
-                BootTarget::Unnamed,
-                Decision::Leave,
-            ),
-            (
-                "booted from another bus: no stick",
-                stick,
-                BootTarget::NotUsb,
-                Decision::Leave,
-            ),
+        let port = |p: &str| BootTarget::Ports(vec![p.into()]);
+        let peers = BootTarget::Ports(vec!["1-1".into(), "2-1".into()]);
+        let stick_path = Decision::Stick(FoundBy::FirmwarePath);
+        #[rustfmt::skip]
+        let cases: Vec<(&str, SysUsbDevice, BootTarget, Decision)> = vec![
+            ("the stick by port", stick.clone(), port("1-1"), stick_path),
+            ("another stick", other_stick.clone(), port("1-1"), Decision::Leave),
+            ("a network adapter", network.clone(), port("1-1"), Decision::Leave),
+            ("a hub not on the way", hub.clone(), port("1-1"), Decision::Leave),
+            ("the hub on the way", hub.clone(), port("1-4.2"), Decision::Hub),
+            ("behind the hub", device("1-4.2", 0, &["08"]), port("1-4.2"), stick_path),
+            ("a name that only starts alike", device("1-1", 9, &["09"]), port("1-10"), Decision::Leave),
+            ("USB 3 stick on the named connector", device("2-1", 0, &["08"]), peers.clone(), stick_path),
+            ("another connector", device("2-2", 0, &["08"]), peers, Decision::Leave),
+            ("by identity", stick.clone(), identity.clone(), Decision::Stick(FoundBy::FirmwareIdentity)),
+            ("same model, other serial", SysUsbDevice { serial: Some("2".into()), ..other_stick.clone() }, identity.clone(), Decision::Leave),
+            ("any hub when only the identity is known", hub, identity, Decision::Hub),
+            ("unnamed: storage only", other_stick, BootTarget::Unnamed, Decision::Stick(FoundBy::StorageOnly)),
+            ("unnamed: network stays out", network, BootTarget::Unnamed, Decision::Leave),
+            ("unnamed: storage and more stays out", device("1-5", 0, &["03", "08"]), BootTarget::Unnamed, Decision::Leave),
+            ("booted from another bus: no stick", stick, BootTarget::NotUsb, Decision::Leave),
         ];
         for (name, device, target, want) in cases {
-            assert_eq!(decide(device, &target), want, "{name}");
+            assert_eq!(decide(&device, &target), want, "{name}");
         }
     }
-
     #[test]
     fn uefi_root_ports_map_to_linux_root_hubs() {
         let xhci = [
@@ -479,6 +469,9 @@ mod tests {
         for (name, port, roots, want) in cases {
             assert_eq!(map_root_port(*port, roots), *want, "{name}");
         }
+        assert_eq!(parse_port_dir("usb2-port1"), Some((2, 1)));
+        assert_eq!(parse_port_dir("usb12-port10"), Some((12, 10)));
+        assert_eq!(parse_port_dir("2-0:1.0"), None);
         assert_eq!(port_name(1, 3, &[]), "1-3");
         assert_eq!(port_name(1, 3, &[1, 0]), "1-3.2.1");
     }
