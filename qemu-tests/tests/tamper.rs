@@ -139,6 +139,10 @@ fn kernel_cmdline_extended_through_smbios() {
         .unwrap_or_else(|e| panic!("{name}: {e:#}"));
     let refused_after = vm.elapsed();
     let seen = Instant::now();
+    // What the person sees during the 10 s before power-off (kept for people).
+    let shot = qemu_tests::artifacts_dir().join(format!("{name}.png"));
+    vm.screenshot(&shot)
+        .unwrap_or_else(|e| panic!("{name}: screendump: {e:#}"));
     let exit = vm.wait_for_exit(POWEROFF_TIMEOUT);
     let off_after = seen.elapsed();
     let console = vm.console();
