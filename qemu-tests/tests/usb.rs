@@ -28,53 +28,30 @@ fn last_usb_report(console: &str) -> Option<UsbReport> {
     console.lines().rev().find_map(parse_usb)
 }
 
-#[test]
-fn hotplugged_storage_is_blocked_keyboard_and_headset_allowed() {
-    let built = qemu_tests::built_image("examples/demo.toml", "demo").expect("demo image builds");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let hot_stick = make_usb_stick(dir.path()).expect("USB stick image");
-    let before = hot_stick.sha256().expect("hash");
-    let early_dir = dir.path().join("power-on");
-    std::fs::create_dir_all(&early_dir).expect("mkdir");
-    let early_stick = make_usb_stick(&early_dir).expect("USB stick image");
-    let early_before = early_stick.sha256().expect("hash");
+/// QEMU arguments for what is plugged in at power-on, after the boot stick: a
+/// network adapter (no peer: it must not even get a driver), a second stick, a
+/// keyboard.
+fn power_on_devices(second_stick: &std::path::Path) -> Vec<String> {
+    [
+        "-device",
+        "usb-net,bus=xhci.0,id=early-net",
+        "-drive",
+        &format!(
+            "if=none,id=earlystick,format=raw,file={}",
+            second_stick.display()
+        ),
+        "-device",
+        "usb-storage,bus=xhci.0,drive=earlystick,id=early-stick",
+        "-device",
+        "usb-kbd,bus=xhci.0,id=early-kbd",
+    ]
+    .map(String::from)
+    .to_vec()
+}
 
-    let mut config = MachineConfig::new("usb-hotplug")
-        .stick(&built.image)
-        .secure_boot(SecureBootKeys::test_keys());
-    config
-        .extra_args
-        .extend(["-audiodev".to_string(), "none,id=snd0".to_string()]);
-    // Present at power-on, after the boot stick: a network adapter (no peer:
-    // it must not even get a driver), a second stick, a keyboard.
-    config.extra_args.extend(
-        [
-            "-device",
-            "usb-net,bus=xhci.0,id=early-net",
-            "-drive",
-            &format!(
-                "if=none,id=earlystick,format=raw,file={}",
-                early_stick.path.display()
-            ),
-            "-device",
-            "usb-storage,bus=xhci.0,drive=earlystick,id=early-stick",
-            "-device",
-            "usb-kbd,bus=xhci.0,id=early-kbd",
-        ]
-        .map(String::from),
-    );
-    let mut vm = Machine::start(&config).expect("QEMU starts");
-    vm.wait_for_line(BOOT_TIMEOUT, |l| parse_usb(l).is_some())
-        .unwrap_or_else(|e| panic!("{e:#}"));
-    // Before plugging anything: the block devices as udev has them all, including
-    // q35's own CD drive (sr0), which its AHCI controller brings up late.
-    vm.wait_for_line(BOOT_TIMEOUT, |l| {
-        parse_storage(l).is_some_and(|r| {
-            r.devices.iter().all(|d| d.settled) && r.devices.iter().any(|d| d.name == "sr0")
-        })
-    })
-    .unwrap_or_else(|e| panic!("{e:#}"));
-    // Present at power-on: the policy has decided on all four once USBGuard ran.
+/// Waits until the policy has decided on the four devices present at power-on
+/// (once USBGuard ran) and checks each decision; returns that usb line.
+fn power_on_decisions(vm: &Machine) -> UsbReport {
     let at_power_on = wait_until(DECISION_TIMEOUT, Duration::from_secs(1), || {
         let report = last_usb_report(&vm.console())?;
         let has = |classes: &[&str], authorized: bool| {
@@ -115,6 +92,41 @@ fn hotplugged_storage_is_blocked_keyboard_and_headset_allowed() {
         "the second stick present at power-on stays out: {sticks:?}\n{}",
         vm.diagnostics()
     );
+    at_power_on
+}
+
+#[test]
+fn usb_devices_at_power_on_and_hotplugged_follow_the_policy() {
+    let built = qemu_tests::built_image("examples/demo.toml", "demo").expect("demo image builds");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hot_stick = make_usb_stick(dir.path()).expect("USB stick image");
+    let before = hot_stick.sha256().expect("hash");
+    let early_dir = dir.path().join("power-on");
+    std::fs::create_dir_all(&early_dir).expect("mkdir");
+    let early_stick = make_usb_stick(&early_dir).expect("USB stick image");
+    let early_before = early_stick.sha256().expect("hash");
+
+    let mut config = MachineConfig::new("usb-hotplug")
+        .stick(&built.image)
+        .secure_boot(SecureBootKeys::test_keys());
+    config
+        .extra_args
+        .extend(["-audiodev".to_string(), "none,id=snd0".to_string()]);
+    config
+        .extra_args
+        .extend(power_on_devices(&early_stick.path));
+    let mut vm = Machine::start(&config).expect("QEMU starts");
+    vm.wait_for_line(BOOT_TIMEOUT, |l| parse_usb(l).is_some())
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    // Before plugging anything: the block devices as udev has them all, including
+    // q35's own CD drive (sr0), which its AHCI controller brings up late.
+    vm.wait_for_line(BOOT_TIMEOUT, |l| {
+        parse_storage(l).is_some_and(|r| {
+            r.devices.iter().all(|d| d.settled) && r.devices.iter().any(|d| d.name == "sr0")
+        })
+    })
+    .unwrap_or_else(|e| panic!("{e:#}"));
+    let at_power_on = power_on_decisions(&vm);
     // Counted in whole lines: the console grows, its earlier lines stay.
     let before_plug = vm.console().lines().count();
     let at_boot = last_usb_report(&vm.console()).expect("usb line");

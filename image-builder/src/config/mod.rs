@@ -166,6 +166,37 @@ pub struct KernelSection {
     pub extra_cmdline: Vec<String>,
 }
 
+impl KernelSection {
+    /// Each extra is one argument, and none takes over what the builder sets:
+    /// the root, its hash, the init programs and the closing `--`.
+    fn validate(&self) -> Result<(), (&'static str, String)> {
+        for arg in &self.extra_cmdline {
+            if arg.is_empty() || arg.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err((
+                    "kernel.extra-cmdline",
+                    format!("{arg:?}: each entry is one argument without spaces"),
+                ));
+            }
+            if arg == "--" || arg.starts_with("init=") || arg.starts_with("rdinit=") {
+                return Err((
+                    "kernel.extra-cmdline",
+                    format!(
+                        "{arg:?}: the builder ends the command line with `--` and keeps \
+                     the initrd's own init (see docs/threat-model.md)"
+                    ),
+                ));
+            }
+            if arg.starts_with("roothash=") || arg.starts_with("root=") {
+                return Err((
+                    "kernel.extra-cmdline",
+                    format!("{arg:?}: the root device and root hash are set by the builder"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// A config that could not be read or is not acceptable.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -322,29 +353,7 @@ impl Config {
             }
         }
         self.debian.pins()?;
-        for arg in &self.kernel.extra_cmdline {
-            if arg.is_empty() || arg.chars().any(|c| c.is_whitespace() || c.is_control()) {
-                return Err((
-                    "kernel.extra-cmdline",
-                    format!("{arg:?}: each entry is one argument without spaces"),
-                ));
-            }
-            if arg == "--" || arg.starts_with("init=") || arg.starts_with("rdinit=") {
-                return Err((
-                    "kernel.extra-cmdline",
-                    format!(
-                        "{arg:?}: the builder ends the command line with `--` and keeps \
-                         the initrd's own init (see docs/threat-model.md)"
-                    ),
-                ));
-            }
-            if arg.starts_with("roothash=") || arg.starts_with("root=") {
-                return Err((
-                    "kernel.extra-cmdline",
-                    format!("{arg:?}: the root device and root hash are set by the builder"),
-                ));
-            }
-        }
+        self.kernel.validate()?;
         if self.network.ipv6 && self.vpn.is_none() {
             return Err((
                 "network.ipv6",

@@ -457,7 +457,8 @@ mod tests {
             speed: 480,
             ports: 6,
         }];
-        let cases: &[(&str, u8, &[RootHub], Option<(u32, u32)>)] = &[
+        type Case<'a> = (&'a str, u8, &'a [RootHub], Option<(u32, u32)>);
+        let cases: &[Case] = &[
             ("xHCI first USB 2 port", 0, &xhci, Some((1, 1))),
             ("xHCI last USB 2 port", 7, &xhci, Some((1, 8))),
             ("xHCI first USB 3 port", 8, &xhci, Some((2, 1))),
@@ -482,7 +483,8 @@ mod tests {
         let controller = sys.path().join("pci0000:00/0000:00:1c.0/0000:03:00.0");
         std::fs::create_dir_all(controller.join("usb1")).expect("mkdir");
         std::fs::create_dir_all(sys.path().join("pci0000:00/0000:00:04.0")).expect("mkdir");
-        let cases: &[(&str, u32, &[(u8, u8)], Option<&Path>)] = &[
+        type Case<'a> = (&'a str, u32, &'a [(u8, u8)], Option<&'a Path>);
+        let cases: &[Case] = &[
             (
                 "behind a bridge",
                 0,
