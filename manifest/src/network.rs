@@ -104,6 +104,15 @@ pub const EGRESS_TABLE: &str = "stick_egress";
 /// packets (uid 0), reach the gateway's ports: never a browser's.
 pub const TUNNEL_MARK: u32 = 0x5354;
 
+/// Routing table of the conference account: a policy rule by uid sends the
+/// account's route lookups here, and this table holds only a route into the
+/// tunnel. WebRTC's "default route" address (the only one Chromium offers under
+/// `WebRtcIPHandlingPolicy`) is then the tunnel's, never the PC's LAN address.
+pub const SESSION_ROUTE_TABLE: u32 = 0x5355;
+/// Priority of that rule; the one after it refuses whatever the table has no
+/// route for (no fallback to the main table, the uplink's).
+pub const SESSION_RULE_PRIORITY: u32 = 100;
+
 /// The network part of the kiosk's policy.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]

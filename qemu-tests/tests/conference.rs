@@ -228,6 +228,35 @@ fn now_secs() -> f64 {
         .unwrap_or(0.0)
 }
 
+/// The page's own ICE candidates (the page reports them): the tunnel's address,
+/// never the PC's LAN address (the uplink's DHCP address, from the net lines).
+fn page_candidates(s: &VpnSession, lab: &ConferenceLab) -> Vec<String> {
+    let lan: Vec<String> = events(s, "net")
+        .iter()
+        .filter_map(|e| e["address"].as_str())
+        .map(|a| a.split('/').next().unwrap_or(a).to_string())
+        .collect();
+    assert!(!lan.is_empty(), "no uplink address on the console");
+    let report = wait_report(lab, 0, "candidates", None);
+    let candidates: Vec<String> = report.detail.lines().map(String::from).collect();
+    // a=candidate:FOUNDATION COMPONENT PROTOCOL PRIORITY ADDRESS PORT typ TYPE ...
+    let addresses: Vec<&str> = candidates
+        .iter()
+        .filter_map(|c| c.split(' ').nth(4))
+        .collect();
+    assert!(
+        addresses.contains(&GUEST_TUNNEL_ADDRESS),
+        "the page is offered the tunnel's address: {candidates:?}"
+    );
+    for address in &addresses {
+        assert!(
+            !lan.iter().any(|l| l == address),
+            "the page learnt the PC's LAN address {address}: {candidates:?}"
+        );
+    }
+    candidates
+}
+
 /// The kiosk's lines of one kind, as JSON, in order.
 fn events(s: &VpnSession, kind: &str) -> Vec<serde_json::Value> {
     s.vm.console()
@@ -688,6 +717,7 @@ fn conference_call_and_escape_attempts() {
         "{capture:?}"
     );
     wait_report(&lab, 0, "connection", Some("connected"));
+    let candidates = page_candidates(&s, &lab);
     let media = wait_until(CALL_TIMEOUT, Duration::from_secs(2), || {
         lab.janus_media()
             .ok()
@@ -750,6 +780,7 @@ fn conference_call_and_escape_attempts() {
         rendered.t - browser_start
     );
     println!("conference: Janus echo test {media:?}");
+    println!("conference: the page's ICE candidates {candidates:?}");
     println!(
         "conference: during the call kiosk RSS {} KiB, browser (cage + Chromium, {} processes) PSS {} KiB, audio playing {}",
         flowing["kiosk_rss_kib"], flowing["browser_processes"], flowing["browser_pss_kib"], flowing["audio_playing"]

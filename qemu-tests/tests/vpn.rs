@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use qemu_tests::lab::netlab::Gateway;
 use qemu_tests::lab::pcap::LeakReport;
 use qemu_tests::lab::vpn_session::{VpnSession, NET_TIMEOUT};
+use qemu_tests::machine::serial::parse_event;
 
 /// Test failures print the whole error chain (console and lab logs included).
 trait OkOrPanic<T> {
@@ -42,6 +43,7 @@ fn judged(session: VpnSession) -> LeakReport {
 /// back by itself; for IPsec the gateway then deletes the SA, and the tunnel comes
 /// back again. Nothing leaks at any point.
 fn late_gateway_cut_and_reconnect(name: &str, gateway: Gateway, waiting_reason: &str) {
+    let ipsec = matches!(gateway, Gateway::Ipsec { .. });
     let mut s = VpnSession::start(name, gateway, false).ok_or_panic();
     let waiting = s.boot_to_tunnel_waiting().ok_or_panic();
     let reason = waiting.reason.clone().unwrap_or_default();
@@ -67,6 +69,19 @@ fn late_gateway_cut_and_reconnect(name: &str, gateway: Gateway, waiting_reason: 
         inner.starts_with("10.99.1."),
         "{name}: inner address {inner}"
     );
+    if ipsec {
+        // The conference account's only route leaves from the virtual IP
+        // (kiosk/src/network/session_route.rs); WireGuard's is static.
+        let routes: Vec<serde_json::Value> =
+            s.vm.console()
+                .lines()
+                .filter_map(|l| parse_event(l, "session_route"))
+                .collect();
+        assert!(
+            routes.iter().any(|r| r["src"] == inner.as_str()),
+            "{name}: the session's route from {inner}: {routes:?}"
+        );
+    }
     let reachable = s
         .wait_net(up.uptime_ms, NET_TIMEOUT, "reachable", |n| {
             n.state == "reachable"

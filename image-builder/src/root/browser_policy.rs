@@ -47,6 +47,10 @@ pub fn render(session: &SessionPolicy, ca_der: &[Vec<u8>]) -> Value {
         "AudioCaptureAllowedUrls": origins,
         "ScreenCaptureAllowed": false,
         "AutoplayAllowed": true,
+        // WebRTC offers only the address of the default route, which for the
+        // conference account is the tunnel's (its own routing table): the page
+        // never learns the PC's LAN address.
+        "WebRtcIPHandlingPolicy": "default_public_and_private_interfaces",
         // Trust: the configured CAs, not the platform's store, no click-through.
         "CACertificates": cas,
         "CAPlatformIntegrationEnabled": false,
@@ -156,6 +160,10 @@ mod tests {
             ("IncognitoModeAvailability", json!(1)),
             ("DefaultPopupsSetting", json!(2)),
             ("AllowFileSelectionDialogs", json!(false)),
+            (
+                "WebRtcIPHandlingPolicy",
+                json!("default_public_and_private_interfaces"),
+            ),
         ];
         for (key, want) in cases {
             assert_eq!(policy[key], want, "{key}");

@@ -5,10 +5,12 @@
 //! - `egress`: the egress policy the kernel enforces, read back with `nft -j`.
 //! - `uplink`: the wired uplink: link, DHCP address, default router.
 //! - `tunnel`: the IPsec or WireGuard tunnel's state from its own tools, and (re)starting it.
+//! - `session_route`: the conference account's route into the tunnel (IPsec: from the virtual IP).
 //! - `reach_check`: an HTTPS GET through the tunnel, trusting only the configured CA.
 
 pub mod egress;
 pub mod reach_check;
+pub mod session_route;
 pub mod tunnel;
 pub mod uplink;
 pub mod watch;

@@ -373,6 +373,7 @@ pub fn run(policy: Option<NetworkPolicy>, reachable: &AtomicBool) {
         let now = uptime_ms();
         let (uplink, tunnel) = observe_now(policy.tunnel);
         for event in machine.observe(&uplink, &tunnel, now) {
+            route_session(&event, &uplink);
             emit(reachable, &event);
         }
         if machine.tunnel_up() {
@@ -390,6 +391,25 @@ pub fn run(policy: Option<NetworkPolicy>, reachable: &AtomicBool) {
             }
         }
         std::thread::sleep(POLL);
+    }
+}
+
+/// IPsec up: the conference account's route leaves from the virtual IP (before
+/// the event that lets the session start is printed).
+fn route_session(event: &NetEvent, uplink: &Uplink) {
+    let NetEvent::TunnelUp {
+        kind: TunnelKind::Ipsec,
+        inner_address: Some(virtual_ip),
+        ..
+    } = event
+    else {
+        return;
+    };
+    let Some(interface) = &uplink.interface else {
+        return;
+    };
+    if let Err(err) = crate::network::session_route::install_ipsec_route(interface, *virtual_ip) {
+        tracing::error!("the conference account's route: {err}");
     }
 }
 
