@@ -64,9 +64,11 @@ pub fn uplink_network(ipv6: bool) -> String {
          [RoutingPolicyRule]\n\
          User={SESSION_UID}\n\
          Type=unreachable\n\
-         Family=both\n\
+         Family={family}\n\
          Priority={refuse}\n",
         refuse = SESSION_RULE_PRIORITY + 1,
+        // Without an IPv6 stack (`ipv6.disable=1`) there is nothing to refuse there.
+        family = if ipv6 { "both" } else { "ipv4" },
     )
 }
 
@@ -323,10 +325,14 @@ mod tests {
                 "LLMNR=no",
                 "MulticastDNS=no",
                 "[RoutingPolicyRule]\nUser=900\nTable=21333\nPriority=100\n",
-                "[RoutingPolicyRule]\nUser=900\nType=unreachable\nFamily=both\nPriority=101\n",
             ] {
                 assert!(text.contains(line), "{line} missing:\n{text}");
             }
+            let refuse = format!(
+                "[RoutingPolicyRule]\nUser=900\nType=unreachable\nFamily={}\nPriority=101\n",
+                if ipv6 { "both" } else { "ipv4" }
+            );
+            assert!(text.contains(&refuse), "{refuse} missing:\n{text}");
         }
         assert_eq!(
             resolv_conf(Some(&policy())),
