@@ -118,11 +118,15 @@ fn expect_integrity_refusal(name: &str, stick: &TamperedStick) {
 /// What a hostile PC adds through SMBIOS type 11, which systemd-stub appends to
 /// the signed command line even with Secure Boot on.
 const SMBIOS_EXTRA: &str = "rd.systemd.unit=emergency.target";
+/// A credential through SMBIOS, which systemd would import and turn into a unit
+/// of the initrd (`systemd.extra-unit.*`).
+const SMBIOS_CREDENTIAL: &str = "io.systemd.credential:systemd.extra-unit.evil.service";
 /// The init gate's line (`kiosk::boot::init_gate`).
 const CMDLINE_REFUSAL: &str = "@stick@ fail-closed reason=cmdline";
 
-/// The untampered stick on a PC whose SMBIOS extends the command line: the
-/// initrd's first program refuses before systemd starts, then powers off.
+/// The untampered stick on a PC whose SMBIOS extends the command line and hands
+/// systemd a credential: the initrd's first program names both and refuses
+/// before systemd starts, then powers off.
 #[test]
 fn kernel_cmdline_extended_through_smbios() {
     let name = "cmdline-smbios-extra";
@@ -132,7 +136,10 @@ fn kernel_cmdline_extended_through_smbios() {
         .secure_boot(SecureBootKeys::test_keys());
     config.extra_args.extend([
         "-smbios".to_string(),
-        format!("type=11,value=io.systemd.stub.kernel-cmdline-extra={SMBIOS_EXTRA}"),
+        format!(
+            "type=11,value=io.systemd.stub.kernel-cmdline-extra={SMBIOS_EXTRA},\
+             value={SMBIOS_CREDENTIAL}=[Service]"
+        ),
     ]);
     let mut vm = Machine::start(&config).expect("QEMU starts");
     vm.wait_for_line(REFUSAL_TIMEOUT, |l| l.contains(CMDLINE_REFUSAL))
@@ -157,13 +164,12 @@ fn kernel_cmdline_extended_through_smbios() {
         kernel_line.contains(&format!(" -- {SMBIOS_EXTRA}")),
         "{name}: the SMBIOS words follow `--`: {kernel_line}"
     );
-    assert!(
-        console.contains(&format!(
-            "REFUSED: the kernel command line differs from the signed one: added `{SMBIOS_EXTRA}`."
-        )),
-        "{name}\n{}",
-        vm.diagnostics()
-    );
+    for reason in [
+        format!("REFUSED: the kernel command line differs from the signed one: added `{SMBIOS_EXTRA}`."),
+        format!("REFUSED: the PC's firmware passes settings to systemd (SMBIOS OEM strings io.systemd.stub.kernel-cmdline-extra, {SMBIOS_CREDENTIAL})."),
+    ] {
+        assert!(console.contains(&reason), "{name}: {reason:?}\n{}", vm.diagnostics());
+    }
     // Refused before systemd ran in the initrd: it logs as `systemd[1]`.
     for later in ["systemd[1]", "Reached target", "Switching root"] {
         assert!(

@@ -1,14 +1,23 @@
 //! The initrd's first program (`/init` links to the kiosk): before systemd or
-//! anything else of the initrd runs, the running kernel command line must be
-//! exactly the signed one that the builder wrote into the initrd.
+//! anything else of the initrd runs, nothing may reach systemd but what the
+//! signed UKI carries.
 //!
-//! systemd-stub appends SMBIOS `io.systemd.stub.kernel-cmdline-extra` (and
-//! command-line addons) after the signed words even with Secure Boot on. The
-//! signed line ends with `--`, so the kernel takes no parameter from what
-//! follows; systemd, however, reads all of `/proc/cmdline` (`rd.systemd.unit=`,
-//! `rd.break`, ...). So the gate compares first and fails closed: the reason on
-//! the serial console and the screen, then power off. When all is well it
-//! executes systemd as PID 1 with the arguments and environment it was given.
+//! - The running kernel command line must be exactly the signed one that the
+//!   builder wrote into the initrd. systemd-stub appends SMBIOS
+//!   `io.systemd.stub.kernel-cmdline-extra` (and command-line addons) after the
+//!   signed words even with Secure Boot on. The signed line ends with `--`, so the
+//!   kernel takes no parameter from what follows; systemd, however, reads all of
+//!   `/proc/cmdline` (`rd.systemd.unit=`, `rd.break`, ...).
+//! - No SMBIOS OEM string (type 11) may speak to systemd (`io.systemd.*`): PID 1
+//!   imports `io.systemd.credential:` strings as credentials, and credentials such
+//!   as `systemd.extra-unit.*` add units to the initrd.
+//! - Nothing beside the UKI on the ESP may have been loaded: systemd-stub hands
+//!   `*.cred`, `*.sysext.raw` and `*.confext.raw` files from the ESP to the initrd
+//!   under `/.extra`; the stick ships none.
+//!
+//! Any of these fails closed: the reasons on the serial console and the screen,
+//! then power off. When all is well the gate executes systemd as PID 1 with the
+//! arguments and environment it was given.
 
 use std::ffi::{CString, OsString};
 use std::io::Write;
@@ -28,69 +37,175 @@ const REFUSAL_SECONDS: u64 = 10;
 /// Where the refusal is written: the kernel's console (serial in CI) and the screen.
 const REFUSAL_TTYS: &[&str] = &["/dev/console", "/dev/tty1"];
 
+/// Where systemd-stub puts what it loaded from the ESP beside the UKI.
+pub const STUB_EXTRAS_DIR: &str = "/.extra";
+
+/// The kernel's copy of the SMBIOS tables, one folder per structure (`11-0`, ...).
+const SMBIOS_ENTRIES_DIR: &str = "/sys/firmware/dmi/entries";
+
+/// SMBIOS structure type of OEM strings.
+const SMBIOS_OEM_STRINGS: &str = "11-";
+
+/// What systemd (PID 1 and systemd-stub) reads from SMBIOS OEM strings.
+const SYSTEMD_OEM_PREFIX: &str = "io.systemd.";
+
 /// Why the gate does not start systemd.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GateRefusal {
     #[error("the kernel command line differs from the signed one: {0}")]
     Changed(String),
+    #[error("the PC's firmware passes settings to systemd (SMBIOS OEM strings {})", .0.join(", "))]
+    FirmwareSettings(Vec<String>),
+    #[error("files beside the stick's UKI were loaded into the initrd ({})", .0.join(", "))]
+    StubExtras(Vec<String>),
     #[error("cannot read {path}: {error}")]
     Unreadable { path: &'static str, error: String },
     #[error("cannot start {SYSTEMD_PATH}: {0}")]
     NoSystemd(String),
 }
 
-/// The running command line against the signed one.
-pub fn judge(running: &str, signed: &str) -> Result<(), GateRefusal> {
-    match cmdline_difference(running, signed) {
-        None => Ok(()),
-        Some(difference) => Err(GateRefusal::Changed(difference)),
-    }
+/// What the gate looked at.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Observed {
+    pub running_cmdline: String,
+    pub signed_cmdline: String,
+    /// Every SMBIOS OEM string.
+    pub oem_strings: Vec<String>,
+    /// Files under [`STUB_EXTRAS_DIR`], relative to it.
+    pub stub_extras: Vec<String>,
 }
 
-/// The two console lines of a refusal, in the fail-closed unit's format.
-pub fn refusal_text(refusal: &GateRefusal) -> String {
+/// Every reason to refuse, in the order a person should read them.
+pub fn judge(observed: &Observed) -> Vec<GateRefusal> {
+    let mut refusals = Vec::new();
+    if let Some(difference) =
+        cmdline_difference(&observed.running_cmdline, &observed.signed_cmdline)
+    {
+        refusals.push(GateRefusal::Changed(difference));
+    }
+    let to_systemd: Vec<String> = observed
+        .oem_strings
+        .iter()
+        .filter(|s| s.starts_with(SYSTEMD_OEM_PREFIX))
+        // The name only: a credential's value may be long, or a secret.
+        .map(|s| s.split('=').next().unwrap_or(s).to_string())
+        .collect();
+    if !to_systemd.is_empty() {
+        refusals.push(GateRefusal::FirmwareSettings(to_systemd));
+    }
+    if !observed.stub_extras.is_empty() {
+        refusals.push(GateRefusal::StubExtras(observed.stub_extras.clone()));
+    }
+    refusals
+}
+
+/// The strings of one raw SMBIOS structure (`/sys/firmware/dmi/entries/*/raw`):
+/// after the formatted area (its length is the header's second byte), strings
+/// end with NUL and the set with a second NUL.
+pub fn smbios_strings(raw: &[u8]) -> Vec<String> {
+    let Some(strings) = raw.get(1).and_then(|len| raw.get(*len as usize..)) else {
+        return Vec::new();
+    };
+    strings
+        .split(|b| *b == 0)
+        .take_while(|s| !s.is_empty())
+        .map(|s| String::from_utf8_lossy(s).into_owned())
+        .collect()
+}
+
+/// The console lines of a refusal, in the fail-closed unit's format.
+pub fn refusal_text(refusals: &[GateRefusal]) -> String {
+    let reasons: String = refusals
+        .iter()
+        .map(|r| format!("REFUSED: {r}.\n"))
+        .collect();
     format!(
-        "\n@stick@ fail-closed reason=cmdline\nREFUSED: {refusal}.\n\
+        "\n@stick@ fail-closed reason=cmdline\n{reasons}\
          No conference session will start. Powering off in {REFUSAL_SECONDS} s.\n"
     )
 }
 
 /// Runs as PID 1 of the initrd: systemd on success, power off otherwise.
 pub fn run() -> ! {
-    let refusal = match read_and_judge() {
-        Ok(()) => exec_systemd(),
-        Err(refusal) => refusal,
+    let refusals = match observe() {
+        Ok(observed) => judge(&observed),
+        Err(refusal) => vec![refusal],
     };
-    refuse(&refusal)
+    if refusals.is_empty() {
+        refuse(&[exec_systemd()])
+    }
+    refuse(&refusals)
 }
 
-/// Reads `/proc/cmdline` (mounting `/proc` for it, as nothing has yet) and the
-/// signed line, and judges them.
-fn read_and_judge() -> Result<(), GateRefusal> {
-    let mounted = !Path::new(PROC_CMDLINE).exists()
+/// Mounts a kernel filesystem for the gate's own look when it is not there;
+/// true when this mounted it (and must unmount it: systemd mounts its own).
+fn mount_for_a_look(fstype: &str, at: &str, probe: &str) -> bool {
+    !Path::new(probe).exists()
         && mount(
-            Some("proc"),
-            "/proc",
-            Some("proc"),
-            MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+            Some(fstype),
+            at,
+            Some(fstype),
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | MsFlags::MS_RDONLY,
             None::<&str>,
         )
-        .is_ok();
-    let running = std::fs::read_to_string(PROC_CMDLINE);
-    if mounted {
-        // systemd mounts /proc itself, with its own options.
+        .is_ok()
+}
+
+/// Reads the command lines, the SMBIOS OEM strings and the stub's extras.
+fn observe() -> Result<Observed, GateRefusal> {
+    let read = |path: &'static str| {
+        std::fs::read_to_string(path).map_err(|e| GateRefusal::Unreadable {
+            path,
+            error: e.to_string(),
+        })
+    };
+    let proc_mounted = mount_for_a_look("proc", "/proc", PROC_CMDLINE);
+    let running_cmdline = read(PROC_CMDLINE);
+    if proc_mounted {
         let _ = umount("/proc");
     }
-    let running = running.map_err(|e| GateRefusal::Unreadable {
-        path: PROC_CMDLINE,
-        error: e.to_string(),
-    })?;
-    let signed =
-        std::fs::read_to_string(SIGNED_CMDLINE_PATH).map_err(|e| GateRefusal::Unreadable {
-            path: SIGNED_CMDLINE_PATH,
-            error: e.to_string(),
-        })?;
-    judge(&running, &signed)
+    let sys_mounted = mount_for_a_look("sysfs", "/sys", "/sys/firmware");
+    // Without sysfs the firmware's strings cannot be looked at: refuse then.
+    let sysfs_seen = Path::new("/sys/firmware").exists();
+    let oem_strings: Vec<String> = crate::sysfs::entry_names(Path::new(SMBIOS_ENTRIES_DIR))
+        .iter()
+        .filter(|name| name.starts_with(SMBIOS_OEM_STRINGS))
+        .filter_map(|name| std::fs::read(Path::new(SMBIOS_ENTRIES_DIR).join(name).join("raw")).ok())
+        .flat_map(|raw| smbios_strings(&raw))
+        .collect();
+    if sys_mounted {
+        let _ = umount("/sys");
+    }
+    if !sysfs_seen {
+        return Err(GateRefusal::Unreadable {
+            path: "/sys/firmware",
+            error: "sysfs could not be mounted".into(),
+        });
+    }
+    Ok(Observed {
+        running_cmdline: running_cmdline?,
+        signed_cmdline: read(SIGNED_CMDLINE_PATH)?,
+        oem_strings,
+        stub_extras: files_below(Path::new(STUB_EXTRAS_DIR)),
+    })
+}
+
+/// Every file below `dir`, relative to it (none when `dir` does not exist).
+fn files_below(dir: &Path) -> Vec<String> {
+    let mut files = Vec::new();
+    let mut folders = vec![dir.to_path_buf()];
+    while let Some(folder) = folders.pop() {
+        for name in crate::sysfs::entry_names(&folder) {
+            let path = folder.join(&name);
+            if path.is_dir() && !path.is_symlink() {
+                folders.push(path);
+            } else if let Ok(relative) = path.strip_prefix(dir) {
+                files.push(relative.display().to_string());
+            }
+        }
+    }
+    files.sort();
+    files
 }
 
 /// Replaces this process (PID 1) with systemd; returns only when that failed.
@@ -110,7 +225,7 @@ fn exec_systemd() -> GateRefusal {
 
 /// Says why on the console and the screen, waits, powers off. PID 1 must not
 /// exit (the kernel would panic), so a failed power-off waits for ever.
-fn refuse(refusal: &GateRefusal) -> ! {
+fn refuse(refusals: &[GateRefusal]) -> ! {
     if !Path::new(REFUSAL_TTYS[1]).exists() {
         // The kernel's own initramfs has /dev/console only; tty1 needs devtmpfs.
         let _ = mount(
@@ -121,7 +236,7 @@ fn refuse(refusal: &GateRefusal) -> ! {
             None::<&str>,
         );
     }
-    let text = refusal_text(refusal);
+    let text = refusal_text(refusals);
     for tty in REFUSAL_TTYS {
         if let Ok(mut out) = std::fs::OpenOptions::new().write(true).open(tty) {
             let _ = out.write_all(text.as_bytes());
@@ -141,52 +256,92 @@ mod tests {
 
     const SIGNED: &str = "roothash=ab root=/dev/mapper/root rd.shell=0 sysctl.kernel.sysrq=0 --";
 
-    #[test]
-    fn only_the_signed_line_passes() {
-        let cases: &[(&str, &str, Result<(), &str>)] = &[
-            ("as signed, with the kernel's newline", "roothash=ab root=/dev/mapper/root rd.shell=0 sysctl.kernel.sysrq=0 --\n", Ok(())),
-            (
-                "SMBIOS extra after the end marker",
-                "roothash=ab root=/dev/mapper/root rd.shell=0 sysctl.kernel.sysrq=0 -- rd.systemd.unit=emergency.target",
-                Err("added `rd.systemd.unit=emergency.target`"),
-            ),
-            (
-                "a loader's own line",
-                "roothash=ab root=/dev/mapper/root rd.shell=1 sysctl.kernel.sysrq=0 --",
-                Err("added `rd.shell=1`, missing `rd.shell=0`"),
-            ),
-            (
-                "end marker dropped",
-                "roothash=ab root=/dev/mapper/root rd.shell=0 sysctl.kernel.sysrq=0",
-                Err("missing `--`"),
-            ),
-        ];
-        for (name, running, want) in cases {
-            let got = judge(running, SIGNED);
-            match want {
-                Ok(()) => assert_eq!(got, Ok(()), "{name}"),
-                Err(difference) => {
-                    assert_eq!(
-                        got,
-                        Err(GateRefusal::Changed(difference.to_string())),
-                        "{name}"
-                    )
-                }
-            }
+    fn observed(running: &str) -> Observed {
+        Observed {
+            running_cmdline: running.into(),
+            signed_cmdline: SIGNED.into(),
+            oem_strings: vec!["Dell System".into(), "1[0A2B]".into()],
+            stub_extras: Vec::new(),
         }
     }
 
     #[test]
-    fn refusal_names_reason_and_what_follows() {
-        let text = refusal_text(&GateRefusal::Changed("added `rd.break`".into()));
+    fn only_the_signed_boot_passes() {
+        let changed = |d: &str| GateRefusal::Changed(d.into());
+        let with_oem = |strings: &[&str]| Observed {
+            oem_strings: strings.iter().map(|s| s.to_string()).collect(),
+            ..observed(SIGNED)
+        };
+        let extras = Observed {
+            stub_extras: vec!["credentials/x.cred".into()],
+            ..observed(SIGNED)
+        };
+        #[rustfmt::skip]
+        let cases: Vec<(&str, Observed, Vec<GateRefusal>)> = vec![
+            ("as signed, with the kernel's newline", observed(&format!("{SIGNED}\n")), vec![]),
+            ("SMBIOS extra after the end marker", observed(&format!("{SIGNED} rd.systemd.unit=emergency.target")),
+                vec![changed("added `rd.systemd.unit=emergency.target`")]),
+            ("a loader's own line", observed("roothash=ab root=/dev/mapper/root rd.shell=1 sysctl.kernel.sysrq=0 --"),
+                vec![changed("added `rd.shell=1`, missing `rd.shell=0`")]),
+            ("end marker dropped", observed("roothash=ab root=/dev/mapper/root rd.shell=0 sysctl.kernel.sysrq=0"),
+                vec![changed("missing `--`")]),
+            ("a vendor's OEM strings", with_oem(&["Dell System", "io.systemdx"]), vec![]),
+            ("a credential from the firmware", with_oem(&["io.systemd.credential:systemd.extra-unit.x.service=[Service]\nExecStart=/bin/sh"]),
+                vec![GateRefusal::FirmwareSettings(vec!["io.systemd.credential:systemd.extra-unit.x.service".into()])]),
+            ("a credential file from the ESP", extras, vec![GateRefusal::StubExtras(vec!["credentials/x.cred".into()])]),
+        ];
+        for (name, observed, want) in cases {
+            assert_eq!(judge(&observed), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn smbios_oem_strings_are_read_from_the_raw_structure() {
+        // type 11, length 5, handle 0x0100, count 2, then the strings.
+        let mut raw = vec![11, 5, 0x00, 0x01, 2];
+        raw.extend(b"io.systemd.credential:a=b\0Dell System\0\0");
+        let cases: Vec<(&str, Vec<u8>, Vec<&str>)> = vec![
+            (
+                "two strings",
+                raw,
+                vec!["io.systemd.credential:a=b", "Dell System"],
+            ),
+            ("no strings", vec![11, 5, 0, 1, 0, 0, 0], vec![]),
+            ("cut short", vec![11], vec![]),
+        ];
+        for (name, raw, want) in cases {
+            assert_eq!(smbios_strings(&raw), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn every_refusal_is_named_on_its_own_line() {
+        let text = refusal_text(&[
+            GateRefusal::Changed("added `rd.break`".into()),
+            GateRefusal::FirmwareSettings(vec!["io.systemd.credential:x".into()]),
+        ]);
         assert_eq!(
             text.lines().collect::<Vec<_>>(),
             [
                 "",
                 "@stick@ fail-closed reason=cmdline",
                 "REFUSED: the kernel command line differs from the signed one: added `rd.break`.",
+                "REFUSED: the PC's firmware passes settings to systemd (SMBIOS OEM strings io.systemd.credential:x).",
                 "No conference session will start. Powering off in 10 s.",
             ]
         );
+    }
+
+    #[test]
+    fn stub_extras_are_listed_below_their_folder() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        assert_eq!(
+            files_below(&dir.path().join("absent")),
+            Vec::<String>::new()
+        );
+        std::fs::create_dir_all(dir.path().join("credentials")).expect("mkdir");
+        std::fs::create_dir_all(dir.path().join("sysext")).expect("mkdir");
+        std::fs::write(dir.path().join("credentials/a.cred"), "x").expect("write");
+        assert_eq!(files_below(dir.path()), ["credentials/a.cred"]);
     }
 }
