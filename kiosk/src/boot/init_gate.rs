@@ -37,8 +37,16 @@ const REFUSAL_SECONDS: u64 = 10;
 /// Where the refusal is written: the kernel's console (serial in CI) and the screen.
 const REFUSAL_TTYS: &[&str] = &["/dev/console", "/dev/tty1"];
 
-/// Where systemd-stub puts what it loaded from the ESP beside the UKI.
+/// Where systemd-stub puts what it hands the initrd beside the kernel's.
 pub const STUB_EXTRAS_DIR: &str = "/.extra";
+
+/// Files in [`STUB_EXTRAS_DIR`] that systemd-stub makes from the UKI's own signed
+/// sections (`.osrel`, `.pcrsig`, `.pcrpkey`), not from files on the ESP.
+const FROM_THE_UKI: &[&str] = &[
+    "os-release",
+    "tpm2-pcr-signature.json",
+    "tpm2-pcr-public-key.pem",
+];
 
 /// The kernel's copy of the SMBIOS tables, one folder per structure (`11-0`, ...).
 const SMBIOS_ENTRIES_DIR: &str = "/sys/firmware/dmi/entries";
@@ -93,8 +101,14 @@ pub fn judge(observed: &Observed) -> Vec<GateRefusal> {
     if !to_systemd.is_empty() {
         refusals.push(GateRefusal::FirmwareSettings(to_systemd));
     }
-    if !observed.stub_extras.is_empty() {
-        refusals.push(GateRefusal::StubExtras(observed.stub_extras.clone()));
+    let from_the_esp: Vec<String> = observed
+        .stub_extras
+        .iter()
+        .filter(|f| !FROM_THE_UKI.contains(&f.as_str()))
+        .cloned()
+        .collect();
+    if !from_the_esp.is_empty() {
+        refusals.push(GateRefusal::StubExtras(from_the_esp));
     }
     refusals
 }
@@ -273,7 +287,11 @@ mod tests {
             ..observed(SIGNED)
         };
         let extras = Observed {
-            stub_extras: vec!["credentials/x.cred".into()],
+            stub_extras: vec!["credentials/x.cred".into(), "os-release".into()],
+            ..observed(SIGNED)
+        };
+        let from_the_uki = Observed {
+            stub_extras: vec!["os-release".into()],
             ..observed(SIGNED)
         };
         #[rustfmt::skip]
@@ -288,6 +306,7 @@ mod tests {
             ("a vendor's OEM strings", with_oem(&["Dell System", "io.systemdx"]), vec![]),
             ("a credential from the firmware", with_oem(&["io.systemd.credential:systemd.extra-unit.x.service=[Service]\nExecStart=/bin/sh"]),
                 vec![GateRefusal::FirmwareSettings(vec!["io.systemd.credential:systemd.extra-unit.x.service".into()])]),
+            ("the UKI's own os-release", from_the_uki, vec![]),
             ("a credential file from the ESP", extras, vec![GateRefusal::StubExtras(vec!["credentials/x.cred".into()])]),
         ];
         for (name, observed, want) in cases {
