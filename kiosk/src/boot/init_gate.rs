@@ -41,9 +41,10 @@ const REFUSAL_TTYS: &[&str] = &["/dev/console", "/dev/tty1"];
 pub const STUB_EXTRAS_DIR: &str = "/.extra";
 
 /// Files in [`STUB_EXTRAS_DIR`] that systemd-stub makes from the UKI's own signed
-/// sections (`.osrel`, `.pcrsig`, `.pcrpkey`), not from files on the ESP.
+/// sections (`.osrel`, `.profile`, `.pcrsig`, `.pcrpkey`), not from files on the ESP.
 const FROM_THE_UKI: &[&str] = &[
     "os-release",
+    "profile",
     "tpm2-pcr-signature.json",
     "tpm2-pcr-public-key.pem",
 ];
