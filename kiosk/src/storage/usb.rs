@@ -1,9 +1,10 @@
-//! The USB devices the kernel knows, their interface classes and whether they are
-//! authorized (USBGuard decides for devices plugged in during the session).
+//! The USB devices the kernel knows, their interface classes, whether they are
+//! authorized (USBGuard decides on them), and which one the initrd let in as the
+//! boot stick (its records, written by `usb_boot`).
 
 use std::path::Path;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub const SYS_BUS_USB_DEVICES: &str = "/sys/bus/usb/devices";
 
@@ -20,7 +21,35 @@ pub struct UsbDevice {
     pub authorized: bool,
     /// How the initrd found it to be the boot stick; absent for every other device.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub boot: Option<crate::storage::usb_boot::FoundBy>,
+    pub boot: Option<FoundBy>,
+}
+
+/// How the stick was told apart from the other USB devices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FoundBy {
+    /// The boot option's path: PCI controller and USB ports.
+    FirmwarePath,
+    /// The boot option's `UsbWwid`: vendor, product, serial.
+    FirmwareIdentity,
+    /// The firmware named no device: every USB device that is storage only.
+    StorageOnly,
+}
+
+/// What the initrd left for the session about one stick.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BootStickRecord {
+    pub port: String,
+    pub found_by: FoundBy,
+}
+
+/// The records the initrd left, by port.
+pub fn boot_stick_records(dir: &Path) -> Vec<BootStickRecord> {
+    crate::sysfs::entry_names(dir)
+        .iter()
+        .filter_map(|n| std::fs::read_to_string(dir.join(n)).ok())
+        .filter_map(|text| serde_json::from_str(&text).ok())
+        .collect()
 }
 
 /// The `"event":"usb"` line.
@@ -62,7 +91,7 @@ pub fn interface_classes(descriptors: &[u8]) -> Vec<String> {
 /// initrd recorded in `boot_records` about the boot stick. Root hubs (`usbN`)
 /// are the controllers themselves and left out.
 pub fn observe(sys_usb: &Path, boot_records: &Path) -> UsbReport {
-    let boot_sticks = crate::storage::usb_boot::boot_stick_records(boot_records);
+    let boot_sticks = boot_stick_records(boot_records);
     let names = crate::sysfs::entry_names(sys_usb);
     let read = |name: &str, file: &str| {
         std::fs::read_to_string(sys_usb.join(name).join(file))
@@ -178,7 +207,7 @@ mod tests {
                     product: Some("QEMU USB HARDDRIVE".into()),
                     classes: vec!["08".into()],
                     authorized: true,
-                    boot: Some(crate::storage::usb_boot::FoundBy::FirmwarePath),
+                    boot: Some(FoundBy::FirmwarePath),
                 },
                 UsbDevice {
                     port: "2-3".into(),

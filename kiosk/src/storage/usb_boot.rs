@@ -10,13 +10,12 @@
 
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
 use stick_manifest::initrd::{USBGUARD_RUNTIME_RULES_DIR, USB_BOOT_RECORD_DIR};
 
 use crate::boot::load_option::{
     boot_usb, global_var_path, parse_boot_current, parse_load_option, BootUsb,
 };
-use crate::storage::usb::{interface_classes, SYS_BUS_USB_DEVICES};
+use crate::storage::usb::{interface_classes, BootStickRecord, FoundBy, SYS_BUS_USB_DEVICES};
 
 /// The udev helper's subcommand.
 pub const SUBCOMMAND: &str = "usb-boot-device";
@@ -24,18 +23,6 @@ pub const SUBCOMMAND: &str = "usb-boot-device";
 const SYS_DEVICES: &str = "/sys/devices";
 const CLASS_HUB: u8 = 0x09;
 const CLASS_MASS_STORAGE: &str = "08";
-
-/// How the stick was told apart from the other USB devices.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum FoundBy {
-    /// The boot option's path: PCI controller and USB ports.
-    FirmwarePath,
-    /// The boot option's `UsbWwid`: vendor, product, serial.
-    FirmwareIdentity,
-    /// The firmware named no device: every USB device that is storage only.
-    StorageOnly,
-}
 
 /// Where the stick is, as far as the firmware tells.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -309,13 +296,6 @@ fn usbguard_escape(text: &str) -> String {
         .collect()
 }
 
-/// What the initrd left for the session about one stick.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BootStickRecord {
-    pub port: String,
-    pub found_by: FoundBy,
-}
-
 /// `kiosk usb-boot-device NAME`: decides on `NAME` and acts; returns what it did.
 pub fn authorize_if_boot_device(name: &str) -> anyhow::Result<Decision> {
     use anyhow::Context;
@@ -370,15 +350,6 @@ fn keep_for_the_session(device: &SysUsbDevice, found_by: FoundBy) -> anyhow::Res
         serde_json::to_string(&record).expect("record serialises"),
         0o644,
     )
-}
-
-/// The records the initrd left, by port.
-pub fn boot_stick_records(dir: &Path) -> Vec<BootStickRecord> {
-    crate::sysfs::entry_names(dir)
-        .iter()
-        .filter_map(|n| std::fs::read_to_string(dir.join(n)).ok())
-        .filter_map(|text| serde_json::from_str(&text).ok())
-        .collect()
 }
 
 #[cfg(test)]
