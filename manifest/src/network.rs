@@ -107,7 +107,7 @@ pub const TUNNEL_MARK: u32 = 0x5354;
 /// Routing table of the conference account: a policy rule by uid sends the
 /// account's route lookups here, and this table holds only a route into the
 /// tunnel. WebRTC's "default route" address (the only one Chromium offers under
-/// `WebRtcIPHandlingPolicy`) is then the tunnel's, never the PC's LAN address.
+/// `WebRtcIPHandling`) is then the tunnel's, never the PC's LAN address.
 pub const SESSION_ROUTE_TABLE: u32 = 0x5355;
 /// Priority of that rule; the one after it refuses whatever the table has no
 /// route for (no fallback to the main table, the uplink's).

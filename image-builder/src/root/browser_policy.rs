@@ -50,7 +50,7 @@ pub fn render(session: &SessionPolicy, ca_der: &[Vec<u8>]) -> Value {
         // WebRTC offers only the address of the default route, which for the
         // conference account is the tunnel's (its own routing table): the page
         // never learns the PC's LAN address.
-        "WebRtcIPHandlingPolicy": "default_public_and_private_interfaces",
+        "WebRtcIPHandling": "default_public_and_private_interfaces",
         // Trust: the configured CAs, not the platform's store, no click-through.
         "CACertificates": cas,
         "CAPlatformIntegrationEnabled": false,
@@ -161,7 +161,7 @@ mod tests {
             ("DefaultPopupsSetting", json!(2)),
             ("AllowFileSelectionDialogs", json!(false)),
             (
-                "WebRtcIPHandlingPolicy",
+                "WebRtcIPHandling",
                 json!("default_public_and_private_interfaces"),
             ),
         ];
