@@ -11,16 +11,19 @@
 //! - `boot`: boot verification: reads the running system, judges it, the status line.
 //! - `storage`: the storage lock (the udev helper) and the block and USB device reports.
 //! - `network`: the uplink and the tunnel behind the egress policy, watched and repaired.
-//! - `session`: the conference session: the browser, its guard, watchdog and reports.
+//! - `session`: the conference session: compositor, browser, its guard, watchdog and reports.
+//! - `overlay`: the stick's own surface above the browser (the camera/microphone indicator).
 //! - `service`: what `kiosk.service` runs: the verdict, then the jobs until the power button.
 //! - `console`: the `@kiosk@` console line format every job prints with (depends on nothing).
-//! - `command`, `sysfs`, `input_event`, `screen`, `power_button`: small shared helpers.
+//! - `command`, `sysfs`, `input_event`, `screen`, `power_button`, `capture`: small shared helpers.
 
 pub mod boot;
+pub mod capture;
 pub mod command;
 pub mod console;
 pub mod input_event;
 pub mod network;
+pub mod overlay;
 pub mod power_button;
 pub mod screen;
 pub mod service;

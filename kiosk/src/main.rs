@@ -56,14 +56,22 @@ fn main() -> ExitCode {
         None => kiosk::service::run(),
         Some("lock-block-device") => lock_block_device(std::env::args().nth(2)),
         Some(kiosk::storage::usb_boot::SUBCOMMAND) => usb_boot_device(std::env::args().nth(2)),
+        // Started by the kiosk itself as the screen account, on the compositor's socket.
+        Some(kiosk::overlay::client::SUBCOMMAND) => {
+            kiosk::overlay::client::run(std::env::args().nth(2))
+        }
         // TEST images only: started by the kiosk itself as the session account.
         Some(kiosk::session::hostile::SUBCOMMAND) => kiosk::session::hostile::run(),
+        Some(kiosk::session::wayland_probe::SUBCOMMAND) => {
+            kiosk::session::wayland_probe::run(std::env::args().nth(2))
+        }
         Some(other) => {
             eprintln!(
                 "kiosk: unknown command {other:?}\n\
                  usage: kiosk                          boot status, then the session (kiosk.service)\n\
                  \x20      kiosk lock-block-device NAME   udev helper: set NAME read-only unless it is the stick\n\
-                 \x20      kiosk usb-boot-device NAME     initrd udev helper: authorize NAME if the firmware booted from it"
+                 \x20      kiosk usb-boot-device NAME     initrd udev helper: authorize NAME if the firmware booted from it\n\
+                 \x20      kiosk overlay de|en            the camera/microphone indicator (started by the kiosk)"
             );
             ExitCode::from(2)
         }

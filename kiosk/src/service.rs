@@ -27,6 +27,11 @@ pub fn run() -> ExitCode {
         .policy
         .as_ref()
         .and_then(|policy| policy.session.clone());
+    let language = observations
+        .policy
+        .as_ref()
+        .map(|policy| policy.language)
+        .unwrap_or_default();
     // Only a manifest whose signature holds gives the clock its floor.
     let build_time = observations
         .manifest
@@ -53,7 +58,7 @@ pub fn run() -> ExitCode {
         );
     }
     let root_hash = status.cmdline_root_hash.clone();
-    start_jobs(root_hash, storage, network, session);
+    start_jobs(root_hash, storage, network, session, language);
     // The session runs on its own thread; this one waits for the power button.
     wait_for_power_button()
 }
@@ -124,6 +129,7 @@ fn start_jobs(
     storage: StorageReport,
     network: Option<NetworkPolicy>,
     session: Option<SessionPolicy>,
+    language: stick_manifest::Language,
 ) {
     std::thread::spawn(move || crate::storage::watch::watch_devices(root_hash, storage));
     let reachable: &'static AtomicBool = Box::leak(Box::new(AtomicBool::new(false)));
@@ -131,7 +137,9 @@ fn start_jobs(
     std::thread::spawn(move || crate::network::watch::run(network, reachable));
     if let Some(session) = session {
         std::thread::spawn(crate::session::shortcuts::run);
-        std::thread::spawn(move || crate::session::runner::run(session, has_network, reachable));
+        std::thread::spawn(move || {
+            crate::session::runner::run(session, language, has_network, reachable)
+        });
     }
 }
 

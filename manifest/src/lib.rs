@@ -11,8 +11,11 @@ use serde::{Deserialize, Serialize};
 
 pub mod https_url;
 pub mod initrd;
+pub mod language;
 pub mod network;
 pub mod session;
+
+pub use language::Language;
 
 /// File name of the manifest on the ESP and the suffix beside the image.
 pub const MANIFEST_FILE: &str = "manifest.json";
@@ -72,6 +75,9 @@ pub const KIOSK_POLICY_PATH: &str = "/usr/share/secure-stick/kiosk-policy.json";
 pub struct KioskPolicy {
     pub require_secure_boot: bool,
     pub min_rollback_index: u64,
+    /// The language of everything the stick shows the person in front of it.
+    #[serde(default)]
+    pub language: Language,
     /// The VPN and egress policy; `None` when the image has no network.
     #[serde(default)]
     pub network: Option<network::NetworkPolicy>,

@@ -8,11 +8,17 @@ use serde::{Deserialize, Serialize};
 pub const BROWSER_POLICY_PATH: &str = "/etc/chromium/policies/managed/secure-stick.json";
 /// The CA certificates (PEM, all in one file) the conference origins must chain to.
 pub const CONFERENCE_CA_PATH: &str = "/usr/share/secure-stick/conference-ca.pem";
-/// The unprivileged account the compositor and the browser run as.
+/// The unprivileged account the browser runs as.
 pub const SESSION_USER: &str = "conference";
-/// Its fixed ids (declared with systemd-sysusers in the image).
+/// Its fixed ids (written into the image's account files by the builder).
 pub const SESSION_UID: u32 = 900;
 pub const SESSION_GID: u32 = 900;
+/// The account the compositor and the stick's overlay run as: not the browser's,
+/// so that the browser cannot reach the compositor's own socket (where
+/// layer-shell is offered), only the socket of its security context.
+pub const SCREEN_USER: &str = "stick-screen";
+pub const SCREEN_UID: u32 = 901;
+pub const SCREEN_GID: u32 = 901;
 
 /// The conference session, as the kiosk runs it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -25,6 +31,10 @@ pub struct SessionPolicy {
     /// TEST images only: the browser gets a fake camera and microphone.
     #[serde(default)]
     pub fake_capture: bool,
+    /// TEST images only: the kernel's virtual camera (vivid) is loaded; the
+    /// browser uses the kernel's devices.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub test_virtual_camera: bool,
     /// TEST images only (it needs `fake_capture`): beside each browser a process
     /// of the session account that hides from it and tries to make the kiosk
     /// follow a planted link when the browser is started again.
@@ -113,6 +123,11 @@ impl KeyboardLayout {
 }
 
 impl SessionPolicy {
+    /// A test image's capture: the browser's fake devices or the virtual camera.
+    pub fn test_capture(&self) -> bool {
+        self.fake_capture || self.test_virtual_camera
+    }
+
     /// True when `url` belongs to one of the allowed origins.
     pub fn allows(&self, url: &str) -> bool {
         crate::https_url::HttpsUrl::parse(url)
@@ -131,6 +146,7 @@ mod tests {
             url: "https://conf.test/room".into(),
             origins: vec!["https://conf.test".into(), "https://sso.test:8443".into()],
             fake_capture: false,
+            test_virtual_camera: false,
             test_hostile_session: false,
             keyboard: None,
         };

@@ -17,6 +17,7 @@ use qemu_tests::lab::conference_lab::{
 use qemu_tests::lab::netlab::Gateway;
 use qemu_tests::lab::vpn_session::{VpnSession, BOOT_TIMEOUT};
 use qemu_tests::machine::qemu::{wait_until, Machine};
+use qemu_tests::machine::screen::Region;
 use qemu_tests::machine::serial::parse_event;
 
 /// The tunnel address the WireGuard test image has.
@@ -46,6 +47,15 @@ const PAGE_HIDDEN: f64 = 0.05;
 
 /// Packets each way and kind that prove media flows through Janus.
 const MEDIA_PACKETS: u64 = 100;
+/// The stick's camera/microphone indicator (kiosk/src/overlay/indicator.rs): its
+/// red, and its place at the top right (320 x 104 at 16 px from the edges).
+const INDICATOR_RED: [u8; 3] = [0xd0, 0x10, 0x10];
+const INDICATOR_MARGIN: usize = 16;
+const INDICATOR_SIZE: (usize, usize) = (320, 104);
+/// Two red rows with white words and dots: most of the indicator's place is red.
+const INDICATOR_SHOWING: f64 = 0.4;
+/// The page's own box over the indicator's place (page.html, key h).
+const COVER_BLUE: [u8; 3] = [0, 0, 0xff];
 
 trait OkOrPanic<T> {
     fn ok_or_panic(self) -> T;
@@ -684,8 +694,8 @@ fn conference_call_and_escape_attempts() {
     });
     let kiosk_start = now_secs();
     assert_eq!(
-        starting["fake_capture"], true,
-        "the test image must say it fakes capture"
+        starting["virtual_camera"], true,
+        "the test image must say its camera is the kernel's virtual one"
     );
     wait_event(&mut s, "session", 0, BOOT_TIMEOUT, "browser-started", |e| {
         e["state"] == "browser-started"
@@ -782,8 +792,10 @@ fn conference_call_and_escape_attempts() {
     println!("conference: Janus echo test {media:?}");
     println!("conference: the page's ICE candidates {candidates:?}");
     println!(
-        "conference: during the call kiosk RSS {} KiB, browser (cage + Chromium, {} processes) PSS {} KiB, audio playing {}",
-        flowing["kiosk_rss_kib"], flowing["browser_processes"], flowing["browser_pss_kib"], flowing["audio_playing"]
+        "conference: during the call kiosk RSS {} KiB, browser (Chromium, {} processes) PSS {} KiB, \
+         compositor (labwc + overlay, {} processes) PSS {} KiB, audio playing {}",
+        flowing["kiosk_rss_kib"], flowing["browser_processes"], flowing["browser_pss_kib"],
+        flowing["compositor_processes"], flowing["compositor_pss_kib"], flowing["audio_playing"]
     );
     println!("conference: screenshot {}", shot.display());
 
@@ -796,10 +808,21 @@ fn conference_call_and_escape_attempts() {
     }
     println!("conference: keyboard layout de: KeyY types z, KeyZ types y");
 
+    // The stick's own display: the browser cannot draw over it, the indicator
+    // follows the kernel's devices whatever the page does.
+    let mut failures = Vec::new();
+    let outcome = browser_display_is_confined(&s);
+    record(&mut failures, "display | the browser's socket", outcome);
+    let outcome = indicator_follows_the_kernel(&mut s, &lab);
+    record(
+        &mut failures,
+        "display | camera/microphone indicator",
+        outcome,
+    );
+
     // Every way out, one row at a time; every row runs, failures are listed at the end.
     // The tunnel is cut before the last row, which ends the session.
     let (certificate_row, rows) = ESCAPES.split_last().expect("rows");
-    let mut failures = Vec::new();
     let label = |escape: &Escape| format!("escape | {} ({})", escape.attempt, escape.keys);
     for escape in rows {
         let outcome = try_escape(&mut s, &lab, escape);
@@ -866,6 +889,144 @@ fn conference_call_and_escape_attempts() {
         report.leaks
     );
     println!("conference: uplink capture {report}");
+}
+
+/// The share of the indicator's red in its place on the screen now.
+fn indicator_share(vm: &Machine) -> Result<f64, String> {
+    let screen = vm.screen().map_err(|e| format!("{e:#}"))?;
+    let (width, height) = INDICATOR_SIZE;
+    let place = Region::top_right(screen.width, INDICATOR_MARGIN, width, height);
+    Ok(screen.share_in(place, INDICATOR_RED, 12))
+}
+
+/// The indicator during the call, over the page's attempt to hide it, and after
+/// the page hung up; `Ok`: what was measured.
+fn indicator_follows_the_kernel(s: &mut VpnSession, lab: &ConferenceLab) -> Result<String, String> {
+    let mut seen = Vec::new();
+    let both_on = |e: &serde_json::Value| {
+        e["state"] == "shown" && e["camera"] == true && e["microphone"] == true
+    };
+    let on = find_event(s, "indicator", 0, REACTION_TIMEOUT, both_on)
+        .ok_or("no `indicator shown` line with camera and microphone on during the call")?;
+    seen.push(format!(
+        "camera and microphone on, shown {} ms after the kiosk saw them",
+        on["after_ms"]
+    ));
+    let share = indicator_share(&s.vm)?;
+    let shot = qemu_tests::artifacts_dir().join("indicator-call.png");
+    s.vm.screenshot(&shot).map_err(|e| format!("{e:#}"))?;
+    if share < INDICATOR_SHOWING {
+        return Err(format!(
+            "during the call the indicator's place is {share:.2} red ({})",
+            shot.display()
+        ));
+    }
+    seen.push(format!("{share:.2} of its place red"));
+
+    // The page goes full screen and draws its own box over the indicator's place.
+    let before = lab.reports().len();
+    s.vm.send_keys("h").map_err(|e| format!("{e:#}"))?;
+    wait_until(REACTION_TIMEOUT, Duration::from_millis(500), || {
+        lab.reports()
+            .into_iter()
+            .skip(before)
+            .find(|r| r.what == "cover")
+    })
+    .ok_or("the page did not draw its cover")?;
+    std::thread::sleep(SETTLE);
+    let screen = s.vm.screen().map_err(|e| format!("{e:#}"))?;
+    let shot = qemu_tests::artifacts_dir().join("indicator-over-page-cover.png");
+    s.vm.screenshot(&shot).map_err(|e| format!("{e:#}"))?;
+    let (width, height) = INDICATOR_SIZE;
+    let place = Region::top_right(screen.width, INDICATOR_MARGIN, width, height);
+    // The cover is 480 x 220 at the top right: below the indicator it shows.
+    let below = Region::top_right(screen.width, 0, 480, 220);
+    let below = Region {
+        y: INDICATOR_MARGIN + height + 20,
+        height: 60,
+        ..below
+    };
+    let (red, blue) = (
+        screen.share_in(place, INDICATOR_RED, 12),
+        screen.share_in(below, COVER_BLUE, 12),
+    );
+    if blue < 0.5 {
+        return Err(format!(
+            "the page's cover is not on screen ({blue:.2} blue below the indicator, {})",
+            shot.display()
+        ));
+    }
+    if red < INDICATOR_SHOWING {
+        return Err(format!(
+            "the page's cover hid the indicator ({red:.2} red, {})",
+            shot.display()
+        ));
+    }
+    seen.push(format!(
+        "over the page's full-screen cover {red:.2} red (cover {blue:.2} blue)"
+    ));
+
+    // The page hangs up: the kernel's devices close, the indicator goes.
+    let lines = events(s, "indicator").len();
+    let before = lab.reports().len();
+    s.vm.send_keys("e").map_err(|e| format!("{e:#}"))?;
+    wait_until(REACTION_TIMEOUT, Duration::from_millis(500), || {
+        lab.reports()
+            .into_iter()
+            .skip(before)
+            .find(|r| r.what == "hung-up")
+    })
+    .ok_or("the page did not hang up")?;
+    let off = find_event(s, "indicator", lines, REACTION_TIMEOUT, |e| {
+        e["state"] == "shown" && e["camera"] == false && e["microphone"] == false
+    })
+    .ok_or("the indicator did not go when the page hung up")?;
+    std::thread::sleep(Duration::from_secs(2));
+    let share = indicator_share(&s.vm)?;
+    let shot = qemu_tests::artifacts_dir().join("indicator-after-hang-up.png");
+    s.vm.screenshot(&shot).map_err(|e| format!("{e:#}"))?;
+    if share > 0.01 {
+        return Err(format!(
+            "after the hang-up the indicator's place is still {share:.2} red ({})",
+            shot.display()
+        ));
+    }
+    seen.push(format!(
+        "gone after the hang-up, shown {} ms after the kiosk saw the devices close",
+        off["after_ms"]
+    ));
+    Ok(seen.join("; "))
+}
+
+/// The browser's Wayland socket offers no layer-shell, and the compositor's own
+/// socket is closed to the browser's account (the kiosk's probe, test images).
+fn browser_display_is_confined(s: &VpnSession) -> Result<String, String> {
+    let probe = events(s, "wayland-probe")
+        .into_iter()
+        .next()
+        .ok_or("no wayland-probe line")?;
+    let globals = probe["browser_globals"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    if !globals.iter().any(|g| g == "xdg_wm_base") {
+        return Err(format!(
+            "the probe did not reach the browser's display: {probe}"
+        ));
+    }
+    if probe["layer_shell"] != false || globals.iter().any(|g| g == "zwlr_layer_shell_v1") {
+        return Err(format!("the browser's display offers layer-shell: {probe}"));
+    }
+    let own = probe["compositor_socket"].as_str().unwrap_or_default();
+    if !own.starts_with("refused") {
+        return Err(format!(
+            "the browser's account reached the compositor's own socket: {probe}"
+        ));
+    }
+    Ok(format!(
+        "{} globals on the browser's socket, no layer-shell; compositor's own socket {own}",
+        globals.len()
+    ))
 }
 
 /// What the guest may reach through the tunnel: the kiosk's check (443) and the

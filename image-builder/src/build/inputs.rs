@@ -44,6 +44,16 @@ impl BuildInputs {
                  this image is for testing only and says so on screen"
             );
         }
+        if loaded
+            .session
+            .as_ref()
+            .is_some_and(|s| s.test_virtual_camera)
+        {
+            tracing::warn!(
+                "conference.test-virtual-camera: the kernel's virtual camera (vivid) is loaded; \
+                 this image is for testing only and says so on screen"
+            );
+        }
         check_host(options)?;
         let mirrors = match &config.debian.mirror {
             Some(main) => Mirrors {

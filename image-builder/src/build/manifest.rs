@@ -114,7 +114,7 @@ fn manifest(inputs: &BuildInputs, built: &Described) -> Manifest {
         config_sha256: hex::encode(Sha256::digest(&loaded.raw)),
         kernel_filesystems: built.root.pruning.kept_filesystems.clone(),
         uki_signer: built.uki.signer.clone(),
-        test_fake_capture: loaded.session.as_ref().is_some_and(|s| s.fake_capture),
+        test_fake_capture: loaded.session.as_ref().is_some_and(|s| s.test_capture()),
     }
 }
 

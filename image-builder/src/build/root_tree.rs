@@ -77,6 +77,7 @@ impl RootTree {
                 policy: &stick_manifest::KioskPolicy {
                     require_secure_boot: config.kiosk.require_secure_boot,
                     min_rollback_index: config.kiosk.min_rollback_index,
+                    language: config.kiosk.language,
                     network: loaded.network.clone(),
                     session: loaded.session.clone(),
                 },

@@ -11,10 +11,15 @@ use stick_manifest::session::{KeyboardError, KeyboardLayout, SessionPolicy};
 use crate::config::vpn::Invalid;
 
 /// What the browser stack adds to an image with a `[conference]`.
-/// (`xkb-data` comes with cage anyway; named because keyboard-layout is checked
+/// (`xkb-data` comes with labwc anyway; named because keyboard-layout is checked
 /// against it.)
-pub const SESSION_PACKAGES: &[&str] =
-    &["chromium", "cage", "seatd", "fonts-dejavu-core", "xkb-data"];
+pub const SESSION_PACKAGES: &[&str] = &[
+    "chromium",
+    "labwc",
+    "seatd",
+    "fonts-dejavu-core",
+    "xkb-data",
+];
 
 /// `[conference]` as the admin writes it.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -33,7 +38,13 @@ pub struct ConferenceSection {
     /// The manifest and the screen say so.
     #[serde(default)]
     pub test_fake_capture: bool,
-    /// TEST images only, and only with `test-fake-capture`: a hostile process of
+    /// TEST images only: the kernel's virtual camera (`vivid`) is loaded, and the
+    /// browser uses the kernel's devices (that camera, the PC's sound card) as a
+    /// real stick does, so that the camera/microphone indicator can be tested.
+    /// The manifest and the screen say so.
+    #[serde(default)]
+    pub test_virtual_camera: bool,
+    /// TEST images only, and only with a test capture switch: a hostile process of
     /// the session account beside each browser (the QEMU scenario's proof that
     /// the kiosk ends every process of the account before it starts again).
     #[serde(default)]
@@ -103,11 +114,20 @@ impl ConferenceSection {
                 })?,
             ),
         };
-        if self.test_hostile_session && !self.test_fake_capture {
+        if self.test_fake_capture && self.test_virtual_camera {
+            return Err((
+                "conference.test-virtual-camera",
+                "choose one: test-fake-capture (the browser's own fake devices) or \
+                 test-virtual-camera (the kernel's devices)"
+                    .into(),
+            ));
+        }
+        if self.test_hostile_session && !self.test_fake_capture && !self.test_virtual_camera {
             return Err((
                 "conference.test-hostile-session",
                 "a test-only switch: allowed only in a test image, one that also sets \
-                 conference.test-fake-capture = true (which the manifest and the screen show)"
+                 conference.test-fake-capture or conference.test-virtual-camera = true \
+                 (which the manifest and the screen show)"
                     .into(),
             ));
         }
@@ -115,6 +135,7 @@ impl ConferenceSection {
             url: url.to_string(),
             origins,
             fake_capture: self.test_fake_capture,
+            test_virtual_camera: self.test_virtual_camera,
             test_hostile_session: self.test_hostile_session,
             keyboard,
         })
@@ -162,6 +183,7 @@ mod tests {
             extra_origins: extra.iter().map(|s| s.to_string()).collect(),
             trust_ca: vec!["ca.pem".into()],
             test_fake_capture: false,
+            test_virtual_camera: false,
             test_hostile_session: false,
             keyboard_layout: None,
             keyboard_variant: None,
@@ -255,19 +277,25 @@ mod tests {
     #[test]
     fn the_hostile_session_switch_is_for_test_images_only() {
         let cases = [
-            (false, false, Ok(false)),
-            (true, true, Ok(true)),
-            (false, true, Err("conference.test-hostile-session")),
+            (false, false, false, Ok(false)),
+            (true, false, true, Ok(true)),
+            (false, true, true, Ok(true)),
+            (false, false, true, Err("conference.test-hostile-session")),
+            (true, true, false, Err("conference.test-virtual-camera")),
         ];
-        for (fake_capture, hostile, want) in cases {
+        for (fake_capture, virtual_camera, hostile, want) in cases {
             let mut s = section("https://conf.test/", &[]);
             s.test_fake_capture = fake_capture;
+            s.test_virtual_camera = virtual_camera;
             s.test_hostile_session = hostile;
             let got = s
                 .policy(None)
                 .map(|p| p.test_hostile_session)
                 .map_err(|(key, _)| key);
-            assert_eq!(got, want, "fake capture {fake_capture}, hostile {hostile}");
+            assert_eq!(
+                got, want,
+                "fake capture {fake_capture}, virtual camera {virtual_camera}, hostile {hostile}"
+            );
         }
     }
 

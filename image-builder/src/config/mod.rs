@@ -65,6 +65,9 @@ pub struct KioskSection {
     /// Refuse to start a session on an image whose rollback index is lower.
     #[serde(default)]
     pub min_rollback_index: u64,
+    /// The language of the stick's screens and indicator: `"de"` or `"en"`.
+    #[serde(default)]
+    pub language: stick_manifest::Language,
 }
 
 impl Default for KioskSection {
@@ -72,6 +75,7 @@ impl Default for KioskSection {
         KioskSection {
             require_secure_boot: true,
             min_rollback_index: 0,
+            language: stick_manifest::Language::De,
         }
     }
 }

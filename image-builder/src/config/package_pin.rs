@@ -88,11 +88,11 @@ pub fn unmet<'a>(
 }
 
 /// The packages a reader looks for first, with their versions, for the build's
-/// output: `chromium 156.0.8078.114-1~deb13u1, cage 0.2.0-2, ...`.
+/// output: `chromium 156.0.8078.114-1~deb13u1, labwc 0.8.3-1, ...`.
 pub fn headline(installed: &[Package]) -> String {
     const HEADLINE: &[&str] = &[
         "chromium",
-        "cage",
+        "labwc",
         "linux-image-amd64",
         "systemd",
         "strongswan-charon",

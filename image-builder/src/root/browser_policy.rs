@@ -110,6 +110,7 @@ mod tests {
             url: "https://conf.test/room".into(),
             origins: vec!["https://conf.test".into(), "https://10.99.0.10:8443".into()],
             fake_capture: false,
+            test_virtual_camera: false,
             test_hostile_session: false,
             keyboard: None,
         }

@@ -1,7 +1,9 @@
 //! No program on the stick gains rights by being run: every setuid and setgid bit
 //! is cleared, and the programs that only exist to change accounts or passwords
 //! (su, passwd, chsh, ...) are removed, as is perl (Debian's maintainer scripts
-//! need it to install packages, nothing needs it on a running stick).
+//! need it to install packages, nothing needs it on a running stick). Xwayland
+//! goes too: labwc would start it for any X11 client, and an X11 client is not
+//! bound by the browser's Wayland security context.
 //!
 //! Nobody logs in on the stick, the conference account gets no password, and
 //! everything the stick runs as root is started by systemd as root: a setuid
@@ -12,8 +14,10 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
-/// Programs that change accounts, passwords or groups: removed, not just stripped.
+/// Programs that change accounts, passwords or groups, and the X server labwc
+/// would start on demand: removed, not just stripped.
 pub const REMOVED_PROGRAMS: &[&str] = &[
+    "usr/bin/Xwayland",
     "usr/bin/chage",
     "usr/bin/chfn",
     "usr/bin/chsh",

@@ -1,16 +1,20 @@
 //! Puts the conference session into the tree: the browser policy, the trusted
-//! CAs, and the unprivileged account the compositor and browser run as.
+//! CAs, and the unprivileged accounts the browser and the compositor run as.
 
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use stick_manifest::session::{
-    KeyboardLayout, SessionPolicy, BROWSER_POLICY_PATH, CONFERENCE_CA_PATH, SESSION_GID,
-    SESSION_UID, SESSION_USER, XKB_SYMBOLS_DIR,
+    KeyboardLayout, SessionPolicy, BROWSER_POLICY_PATH, CONFERENCE_CA_PATH, SCREEN_GID, SCREEN_UID,
+    SCREEN_USER, SESSION_GID, SESSION_UID, SESSION_USER, XKB_SYMBOLS_DIR,
 };
 
 use crate::config::LoadedConfig;
 use crate::root::network::{write, Credential};
+
+/// TEST images with `test-virtual-camera`: systemd loads vivid at boot, with these options.
+pub const VIRTUAL_CAMERA_LOAD: &str = "/etc/modules-load.d/secure-stick-test-camera.conf";
+pub const VIRTUAL_CAMERA_OPTIONS: &str = "/etc/modprobe.d/secure-stick-test-camera.conf";
 
 /// The CAs `[conference] trust-ca` names, checked and decoded.
 #[derive(Debug, Default)]
@@ -67,32 +71,59 @@ pub fn pem_certificates(text: &str) -> Result<Vec<Vec<u8>>> {
     Ok(out)
 }
 
-/// Adds the session account to the tree's account files (fixed ids, no password,
-/// no shell, a home in RAM) and to the groups of the seat and the sound card.
+/// An account of the session: fixed ids, no password, no shell, a home in RAM,
+/// member of some of the image's groups.
+struct Account {
+    name: &'static str,
+    uid: u32,
+    gid: u32,
+    comment: &'static str,
+    home: &'static str,
+    groups: &'static [&'static str],
+}
+
+/// The browser's account (cameras, sound) and the compositor's (the seat, which
+/// seatd gives to `video`).
+const ACCOUNTS: &[Account] = &[
+    Account {
+        name: SESSION_USER,
+        uid: SESSION_UID,
+        gid: SESSION_GID,
+        comment: "Conference session",
+        home: "/run/conference",
+        groups: &["video", "audio"],
+    },
+    Account {
+        name: SCREEN_USER,
+        uid: SCREEN_UID,
+        gid: SCREEN_GID,
+        comment: "Stick screens",
+        home: "/run/stick-screen",
+        groups: &["video", "render", "input"],
+    },
+];
+
+/// Adds the session's accounts to the tree's account files.
 pub fn add_session_account(passwd: &str, group: &str, shadow: &str) -> (String, String, String) {
     let mut passwd = passwd.trim_end().to_string();
-    passwd.push_str(&format!(
-        "\n{SESSION_USER}:x:{SESSION_UID}:{SESSION_GID}:Conference session:/run/{SESSION_USER}:/usr/sbin/nologin\n"
-    ));
-    let mut groups: Vec<String> = group
-        .lines()
-        .map(|line| {
-            let name = line.split(':').next().unwrap_or_default();
-            if ["video", "audio", "render"].contains(&name) {
-                if line.ends_with(':') {
-                    format!("{line}{SESSION_USER}")
-                } else {
-                    format!("{line},{SESSION_USER}")
-                }
-            } else {
-                line.to_string()
-            }
-        })
-        .collect();
-    groups.push(format!("{SESSION_USER}:x:{SESSION_GID}:"));
     let mut shadow = shadow.trim_end().to_string();
-    shadow.push_str(&format!("\n{SESSION_USER}:!*:1::::::\n"));
-    (passwd, groups.join("\n") + "\n", shadow)
+    let mut groups: Vec<String> = group.lines().map(str::to_string).collect();
+    for account in ACCOUNTS {
+        passwd.push_str(&format!(
+            "\n{}:x:{}:{}:{}:{}:/usr/sbin/nologin",
+            account.name, account.uid, account.gid, account.comment, account.home
+        ));
+        shadow.push_str(&format!("\n{}:!*:1::::::", account.name));
+        for line in &mut groups {
+            let name = line.split(':').next().unwrap_or_default();
+            if account.groups.contains(&name) {
+                let separator = if line.ends_with(':') { "" } else { "," };
+                line.push_str(&format!("{separator}{}", account.name));
+            }
+        }
+        groups.push(format!("{}:x:{}:", account.name, account.gid));
+    }
+    (passwd + "\n", groups.join("\n") + "\n", shadow + "\n")
 }
 
 /// Writes the session's files into the tree at `root`.
@@ -116,6 +147,16 @@ pub fn install(root: &Path, session: &SessionPolicy, trust: &ConferenceTrust) ->
         }
     }
     write(root, CONFERENCE_CA_PATH, &bundle, 0o644)?;
+    if session.test_virtual_camera {
+        // One video capture node, a webcam input: what a USB camera looks like.
+        write(root, VIRTUAL_CAMERA_LOAD, b"vivid\n", 0o644)?;
+        write(
+            root,
+            VIRTUAL_CAMERA_OPTIONS,
+            b"options vivid n_devs=1 node_types=0x1 num_inputs=1 input_types=0x0\n",
+            0o644,
+        )?;
+    }
     let read = |name: &str| {
         let path = root.join("etc").join(name);
         std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))
@@ -159,21 +200,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_session_account_joins_the_seat_and_sound_groups() {
+    fn the_session_accounts_join_their_groups() {
         let (passwd, group, shadow) = add_session_account(
             "root:x:0:0:root:/root:/bin/bash\n",
-            "root:x:0:\naudio:x:29:pulse\nvideo:x:44:\nrender:x:992:\n",
+            "root:x:0:\naudio:x:29:pulse\nvideo:x:44:\nrender:x:992:\ninput:x:995:\n",
             "root:*:19000:0:99999:7:::\n",
         );
         assert_eq!(
             passwd,
-            "root:x:0:0:root:/root:/bin/bash\nconference:x:900:900:Conference session:/run/conference:/usr/sbin/nologin\n"
+            "root:x:0:0:root:/root:/bin/bash\n\
+             conference:x:900:900:Conference session:/run/conference:/usr/sbin/nologin\n\
+             stick-screen:x:901:901:Stick screens:/run/stick-screen:/usr/sbin/nologin\n"
         );
         assert_eq!(
             group,
-            "root:x:0:\naudio:x:29:pulse,conference\nvideo:x:44:conference\nrender:x:992:conference\nconference:x:900:\n"
+            "root:x:0:\naudio:x:29:pulse,conference\nvideo:x:44:conference,stick-screen\n\
+             render:x:992:stick-screen\ninput:x:995:stick-screen\nconference:x:900:\nstick-screen:x:901:\n"
         );
-        assert_eq!(shadow, "root:*:19000:0:99999:7:::\nconference:!*:1::::::\n");
+        assert_eq!(
+            shadow,
+            "root:*:19000:0:99999:7:::\nconference:!*:1::::::\nstick-screen:!*:1::::::\n"
+        );
     }
 
     #[test]

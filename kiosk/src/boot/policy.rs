@@ -157,12 +157,14 @@ mod tests {
         let strict = KioskPolicy {
             require_secure_boot: true,
             min_rollback_index: 3,
+            language: stick_manifest::Language::De,
             network: None,
             session: None,
         };
         let lax = KioskPolicy {
             require_secure_boot: false,
             min_rollback_index: 0,
+            language: stick_manifest::Language::De,
             network: None,
             session: None,
         };

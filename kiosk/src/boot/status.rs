@@ -228,6 +228,7 @@ mod tests {
             policy: Some(KioskPolicy {
                 require_secure_boot: true,
                 min_rollback_index: 4,
+                language: stick_manifest::Language::De,
                 network: None,
                 session: None,
             }),
@@ -310,6 +311,7 @@ mod tests {
                     o.policy = Some(KioskPolicy {
                         require_secure_boot: true,
                         min_rollback_index: 5,
+                        language: stick_manifest::Language::De,
                         network: None,
                         session: None,
                     })

@@ -136,6 +136,40 @@ pub fn join(procs: i32) -> std::io::Result<()> {
     }
 }
 
+/// Between fork and exec: the account's groups, then its ids; root is gone for
+/// good. Only async-signal-safe system calls.
+pub fn drop_to_account(uid: u32, gid: u32, groups: &[nix::unistd::Gid]) -> std::io::Result<()> {
+    nix::unistd::setgroups(groups).map_err(std::io::Error::from)?;
+    nix::unistd::setgid(nix::unistd::Gid::from_raw(gid)).map_err(std::io::Error::from)?;
+    nix::unistd::setuid(nix::unistd::Uid::from_raw(uid)).map_err(std::io::Error::from)
+}
+
+/// The ids of the named groups in the text of `/etc/group`.
+pub fn parse_group_ids(text: &str, names: &[&str]) -> Vec<u32> {
+    text.lines()
+        .filter_map(|line| {
+            let mut fields = line.split(':');
+            let name = fields.next()?;
+            let gid = fields.nth(1)?.parse().ok()?;
+            names.contains(&name).then_some(gid)
+        })
+        .collect()
+}
+
+/// The ids of the named groups in the image's `/etc/group` (those it has).
+pub fn group_ids(names: &[&str]) -> Vec<nix::unistd::Gid> {
+    let text = std::fs::read_to_string("/etc/group").unwrap_or_default();
+    parse_group_ids(&text, names)
+        .into_iter()
+        .map(nix::unistd::Gid::from_raw)
+        .collect()
+}
+
+/// Processes whose real uid is `uid`.
+pub fn processes_of(uid: u32) -> Vec<i32> {
+    account_pids(Path::new("/proc"), uid)
+}
+
 /// The real uid in the text of `/proc/PID/status` (`Uid:` real effective saved fs).
 pub fn parse_status_uid(text: &str) -> Option<u32> {
     text.lines()
@@ -252,6 +286,13 @@ fn links_in(dir: &Path) -> Vec<String> {
 mod tests {
     use super::*;
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    #[test]
+    fn group_ids_by_name() {
+        let text = "root:x:0:\naudio:x:29:pulse\nvideo:x:44:\nrender:x:992:\nbroken\n";
+        assert_eq!(parse_group_ids(text, &["video", "render"]), [44, 992]);
+        assert_eq!(parse_group_ids(text, &["input"]), Vec::<u32>::new());
+    }
 
     #[test]
     fn own_cgroup_and_uid_are_parsed() {

@@ -1,6 +1,8 @@
-//! Starts the compositor and the browser for one run: cage on the seat, Debian's
-//! Chromium in kiosk mode inside it, as the unprivileged session account with a
-//! fresh profile in RAM, and the CDP pipe on the browser's fds 3 and 4.
+//! Starts the compositor and the browser for one run: labwc on the seat with the
+//! stick's overlay (`compositor`), Debian's Chromium in kiosk mode on a socket of
+//! its own with a security context (`security_context`), as the unprivileged
+//! session account with a fresh profile in RAM, and the CDP pipe on the
+//! browser's fds 3 and 4.
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
@@ -10,16 +12,22 @@ use std::process::{Child, Command, Stdio};
 use anyhow::{Context, Result};
 use stick_manifest::https_url::HttpsUrl;
 use stick_manifest::session::{SessionPolicy, SESSION_GID, SESSION_UID};
+use stick_manifest::Language;
 
 use crate::session::account::{
-    end_session_processes, fresh_session_folder, join, Cleanup, SessionCgroup, SESSION_RUN_DIR,
+    drop_to_account, end_session_processes, fresh_session_folder, group_ids, join, Cleanup,
+    SessionCgroup, SESSION_RUN_DIR,
 };
 use crate::session::cdp::Cdp;
+use crate::session::compositor::Compositor;
+use crate::session::security_context::BrowserDisplay;
+
+/// The browser's Wayland socket, in its runtime folder (`xdg`).
+const BROWSER_SOCKET: &str = "wayland-0";
 
 /// The browser binary itself, not Debian's wrapper script (which adds flags).
 pub const CHROMIUM: &str = "/usr/lib/chromium/chromium";
-pub const CAGE: &str = "/usr/bin/cage";
-/// cage's and the browser's own output (kept off the console; its tail goes into
+/// The compositor's, the overlay's and the browser's own output (kept off the console; its tail goes into
 /// the kiosk's log when the browser ends).
 pub const BROWSER_LOG: &str = "/run/conference-browser.log";
 /// Lines of [`BROWSER_LOG`] the kiosk logs when the browser ends or the watchdog
@@ -31,18 +39,11 @@ const LOG_LIMIT: u64 = 4 << 20;
 /// and desktop services that a kiosk does not run (dozens per minute).
 const LOG_NOISE: &[&str] = &["dbus/", "idle_linux.cc"];
 
-/// The group ids of `video` (the seat), `audio` (the sound card) and `render`.
-fn session_groups() -> Vec<u32> {
-    let text = std::fs::read_to_string("/etc/group").unwrap_or_default();
-    text.lines()
-        .filter_map(|line| {
-            let mut fields = line.split(':');
-            let name = fields.next()?;
-            let gid = fields.nth(1)?.parse().ok()?;
-            ["video", "audio", "render"].contains(&name).then_some(gid)
-        })
-        .chain([SESSION_GID])
-        .collect()
+/// The browser's groups: `video` (cameras), `audio` (the sound card), its own.
+fn session_groups() -> Vec<nix::unistd::Gid> {
+    let mut groups = group_ids(&["video", "audio"]);
+    groups.push(nix::unistd::Gid::from_raw(SESSION_GID));
+    groups
 }
 
 /// Chromium's command line: kiosk mode, nothing in the background, CDP on the pipe.
@@ -137,11 +138,14 @@ pub struct Browser {
     pub cdp: Cdp,
     /// What was ended and cleared before this browser started.
     pub cleanup: Cleanup,
+    pub compositor: Compositor,
+    /// The browser's socket; dropped after the browser ended.
+    display: Option<BrowserDisplay>,
 }
 
 impl Browser {
-    /// Starts cage with Chromium in it.
-    pub fn start(policy: &SessionPolicy) -> Result<Browser> {
+    /// Starts labwc, the overlay, and Chromium on its own socket.
+    pub fn start(policy: &SessionPolicy, language: Language) -> Result<Browser> {
         let run = PathBuf::from(SESSION_RUN_DIR);
         let (cgroup, mut cleanup) = clean_slate(&run)?;
         let procs = cgroup.procs_file()?;
@@ -158,20 +162,28 @@ impl Browser {
             .open(BROWSER_LOG)
             .and_then(|log| log.set_len(0).map(|()| log))
             .with_context(|| format!("cannot create {BROWSER_LOG}"))?;
-        let mut command = Command::new(CAGE);
+        let mut compositor = Compositor::start(policy.keyboard.as_ref(), language, &log)?;
+        let display = match BrowserDisplay::open(
+            &Compositor::socket(),
+            &run.join("xdg").join(BROWSER_SOCKET),
+            SESSION_UID,
+            SESSION_GID,
+        ) {
+            Ok(display) => display,
+            Err(err) => {
+                compositor.stop();
+                return Err(err);
+            }
+        };
+        let mut command = Command::new(CHROMIUM);
         command
-            .arg("--")
-            .arg(CHROMIUM)
             .args(chromium_args(policy, &run.join("profile")))
             .env_clear()
             .env("HOME", &run)
             .env("XDG_RUNTIME_DIR", run.join("xdg"))
+            .env("WAYLAND_DISPLAY", BROWSER_SOCKET)
             .env("PATH", "/usr/bin:/bin")
             .env("LANG", "C.UTF-8")
-            .env("LIBSEAT_BACKEND", "seatd")
-            // Software rendering works on every PC (and in QEMU); no GPU access.
-            .env("WLR_RENDERER", "pixman")
-            .envs(keyboard_env(policy))
             .current_dir(&run)
             .stdin(Stdio::null())
             .stdout(log.try_clone().context("cannot share the browser log")?)
@@ -181,10 +193,7 @@ impl Browser {
         let commands_read = above_browser_fds(commands_read)?;
         let events_write = above_browser_fds(events_write)?;
         let fds = [commands_read.as_raw_fd(), events_write.as_raw_fd()];
-        let groups: Vec<nix::unistd::Gid> = session_groups()
-            .into_iter()
-            .map(nix::unistd::Gid::from_raw)
-            .collect();
+        let groups = session_groups();
         // SAFETY: between fork and exec only async-signal-safe system calls: write,
         // setsid, dup2, setgroups, setgid, setuid; `groups` was built before the fork.
         #[allow(unsafe_code)]
@@ -193,13 +202,8 @@ impl Browser {
                 // Into the session's cgroup while still root; it cannot leave it.
                 join(procs_fd)?;
                 nix::unistd::setsid().map_err(std::io::Error::from)?;
-                // The session account's groups, then its ids: root is gone for good.
-                nix::unistd::setgroups(&groups).map_err(std::io::Error::from)?;
-                nix::unistd::setgid(nix::unistd::Gid::from_raw(SESSION_GID))
-                    .map_err(std::io::Error::from)?;
-                nix::unistd::setuid(nix::unistd::Uid::from_raw(SESSION_UID))
-                    .map_err(std::io::Error::from)?;
-                // dup2 clears O_CLOEXEC on the copies, so cage and the browser inherit them.
+                drop_to_account(SESSION_UID, SESSION_GID, &groups)?;
+                // dup2 clears O_CLOEXEC on the copies, so the browser inherits them.
                 for (from, to) in fds.iter().zip([3, 4]) {
                     if nix::libc::dup2(*from, to) < 0 {
                         return Err(std::io::Error::last_os_error());
@@ -208,12 +212,21 @@ impl Browser {
                 Ok(())
             });
         }
-        let child = command
-            .spawn()
-            .with_context(|| format!("cannot start {CAGE} with {CHROMIUM}"))?;
+        let child = match command.spawn() {
+            Ok(child) => child,
+            Err(err) => {
+                compositor.stop();
+                return Err(err).with_context(|| format!("cannot start {CHROMIUM}"));
+            }
+        };
         drop::<OwnedFd>(commands_read);
         drop::<OwnedFd>(events_write);
         if policy.test_hostile_session {
+            crate::session::wayland_probe::run_beside_browser(
+                &run.join("xdg"),
+                BROWSER_SOCKET,
+                &Compositor::socket(),
+            );
             crate::session::hostile::spawn(procs_fd)?;
             cleanup.etc_owner = Some(etc_owner());
         }
@@ -225,6 +238,8 @@ impl Browser {
                 std::fs::File::from(events_read),
             ),
             cleanup,
+            compositor,
+            display: Some(display),
         })
     }
 
@@ -243,12 +258,12 @@ impl Browser {
         }
     }
 
-    /// The last lines cage and the browser wrote, without the noise.
+    /// The last lines the compositor and the browser wrote, without the noise.
     pub fn log_tail() -> String {
         tail(&std::fs::read_to_string(BROWSER_LOG).unwrap_or_default())
     }
 
-    /// Ends cage and everything in its session.
+    /// Ends the browser and everything in its session, then the compositor.
     pub fn stop(&mut self) {
         let pgid = nix::unistd::Pid::from_raw(self.child.id() as i32);
         let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGTERM);
@@ -261,6 +276,8 @@ impl Browser {
         }
         let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
         let _ = self.child.wait();
+        self.display = None;
+        self.compositor.stop();
     }
 }
 
@@ -299,18 +316,6 @@ fn tail(text: &str) -> String {
     lines[lines.len().saturating_sub(LOG_TAIL_LINES)..].join("\n")
 }
 
-/// cage's keyboard comes from libxkbcommon, which reads the layout from these.
-fn keyboard_env(policy: &SessionPolicy) -> Vec<(&'static str, String)> {
-    let Some(keyboard) = &policy.keyboard else {
-        return Vec::new();
-    };
-    let mut env = vec![("XKB_DEFAULT_LAYOUT", keyboard.layout.clone())];
-    if let Some(variant) = &keyboard.variant {
-        env.push(("XKB_DEFAULT_VARIANT", variant.clone()));
-    }
-    env
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -321,6 +326,7 @@ mod tests {
             url: "https://conf.test/room".into(),
             origins: vec!["https://conf.test".into()],
             fake_capture: false,
+            test_virtual_camera: false,
             test_hostile_session: false,
             keyboard: None,
         };
@@ -383,6 +389,7 @@ mod tests {
                 url: (*url).into(),
                 origins: origins.iter().map(|o| o.to_string()).collect(),
                 fake_capture: false,
+                test_virtual_camera: false,
                 test_hostile_session: false,
                 keyboard: None,
             };
@@ -392,35 +399,6 @@ mod tests {
                 args.contains(&format!("--host-resolver-rules={want}")),
                 "{args:?}"
             );
-        }
-    }
-
-    #[test]
-    fn the_keyboard_layout_reaches_xkb() {
-        use stick_manifest::session::KeyboardLayout;
-        type Layout<'a> = Option<(&'a str, Option<&'a str>)>;
-        let cases: &[(Layout, &[(&str, &str)])] = &[
-            (None, &[]),
-            (Some(("de", None)), &[("XKB_DEFAULT_LAYOUT", "de")]),
-            (
-                Some(("de", Some("nodeadkeys"))),
-                &[
-                    ("XKB_DEFAULT_LAYOUT", "de"),
-                    ("XKB_DEFAULT_VARIANT", "nodeadkeys"),
-                ],
-            ),
-        ];
-        for (keyboard, want) in cases {
-            let policy = SessionPolicy {
-                url: "https://conf.test/".into(),
-                origins: vec!["https://conf.test".into()],
-                fake_capture: false,
-                test_hostile_session: false,
-                keyboard: keyboard.map(|(l, v)| KeyboardLayout::parse(l, v).expect("valid")),
-            };
-            let got = keyboard_env(&policy);
-            let got: Vec<(&str, &str)> = got.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            assert_eq!(got, *want, "{keyboard:?}");
         }
     }
 }

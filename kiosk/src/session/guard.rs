@@ -217,6 +217,7 @@ mod tests {
             url: "https://conf.test/room".into(),
             origins: vec!["https://conf.test".into()],
             fake_capture: false,
+            test_virtual_camera: false,
             test_hostile_session: false,
             keyboard: None,
         })

@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 use stick_manifest::network::EGRESS_TABLE;
-use stick_manifest::session::SESSION_UID;
+use stick_manifest::session::{SCREEN_UID, SESSION_UID};
 
 use stick_manifest::network::{TUNNEL_UDP_IN as COUNTER_IN, TUNNEL_UDP_OUT as COUNTER_OUT};
 
@@ -22,9 +22,12 @@ pub struct MediaSample {
     /// A playback stream of a sound card is running.
     pub audio_playing: bool,
     pub kiosk_rss_kib: u64,
-    /// Proportional set size of every process of the session account (cage, browser).
+    /// Proportional set size of every process of the session account (the browser).
     pub browser_pss_kib: u64,
     pub browser_processes: u32,
+    /// The same for the screen account: labwc and the overlay.
+    pub compositor_pss_kib: u64,
+    pub compositor_processes: u32,
 }
 
 /// Packets and bytes of a named counter in `nft -j list counters` output.
@@ -90,15 +93,20 @@ pub fn observe() -> MediaSample {
             .lines()
             .find_map(|l| l.strip_prefix("Uid:"))
             .and_then(|l| l.split_whitespace().next()?.parse::<u32>().ok());
-        if uid != Some(SESSION_UID) {
-            continue;
-        }
+        let (pss_sum, count) = match uid {
+            Some(SESSION_UID) => (&mut sample.browser_pss_kib, &mut sample.browser_processes),
+            Some(SCREEN_UID) => (
+                &mut sample.compositor_pss_kib,
+                &mut sample.compositor_processes,
+            ),
+            _ => continue,
+        };
         if let Some(pss) = std::fs::read_to_string(path.join("smaps_rollup"))
             .ok()
             .and_then(|t| kib_field(&t, "Pss"))
         {
-            sample.browser_pss_kib += pss;
-            sample.browser_processes += 1;
+            *pss_sum += pss;
+            *count += 1;
         }
     }
     sample

@@ -3,20 +3,26 @@
 //!
 //! - `account`: the session account's cgroup and folder: every process ended, the folder made anew.
 //! - `runner`: waits for the tunnel, checks the certificate, runs and restarts the browser.
-//! - `browser`: starts cage and Chromium for one run, with the CDP pipe.
+//! - `browser`: starts the compositor and Chromium for one run, with the CDP pipe.
+//! - `compositor`: labwc as the screen account, the overlay, the capture watch feeding it.
+//! - `security_context`: the browser's own Wayland socket, without privileged protocols.
 //! - `cdp`: the Chrome DevTools Protocol over the browser's pipe.
 //! - `guard`: what the kiosk does about every target the browser reports.
 //! - `page_watch`: the watchdog: is the conference page on the screen, and what to do if not.
 //! - `media`: is the call's media flowing (tunnel UDP counters, sound card, memory).
 //! - `hostile`: TEST images only: a hostile process of the account, for the QEMU scenario.
+//! - `wayland_probe`: TEST images only: what the browser's account can reach on the display.
 //! - `shortcuts`: logs keyboard shortcuts that would leave the conference elsewhere.
 
 pub mod account;
 pub mod browser;
 pub mod cdp;
+pub mod compositor;
 pub mod guard;
 pub mod hostile;
 pub mod media;
 pub mod page_watch;
 pub mod runner;
+pub mod security_context;
 pub mod shortcuts;
+pub mod wayland_probe;

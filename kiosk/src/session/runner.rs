@@ -21,6 +21,7 @@ use crate::session::media::MediaSample;
 use crate::session::page_watch::{
     histogram_count, Action, Look, PageWatch, RestartBudget, FIRST_PAINT_HISTOGRAM, RESTART_PAUSES,
 };
+use stick_manifest::Language;
 
 /// Browser ends within [`CRASH_WINDOW`] that make the kiosk give up.
 pub const MAX_CRASHES: usize = 3;
@@ -47,6 +48,8 @@ pub enum SessionEvent {
         url: String,
         origins: Vec<String>,
         fake_capture: bool,
+        /// TEST images: the kernel's virtual camera is loaded.
+        virtual_camera: bool,
         /// `layout` or `layout(variant)`; none: XKB's default.
         keyboard: Option<String>,
     },
@@ -185,11 +188,12 @@ fn preflight(url: &str) -> Result<(), Option<String>> {
 
 /// Runs the session for good. `network`: the image has a VPN, and the browser
 /// shows the conference only while `reachable` holds.
-pub fn run(policy: SessionPolicy, network: bool, reachable: &AtomicBool) {
+pub fn run(policy: SessionPolicy, language: Language, network: bool, reachable: &AtomicBool) {
     emit(&SessionEvent::Starting {
         url: policy.url.clone(),
         origins: policy.origins.clone(),
         fake_capture: policy.fake_capture,
+        virtual_camera: policy.test_virtual_camera,
         keyboard: policy.keyboard.as_ref().map(ToString::to_string),
     });
     let banner = banner(&policy);
@@ -207,7 +211,7 @@ pub fn run(policy: SessionPolicy, network: bool, reachable: &AtomicBool) {
             }
         }
         run += 1;
-        let Some(mut browser) = start_browser(&policy, banner) else {
+        let Some(mut browser) = start_browser(&policy, language, banner) else {
             return;
         };
         last_waiting.clear();
@@ -236,6 +240,9 @@ fn banner(policy: &SessionPolicy) -> &'static str {
     if policy.fake_capture {
         "TEST IMAGE: the browser gets a FAKE camera and microphone \
          (conference.test-fake-capture). Not for real conferences.\n\n"
+    } else if policy.test_virtual_camera {
+        "TEST IMAGE: the camera is the kernel's VIRTUAL test camera \
+         (conference.test-virtual-camera). Not for real conferences.\n\n"
     } else {
         ""
     }
@@ -296,8 +303,8 @@ fn check_conference(policy: &SessionPolicy, banner: &str, last_waiting: &mut Str
 
 /// Starts the browser for one run; `None` when it cannot start (the screen says
 /// why, and the session ends).
-fn start_browser(policy: &SessionPolicy, banner: &str) -> Option<Browser> {
-    match Browser::start(policy) {
+fn start_browser(policy: &SessionPolicy, language: Language, banner: &str) -> Option<Browser> {
+    match Browser::start(policy, language) {
         Ok(browser) => Some(browser),
         Err(err) => {
             let reason = format!("{err:#}");

@@ -52,16 +52,65 @@ impl Screen {
 
     /// The share of pixels within `tolerance` of `rgb` in every channel.
     pub fn share_of(&self, rgb: [u8; 3], tolerance: u8) -> f64 {
-        let total = self.width * self.height;
+        self.share_in(
+            Region {
+                x: 0,
+                y: 0,
+                width: self.width,
+                height: self.height,
+            },
+            rgb,
+            tolerance,
+        )
+    }
+
+    /// [`Screen::share_of`] within `region` (clipped to the screen).
+    pub fn share_in(&self, region: Region, rgb: [u8; 3], tolerance: u8) -> f64 {
+        let (x_end, y_end) = (
+            (region.x + region.width).min(self.width),
+            (region.y + region.height).min(self.height),
+        );
+        let mut total = 0usize;
+        let mut near = 0usize;
+        for y in region.y.min(y_end)..y_end {
+            for x in region.x.min(x_end)..x_end {
+                let at = (y * self.width + x) * 3;
+                let pixel = &self.pixels[at..at + 3];
+                total += 1;
+                if pixel
+                    .iter()
+                    .zip(rgb)
+                    .all(|(a, b)| a.abs_diff(b) <= tolerance)
+                {
+                    near += 1;
+                }
+            }
+        }
         if total == 0 {
             return 0.0;
         }
-        let near = self
-            .pixels
-            .chunks_exact(3)
-            .filter(|p| p.iter().zip(rgb).all(|(a, b)| a.abs_diff(b) <= tolerance))
-            .count();
         near as f64 / total as f64
+    }
+}
+
+/// A rectangle of the screen, in pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Region {
+    pub x: usize,
+    pub y: usize,
+    pub width: usize,
+    pub height: usize,
+}
+
+impl Region {
+    /// `width` x `height` at `margin` from the top right corner of a screen `screen_width` wide.
+    pub fn top_right(screen_width: usize, margin: usize, width: usize, height: usize) -> Region {
+        Region {
+            x: screen_width.saturating_sub(margin + width),
+            y: margin,
+            width,
+            height,
+        }
     }
 }
 
@@ -96,6 +145,38 @@ mod tests {
                 "{rgb:?} ±{tolerance}"
             );
         }
+    }
+
+    #[test]
+    fn shares_within_a_region() {
+        let (red, blue) = ([255, 0, 0], [0, 0, 255]);
+        // 4x2: the right half red, the left half blue.
+        let pixels = [blue, blue, red, red, blue, blue, red, red];
+        let screen = Screen::parse_ppm(&ppm(4, 2, &pixels)).expect("ppm");
+        let right = Region::top_right(4, 0, 2, 2);
+        assert_eq!(
+            right,
+            Region {
+                x: 2,
+                y: 0,
+                width: 2,
+                height: 2
+            }
+        );
+        assert_eq!(screen.share_in(right, red, 0), 1.0);
+        assert_eq!(screen.share_in(right, blue, 0), 0.0);
+        assert_eq!(screen.share_of(red, 0), 0.5);
+        let beyond = Region {
+            x: 3,
+            y: 1,
+            width: 10,
+            height: 10,
+        };
+        assert_eq!(
+            screen.share_in(beyond, red, 0),
+            1.0,
+            "clipped to the screen"
+        );
     }
 
     #[test]

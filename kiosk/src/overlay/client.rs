@@ -1,0 +1,382 @@
+//! `kiosk overlay LANG`: the stick's own surface on the compositor's overlay layer
+//! (wlr-layer-shell), above every window including a full-screen browser. It reads
+//! the capture state from its input, one line per change (`camera=1
+//! microphone=0`, written by the kiosk from the kernel's view), paints the
+//! indicator, and answers `shown camera=1 microphone=0` once the compositor has
+//! put that frame on screen (the frame callback).
+//!
+//! It runs as the screen account on the compositor's own socket, which the browser
+//! cannot reach: the browser's socket carries a security context, and labwc
+//! offers no layer-shell there.
+
+use std::io::Write;
+use std::os::fd::{AsFd, AsRawFd};
+use std::os::unix::fs::FileExt;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use stick_manifest::Language;
+use wayland_client::globals::{registry_queue_init, GlobalListContents};
+use wayland_client::protocol::{
+    wl_buffer, wl_callback, wl_compositor, wl_region, wl_registry, wl_shm, wl_shm_pool, wl_surface,
+};
+use wayland_client::{delegate_noop, Connection, Dispatch, EventQueue, QueueHandle};
+use wayland_protocols_wlr::layer_shell::v1::client::{zwlr_layer_shell_v1, zwlr_layer_surface_v1};
+
+use crate::capture::CaptureState;
+use crate::overlay::indicator;
+use crate::overlay::paint::{load_font, FONT_PATH};
+
+/// The kiosk's subcommand that runs it.
+pub const SUBCOMMAND: &str = "overlay";
+/// The layer surface's namespace (what the compositor's logs call it).
+const NAMESPACE: &str = "secure-stick-indicator";
+
+/// `kiosk overlay LANG`.
+pub fn run(language: Option<String>) -> ExitCode {
+    let Some(language) = language.as_deref().and_then(Language::from_code) else {
+        eprintln!("usage: kiosk overlay de|en (started by the kiosk, input: capture state lines)");
+        return ExitCode::from(2);
+    };
+    match serve(language) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("kiosk overlay: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// What the compositor told the overlay.
+#[derive(Debug, Default)]
+struct Overlay {
+    configured: bool,
+    closed: bool,
+    /// The newest frame the compositor put on screen (its callback's number).
+    frame_shown: u64,
+}
+
+impl Dispatch<wl_registry::WlRegistry, GlobalListContents> for Overlay {
+    fn event(
+        _: &mut Self,
+        _: &wl_registry::WlRegistry,
+        _: wl_registry::Event,
+        _: &GlobalListContents,
+        _: &Connection,
+        _: &QueueHandle<Self>,
+    ) {
+    }
+}
+
+impl Dispatch<zwlr_layer_surface_v1::ZwlrLayerSurfaceV1, ()> for Overlay {
+    fn event(
+        state: &mut Self,
+        surface: &zwlr_layer_surface_v1::ZwlrLayerSurfaceV1,
+        event: zwlr_layer_surface_v1::Event,
+        _: &(),
+        _: &Connection,
+        _: &QueueHandle<Self>,
+    ) {
+        match event {
+            zwlr_layer_surface_v1::Event::Configure { serial, .. } => {
+                surface.ack_configure(serial);
+                state.configured = true;
+            }
+            zwlr_layer_surface_v1::Event::Closed => state.closed = true,
+            _ => {}
+        }
+    }
+}
+
+impl Dispatch<wl_callback::WlCallback, u64> for Overlay {
+    fn event(
+        state: &mut Self,
+        _: &wl_callback::WlCallback,
+        event: wl_callback::Event,
+        frame: &u64,
+        _: &Connection,
+        _: &QueueHandle<Self>,
+    ) {
+        if let wl_callback::Event::Done { .. } = event {
+            state.frame_shown = state.frame_shown.max(*frame);
+        }
+    }
+}
+
+delegate_noop!(Overlay: ignore wl_compositor::WlCompositor);
+delegate_noop!(Overlay: ignore wl_shm::WlShm);
+delegate_noop!(Overlay: ignore wl_shm_pool::WlShmPool);
+delegate_noop!(Overlay: ignore wl_buffer::WlBuffer);
+delegate_noop!(Overlay: ignore wl_surface::WlSurface);
+delegate_noop!(Overlay: ignore wl_region::WlRegion);
+delegate_noop!(Overlay: ignore zwlr_layer_shell_v1::ZwlrLayerShellV1);
+
+/// The surface and two buffers in one shared-memory file, used in turn.
+struct Surface {
+    surface: wl_surface::WlSurface,
+    file: std::fs::File,
+    buffers: [wl_buffer::WlBuffer; 2],
+    /// Frames shown so far; also the number of the last one.
+    frames: u64,
+}
+
+const FRAME_BYTES: usize = (indicator::WIDTH * indicator::HEIGHT * 4) as usize;
+
+impl Surface {
+    /// Asks for an overlay-layer surface at the top right that takes no input.
+    fn create(
+        queue: &mut EventQueue<Overlay>,
+        state: &mut Overlay,
+        globals: &Globals,
+    ) -> Result<Surface> {
+        let qh = queue.handle();
+        let surface = globals.compositor.create_surface(&qh, ());
+        let layer = globals.layer_shell.get_layer_surface(
+            &surface,
+            None,
+            zwlr_layer_shell_v1::Layer::Overlay,
+            NAMESPACE.into(),
+            &qh,
+            (),
+        );
+        layer.set_size(indicator::WIDTH, indicator::HEIGHT);
+        layer.set_anchor(zwlr_layer_surface_v1::Anchor::Top | zwlr_layer_surface_v1::Anchor::Right);
+        layer.set_margin(indicator::MARGIN, indicator::MARGIN, 0, 0);
+        layer.set_keyboard_interactivity(zwlr_layer_surface_v1::KeyboardInteractivity::None);
+        // An empty input region: clicks go through to the conference.
+        let region = globals.compositor.create_region(&qh, ());
+        surface.set_input_region(Some(&region));
+        region.destroy();
+        surface.commit();
+        while !state.configured {
+            if state.closed {
+                bail!("the compositor closed the overlay surface before showing it");
+            }
+            queue
+                .blocking_dispatch(state)
+                .context("lost the compositor while waiting for the overlay's configure")?;
+        }
+        let file = shared_memory(2 * FRAME_BYTES)?;
+        let pool = globals
+            .shm
+            .create_pool(file.as_fd(), (2 * FRAME_BYTES) as i32, &qh, ());
+        let buffer = |index: usize| {
+            pool.create_buffer(
+                (index * FRAME_BYTES) as i32,
+                indicator::WIDTH as i32,
+                indicator::HEIGHT as i32,
+                (indicator::WIDTH * 4) as i32,
+                wl_shm::Format::Argb8888,
+                &qh,
+                (),
+            )
+        };
+        let buffers = [buffer(0), buffer(1)];
+        pool.destroy();
+        Ok(Surface {
+            surface,
+            file,
+            buffers,
+            frames: 0,
+        })
+    }
+
+    /// Paints `pixels` into the next buffer and shows it; returns the frame's
+    /// number, which its callback reports once it is on screen.
+    fn show(&mut self, pixels: &[u8], qh: &QueueHandle<Overlay>) -> Result<u64> {
+        self.frames += 1;
+        let index = (self.frames % 2) as usize;
+        self.file
+            .write_all_at(pixels, (index * FRAME_BYTES) as u64)
+            .context("cannot paint into the overlay's shared memory")?;
+        self.surface.attach(Some(&self.buffers[index]), 0, 0);
+        self.surface
+            .damage_buffer(0, 0, indicator::WIDTH as i32, indicator::HEIGHT as i32);
+        self.surface.frame(qh, self.frames);
+        self.surface.commit();
+        Ok(self.frames)
+    }
+}
+
+/// The compositor's globals the overlay needs.
+struct Globals {
+    compositor: wl_compositor::WlCompositor,
+    shm: wl_shm::WlShm,
+    layer_shell: zwlr_layer_shell_v1::ZwlrLayerShellV1,
+}
+
+/// An anonymous file of `size` bytes the compositor maps.
+fn shared_memory(size: usize) -> Result<std::fs::File> {
+    let fd = nix::sys::memfd::memfd_create(
+        c"secure-stick-overlay",
+        nix::sys::memfd::MemFdCreateFlag::MFD_CLOEXEC,
+    )
+    .context("cannot create the overlay's shared memory")?;
+    let file = std::fs::File::from(fd);
+    file.set_len(size as u64)
+        .context("cannot size the overlay's shared memory")?;
+    Ok(file)
+}
+
+fn serve(language: Language) -> Result<()> {
+    let font = match load_font(FONT_PATH) {
+        Ok(font) => Some(font),
+        Err(err) => {
+            eprintln!("kiosk overlay: no font, boxes without words: {err}");
+            None
+        }
+    };
+    let connection = Connection::connect_to_env().context("cannot reach the compositor")?;
+    let (globals, mut queue) = registry_queue_init::<Overlay>(&connection)
+        .context("cannot list the compositor's globals")?;
+    let qh = queue.handle();
+    let globals = Globals {
+        compositor: globals.bind(&qh, 4..=6, ()).context("no wl_compositor")?,
+        shm: globals.bind(&qh, 1..=1, ()).context("no wl_shm")?,
+        layer_shell: globals
+            .bind(&qh, 1..=4, ())
+            .context("the compositor offers no wlr-layer-shell on this socket")?,
+    };
+    let mut state = Overlay::default();
+    let mut surface = Surface::create(&mut queue, &mut state, &globals)?;
+    let mut shown = CaptureState::default();
+    surface.show(
+        &indicator::paint(shown, language, font.as_ref()).to_bytes(),
+        &qh,
+    )?;
+    // The frame the kiosk waits to hear about, and what it shows.
+    let mut waiting: Option<(u64, CaptureState)> = None;
+    let mut input = LineInput::default();
+    let mut stdout = std::io::stdout();
+    loop {
+        queue
+            .dispatch_pending(&mut state)
+            .context("lost the compositor")?;
+        if state.closed {
+            bail!("the compositor closed the overlay surface");
+        }
+        if let Some((frame, drawn)) = waiting {
+            if state.frame_shown >= frame {
+                writeln!(stdout, "shown {}", drawn.to_line())
+                    .and_then(|()| stdout.flush())
+                    .context("the kiosk stopped reading the overlay")?;
+                waiting = None;
+            }
+        }
+        connection
+            .flush()
+            .context("cannot write to the compositor")?;
+        let Some(guard) = queue.prepare_read() else {
+            continue;
+        };
+        let stdin = std::io::stdin();
+        let (compositor_ready, kiosk_ready) = wait_readable(guard.connection_fd(), stdin.as_fd())?;
+        if compositor_ready {
+            guard.read().context("lost the compositor")?;
+        } else {
+            drop(guard);
+        }
+        if !kiosk_ready {
+            continue;
+        }
+        let Some(lines) = input.read(stdin.as_fd())? else {
+            // The kiosk ended the session.
+            return Ok(());
+        };
+        // Only the newest state matters.
+        let Some(next) = lines
+            .iter()
+            .rev()
+            .find_map(|line| CaptureState::parse_line(line))
+        else {
+            continue;
+        };
+        if next != shown {
+            shown = next;
+            let frame = surface.show(
+                &indicator::paint(shown, language, font.as_ref()).to_bytes(),
+                &qh,
+            )?;
+            waiting = Some((frame, shown));
+        }
+    }
+}
+
+/// Waits until the compositor's or the kiosk's descriptor can be read.
+fn wait_readable(
+    compositor: std::os::fd::BorrowedFd<'_>,
+    kiosk: std::os::fd::BorrowedFd<'_>,
+) -> Result<(bool, bool)> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let mut fds = [
+        PollFd::new(compositor, PollFlags::POLLIN),
+        PollFd::new(kiosk, PollFlags::POLLIN),
+    ];
+    match poll(&mut fds, PollTimeout::NONE) {
+        Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+        Err(err) => bail!("cannot wait for the compositor or the kiosk: {err}"),
+    }
+    let ready = |fd: &PollFd| {
+        fd.revents().is_some_and(|r| {
+            r.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR)
+        })
+    };
+    Ok((ready(&fds[0]), ready(&fds[1])))
+}
+
+/// Whole lines from a descriptor that `poll` said is readable, without blocking on
+/// a half line (a buffered reader would hide a second line from `poll`).
+#[derive(Debug, Default)]
+struct LineInput {
+    pending: Vec<u8>,
+}
+
+impl LineInput {
+    /// The complete lines read now; `None` at the end of the input.
+    fn read(&mut self, fd: std::os::fd::BorrowedFd<'_>) -> Result<Option<Vec<String>>> {
+        let mut buffer = [0u8; 4096];
+        let count = match nix::unistd::read(fd.as_raw_fd(), &mut buffer) {
+            Ok(count) => count,
+            Err(nix::errno::Errno::EINTR | nix::errno::Errno::EAGAIN) => {
+                return Ok(Some(Vec::new()))
+            }
+            Err(err) => bail!("cannot read from the kiosk: {err}"),
+        };
+        if count == 0 {
+            return Ok(None);
+        }
+        Ok(Some(self.push(&buffer[..count])))
+    }
+
+    /// Adds bytes; returns the lines they complete.
+    fn push(&mut self, bytes: &[u8]) -> Vec<String> {
+        self.pending.extend_from_slice(bytes);
+        let Some(end) = self.pending.iter().rposition(|&b| b == b'\n') else {
+            return Vec::new();
+        };
+        let complete: Vec<u8> = self.pending.drain(..=end).collect();
+        String::from_utf8_lossy(&complete)
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_are_whole() {
+        let mut input = LineInput::default();
+        assert_eq!(input.push(b"camera=1 micro"), Vec::<String>::new());
+        assert_eq!(
+            input.push(b"phone=0\ncamera=0 microphone=0\ncam"),
+            ["camera=1 microphone=0", "camera=0 microphone=0"]
+        );
+        assert_eq!(
+            input.push(b"era=1 microphone=1\n"),
+            ["camera=1 microphone=1"]
+        );
+    }
+}

@@ -1,0 +1,325 @@
+//! The compositor of one browser run: labwc on the seat as the screen account,
+//! with the stick's overlay (the camera/microphone indicator) on its own socket,
+//! fed by the kiosk from the kernel's view of the capture devices. The browser
+//! gets a socket of its own through a security context (`security_context`).
+
+use std::io::{BufRead, Write};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+use stick_manifest::session::{KeyboardLayout, SCREEN_GID, SCREEN_UID};
+use stick_manifest::Language;
+
+use crate::capture::CaptureState;
+use crate::session::account::{drop_to_account, fresh_session_folder, group_ids};
+
+pub const LABWC: &str = "/usr/bin/labwc";
+/// labwc's configuration (rc.xml, menu.xml), from the image's overlay.
+pub const LABWC_CONFIG_DIR: &str = "/usr/share/secure-stick/labwc";
+/// The screen account's runtime folder: the compositor's own socket lives here,
+/// mode 0700, out of the browser's reach.
+pub const SCREEN_RUN_DIR: &str = "/run/stick-screen";
+/// The compositor's own socket, in [`SCREEN_RUN_DIR`].
+pub const COMPOSITOR_SOCKET: &str = "wayland-0";
+/// How long labwc gets to open its socket (TCG: seconds).
+const SOCKET_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often the kiosk looks at the capture devices: the indicator must follow
+/// within a second.
+const CAPTURE_POLL: Duration = Duration::from_millis(250);
+
+/// The indicator line: what the kernel says is live, and when it showed.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "state", rename_all = "kebab-case")]
+enum IndicatorEvent {
+    /// The kernel's view changed; the overlay was told.
+    Changed { camera: bool, microphone: bool },
+    /// The overlay's frame for that state is on screen.
+    Shown {
+        camera: bool,
+        microphone: bool,
+        /// From the kiosk seeing the change to the compositor showing the frame.
+        after_ms: u64,
+    },
+}
+
+fn emit(event: &IndicatorEvent) {
+    tracing::info!("indicator: {event:?}");
+    println!("{}", crate::console::event_line("indicator", event));
+}
+
+/// labwc and the overlay, running.
+#[derive(Debug)]
+pub struct Compositor {
+    labwc: Child,
+    overlay: Child,
+    /// Tells the capture watch to end.
+    stop: Arc<AtomicBool>,
+}
+
+impl Compositor {
+    /// Starts labwc as the screen account, waits for its socket, then starts the
+    /// overlay and the capture watch that feeds it.
+    pub fn start(
+        keyboard: Option<&KeyboardLayout>,
+        language: Language,
+        log: &std::fs::File,
+    ) -> Result<Compositor> {
+        let run = PathBuf::from(SCREEN_RUN_DIR);
+        kill_account_processes();
+        fresh_session_folder(&run, &[], SCREEN_UID, SCREEN_GID)?;
+        let groups = group_ids(&["video", "render", "input"]);
+        let mut command = Command::new(LABWC);
+        command
+            .arg("-C")
+            .arg(LABWC_CONFIG_DIR)
+            .env_clear()
+            .env("HOME", &run)
+            .env("XDG_RUNTIME_DIR", &run)
+            .env("PATH", "/usr/bin:/bin")
+            .env("LANG", "C.UTF-8")
+            .env("LIBSEAT_BACKEND", "seatd")
+            // Software rendering works on every PC (and in QEMU); no GPU access.
+            .env("WLR_RENDERER", "pixman")
+            // No Xwayland: an X11 client would be a privileged client of labwc.
+            .env("WLR_XWAYLAND", "")
+            .envs(keyboard_env(keyboard))
+            .current_dir(&run)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().context("cannot share the session log")?)
+            .stderr(log.try_clone().context("cannot share the session log")?);
+        // SAFETY: only async-signal-safe system calls between fork and exec
+        // (setsid, setgroups, setgid, setuid); `groups` was built before the fork.
+        #[allow(unsafe_code)]
+        unsafe {
+            let groups = groups.clone();
+            command.pre_exec(move || {
+                nix::unistd::setsid().map_err(std::io::Error::from)?;
+                drop_to_account(SCREEN_UID, SCREEN_GID, &groups)
+            });
+        }
+        let mut labwc = command
+            .spawn()
+            .with_context(|| format!("cannot start {LABWC}"))?;
+        let socket = run.join(COMPOSITOR_SOCKET);
+        if let Err(err) = wait_for_socket(&mut labwc, &socket) {
+            end(&mut labwc);
+            return Err(err);
+        }
+        let mut overlay = match start_overlay(&run, language, log, &groups) {
+            Ok(overlay) => overlay,
+            Err(err) => {
+                end(&mut labwc);
+                return Err(err);
+            }
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+        let stdin = overlay
+            .stdin
+            .take()
+            .context("the overlay has no input pipe")?;
+        let stdout = overlay
+            .stdout
+            .take()
+            .context("the overlay has no output pipe")?;
+        let changed_at = Arc::new(Mutex::new(Instant::now()));
+        watch_capture(stdin, Arc::clone(&stop), Arc::clone(&changed_at));
+        report_shown(stdout, changed_at);
+        Ok(Compositor {
+            labwc,
+            overlay,
+            stop,
+        })
+    }
+
+    /// The compositor's own socket (root reaches it; the browser does not).
+    pub fn socket() -> PathBuf {
+        Path::new(SCREEN_RUN_DIR).join(COMPOSITOR_SOCKET)
+    }
+
+    /// Process ids of labwc and the overlay (for the memory report).
+    pub fn pids(&self) -> [u32; 2] {
+        [self.labwc.id(), self.overlay.id()]
+    }
+
+    /// Ends the overlay, the capture watch and labwc.
+    pub fn stop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        end(&mut self.overlay);
+        end(&mut self.labwc);
+    }
+}
+
+/// Ends a child's process group: TERM, 5 s, KILL.
+fn end(child: &mut Child) {
+    let pgid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGTERM);
+    let _ = nix::sys::signal::kill(pgid, nix::sys::signal::Signal::SIGTERM);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
+    let _ = nix::sys::signal::kill(pgid, nix::sys::signal::Signal::SIGKILL);
+    let _ = child.wait();
+}
+
+/// Every process of the screen account left from an earlier run is ended.
+fn kill_account_processes() {
+    for pid in crate::session::account::processes_of(SCREEN_UID) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+}
+
+/// Waits until labwc listens on its socket; fails when labwc ends first.
+fn wait_for_socket(labwc: &mut Child, socket: &Path) -> Result<()> {
+    let deadline = Instant::now() + SOCKET_TIMEOUT;
+    loop {
+        if std::os::unix::net::UnixStream::connect(socket).is_ok() {
+            return Ok(());
+        }
+        if let Ok(Some(status)) = labwc.try_wait() {
+            bail!(
+                "{LABWC} ended before it opened {} ({status})",
+                socket.display()
+            );
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "{LABWC} did not open {} within {} s",
+                socket.display(),
+                SOCKET_TIMEOUT.as_secs()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `kiosk overlay LANG` as the screen account on the compositor's own socket.
+fn start_overlay(
+    run: &Path,
+    language: Language,
+    log: &std::fs::File,
+    groups: &[nix::unistd::Gid],
+) -> Result<Child> {
+    let exe = std::env::current_exe().context("cannot find the kiosk binary")?;
+    let mut command = Command::new(exe);
+    command
+        .arg(crate::overlay::client::SUBCOMMAND)
+        .arg(language.code())
+        .env_clear()
+        .env("XDG_RUNTIME_DIR", run)
+        .env("WAYLAND_DISPLAY", COMPOSITOR_SOCKET)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(log.try_clone().context("cannot share the session log")?);
+    let groups = groups.to_vec();
+    // SAFETY: only async-signal-safe system calls between fork and exec.
+    #[allow(unsafe_code)]
+    unsafe {
+        command.pre_exec(move || {
+            nix::unistd::setsid().map_err(std::io::Error::from)?;
+            drop_to_account(SCREEN_UID, SCREEN_GID, &groups)
+        });
+    }
+    command.spawn().context("cannot start the overlay")
+}
+
+/// Looks at the capture devices every [`CAPTURE_POLL`] and tells the overlay of
+/// every change, until `stop`.
+fn watch_capture(mut overlay: ChildStdin, stop: Arc<AtomicBool>, changed_at: Arc<Mutex<Instant>>) {
+    std::thread::spawn(move || {
+        let mut last = CaptureState::default();
+        while !stop.load(Ordering::Relaxed) {
+            let now = CaptureState::read();
+            if now != last {
+                if let Ok(mut at) = changed_at.lock() {
+                    *at = Instant::now();
+                }
+                emit(&IndicatorEvent::Changed {
+                    camera: now.camera,
+                    microphone: now.microphone,
+                });
+                if writeln!(overlay, "{}", now.to_line()).is_err() {
+                    tracing::warn!("the overlay stopped reading: the indicator is gone");
+                    return;
+                }
+                last = now;
+            }
+            std::thread::sleep(CAPTURE_POLL);
+        }
+    });
+}
+
+/// Turns the overlay's `shown ...` answers into `indicator shown` lines.
+fn report_shown(overlay: std::process::ChildStdout, changed_at: Arc<Mutex<Instant>>) {
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(overlay).lines() {
+            let Ok(line) = line else { return };
+            let Some(state) = line
+                .strip_prefix("shown ")
+                .and_then(CaptureState::parse_line)
+            else {
+                tracing::warn!("the overlay said {line:?}");
+                continue;
+            };
+            let after = changed_at.lock().map(|at| at.elapsed()).unwrap_or_default();
+            emit(&IndicatorEvent::Shown {
+                camera: state.camera,
+                microphone: state.microphone,
+                after_ms: after.as_millis() as u64,
+            });
+        }
+    });
+}
+
+/// The keyboard: the config's layout; Ctrl+Alt+F1..F12 switch no terminal
+/// (`srvrkeys:none` takes the VT keys out of the keymap; labwc acts on them).
+pub fn keyboard_env(keyboard: Option<&KeyboardLayout>) -> Vec<(&'static str, String)> {
+    let mut env = vec![("XKB_DEFAULT_OPTIONS", "srvrkeys:none".to_string())];
+    if let Some(keyboard) = keyboard {
+        env.push(("XKB_DEFAULT_LAYOUT", keyboard.layout.clone()));
+        if let Some(variant) = &keyboard.variant {
+            env.push(("XKB_DEFAULT_VARIANT", variant.clone()));
+        }
+    }
+    env
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keyboard_environment() {
+        let env = |layout: Option<KeyboardLayout>| {
+            keyboard_env(layout.as_ref())
+                .into_iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(env(None), ["XKB_DEFAULT_OPTIONS=srvrkeys:none"]);
+        assert_eq!(
+            env(Some(KeyboardLayout {
+                layout: "de".into(),
+                variant: Some("nodeadkeys".into()),
+            })),
+            [
+                "XKB_DEFAULT_OPTIONS=srvrkeys:none",
+                "XKB_DEFAULT_LAYOUT=de",
+                "XKB_DEFAULT_VARIANT=nodeadkeys"
+            ]
+        );
+    }
+}
