@@ -56,6 +56,10 @@ const INDICATOR_SIZE: (usize, usize) = (320, 104);
 const INDICATOR_SHOWING: f64 = 0.4;
 /// The page's own box over the indicator's place (page.html, key h).
 const COVER_BLUE: [u8; 3] = [0, 0, 0xff];
+/// The background of the stick's own screens (kiosk/src/overlay/full_screen.rs).
+const STICK_SCREEN_BACKGROUND: [u8; 3] = [0x26, 0x32, 0x3a];
+/// Most of a stick screen is background (the words and the code box are the rest).
+const STICK_SCREEN_SHOWING: f64 = 0.6;
 
 trait OkOrPanic<T> {
     fn ok_or_panic(self) -> T;
@@ -618,6 +622,7 @@ fn tunnel_cut_hides_the_conference(
     lab: &ConferenceLab,
 ) -> Result<String, String> {
     let sessions_before = events(s, "session").len();
+    let screens_before = events(s, "screen").len();
     let reports_before = lab.reports().len();
     let cut = Instant::now();
     s.lab.stop_gateway();
@@ -631,14 +636,26 @@ fn tunnel_cut_hides_the_conference(
     let gone = wait_until(REACTION_TIMEOUT, Duration::from_secs(1), || {
         share_now().filter(|share| *share <= PAGE_HIDDEN)
     });
-    let shot = qemu_tests::artifacts_dir().join("conference-tunnel-down.png");
-    let _ = s.vm.screenshot(&shot);
     let Some(gone) = gone else {
         return Err(format!(
             "the conference stayed on screen without the tunnel ({:?} of its colour)",
             share_now()
         ));
     };
+    // The stick's own screen says what happened.
+    find_event(s, "screen", screens_before, REACTION_TIMEOUT, |e| {
+        e["state"] == "shown" && e["screen"] == "vpn-lost"
+    })
+    .ok_or("no `screen shown vpn-lost` line while the tunnel was down")?;
+    let stick_screen = wait_until(REACTION_TIMEOUT, Duration::from_secs(1), || {
+        s.vm.screen()
+            .ok()
+            .map(|screen| screen.share_of(STICK_SCREEN_BACKGROUND, 3))
+            .filter(|share| *share >= STICK_SCREEN_SHOWING)
+    })
+    .ok_or("the stick's screen does not cover the screen while the tunnel is down")?;
+    let shot = qemu_tests::artifacts_dir().join("screen-vpn-lost.png");
+    let _ = s.vm.screenshot(&shot);
     if events(s, "session")
         .into_iter()
         .skip(sessions_before)
@@ -665,9 +682,11 @@ fn tunnel_cut_hides_the_conference(
     })
     .ok_or_else(|| format!("the conference is not back on screen ({:?})", share_now()))?;
     Ok(format!(
-        "hidden {:.1} s after the gateway died (screen {gone:.2} of the page's colour); \
+        "hidden {:.1} s after the gateway died (screen {gone:.2} of the page's colour, \
+         {stick_screen:.2} of the stick's screen, SBS-VPN-02, {}); \
          gateway back -> call connected again {:.1} s (screen {showing:.2}), client {}",
         hidden_after.as_secs_f64(),
+        shot.display(),
         back.elapsed().as_secs_f64(),
         connected.client
     ))
@@ -848,8 +867,43 @@ fn conference_call_and_escape_attempts() {
         "the browser loaded a page from the untrusted server: {:?}",
         lab.untrusted_reports()
     );
-    let stop_shot = qemu_tests::artifacts_dir().join("conference-certificate-stop.png");
+    find_event(&s, "screen", 0, REACTION_TIMEOUT, |e| {
+        e["state"] == "shown" && e["screen"] == "certificate-stop"
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "no `screen shown certificate-stop` line\n{}",
+            s.vm.console()
+        )
+    });
+    let stop_share = wait_until(REACTION_TIMEOUT, Duration::from_secs(1), || {
+        s.vm.screen()
+            .ok()
+            .map(|screen| screen.share_of(STICK_SCREEN_BACKGROUND, 3))
+            .filter(|share| *share >= STICK_SCREEN_SHOWING)
+    });
+    let stop_shot = qemu_tests::artifacts_dir().join("screen-certificate-stop.png");
     s.vm.screenshot(&stop_shot).ok_or_panic();
+    assert!(
+        stop_share.is_some(),
+        "the certificate stop screen does not cover the screen ({})",
+        stop_shot.display()
+    );
+    // Before the first conference: the connecting screen.
+    assert!(
+        events(&s, "screen")
+            .iter()
+            .any(|e| e["state"] == "shown" && e["screen"] == "vpn-connecting"),
+        "no `screen shown vpn-connecting` line before the conference"
+    );
+    println!(
+        "conference: the stick's screens shown: {:?}",
+        events(&s, "screen")
+            .iter()
+            .filter(|e| e["state"] == "shown")
+            .map(|e| format!("{} {}", e["screen"], e["code"]))
+            .collect::<Vec<_>>()
+    );
 
     // No calls home: the guest looked up no name through the tunnel (every host of
     // the test is an address), and reached nothing but the conference's servers.

@@ -3,7 +3,9 @@
 //! the capture state from its input, one line per change (`camera=1
 //! microphone=0`, written by the kiosk from the kernel's view), paints the
 //! indicator, and answers `shown camera=1 microphone=0` once the compositor has
-//! put that frame on screen (the frame callback).
+//! put that frame on screen (the frame callback). `screen NAME` puts one of the
+//! stick's screens over everything (`screen none` takes it away); the answer is
+//! `shown screen NAME`.
 //!
 //! It runs as the screen account on the compositor's own socket, which the browser
 //! cannot reach: the browser's socket carries a security context, and labwc
@@ -24,13 +26,16 @@ use wayland_client::{delegate_noop, Connection, Dispatch, EventQueue, QueueHandl
 use wayland_protocols_wlr::layer_shell::v1::client::{zwlr_layer_shell_v1, zwlr_layer_surface_v1};
 
 use crate::capture::CaptureState;
+use crate::overlay::full_screen;
 use crate::overlay::indicator;
 use crate::overlay::paint::{load_font, FONT_PATH};
+use crate::overlay::screens::{parse_screen_line, screen_line, StickScreen};
 
 /// The kiosk's subcommand that runs it.
 pub const SUBCOMMAND: &str = "overlay";
-/// The layer surface's namespace (what the compositor's logs call it).
+/// The layer surfaces' namespaces (what the compositor's logs call them).
 const NAMESPACE: &str = "secure-stick-indicator";
+const SCREEN_NAMESPACE: &str = "secure-stick-screen";
 
 /// `kiosk overlay LANG`.
 pub fn run(language: Option<String>) -> ExitCode {
@@ -47,13 +52,22 @@ pub fn run(language: Option<String>) -> ExitCode {
     }
 }
 
+/// Which of the overlay's surfaces an event is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Indicator = 0,
+    Screen = 1,
+}
+
 /// What the compositor told the overlay.
 #[derive(Debug, Default)]
 struct Overlay {
     configured: bool,
     closed: bool,
-    /// The newest frame the compositor put on screen (its callback's number).
-    frame_shown: u64,
+    /// The size the compositor gave the screen surface asked for last.
+    screen_size: Option<(u32, u32)>,
+    /// The newest frame the compositor put on screen, per [`Role`].
+    frame_shown: [u64; 2],
 }
 
 impl Dispatch<wl_registry::WlRegistry, GlobalListContents> for Overlay {
@@ -68,37 +82,47 @@ impl Dispatch<wl_registry::WlRegistry, GlobalListContents> for Overlay {
     }
 }
 
-impl Dispatch<zwlr_layer_surface_v1::ZwlrLayerSurfaceV1, ()> for Overlay {
+impl Dispatch<zwlr_layer_surface_v1::ZwlrLayerSurfaceV1, Role> for Overlay {
     fn event(
         state: &mut Self,
         surface: &zwlr_layer_surface_v1::ZwlrLayerSurfaceV1,
         event: zwlr_layer_surface_v1::Event,
-        _: &(),
+        role: &Role,
         _: &Connection,
         _: &QueueHandle<Self>,
     ) {
         match event {
-            zwlr_layer_surface_v1::Event::Configure { serial, .. } => {
+            zwlr_layer_surface_v1::Event::Configure {
+                serial,
+                width,
+                height,
+            } => {
                 surface.ack_configure(serial);
-                state.configured = true;
+                match role {
+                    Role::Indicator => state.configured = true,
+                    Role::Screen => state.screen_size = Some((width, height)),
+                }
             }
-            zwlr_layer_surface_v1::Event::Closed => state.closed = true,
+            zwlr_layer_surface_v1::Event::Closed if *role == Role::Indicator => {
+                state.closed = true;
+            }
             _ => {}
         }
     }
 }
 
-impl Dispatch<wl_callback::WlCallback, u64> for Overlay {
+impl Dispatch<wl_callback::WlCallback, (Role, u64)> for Overlay {
     fn event(
         state: &mut Self,
         _: &wl_callback::WlCallback,
         event: wl_callback::Event,
-        frame: &u64,
+        (role, frame): &(Role, u64),
         _: &Connection,
         _: &QueueHandle<Self>,
     ) {
         if let wl_callback::Event::Done { .. } = event {
-            state.frame_shown = state.frame_shown.max(*frame);
+            let shown = &mut state.frame_shown[*role as usize];
+            *shown = (*shown).max(*frame);
         }
     }
 }
@@ -137,7 +161,7 @@ impl Surface {
             zwlr_layer_shell_v1::Layer::Overlay,
             NAMESPACE.into(),
             &qh,
-            (),
+            Role::Indicator,
         );
         layer.set_size(indicator::WIDTH, indicator::HEIGHT);
         layer.set_anchor(zwlr_layer_surface_v1::Anchor::Top | zwlr_layer_surface_v1::Anchor::Right);
@@ -192,9 +216,105 @@ impl Surface {
         self.surface.attach(Some(&self.buffers[index]), 0, 0);
         self.surface
             .damage_buffer(0, 0, indicator::WIDTH as i32, indicator::HEIGHT as i32);
-        self.surface.frame(qh, self.frames);
+        self.surface.frame(qh, (Role::Indicator, self.frames));
         self.surface.commit();
         Ok(self.frames)
+    }
+}
+
+/// One of the stick's screens over the whole output, asked for and, once the
+/// compositor gave it a size, painted.
+struct FullScreen {
+    screen: StickScreen,
+    surface: wl_surface::WlSurface,
+    layer: zwlr_layer_surface_v1::ZwlrLayerSurfaceV1,
+    buffer: Option<(wl_buffer::WlBuffer, std::fs::File)>,
+    /// The painted frame, until it was shown and reported.
+    frame: Option<u64>,
+}
+
+/// What painting needs: the globals, the queue, the language and the font.
+type PaintWith<'a> = (
+    &'a Globals,
+    &'a QueueHandle<Overlay>,
+    Language,
+    Option<&'a ab_glyph::FontVec>,
+);
+
+impl FullScreen {
+    /// Asks for an overlay-layer surface over the whole output that takes no
+    /// input (the conference is gone while it shows; text entry comes later).
+    fn request(screen: StickScreen, globals: &Globals, qh: &QueueHandle<Overlay>) -> FullScreen {
+        use zwlr_layer_surface_v1::Anchor;
+        let surface = globals.compositor.create_surface(qh, ());
+        let layer = globals.layer_shell.get_layer_surface(
+            &surface,
+            None,
+            zwlr_layer_shell_v1::Layer::Overlay,
+            SCREEN_NAMESPACE.into(),
+            qh,
+            Role::Screen,
+        );
+        layer.set_anchor(Anchor::Top | Anchor::Bottom | Anchor::Left | Anchor::Right);
+        layer.set_size(0, 0);
+        layer.set_exclusive_zone(-1);
+        layer.set_keyboard_interactivity(zwlr_layer_surface_v1::KeyboardInteractivity::None);
+        surface.commit();
+        FullScreen {
+            screen,
+            surface,
+            layer,
+            buffer: None,
+            frame: None,
+        }
+    }
+
+    /// Paints the screen once the compositor has sized it; returns the frame.
+    fn paint_when_configured(
+        &mut self,
+        state: &Overlay,
+        (globals, qh, language, font): PaintWith<'_>,
+        frames: &mut u64,
+    ) -> Result<Option<u64>> {
+        if self.buffer.is_some() {
+            return Ok(None);
+        }
+        let Some((width, height)) = state.screen_size.filter(|&(w, h)| w > 0 && h > 0) else {
+            return Ok(None);
+        };
+        let bytes = full_screen::paint(self.screen, language, font, width, height).to_bytes();
+        let file = shared_memory(bytes.len())?;
+        file.write_all_at(&bytes, 0)
+            .context("cannot paint into the screen's shared memory")?;
+        let pool = globals
+            .shm
+            .create_pool(file.as_fd(), bytes.len() as i32, qh, ());
+        let buffer = pool.create_buffer(
+            0,
+            width as i32,
+            height as i32,
+            (width * 4) as i32,
+            wl_shm::Format::Argb8888,
+            qh,
+            (),
+        );
+        pool.destroy();
+        self.surface.attach(Some(&buffer), 0, 0);
+        self.surface
+            .damage_buffer(0, 0, width as i32, height as i32);
+        *frames += 1;
+        self.surface.frame(qh, (Role::Screen, *frames));
+        self.surface.commit();
+        self.buffer = Some((buffer, file));
+        Ok(Some(*frames))
+    }
+
+    fn destroy(self) {
+        self.layer.destroy();
+        self.surface.destroy();
+        if let Some((buffer, _)) = self.buffer {
+            buffer.destroy();
+        }
     }
 }
 
@@ -246,6 +366,8 @@ fn serve(language: Language) -> Result<()> {
     )?;
     // The frame the kiosk waits to hear about, and what it shows.
     let mut waiting: Option<(u64, CaptureState)> = None;
+    let mut screen: Option<FullScreen> = None;
+    let mut screen_frames = 0u64;
     let mut input = LineInput::default();
     let mut stdout = std::io::stdout();
     loop {
@@ -255,8 +377,24 @@ fn serve(language: Language) -> Result<()> {
         if state.closed {
             bail!("the compositor closed the overlay surface");
         }
+        if let Some(full) = &mut screen {
+            let font = font.as_ref();
+            let paint = (&globals, &qh, language, font);
+            if let Some(frame) = full.paint_when_configured(&state, paint, &mut screen_frames)? {
+                full.frame = Some(frame);
+            }
+            if full
+                .frame
+                .is_some_and(|f| state.frame_shown[Role::Screen as usize] >= f)
+            {
+                full.frame = None;
+                writeln!(stdout, "shown {}", screen_line(Some(full.screen)))
+                    .and_then(|()| stdout.flush())
+                    .context("the kiosk stopped reading the overlay")?;
+            }
+        }
         if let Some((frame, drawn)) = waiting {
-            if state.frame_shown >= frame {
+            if state.frame_shown[Role::Indicator as usize] >= frame {
                 writeln!(stdout, "shown {}", drawn.to_line())
                     .and_then(|()| stdout.flush())
                     .context("the kiosk stopped reading the overlay")?;
@@ -283,6 +421,18 @@ fn serve(language: Language) -> Result<()> {
             // The kiosk ended the session.
             return Ok(());
         };
+        for wanted in lines.iter().filter_map(|line| parse_screen_line(line)) {
+            if let Some(old) = screen.take() {
+                old.destroy();
+            }
+            state.screen_size = None;
+            screen = wanted.map(|wanted| FullScreen::request(wanted, &globals, &qh));
+            if wanted.is_none() {
+                writeln!(stdout, "shown {}", screen_line(None))
+                    .and_then(|()| stdout.flush())
+                    .context("the kiosk stopped reading the overlay")?;
+            }
+        }
         // Only the newest state matters.
         let Some(next) = lines
             .iter()

@@ -1,11 +1,15 @@
 //! The stick's own surface above the conference: a wlr-layer-shell client of the
-//! compositor, drawn with `paint` (no GUI toolkit), today the camera and
-//! microphone indicator.
+//! compositor, drawn with `paint` (no GUI toolkit): the camera and microphone
+//! indicator and the stick's own screens.
 //!
 //! - `paint`: a premultiplied ARGB canvas, rounded boxes, TrueType text.
 //! - `indicator`: what the indicator looks like for a capture state and language.
-//! - `client`: `kiosk overlay LANG`, the Wayland client that shows it.
+//! - `screens`: the stick's full-screen views: names, helpdesk codes, words (DE/EN).
+//! - `full_screen`: a screen's pixels at any size.
+//! - `client`: `kiosk overlay LANG`, the Wayland client that shows them.
 
 pub mod client;
+pub mod full_screen;
 pub mod indicator;
 pub mod paint;
+pub mod screens;

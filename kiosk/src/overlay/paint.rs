@@ -49,6 +49,12 @@ impl Canvas {
         self.pixels[(y * self.width + x) as usize]
     }
 
+    /// Fills the whole canvas.
+    pub fn fill(&mut self, colour: Rgba) {
+        let pixel = colour.premultiplied();
+        self.pixels.iter_mut().for_each(|p| *p = pixel);
+    }
+
     /// Fills a box with corners rounded by `radius`, clipped to the canvas.
     pub fn rounded_box(&mut self, x: u32, y: u32, w: u32, h: u32, radius: u32, colour: Rgba) {
         let pixel = colour.premultiplied();
@@ -108,6 +114,45 @@ impl Canvas {
         }
         pen - x
     }
+}
+
+/// The width `text` takes at `size`.
+pub fn measure(font: &FontVec, size: f32, text: &str) -> f32 {
+    let scaled = font.as_scaled(PxScale::from(size));
+    let mut width = 0.0;
+    let mut previous = None;
+    for c in text.chars() {
+        let id = scaled.glyph_id(c);
+        if let Some(prev) = previous {
+            width += scaled.kern(prev, id);
+        }
+        width += scaled.h_advance(id);
+        previous = Some(id);
+    }
+    width
+}
+
+/// `text` broken into lines no wider than `max_width` at the spaces (a word
+/// wider than that stands on its own line).
+pub fn wrap(font: &FontVec, size: f32, text: &str, max_width: f32) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        let candidate = if line.is_empty() {
+            word.to_string()
+        } else {
+            format!("{line} {word}")
+        };
+        if measure(font, size, &candidate) <= max_width || line.is_empty() {
+            line = candidate;
+        } else {
+            lines.push(std::mem::replace(&mut line, word.to_string()));
+        }
+    }
+    if !line.is_empty() {
+        lines.push(line);
+    }
+    lines
 }
 
 /// How far a pixel at `offset` along a side of `length` lies inside a corner

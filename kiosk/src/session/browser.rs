@@ -12,7 +12,6 @@ use std::process::{Child, Command, Stdio};
 use anyhow::{Context, Result};
 use stick_manifest::https_url::HttpsUrl;
 use stick_manifest::session::{SessionPolicy, SESSION_GID, SESSION_UID};
-use stick_manifest::Language;
 
 use crate::session::account::{
     drop_to_account, end_session_processes, fresh_session_folder, group_ids, join, Cleanup,
@@ -138,14 +137,13 @@ pub struct Browser {
     pub cdp: Cdp,
     /// What was ended and cleared before this browser started.
     pub cleanup: Cleanup,
-    pub compositor: Compositor,
     /// The browser's socket; dropped after the browser ended.
     display: Option<BrowserDisplay>,
 }
 
 impl Browser {
-    /// Starts labwc, the overlay, and Chromium on its own socket.
-    pub fn start(policy: &SessionPolicy, language: Language) -> Result<Browser> {
+    /// Starts Chromium on a socket of its own in the running compositor.
+    pub fn start(policy: &SessionPolicy, compositor: &Compositor) -> Result<Browser> {
         let run = PathBuf::from(SESSION_RUN_DIR);
         let (cgroup, mut cleanup) = clean_slate(&run)?;
         let procs = cgroup.procs_file()?;
@@ -162,19 +160,12 @@ impl Browser {
             .open(BROWSER_LOG)
             .and_then(|log| log.set_len(0).map(|()| log))
             .with_context(|| format!("cannot create {BROWSER_LOG}"))?;
-        let mut compositor = Compositor::start(policy.keyboard.as_ref(), language, &log)?;
-        let display = match BrowserDisplay::open(
-            &Compositor::socket(),
+        let display = BrowserDisplay::open(
+            &compositor.own_socket(),
             &run.join("xdg").join(BROWSER_SOCKET),
             SESSION_UID,
             SESSION_GID,
-        ) {
-            Ok(display) => display,
-            Err(err) => {
-                compositor.stop();
-                return Err(err);
-            }
-        };
+        )?;
         let mut command = Command::new(CHROMIUM);
         command
             .args(chromium_args(policy, &run.join("profile")))
@@ -212,20 +203,16 @@ impl Browser {
                 Ok(())
             });
         }
-        let child = match command.spawn() {
-            Ok(child) => child,
-            Err(err) => {
-                compositor.stop();
-                return Err(err).with_context(|| format!("cannot start {CHROMIUM}"));
-            }
-        };
+        let child = command
+            .spawn()
+            .with_context(|| format!("cannot start {CHROMIUM}"))?;
         drop::<OwnedFd>(commands_read);
         drop::<OwnedFd>(events_write);
         if policy.test_hostile_session {
             crate::session::wayland_probe::run_beside_browser(
                 &run.join("xdg"),
                 BROWSER_SOCKET,
-                &Compositor::socket(),
+                &compositor.own_socket(),
             );
             crate::session::hostile::spawn(procs_fd)?;
             cleanup.etc_owner = Some(etc_owner());
@@ -238,7 +225,6 @@ impl Browser {
                 std::fs::File::from(events_read),
             ),
             cleanup,
-            compositor,
             display: Some(display),
         })
     }
@@ -263,7 +249,7 @@ impl Browser {
         tail(&std::fs::read_to_string(BROWSER_LOG).unwrap_or_default())
     }
 
-    /// Ends the browser and everything in its session, then the compositor.
+    /// Ends the browser and everything in its session; the compositor stays.
     pub fn stop(&mut self) {
         let pgid = nix::unistd::Pid::from_raw(self.child.id() as i32);
         let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGTERM);
@@ -277,7 +263,6 @@ impl Browser {
         let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
         let _ = self.child.wait();
         self.display = None;
-        self.compositor.stop();
     }
 }
 

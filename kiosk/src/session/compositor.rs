@@ -17,6 +17,7 @@ use stick_manifest::session::{KeyboardLayout, SCREEN_GID, SCREEN_UID};
 use stick_manifest::Language;
 
 use crate::capture::CaptureState;
+use crate::overlay::screens::{parse_screen_line, screen_line, StickScreen};
 use crate::session::account::{drop_to_account, fresh_session_folder, group_ids};
 
 pub const LABWC: &str = "/usr/bin/labwc";
@@ -48,6 +49,27 @@ enum IndicatorEvent {
     },
 }
 
+/// The `screen shown` line: the compositor put the stick's screen on the output.
+fn emit_screen_shown(screen: StickScreen) {
+    #[derive(Serialize)]
+    struct Shown {
+        state: &'static str,
+        screen: &'static str,
+        code: &'static str,
+    }
+    println!(
+        "{}",
+        crate::console::event_line(
+            "screen",
+            &Shown {
+                state: "shown",
+                screen: screen.name(),
+                code: screen.code(),
+            }
+        )
+    );
+}
+
 fn emit(event: &IndicatorEvent) {
     tracing::info!("indicator: {event:?}");
     println!("{}", crate::console::event_line("indicator", event));
@@ -58,6 +80,8 @@ fn emit(event: &IndicatorEvent) {
 pub struct Compositor {
     labwc: Child,
     overlay: Child,
+    /// The overlay's input: capture states and screens.
+    overlay_input: Arc<Mutex<ChildStdin>>,
     /// Tells the capture watch to end.
     stop: Arc<AtomicBool>,
 }
@@ -127,18 +151,41 @@ impl Compositor {
             .stdout
             .take()
             .context("the overlay has no output pipe")?;
+        let overlay_input = Arc::new(Mutex::new(stdin));
         let changed_at = Arc::new(Mutex::new(Instant::now()));
-        watch_capture(stdin, Arc::clone(&stop), Arc::clone(&changed_at));
+        watch_capture(
+            Arc::clone(&overlay_input),
+            Arc::clone(&stop),
+            Arc::clone(&changed_at),
+        );
         report_shown(stdout, changed_at);
         Ok(Compositor {
             labwc,
             overlay,
+            overlay_input,
             stop,
         })
     }
 
+    /// Whether labwc and the overlay still run.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.labwc.try_wait(), Ok(None)) && matches!(self.overlay.try_wait(), Ok(None))
+    }
+
+    /// Puts one of the stick's screens over everything, or takes it away.
+    pub fn show_screen(&self, screen: Option<StickScreen>) {
+        let sent = self
+            .overlay_input
+            .lock()
+            .map_err(|_| std::io::Error::other("the overlay's input is poisoned"))
+            .and_then(|mut input| writeln!(input, "{}", screen_line(screen)));
+        if let Err(err) = sent {
+            tracing::warn!("cannot tell the overlay about the screen: {err}");
+        }
+    }
+
     /// The compositor's own socket (root reaches it; the browser does not).
-    pub fn socket() -> PathBuf {
+    pub fn own_socket(&self) -> PathBuf {
         Path::new(SCREEN_RUN_DIR).join(COMPOSITOR_SOCKET)
     }
 
@@ -238,7 +285,11 @@ fn start_overlay(
 
 /// Looks at the capture devices every [`CAPTURE_POLL`] and tells the overlay of
 /// every change, until `stop`.
-fn watch_capture(mut overlay: ChildStdin, stop: Arc<AtomicBool>, changed_at: Arc<Mutex<Instant>>) {
+fn watch_capture(
+    overlay: Arc<Mutex<ChildStdin>>,
+    stop: Arc<AtomicBool>,
+    changed_at: Arc<Mutex<Instant>>,
+) {
     std::thread::spawn(move || {
         let mut last = CaptureState::default();
         while !stop.load(Ordering::Relaxed) {
@@ -251,7 +302,11 @@ fn watch_capture(mut overlay: ChildStdin, stop: Arc<AtomicBool>, changed_at: Arc
                     camera: now.camera,
                     microphone: now.microphone,
                 });
-                if writeln!(overlay, "{}", now.to_line()).is_err() {
+                let sent = overlay
+                    .lock()
+                    .map_err(|_| std::io::Error::other("poisoned"))
+                    .and_then(|mut input| writeln!(input, "{}", now.to_line()));
+                if sent.is_err() {
                     tracing::warn!("the overlay stopped reading: the indicator is gone");
                     return;
                 }
@@ -267,6 +322,10 @@ fn report_shown(overlay: std::process::ChildStdout, changed_at: Arc<Mutex<Instan
     std::thread::spawn(move || {
         for line in std::io::BufReader::new(overlay).lines() {
             let Ok(line) = line else { return };
+            if let Some(Some(screen)) = line.strip_prefix("shown ").and_then(parse_screen_line) {
+                emit_screen_shown(screen);
+                continue;
+            }
             let Some(state) = line
                 .strip_prefix("shown ")
                 .and_then(CaptureState::parse_line)

@@ -5,6 +5,7 @@
 //! - `runner`: waits for the tunnel, checks the certificate, runs and restarts the browser.
 //! - `browser`: starts the compositor and Chromium for one run, with the CDP pipe.
 //! - `compositor`: labwc as the screen account, the overlay, the capture watch feeding it.
+//! - `stick_display`: the session's display: the compositor for the session, the stick's screens.
 //! - `security_context`: the browser's own Wayland socket, without privileged protocols.
 //! - `cdp`: the Chrome DevTools Protocol over the browser's pipe.
 //! - `guard`: what the kiosk does about every target the browser reports.
@@ -25,4 +26,5 @@ pub mod page_watch;
 pub mod runner;
 pub mod security_context;
 pub mod shortcuts;
+pub mod stick_display;
 pub mod wayland_probe;

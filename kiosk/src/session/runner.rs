@@ -23,6 +23,9 @@ use crate::session::page_watch::{
 };
 use stick_manifest::Language;
 
+use crate::overlay::screens::StickScreen;
+use crate::session::stick_display::StickDisplay;
+
 /// Browser ends within [`CRASH_WINDOW`] that make the kiosk give up.
 pub const MAX_CRASHES: usize = 3;
 pub const CRASH_WINDOW: Duration = Duration::from_secs(120);
@@ -155,18 +158,21 @@ fn emit_blocked(blocked: &Blocked) {
 }
 
 /// The stop screen: the browser does not come back.
-fn certificate_stop(url: &str, reason: &str, banner: &str) {
+fn certificate_stop(url: &str, reason: &str, display: &mut StickDisplay) {
     emit(&SessionEvent::CertificateStop {
         url: url.into(),
         reason: reason.into(),
     });
-    crate::screen::show(&format!(
-        "{banner}STOP: the conference server's certificate is not trusted.\n\n\
+    display.show(
+        StickScreen::CertificateStop,
+        &format!(
+            "STOP: the conference server's certificate is not trusted.\n\n\
          {url}\n{reason}\n\n\
          This stick trusts only the certificate authorities its administrator named.\n\
          Someone may be impersonating the conference server. Do not continue on this\n\
          network; tell your administrator. Press the power button to switch off."
-    ));
+        ),
+    );
 }
 
 /// The kiosk's own TLS check of the conference, with only the configured CAs:
@@ -196,22 +202,22 @@ pub fn run(policy: SessionPolicy, language: Language, network: bool, reachable: 
         virtual_camera: policy.test_virtual_camera,
         keyboard: policy.keyboard.as_ref().map(ToString::to_string),
     });
-    let banner = banner(&policy);
+    let mut display = StickDisplay::new(policy.keyboard.clone(), language, banner(&policy));
     let mut crashes = CrashWindow::default();
     let mut restarts = RestartBudget::default();
     let mut run = 0;
     let mut last_waiting = String::new();
     loop {
         if network {
-            wait_for_network(reachable, banner);
-            match check_conference(&policy, banner, &mut last_waiting) {
+            wait_for_network(reachable, &mut display, run > 0);
+            match check_conference(&policy, &mut display, &mut last_waiting) {
                 Preflight::Trusted => {}
                 Preflight::Unanswered => continue,
                 Preflight::Stopped => return,
             }
         }
         run += 1;
-        let Some(mut browser) = start_browser(&policy, language, banner) else {
+        let Some(mut browser) = start_browser(&policy, &mut display) else {
             return;
         };
         last_waiting.clear();
@@ -228,7 +234,7 @@ pub fn run(policy: SessionPolicy, language: Language, network: bool, reachable: 
         if shown {
             restarts.page_shown();
         }
-        if !after_run(end, started, &mut crashes, &mut restarts, banner) {
+        if !after_run(end, started, &mut crashes, &mut restarts, &mut display) {
             return;
         }
     }
@@ -248,21 +254,36 @@ fn banner(policy: &SessionPolicy) -> &'static str {
     }
 }
 
-/// While the conference network is not reachable: the connecting screen, one
-/// `waiting` line, then waits until it is.
-fn wait_for_network(reachable: &AtomicBool, banner: &str) {
+/// While the conference network is not reachable: the screen for it (no link,
+/// connecting, or the tunnel lost when it was up before), one `waiting` line,
+/// then waits until it is.
+fn wait_for_network(reachable: &AtomicBool, display: &mut StickDisplay, was_up: bool) {
     if reachable.load(Ordering::SeqCst) {
         return;
     }
-    crate::screen::show(&format!(
-        "{banner}Connecting to the conference network ...\n\n\
-         The conference appears as soon as the VPN tunnel is up."
-    ));
     emit(&SessionEvent::Waiting {
         reason: "the conference network is not reachable yet".into(),
     });
     while !reachable.load(Ordering::SeqCst) {
-        std::thread::sleep(Duration::from_millis(500));
+        let link = crate::network::uplink::observe().is_ok_and(|uplink| uplink.link_up);
+        let (screen, text) = match (link, was_up) {
+            (false, _) => (
+                StickScreen::NoNetwork,
+                "No network: plug in a network cable. The connection starts by itself.",
+            ),
+            (true, false) => (
+                StickScreen::VpnConnecting,
+                "Connecting to the conference network ...\n\n\
+                 The conference appears as soon as the VPN tunnel is up.",
+            ),
+            (true, true) => (
+                StickScreen::VpnLost,
+                "The connection to the conference network was lost; the conference is\n\
+                 hidden until it is back. Reconnecting ...",
+            ),
+        };
+        display.show(screen, text);
+        std::thread::sleep(Duration::from_secs(1));
     }
 }
 
@@ -280,11 +301,15 @@ enum Preflight {
 /// The kiosk's own check of the conference before a browser starts: a certificate
 /// problem shows the stop screen; a server that does not answer is reported (once
 /// until the reason changes) and given 5 s.
-fn check_conference(policy: &SessionPolicy, banner: &str, last_waiting: &mut String) -> Preflight {
+fn check_conference(
+    policy: &SessionPolicy,
+    display: &mut StickDisplay,
+    last_waiting: &mut String,
+) -> Preflight {
     match preflight(&policy.url) {
         Ok(()) => Preflight::Trusted,
         Err(Some(reason)) => {
-            certificate_stop(&policy.url, &reason, banner);
+            certificate_stop(&policy.url, &reason, display);
             Preflight::Stopped
         }
         Err(None) => {
@@ -303,17 +328,24 @@ fn check_conference(policy: &SessionPolicy, banner: &str, last_waiting: &mut Str
 
 /// Starts the browser for one run; `None` when it cannot start (the screen says
 /// why, and the session ends).
-fn start_browser(policy: &SessionPolicy, language: Language, banner: &str) -> Option<Browser> {
-    match Browser::start(policy, language) {
-        Ok(browser) => Some(browser),
+fn start_browser(policy: &SessionPolicy, display: &mut StickDisplay) -> Option<Browser> {
+    let started = display
+        .compositor()
+        .and_then(|compositor| Browser::start(policy, compositor));
+    match started {
+        Ok(browser) => {
+            display.clear();
+            Some(browser)
+        }
         Err(err) => {
             let reason = format!("{err:#}");
             emit(&SessionEvent::Failed {
                 reason: reason.clone(),
             });
-            crate::screen::show(&format!(
-                "{banner}The conference cannot start: {reason}\n\nPress the power button to switch off."
-            ));
+            display.show(
+                StickScreen::StartFailed,
+                &format!("The conference cannot start: {reason}\n\nPress the power button to switch off."),
+            );
             None
         }
     }
@@ -326,11 +358,11 @@ fn after_run(
     started: Instant,
     crashes: &mut CrashWindow,
     restarts: &mut RestartBudget,
-    banner: &str,
+    display: &mut StickDisplay,
 ) -> bool {
     match end {
-        RunEnd::Watchdog { reason } => restart_after_watchdog(&reason, restarts, banner),
-        RunEnd::Exited { status, clean } => after_exit(status, clean, started, crashes, banner),
+        RunEnd::Watchdog { reason } => restart_after_watchdog(&reason, restarts, display),
+        RunEnd::Exited { status, clean } => after_exit(status, clean, started, crashes, display),
         RunEnd::NetworkLost => {
             let reason = "the VPN tunnel is down: reconnecting".to_string();
             emit(&SessionEvent::Hidden {
@@ -339,7 +371,7 @@ fn after_run(
             true
         }
         RunEnd::Certificate { url, reason } => {
-            certificate_stop(&url, &reason, banner);
+            certificate_stop(&url, &reason, display);
             false
         }
     }
@@ -353,7 +385,7 @@ fn after_exit(
     clean: bool,
     started: Instant,
     crashes: &mut CrashWindow,
-    banner: &str,
+    display: &mut StickDisplay,
 ) -> bool {
     tracing::warn!(
         "the browser ended ({status}); its last output:\n{}",
@@ -372,10 +404,13 @@ fn after_exit(
         emit(&SessionEvent::Failed {
             reason: reason.clone(),
         });
-        crate::screen::show(&format!(
-            "{banner}The conference cannot run: {reason}.\n\n\
-             Press the power button to switch off, then start again."
-        ));
+        display.show(
+            StickScreen::Crashed,
+            &format!(
+                "The conference cannot run: {reason}.\n\n\
+                 Press the power button to switch off, then start again."
+            ),
+        );
         return false;
     }
     true
@@ -383,7 +418,11 @@ fn after_exit(
 
 /// The watchdog ended a browser: says so on the screen and waits the pause before
 /// the next start; false when the restarts are used up (the stop screen is shown).
-fn restart_after_watchdog(reason: &str, restarts: &mut RestartBudget, banner: &str) -> bool {
+fn restart_after_watchdog(
+    reason: &str,
+    restarts: &mut RestartBudget,
+    display: &mut StickDisplay,
+) -> bool {
     tracing::warn!(
         "watchdog: {reason}; the browser's last output:\n{}",
         Browser::log_tail()
@@ -396,11 +435,14 @@ fn restart_after_watchdog(reason: &str, restarts: &mut RestartBudget, banner: &s
         emit(&SessionEvent::Failed {
             reason: reason.clone(),
         });
-        crate::screen::show(&format!(
-            "{banner}The conference does not appear on this PC.\n\n{reason}.\n\n\
-             Press the power button to switch off, then start again. If this\n\
-             happens again, tell your helpdesk: code PAGE-WATCHDOG."
-        ));
+        display.show(
+            StickScreen::PageWatchdog,
+            &format!(
+                "The conference does not appear on this PC.\n\n{reason}.\n\n\
+                 Press the power button to switch off, then start again. If this\n\
+                 happens again, tell your helpdesk."
+            ),
+        );
         return false;
     };
     emit(&SessionEvent::Restarting {
@@ -408,12 +450,15 @@ fn restart_after_watchdog(reason: &str, restarts: &mut RestartBudget, banner: &s
         attempt,
         pause_s: pause.as_secs(),
     });
-    crate::screen::show(&format!(
-        "{banner}The conference did not start properly: {reason}.\n\n\
-         Starting it again in {} s (attempt {attempt} of {}) ...",
-        pause.as_secs(),
-        RESTART_PAUSES.len()
-    ));
+    display.show(
+        StickScreen::Restarting,
+        &format!(
+            "The conference did not start properly: {reason}.\n\n\
+             Starting it again in {} s (attempt {attempt} of {}) ...",
+            pause.as_secs(),
+            RESTART_PAUSES.len()
+        ),
+    );
     std::thread::sleep(pause);
     true
 }

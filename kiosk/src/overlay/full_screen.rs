@@ -1,0 +1,168 @@
+//! A stick screen's pixels at any size from 1024 x 768 to 4K: a coloured band by
+//! severity, the title, what is happening, what to do, and the helpdesk code in a
+//! box. Sizes follow the screen's height, so the words stay readable.
+
+use ab_glyph::FontVec;
+use stick_manifest::Language;
+
+use crate::overlay::paint::{wrap, Canvas, Rgba};
+use crate::overlay::screens::{Severity, StickScreen};
+
+/// The screens' background: dark slate, unlike any conference page's colour
+/// the tests look for.
+pub const BACKGROUND: Rgba = Rgba(0x26, 0x32, 0x3a, 0xff);
+const TITLE: Rgba = Rgba(0xff, 0xff, 0xff, 0xff);
+const BODY: Rgba = Rgba(0xd8, 0xde, 0xe3, 0xff);
+const CODE_BOX: Rgba = Rgba(0x3a, 0x48, 0x52, 0xff);
+
+/// The band's colour: blue to wait, amber to act, red for a stop.
+pub fn band_colour(severity: Severity) -> Rgba {
+    match severity {
+        Severity::Wait => Rgba(0x2d, 0x6c, 0xdf, 0xff),
+        Severity::Act => Rgba(0xe0, 0xa0, 0x00, 0xff),
+        Severity::Stop => Rgba(0xc6, 0x28, 0x28, 0xff),
+    }
+}
+
+/// Where each part of a screen goes, in pixels (pure: tested at every size).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Layout {
+    pub band_height: u32,
+    pub left: f32,
+    pub text_width: f32,
+    pub title_size: f32,
+    pub body_size: f32,
+}
+
+impl Layout {
+    pub fn for_size(width: u32, height: u32) -> Layout {
+        let h = height as f32;
+        Layout {
+            band_height: (height / 40).max(8),
+            left: width as f32 * 0.1,
+            text_width: width as f32 * 0.8,
+            title_size: (h / 14.0).max(28.0),
+            body_size: (h / 28.0).max(18.0),
+        }
+    }
+}
+
+/// The screen, `width` x `height`. Without a font: the band and the background
+/// (the console line still names the screen).
+pub fn paint(
+    screen: StickScreen,
+    language: Language,
+    font: Option<&FontVec>,
+    width: u32,
+    height: u32,
+) -> Canvas {
+    let mut canvas = Canvas::new(width, height);
+    canvas.fill(BACKGROUND);
+    let layout = Layout::for_size(width, height);
+    canvas.rounded_box(
+        0,
+        0,
+        width,
+        layout.band_height,
+        0,
+        band_colour(screen.severity()),
+    );
+    let Some(font) = font else {
+        return canvas;
+    };
+    let text = screen.text(language);
+    let mut y = height as f32 * 0.25;
+    for line in wrap(font, layout.title_size, text.title, layout.text_width) {
+        y += layout.title_size;
+        canvas.text(font, layout.title_size, layout.left, y, &line, TITLE);
+    }
+    y += layout.body_size;
+    for paragraph in [text.body, text.action] {
+        y += layout.body_size * 0.6;
+        for line in wrap(font, layout.body_size, paragraph, layout.text_width) {
+            y += layout.body_size * 1.35;
+            canvas.text(font, layout.body_size, layout.left, y, &line, BODY);
+        }
+    }
+    // The code in a box, where a person reads it out on the phone.
+    let code_size = layout.body_size * 1.1;
+    let box_top = (y + layout.body_size * 2.0) as u32;
+    let box_height = (code_size * 2.0) as u32;
+    let box_width =
+        (crate::overlay::paint::measure(font, code_size, &text.code_line) + code_size * 2.0) as u32;
+    canvas.rounded_box(
+        layout.left as u32,
+        box_top,
+        box_width,
+        box_height,
+        (code_size / 3.0) as u32,
+        CODE_BOX,
+    );
+    canvas.text(
+        font,
+        code_size,
+        layout.left + code_size,
+        box_top as f32 + code_size * 1.35,
+        &text.code_line,
+        TITLE,
+    );
+    canvas
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::overlay::paint::{load_font, measure, FONT_PATH};
+
+    #[test]
+    fn every_screen_fits_from_1024x768_to_4k() {
+        let font = load_font(FONT_PATH).expect("fonts-dejavu-core on the test host");
+        for (width, height) in [(1024, 768), (1280, 800), (1920, 1080), (3840, 2160)] {
+            let layout = Layout::for_size(width, height);
+            for &screen in StickScreen::all() {
+                for language in [Language::De, Language::En] {
+                    let text = screen.text(language);
+                    let title_lines = wrap(&font, layout.title_size, text.title, layout.text_width);
+                    let body_lines: usize = [text.body, text.action]
+                        .iter()
+                        .map(|p| wrap(&font, layout.body_size, p, layout.text_width).len())
+                        .sum();
+                    // Everything above the code box, as `paint` adds it up.
+                    let bottom = height as f32 * 0.25
+                        + title_lines.len() as f32 * layout.title_size
+                        + layout.body_size * (1.0 + 1.2 + body_lines as f32 * 1.35 + 2.0)
+                        + layout.body_size * 1.1 * 2.0;
+                    assert!(
+                        bottom < height as f32,
+                        "{screen:?} {language:?} at {width}x{height} runs off the screen"
+                    );
+                    for line in title_lines {
+                        assert!(measure(&font, layout.title_size, &line) <= layout.text_width);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_band_says_how_serious() {
+        for (screen, band) in [
+            (StickScreen::VpnLost, band_colour(Severity::Wait)),
+            (StickScreen::NoNetwork, band_colour(Severity::Act)),
+            (StickScreen::CertificateStop, band_colour(Severity::Stop)),
+        ] {
+            let canvas = paint(screen, Language::De, None, 1024, 768);
+            let expected = Canvas {
+                width: 1,
+                height: 1,
+                pixels: vec![0],
+            };
+            let mut dot = expected;
+            dot.rounded_box(0, 0, 1, 1, 0, band);
+            assert_eq!(canvas.at(512, 2), dot.at(0, 0), "{screen:?}");
+            let mut bg = Canvas::new(1, 1);
+            bg.fill(BACKGROUND);
+            assert_eq!(canvas.at(512, 700), bg.at(0, 0), "{screen:?}");
+        }
+    }
+}

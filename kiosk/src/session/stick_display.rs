@@ -1,0 +1,105 @@
+//! What the PC's screen shows for the session: the compositor runs for the
+//! whole session, the browser comes and goes in it, and while there is no
+//! conference the stick's own screen (`overlay::screens`) covers everything. The
+//! same words go to the first virtual terminal, the console gets a `screen` line.
+
+use serde::Serialize;
+use stick_manifest::session::KeyboardLayout;
+use stick_manifest::Language;
+
+use crate::overlay::screens::StickScreen;
+use crate::session::compositor::Compositor;
+
+/// The compositor's own output (its tail is in the kiosk's log when it fails).
+pub const COMPOSITOR_LOG: &str = "/run/stick-compositor.log";
+
+/// The `screen` console line.
+#[derive(Debug, Clone, Serialize)]
+struct ScreenLine {
+    state: &'static str,
+    screen: &'static str,
+    code: &'static str,
+}
+
+/// The session's display: the compositor (started when first needed, started
+/// again if it died) and the test banner for the text terminal.
+#[derive(Debug)]
+pub struct StickDisplay {
+    compositor: Option<Compositor>,
+    keyboard: Option<KeyboardLayout>,
+    language: Language,
+    /// A test image's warning, above the terminal's text.
+    pub banner: &'static str,
+    showing: Option<StickScreen>,
+}
+
+impl StickDisplay {
+    pub fn new(keyboard: Option<KeyboardLayout>, language: Language, banner: &'static str) -> Self {
+        StickDisplay {
+            compositor: None,
+            keyboard,
+            language,
+            banner,
+            showing: None,
+        }
+    }
+
+    /// The running compositor, started (again) if needed.
+    pub fn compositor(&mut self) -> anyhow::Result<&Compositor> {
+        let alive = self.compositor.as_mut().is_some_and(Compositor::alive);
+        if !alive {
+            if let Some(mut dead) = self.compositor.take() {
+                tracing::warn!("the compositor ended; starting it again");
+                dead.stop();
+            }
+            let log = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(COMPOSITOR_LOG)
+                .map_err(|err| anyhow::anyhow!("cannot create {COMPOSITOR_LOG}: {err}"))?;
+            self.compositor = Some(Compositor::start(
+                self.keyboard.as_ref(),
+                self.language,
+                &log,
+            )?);
+            self.showing = None;
+        }
+        self.compositor
+            .as_ref()
+            .ok_or_else(|| anyhow::anyhow!("no compositor"))
+    }
+
+    /// Shows `screen` over everything, and `text` (after the banner) on the
+    /// terminal. Without a compositor, the terminal and the console line remain.
+    pub fn show(&mut self, screen: StickScreen, text: &str) {
+        if self.showing == Some(screen) {
+            return;
+        }
+        crate::screen::show(&format!("{}{text}\n\nCode: {}", self.banner, screen.code()));
+        println!(
+            "{}",
+            crate::console::event_line(
+                "screen",
+                &ScreenLine {
+                    state: "requested",
+                    screen: screen.name(),
+                    code: screen.code(),
+                }
+            )
+        );
+        match self.compositor() {
+            Ok(compositor) => compositor.show_screen(Some(screen)),
+            Err(err) => tracing::warn!("no compositor for the {} screen: {err:#}", screen.name()),
+        }
+        self.showing = Some(screen);
+    }
+
+    /// Takes the stick's screen away (the conference is about to show).
+    pub fn clear(&mut self) {
+        if self.showing.take().is_some() {
+            if let Some(compositor) = &self.compositor {
+                compositor.show_screen(None);
+            }
+        }
+    }
+}
