@@ -269,6 +269,21 @@ impl FullScreen {
         }
     }
 
+    /// Takes `old` away and asks for `wanted`, if any.
+    fn replace(
+        old: Option<FullScreen>,
+        wanted: Option<StickScreen>,
+        state: &mut Overlay,
+        globals: &Globals,
+        qh: &QueueHandle<Overlay>,
+    ) -> Option<FullScreen> {
+        if let Some(old) = old {
+            old.destroy();
+        }
+        state.screen_size = None;
+        wanted.map(|wanted| FullScreen::request(wanted, globals, qh))
+    }
+
     /// Paints the screen once the compositor has sized it; returns the frame.
     fn paint_when_configured(
         &mut self,
@@ -338,16 +353,10 @@ fn shared_memory(size: usize) -> Result<std::fs::File> {
     Ok(file)
 }
 
-fn serve(language: Language) -> Result<()> {
-    let font = match load_font(FONT_PATH) {
-        Ok(font) => Some(font),
-        Err(err) => {
-            eprintln!("kiosk overlay: no font, boxes without words: {err}");
-            None
-        }
-    };
+/// Connects to the compositor of `WAYLAND_DISPLAY` and binds what the overlay needs.
+fn connect() -> Result<(Connection, EventQueue<Overlay>, Globals)> {
     let connection = Connection::connect_to_env().context("cannot reach the compositor")?;
-    let (globals, mut queue) = registry_queue_init::<Overlay>(&connection)
+    let (globals, queue) = registry_queue_init::<Overlay>(&connection)
         .context("cannot list the compositor's globals")?;
     let qh = queue.handle();
     let globals = Globals {
@@ -357,6 +366,26 @@ fn serve(language: Language) -> Result<()> {
             .bind(&qh, 1..=4, ())
             .context("the compositor offers no wlr-layer-shell on this socket")?,
     };
+    Ok((connection, queue, globals))
+}
+
+/// One answer line to the kiosk.
+fn tell_kiosk(stdout: &mut std::io::Stdout, line: &str) -> Result<()> {
+    writeln!(stdout, "{line}")
+        .and_then(|()| stdout.flush())
+        .context("the kiosk stopped reading the overlay")
+}
+
+fn serve(language: Language) -> Result<()> {
+    let font = match load_font(FONT_PATH) {
+        Ok(font) => Some(font),
+        Err(err) => {
+            eprintln!("kiosk overlay: no font, boxes without words: {err}");
+            None
+        }
+    };
+    let (connection, mut queue, globals) = connect()?;
+    let qh = queue.handle();
     let mut state = Overlay::default();
     let mut surface = Surface::create(&mut queue, &mut state, &globals)?;
     let mut shown = CaptureState::default();
@@ -388,16 +417,15 @@ fn serve(language: Language) -> Result<()> {
                 .is_some_and(|f| state.frame_shown[Role::Screen as usize] >= f)
             {
                 full.frame = None;
-                writeln!(stdout, "shown {}", screen_line(Some(full.screen)))
-                    .and_then(|()| stdout.flush())
-                    .context("the kiosk stopped reading the overlay")?;
+                tell_kiosk(
+                    &mut stdout,
+                    &format!("shown {}", screen_line(Some(full.screen))),
+                )?;
             }
         }
         if let Some((frame, drawn)) = waiting {
             if state.frame_shown[Role::Indicator as usize] >= frame {
-                writeln!(stdout, "shown {}", drawn.to_line())
-                    .and_then(|()| stdout.flush())
-                    .context("the kiosk stopped reading the overlay")?;
+                tell_kiosk(&mut stdout, &format!("shown {}", drawn.to_line()))?;
                 waiting = None;
             }
         }
@@ -422,15 +450,9 @@ fn serve(language: Language) -> Result<()> {
             return Ok(());
         };
         for wanted in lines.iter().filter_map(|line| parse_screen_line(line)) {
-            if let Some(old) = screen.take() {
-                old.destroy();
-            }
-            state.screen_size = None;
-            screen = wanted.map(|wanted| FullScreen::request(wanted, &globals, &qh));
+            screen = FullScreen::replace(screen.take(), wanted, &mut state, &globals, &qh);
             if wanted.is_none() {
-                writeln!(stdout, "shown {}", screen_line(None))
-                    .and_then(|()| stdout.flush())
-                    .context("the kiosk stopped reading the overlay")?;
+                tell_kiosk(&mut stdout, &format!("shown {}", screen_line(None)))?;
             }
         }
         // Only the newest state matters.
