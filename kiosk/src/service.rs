@@ -149,6 +149,7 @@ fn wait_for_power_button() -> ExitCode {
         Ok(device) => {
             tracing::info!("power button pressed ({})", device.display());
             println!("Power button pressed: powering off.");
+            crate::session::stick_display::announce_power_off();
             if let Err(err) = crate::command::run("systemctl", &["poweroff", "--no-wall"]) {
                 tracing::error!("cannot power off: {err}");
                 return ExitCode::FAILURE;

@@ -936,7 +936,15 @@ fn conference_call_and_escape_attempts() {
         "reached through the tunnel beyond the conference: {foreign:?}"
     );
 
-    let report = s.power_off_and_judge().ok_or_panic();
+    let (report, console) = s.power_off_with_console().ok_or_panic();
+    // The power button: the stick's powering-off screen came on before the end.
+    assert!(
+        console
+            .lines()
+            .filter_map(|l| parse_event(l, "screen"))
+            .any(|e| e["state"] == "shown" && e["screen"] == "powering-off"),
+        "no `screen shown powering-off` line after the power button"
+    );
     assert!(
         report.leaks.is_empty(),
         "packets outside the tunnel: {:?}",

@@ -99,7 +99,7 @@ const ACCOUNTS: &[Account] = &[
         gid: SCREEN_GID,
         comment: "Stick screens",
         home: "/run/stick-screen",
-        groups: &["video", "render", "input"],
+        groups: &["video", "render"],
     },
 ];
 
@@ -215,7 +215,7 @@ mod tests {
         assert_eq!(
             group,
             "root:x:0:\naudio:x:29:pulse,conference\nvideo:x:44:conference,stick-screen\n\
-             render:x:992:stick-screen\ninput:x:995:stick-screen\nconference:x:900:\nstick-screen:x:901:\n"
+             render:x:992:stick-screen\ninput:x:995:\nconference:x:900:\nstick-screen:x:901:\n"
         );
         assert_eq!(
             shadow,

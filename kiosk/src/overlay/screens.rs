@@ -23,6 +23,8 @@ pub enum StickScreen {
     PageWatchdog,
     /// The browser is being started again after a stall.
     Restarting,
+    /// The power button was pressed: the session ends, the PC switches off.
+    PoweringOff,
 }
 
 /// How serious a screen is: the colour of its band.
@@ -56,6 +58,7 @@ const ALL: &[StickScreen] = &[
     StickScreen::Crashed,
     StickScreen::PageWatchdog,
     StickScreen::Restarting,
+    StickScreen::PoweringOff,
 ];
 
 impl StickScreen {
@@ -75,6 +78,7 @@ impl StickScreen {
             StickScreen::Crashed => "crashed",
             StickScreen::PageWatchdog => "page-watchdog",
             StickScreen::Restarting => "restarting",
+            StickScreen::PoweringOff => "powering-off",
         }
     }
 
@@ -94,14 +98,16 @@ impl StickScreen {
             StickScreen::Crashed => "SBS-CONF-02",
             StickScreen::PageWatchdog => "SBS-CONF-03",
             StickScreen::Restarting => "SBS-CONF-04",
+            StickScreen::PoweringOff => "SBS-END-01",
         }
     }
 
     pub fn severity(self) -> Severity {
         match self {
-            StickScreen::VpnConnecting | StickScreen::VpnLost | StickScreen::Restarting => {
-                Severity::Wait
-            }
+            StickScreen::VpnConnecting
+            | StickScreen::VpnLost
+            | StickScreen::Restarting
+            | StickScreen::PoweringOff => Severity::Wait,
             StickScreen::NoNetwork => Severity::Act,
             StickScreen::CertificateStop
             | StickScreen::StartFailed
@@ -178,6 +184,12 @@ impl StickScreen {
                 "Die Konferenz ist nicht richtig gestartet; der Stick startet sie neu.",
                 "Bitte warten.",
             ),
+            StickScreen::PoweringOff => (
+                "Wird ausgeschaltet",
+                "Die Konferenz ist beendet. Der PC schaltet sich gleich aus; auf ihm bleibt \
+                 nichts von der Konferenz zurück.",
+                "Ziehen Sie den Stick ab, sobald der Bildschirm dunkel ist.",
+            ),
         }
     }
 
@@ -228,6 +240,12 @@ impl StickScreen {
                 "Restarting the conference",
                 "The conference did not start properly; the stick starts it again.",
                 "Please wait.",
+            ),
+            StickScreen::PoweringOff => (
+                "Switching off",
+                "The conference has ended. The PC switches off in a moment; nothing of the \
+                 conference stays on it.",
+                "Pull out the stick once the screen is dark.",
             ),
         }
     }

@@ -97,7 +97,8 @@ impl Compositor {
         let run = PathBuf::from(SCREEN_RUN_DIR);
         kill_account_processes();
         fresh_session_folder(&run, &[], SCREEN_UID, SCREEN_GID)?;
-        let groups = group_ids(&["video", "render", "input"]);
+        // The seat (seatd gives it to `video`; input devices come through seatd).
+        let groups = group_ids(&["video", "render"]);
         let mut command = Command::new(LABWC);
         command
             .arg("-C")
@@ -135,7 +136,7 @@ impl Compositor {
             end(&mut labwc);
             return Err(err);
         }
-        let mut overlay = match start_overlay(&run, language, log, &groups) {
+        let mut overlay = match start_overlay(&run, language, log) {
             Ok(overlay) => overlay,
             Err(err) => {
                 end(&mut labwc);
@@ -165,6 +166,11 @@ impl Compositor {
             overlay_input,
             stop,
         })
+    }
+
+    /// The overlay's input, shared (the powering-off screen uses it).
+    pub fn overlay_input(&self) -> Arc<Mutex<ChildStdin>> {
+        Arc::clone(&self.overlay_input)
     }
 
     /// Whether labwc and the overlay still run.
@@ -254,12 +260,7 @@ fn wait_for_socket(labwc: &mut Child, socket: &Path) -> Result<()> {
 }
 
 /// `kiosk overlay LANG` as the screen account on the compositor's own socket.
-fn start_overlay(
-    run: &Path,
-    language: Language,
-    log: &std::fs::File,
-    groups: &[nix::unistd::Gid],
-) -> Result<Child> {
+fn start_overlay(run: &Path, language: Language, log: &std::fs::File) -> Result<Child> {
     let exe = std::env::current_exe().context("cannot find the kiosk binary")?;
     let mut command = Command::new(exe);
     command
@@ -271,13 +272,13 @@ fn start_overlay(
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(log.try_clone().context("cannot share the session log")?);
-    let groups = groups.to_vec();
     // SAFETY: only async-signal-safe system calls between fork and exec.
     #[allow(unsafe_code)]
     unsafe {
         command.pre_exec(move || {
             nix::unistd::setsid().map_err(std::io::Error::from)?;
-            drop_to_account(SCREEN_UID, SCREEN_GID, &groups)
+            // No supplementary group: it only talks to the compositor.
+            drop_to_account(SCREEN_UID, SCREEN_GID, &[])
         });
     }
     command.spawn().context("cannot start the overlay")

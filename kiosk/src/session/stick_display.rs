@@ -3,11 +3,16 @@
 //! conference the stick's own screen (`overlay::screens`) covers everything. The
 //! same words go to the first virtual terminal, the console gets a `screen` line.
 
+use std::io::Write;
+use std::process::ChildStdin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
 use serde::Serialize;
 use stick_manifest::session::KeyboardLayout;
 use stick_manifest::Language;
 
-use crate::overlay::screens::StickScreen;
+use crate::overlay::screens::{screen_line, StickScreen};
 use crate::session::compositor::Compositor;
 
 /// The compositor's own output (its tail is in the kiosk's log when it fails).
@@ -19,6 +24,50 @@ struct ScreenLine {
     state: &'static str,
     screen: &'static str,
     code: &'static str,
+}
+
+/// The overlay's input of the running compositor, for the one screen that does
+/// not come from the session: powering off (the power button is watched by the
+/// service's main thread).
+static OVERLAY_INPUT: Mutex<Option<Arc<Mutex<ChildStdin>>>> = Mutex::new(None);
+
+/// How long the powering-off screen shows before the machine goes down (the
+/// compositor needs a moment to show it).
+const POWER_OFF_NOTICE: Duration = Duration::from_secs(3);
+
+/// The powering-off screen over everything (whatever runs), then a pause.
+pub fn announce_power_off() {
+    let screen = StickScreen::PoweringOff;
+    crate::screen::show(&format!("Switching off ...\n\nCode: {}", screen.code()));
+    emit_requested(screen);
+    let input = OVERLAY_INPUT.lock().ok().and_then(|input| input.clone());
+    let Some(input) = input else {
+        return;
+    };
+    let sent = input
+        .lock()
+        .map_err(|_| std::io::Error::other("poisoned"))
+        .and_then(|mut input| writeln!(input, "{}", screen_line(Some(screen))));
+    if let Err(err) = sent {
+        tracing::warn!("cannot show the powering-off screen: {err}");
+        return;
+    }
+    std::thread::sleep(POWER_OFF_NOTICE);
+}
+
+/// The `screen requested` console line.
+fn emit_requested(screen: StickScreen) {
+    println!(
+        "{}",
+        crate::console::event_line(
+            "screen",
+            &ScreenLine {
+                state: "requested",
+                screen: screen.name(),
+                code: screen.code(),
+            }
+        )
+    );
 }
 
 /// The session's display: the compositor (started when first needed, started
@@ -57,11 +106,11 @@ impl StickDisplay {
                 .append(true)
                 .open(COMPOSITOR_LOG)
                 .map_err(|err| anyhow::anyhow!("cannot create {COMPOSITOR_LOG}: {err}"))?;
-            self.compositor = Some(Compositor::start(
-                self.keyboard.as_ref(),
-                self.language,
-                &log,
-            )?);
+            let compositor = Compositor::start(self.keyboard.as_ref(), self.language, &log)?;
+            if let Ok(mut input) = OVERLAY_INPUT.lock() {
+                *input = Some(compositor.overlay_input());
+            }
+            self.compositor = Some(compositor);
             self.showing = None;
         }
         self.compositor
@@ -76,17 +125,7 @@ impl StickDisplay {
             return;
         }
         crate::screen::show(&format!("{}{text}\n\nCode: {}", self.banner, screen.code()));
-        println!(
-            "{}",
-            crate::console::event_line(
-                "screen",
-                &ScreenLine {
-                    state: "requested",
-                    screen: screen.name(),
-                    code: screen.code(),
-                }
-            )
-        );
+        emit_requested(screen);
         match self.compositor() {
             Ok(compositor) => compositor.show_screen(Some(screen)),
             Err(err) => tracing::warn!("no compositor for the {} screen: {err:#}", screen.name()),

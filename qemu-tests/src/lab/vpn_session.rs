@@ -161,11 +161,17 @@ impl VpnSession {
     }
 
     /// Powers off by ACPI, keeps the console, and judges the whole capture.
-    pub fn power_off_and_judge(mut self) -> Result<LeakReport> {
+    pub fn power_off_and_judge(self) -> Result<LeakReport> {
+        self.power_off_with_console().map(|(report, _)| report)
+    }
+
+    /// [`VpnSession::power_off_and_judge`], and the whole console to the end.
+    pub fn power_off_with_console(mut self) -> Result<(LeakReport, String)> {
         self.vm
             .press_power_button(Duration::from_secs(120))
             .with_context(|| format!("{}: no power-off", self.name))?;
         self.vm.keep_console(&self.name)?;
+        let console = self.vm.console();
         let frames = crate::lab::pcap::read(&self.capture)?;
         let mac = parse_mac(GUEST_MAC).context("guest MAC")?;
         let report = leak_report(&frames, mac, &self.allowed);
@@ -174,6 +180,6 @@ impl VpnSession {
             self.name,
             self.capture.display()
         );
-        Ok(report)
+        Ok((report, console))
     }
 }
