@@ -656,6 +656,15 @@ fn tunnel_cut_hides_the_conference(
     .ok_or("the stick's screen does not cover the screen while the tunnel is down")?;
     let shot = qemu_tests::artifacts_dir().join("screen-vpn-lost.png");
     let _ = s.vm.screenshot(&shot);
+    // The cable pulled as well: the screen asks for it.
+    s.vm.set_uplink_cable(false).map_err(|e| format!("{e:#}"))?;
+    let no_link = find_event(s, "screen", screens_before, REACTION_TIMEOUT, |e| {
+        e["state"] == "shown" && e["screen"] == "no-network"
+    });
+    let cable_shot = qemu_tests::artifacts_dir().join("screen-no-network.png");
+    let _ = s.vm.screenshot(&cable_shot);
+    s.vm.set_uplink_cable(true).map_err(|e| format!("{e:#}"))?;
+    no_link.ok_or("no `screen shown no-network` line with the cable pulled")?;
     if events(s, "session")
         .into_iter()
         .skip(sessions_before)
@@ -683,7 +692,7 @@ fn tunnel_cut_hides_the_conference(
     .ok_or_else(|| format!("the conference is not back on screen ({:?})", share_now()))?;
     Ok(format!(
         "hidden {:.1} s after the gateway died (screen {gone:.2} of the page's colour, \
-         {stick_screen:.2} of the stick's screen, SBS-VPN-02, {}); \
+         {stick_screen:.2} of the stick's screen, SBS-VPN-02, {}; cable pulled: SBS-NET-01); \
          gateway back -> call connected again {:.1} s (screen {showing:.2}), client {}",
         hidden_after.as_secs_f64(),
         shot.display(),

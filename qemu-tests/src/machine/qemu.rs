@@ -641,6 +641,18 @@ impl Machine {
             .map(drop)
     }
 
+    /// Plugs the uplink's cable in or out: the guest's NIC sees its carrier
+    /// come or go (QMP `set_link` on the uplink's netdev, which QEMU passes on to
+    /// the NIC).
+    pub fn set_uplink_cable(&self, plugged: bool) -> Result<()> {
+        self.qmp(&serde_json::json!({
+            "execute": "set_link",
+            "arguments": {"name": "uplink", "up": plugged},
+        }))
+        .with_context(|| format!("QMP set_link uplink {plugged}"))
+        .map(drop)
+    }
+
     /// What the display shows now (a PPM screendump, read back and removed).
     pub fn screen(&self) -> Result<crate::machine::screen::Screen> {
         let path = self.dir.path().join("screen.ppm");
