@@ -187,9 +187,9 @@ mod tests {
     fn the_headline_lists_the_packages_that_matter_first() {
         let installed = [
             package("bash", "5.2"),
-            package("cage", "0.2.0-2"),
+            package("labwc", "0.8.3-1"),
             package("chromium", "156-1"),
         ];
-        assert_eq!(headline(&installed), "chromium 156-1, cage 0.2.0-2");
+        assert_eq!(headline(&installed), "chromium 156-1, labwc 0.8.3-1");
     }
 }
