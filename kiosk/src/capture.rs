@@ -66,6 +66,13 @@ pub fn substream_open(status: &str) -> bool {
 /// Whether a capture PCM substream of any card is open:
 /// `/proc/asound/card*/pcm*c/sub*/status`.
 pub fn microphone_open(asound: &Path) -> bool {
+    any_substream(asound, 'c', substream_open)
+}
+
+/// Whether the `status` of any substream of a PCM whose name ends in `direction`
+/// (`c` capture, `p` playback) of any card, `card*/pcm*<direction>/sub*/status`
+/// under `asound`, satisfies `judge`.
+pub fn any_substream(asound: &Path, direction: char, judge: impl Fn(&str) -> bool) -> bool {
     let Ok(cards) = std::fs::read_dir(asound) else {
         return false;
     };
@@ -76,14 +83,12 @@ pub fn microphone_open(asound: &Path) -> bool {
         .flat_map(|pcms| pcms.flatten())
         .filter(|pcm| {
             let name = pcm.file_name().to_string_lossy().into_owned();
-            name.starts_with("pcm") && name.ends_with('c')
+            name.starts_with("pcm") && name.ends_with(direction)
         })
         .filter_map(|pcm| std::fs::read_dir(pcm.path()).ok())
         .flat_map(|subs| subs.flatten())
         .filter(|sub| sub.file_name().to_string_lossy().starts_with("sub"))
-        .any(|sub| {
-            std::fs::read_to_string(sub.path().join("status")).is_ok_and(|s| substream_open(&s))
-        })
+        .any(|sub| std::fs::read_to_string(sub.path().join("status")).is_ok_and(|s| judge(&s)))
 }
 
 /// Whether an open file's link target is a camera node: `/dev/video0`, ...
@@ -181,6 +186,8 @@ mod tests {
         std::fs::write(sub.join("status"), "closed\n").expect("write");
         std::fs::write(playback.join("status"), "state: RUNNING\n").expect("write");
         assert!(!microphone_open(&asound), "playback is not a microphone");
+        assert!(any_substream(&asound, 'p', |s| s.contains("RUNNING")));
+        assert!(!any_substream(&asound, 'c', |s| s.contains("RUNNING")));
         std::fs::write(sub.join("status"), "state: RUNNING\n").expect("write");
         assert!(microphone_open(&asound));
 

@@ -79,7 +79,11 @@ pub fn observe() -> MediaSample {
             }
         }
     }
-    sample.audio_playing = playing_substreams();
+    sample.audio_playing = crate::capture::any_substream(
+        std::path::Path::new(crate::capture::PROC_ASOUND),
+        'p',
+        substream_running,
+    );
     sample.kiosk_rss_kib = std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|t| kib_field(&t, "VmRSS"))
@@ -110,29 +114,6 @@ pub fn observe() -> MediaSample {
         }
     }
     sample
-}
-
-fn playing_substreams() -> bool {
-    let Ok(cards) = std::fs::read_dir("/proc/asound") else {
-        return false;
-    };
-    cards.flatten().any(|card| {
-        std::fs::read_dir(card.path())
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter(|pcm| pcm.file_name().to_string_lossy().ends_with('p'))
-            .any(|pcm| {
-                std::fs::read_dir(pcm.path())
-                    .into_iter()
-                    .flatten()
-                    .flatten()
-                    .any(|sub| {
-                        std::fs::read_to_string(sub.path().join("status"))
-                            .is_ok_and(|s| substream_running(&s))
-                    })
-            })
-    })
 }
 
 /// Whether media flows in both directions between two samples.
