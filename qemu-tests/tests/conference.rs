@@ -647,13 +647,8 @@ fn tunnel_cut_hides_the_conference(
         e["state"] == "shown" && e["screen"] == "vpn-lost"
     })
     .ok_or("no `screen shown vpn-lost` line while the tunnel was down")?;
-    let stick_screen = wait_until(REACTION_TIMEOUT, Duration::from_secs(1), || {
-        s.vm.screen()
-            .ok()
-            .map(|screen| screen.share_of(STICK_SCREEN_BACKGROUND, 3))
-            .filter(|share| *share >= STICK_SCREEN_SHOWING)
-    })
-    .ok_or("the stick's screen does not cover the screen while the tunnel is down")?;
+    let stick_screen = stick_screen_covers(&s.vm)
+        .ok_or("the stick's screen does not cover the screen while the tunnel is down")?;
     let shot = qemu_tests::artifacts_dir().join("screen-vpn-lost.png");
     let _ = s.vm.screenshot(&shot);
     // The cable pulled as well: the screen asks for it.
@@ -885,12 +880,7 @@ fn conference_call_and_escape_attempts() {
             s.vm.console()
         )
     });
-    let stop_share = wait_until(REACTION_TIMEOUT, Duration::from_secs(1), || {
-        s.vm.screen()
-            .ok()
-            .map(|screen| screen.share_of(STICK_SCREEN_BACKGROUND, 3))
-            .filter(|share| *share >= STICK_SCREEN_SHOWING)
-    });
+    let stop_share = stick_screen_covers(&s.vm);
     let stop_shot = qemu_tests::artifacts_dir().join("screen-certificate-stop.png");
     s.vm.screenshot(&stop_shot).ok_or_panic();
     assert!(
@@ -960,6 +950,17 @@ fn conference_call_and_escape_attempts() {
         report.leaks
     );
     println!("conference: uplink capture {report}");
+}
+
+/// The share of the stick screens' background on the screendump, once it is at
+/// least [`STICK_SCREEN_SHOWING`] (within [`REACTION_TIMEOUT`]).
+fn stick_screen_covers(vm: &Machine) -> Option<f64> {
+    wait_until(REACTION_TIMEOUT, Duration::from_secs(1), || {
+        vm.screen()
+            .ok()
+            .map(|screen| screen.share_of(STICK_SCREEN_BACKGROUND, 3))
+            .filter(|share| *share >= STICK_SCREEN_SHOWING)
+    })
 }
 
 /// The share of the indicator's red in its place on the screen now.
