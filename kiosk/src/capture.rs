@@ -9,28 +9,33 @@ use serde::Serialize;
 /// Where ALSA shows every PCM substream's state.
 pub const PROC_ASOUND: &str = "/proc/asound";
 
-/// Camera and microphone, each live or not.
+/// Camera and microphone, each live or not, and the kiosk's mute.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct CaptureState {
     pub camera: bool,
     pub microphone: bool,
+    /// The kiosk's mute is in force, read back from the kernel (`mute`).
+    pub muted: bool,
 }
 
 impl CaptureState {
-    /// Reads the kernel's view now: every process's open files, every capture PCM.
+    /// Reads the kernel's view now: every process's open files, every capture PCM
+    /// (`muted` is the mute's to say).
     pub fn read() -> CaptureState {
         CaptureState {
             camera: camera_open(Path::new("/proc")),
             microphone: microphone_open(Path::new(PROC_ASOUND)),
+            muted: false,
         }
     }
 
-    /// The line the overlay reads on its input: `camera=1 microphone=0`.
+    /// The line the overlay reads on its input: `camera=1 microphone=0 muted=0`.
     pub fn to_line(self) -> String {
         format!(
-            "camera={} microphone={}",
+            "camera={} microphone={} muted={}",
             u8::from(self.camera),
-            u8::from(self.microphone)
+            u8::from(self.microphone),
+            u8::from(self.muted)
         )
     }
 
@@ -48,11 +53,12 @@ impl CaptureState {
             match key {
                 "camera" => state.camera = on,
                 "microphone" => state.microphone = on,
+                "muted" => state.muted = on,
                 _ => return None,
             }
             seen += 1;
         }
-        (seen == 2).then_some(state)
+        (seen == 3).then_some(state)
     }
 }
 
@@ -156,17 +162,24 @@ mod tests {
             CaptureState {
                 camera: true,
                 microphone: false,
+                muted: false,
             },
             CaptureState {
-                camera: true,
+                camera: false,
                 microphone: true,
+                muted: true,
             },
         ] {
             assert_eq!(CaptureState::parse_line(&state.to_line()), Some(state));
         }
+        assert_eq!(
+            CaptureState::parse_line("camera=0 microphone=1 muted=1").map(|s| s.muted),
+            Some(true)
+        );
         for bad in [
             "",
             "camera=1",
+            "camera=1 microphone=1",
             "camera=2 microphone=0",
             "camera=1 mic=1",
             "x",

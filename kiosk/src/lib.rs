@@ -13,6 +13,7 @@
 //! - `network`: the uplink and the tunnel behind the egress policy, watched and repaired.
 //! - `session`: the conference session: compositor, browser, its guard, watchdog and reports.
 //! - `overlay`: the stick's own surface above the browser (the camera/microphone indicator).
+//! - `mute`: the kiosk's mute key: cameras unbound, capture switches off, read back.
 //! - `service`: what `kiosk.service` runs: the verdict, then the jobs until the power button.
 //! - `console`: the `@kiosk@` console line format every job prints with (depends on nothing).
 //! - `command`, `sysfs`, `input_event`, `screen`, `power_button`, `capture`: small shared helpers.
@@ -22,6 +23,7 @@ pub mod capture;
 pub mod command;
 pub mod console;
 pub mod input_event;
+pub mod mute;
 pub mod network;
 pub mod overlay;
 pub mod power_button;

@@ -9,11 +9,18 @@ use std::sync::atomic::AtomicBool;
 use stick_manifest::network::NetworkPolicy;
 use stick_manifest::session::SessionPolicy;
 
+use crate::boot::refusal::{Refusal, RefusalKind};
 use crate::boot::status::Status;
+use crate::overlay::screens::StickScreen;
+use crate::session::stick_display::StickDisplay;
 use crate::storage::report::StorageReport;
 
-/// Time to read the refusal on screen before the machine powers off.
+/// Time to read a refusal in text (an image without the stick's screens) before
+/// the machine powers off.
 const POWEROFF_DELAY: std::time::Duration = std::time::Duration::from_secs(10);
+/// Time to read a refusal's screen and note its helpdesk code before the machine
+/// powers off by itself; the power button ends it sooner.
+const REFUSAL_SCREEN_TIME: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The whole run: never returns unless writing the status line or powering off fails.
 pub fn run() -> ExitCode {
@@ -47,7 +54,12 @@ pub fn run() -> ExitCode {
         return ExitCode::FAILURE;
     }
     if !status.ok {
-        return refuse(stdout, &status.refusals);
+        // Images with a session have the compositor for the stick's screens.
+        let display = session
+            .as_ref()
+            .filter(|_| std::path::Path::new(crate::session::compositor::LABWC).exists())
+            .map(|session| StickDisplay::new(session.keyboard.clone(), language, ""));
+        return refuse(stdout, &status.refusals, display);
     }
     drop(stdout);
     if let Some(build_time) = build_time {
@@ -71,7 +83,7 @@ fn add_storage_refusals(status: &mut Status, storage: &StorageReport) {
             storage
                 .problems
                 .iter()
-                .map(|p| format!("storage lock: {p}")),
+                .map(|p| Refusal::new(RefusalKind::Storage, format!("storage lock: {p}"))),
         );
     }
     if status.ok {
@@ -97,21 +109,45 @@ fn print_status(
     Ok(())
 }
 
-/// Fail closed: says why on the console and the screen, then powers off.
-fn refuse(mut stdout: std::io::StdoutLock<'static>, refusals: &[String]) -> ExitCode {
+/// Fail closed: says why on the console and the screen (the stick's screen for
+/// the first refusal's kind where the image has one, else text), then powers off;
+/// the power button powers off sooner.
+fn refuse(
+    mut stdout: std::io::StdoutLock<'static>,
+    refusals: &[Refusal],
+    display: Option<StickDisplay>,
+) -> ExitCode {
+    let delay = if display.is_some() {
+        REFUSAL_SCREEN_TIME
+    } else {
+        POWEROFF_DELAY
+    };
     let mut message: String = refusals
         .iter()
         .map(|reason| format!("REFUSED: {reason}\n"))
         .collect();
     message.push_str(&format!(
         "No conference session will start. Powering off in {} s.\n",
-        POWEROFF_DELAY.as_secs()
+        delay.as_secs()
     ));
     let _ = stdout.write_all(message.as_bytes());
     let _ = stdout.flush();
-    crate::screen::show(&message);
     drop(stdout);
-    std::thread::sleep(POWEROFF_DELAY);
+    let screen = refusals.first().map(|r| StickScreen::refused(r.kind));
+    // Kept until the power-off: dropping it would not end the compositor, but
+    // the screen belongs to it.
+    let _display = match (display, screen) {
+        (Some(mut display), Some(screen)) => {
+            display.show(screen, &message);
+            Some(display)
+        }
+        _ => {
+            crate::screen::show(&message);
+            None
+        }
+    };
+    std::thread::spawn(wait_for_power_button);
+    std::thread::sleep(delay);
     if let Err(err) = crate::command::run("systemctl", &["poweroff", "--no-wall"]) {
         // kiosk.service's OnFailure= powers off instead.
         tracing::error!("cannot power off: {err}");
@@ -137,6 +173,7 @@ fn start_jobs(
     std::thread::spawn(move || crate::network::watch::run(network, reachable));
     if let Some(session) = session {
         std::thread::spawn(crate::session::shortcuts::run);
+        std::thread::spawn(crate::mute::run);
         std::thread::spawn(move || {
             crate::session::runner::run(session, language, has_network, reachable)
         });
@@ -149,7 +186,7 @@ fn wait_for_power_button() -> ExitCode {
         Ok(device) => {
             tracing::info!("power button pressed ({})", device.display());
             println!("Power button pressed: powering off.");
-            crate::session::stick_display::announce_power_off();
+            crate::session::overlay_input::announce_power_off();
             if let Err(err) = crate::command::run("systemctl", &["poweroff", "--no-wall"]) {
                 tracing::error!("cannot power off: {err}");
                 return ExitCode::FAILURE;

@@ -52,8 +52,14 @@ const MEDIA_PACKETS: u64 = 100;
 const INDICATOR_RED: [u8; 3] = [0xd0, 0x10, 0x10];
 const INDICATOR_MARGIN: usize = 16;
 const INDICATOR_SIZE: (usize, usize) = (320, 104);
+/// The line under the rows that names the kiosk's keys (F9, F10).
+const INDICATOR_KEYS_HEIGHT: usize = 34;
 /// Two red rows with white words and dots: most of the indicator's place is red.
 const INDICATOR_SHOWING: f64 = 0.4;
+/// The indicator's grey for a device the kiosk's mute holds.
+const INDICATOR_MUTED: [u8; 3] = [0x50, 0x5a, 0x62];
+/// How long Janus' packet counters are watched before and during the mute.
+const MEDIA_WINDOW: Duration = Duration::from_secs(10);
 /// The page's own box over the indicator's place (page.html, key h).
 const COVER_BLUE: [u8; 3] = [0, 0, 0xff];
 /// The background of the stick's own screens (kiosk/src/overlay/full_screen.rs).
@@ -842,6 +848,16 @@ fn conference_call_and_escape_attempts() {
         "display | camera/microphone indicator",
         outcome,
     );
+    let outcome = mute_takes_the_devices(&mut s, &lab);
+    record(&mut failures, "display | mute key (F9)", outcome);
+    let outcome = indicator_goes_at_hang_up(&mut s, &lab);
+    record(&mut failures, "display | indicator after hang-up", outcome);
+    let outcome = leave_question_takes_the_keyboard(&mut s, &lab);
+    record(
+        &mut failures,
+        "display | leave question (F10, Esc)",
+        outcome,
+    );
 
     // Every way out, one row at a time; every row runs, failures are listed at the end.
     // The tunnel is cut before the last row, which ends the session.
@@ -935,21 +951,102 @@ fn conference_call_and_escape_attempts() {
         "reached through the tunnel beyond the conference: {foreign:?}"
     );
 
-    let (report, console) = s.power_off_with_console().ok_or_panic();
-    // The power button: the stick's powering-off screen came on before the end.
-    assert!(
+    // The way out for the person: F10 asks, Enter leaves and switches off.
+    let (report, console) = s
+        .end_with_console(|vm| {
+            vm.send_keys("f10")?;
+            let asked = wait_until(REACTION_TIMEOUT, Duration::from_millis(300), || {
+                vm.console()
+                    .lines()
+                    .filter_map(|l| parse_event(l, "screen"))
+                    .filter(|e| e["state"] == "shown" && e["screen"] == "confirm-leave")
+                    .nth(1)
+            });
+            anyhow::ensure!(asked.is_some(), "no second confirm-leave screen after F10");
+            vm.send_keys("ret")?;
+            vm.wait_for_exit(Duration::from_secs(120)).map(drop)
+        })
+        .ok_or_panic();
+    let lines = |kind: &str| -> Vec<serde_json::Value> {
         console
             .lines()
-            .filter_map(|l| parse_event(l, "screen"))
+            .filter_map(|l| parse_event(l, kind))
+            .collect()
+    };
+    let confirmed = lines("leave")
+        .into_iter()
+        .find(|e| e["state"] == "confirmed")
+        .unwrap_or_else(|| panic!("no `leave confirmed` line after Enter"));
+    assert!(
+        lines("screen")
+            .iter()
             .any(|e| e["state"] == "shown" && e["screen"] == "powering-off"),
-        "no `screen shown powering-off` line after the power button"
+        "no `screen shown powering-off` line after leaving"
     );
+    println!("conference: left with F10 and Enter: {confirmed}");
     assert!(
         report.leaks.is_empty(),
         "packets outside the tunnel: {:?}",
         report.leaks
     );
     println!("conference: uplink capture {report}");
+}
+
+/// The conference image on a PC whose firmware holds no Secure Boot keys (setup
+/// mode, so nothing verified the stick): the kiosk refuses, the person sees the
+/// stick's refusal screen with its helpdesk code instead of a console, the stick
+/// sends nothing, and the power button switches off.
+#[test]
+fn conference_image_refuses_without_secure_boot() {
+    let mut s = VpnSession::start_image(
+        "refused-secure-boot",
+        Gateway::Wireguard { wrong_key: false },
+        false,
+        CONFERENCE_IMAGE,
+        |machine| {
+            conference_machine(machine);
+            machine.secure_boot = None;
+        },
+    )
+    .ok_or_panic();
+    let status = wait_event(&mut s, "status", 0, BOOT_TIMEOUT, "the verdict", |_| true);
+    assert_eq!(status["ok"], false, "{status}");
+    let refusals = status["refusals"].to_string();
+    assert!(refusals.contains("Secure Boot"), "{refusals}");
+    let shown = wait_event(&mut s, "screen", 0, REACTION_TIMEOUT, "the refusal", |e| {
+        e["state"] == "shown"
+    });
+    assert_eq!(
+        (shown["screen"].as_str(), shown["code"].as_str()),
+        (Some("refused-secure-boot"), Some("SBS-BOOT-03")),
+        "{shown}"
+    );
+    let cover = stick_screen_covers(&s.vm);
+    let shot = qemu_tests::artifacts_dir().join("screen-refused-secure-boot.png");
+    s.vm.screenshot(&shot).ok_or_panic();
+    let cover =
+        cover.unwrap_or_else(|| panic!("the refusal screen does not cover ({})", shot.display()));
+    let (report, console) = s.power_off_with_console().ok_or_panic();
+    let net_lines = console
+        .lines()
+        .filter_map(|l| parse_event(l, "net"))
+        .count();
+    assert_eq!(net_lines, 0, "a refused stick started its network");
+    assert!(
+        report.leaks.is_empty() && report.sent_by_guest == 0,
+        "a refused stick sent packets: {report}"
+    );
+    assert!(
+        console
+            .lines()
+            .filter_map(|l| parse_event(l, "screen"))
+            .any(|e| e["state"] == "shown" && e["screen"] == "powering-off"),
+        "no switching-off screen after the power button"
+    );
+    println!(
+        "refused-secure-boot: {refusals}; the refusal screen covers {cover:.2} ({})",
+        shot.display()
+    );
 }
 
 /// The share of the stick screens' background on the screendump, once it is at
@@ -1014,7 +1111,7 @@ fn indicator_follows_the_kernel(s: &mut VpnSession, lab: &ConferenceLab) -> Resu
     // The cover is 480 x 220 at the top right: below the indicator it shows.
     let below = Region::top_right(screen.width, 0, 480, 220);
     let below = Region {
-        y: INDICATOR_MARGIN + height + 20,
+        y: INDICATOR_MARGIN + height + INDICATOR_KEYS_HEIGHT + 20,
         height: 60,
         ..below
     };
@@ -1037,8 +1134,11 @@ fn indicator_follows_the_kernel(s: &mut VpnSession, lab: &ConferenceLab) -> Resu
     seen.push(format!(
         "over the page's full-screen cover {red:.2} red (cover {blue:.2} blue)"
     ));
+    Ok(seen.join("; "))
+}
 
-    // The page hangs up: the kernel's devices close, the indicator goes.
+/// The page hangs up: the kernel's devices close, the indicator goes.
+fn indicator_goes_at_hang_up(s: &mut VpnSession, lab: &ConferenceLab) -> Result<String, String> {
     let lines = events(s, "indicator").len();
     let before = lab.reports().len();
     s.vm.send_keys("e").map_err(|e| format!("{e:#}"))?;
@@ -1063,11 +1163,179 @@ fn indicator_follows_the_kernel(s: &mut VpnSession, lab: &ConferenceLab) -> Resu
             shot.display()
         ));
     }
-    seen.push(format!(
+    Ok(format!(
         "gone after the hang-up, shown {} ms after the kiosk saw the devices close",
         off["after_ms"]
-    ));
-    Ok(seen.join("; "))
+    ))
+}
+
+/// Video and audio packets Janus gets from the stick within [`MEDIA_WINDOW`].
+fn media_in_window(lab: &ConferenceLab) -> Result<(u64, u64), String> {
+    let first = lab.janus_media().map_err(|e| format!("{e:#}"))?;
+    std::thread::sleep(MEDIA_WINDOW);
+    let last = lab.janus_media().map_err(|e| format!("{e:#}"))?;
+    Ok((
+        last.video_packets_in.saturating_sub(first.video_packets_in),
+        last.audio_packets_in.saturating_sub(first.audio_packets_in),
+    ))
+}
+
+/// The share of the muted rows' grey in the indicator's place now.
+fn indicator_grey_share(vm: &Machine) -> Result<f64, String> {
+    let screen = vm.screen().map_err(|e| format!("{e:#}"))?;
+    let (width, height) = INDICATOR_SIZE;
+    let place = Region::top_right(screen.width, INDICATOR_MARGIN, width, height);
+    Ok(screen.share_in(place, INDICATOR_MUTED, 12))
+}
+
+/// A `mute` line after the first `after` that is not `wanted_state`'s opposite,
+/// checked to name what was taken or given back.
+fn mute_line(
+    s: &VpnSession,
+    after: usize,
+    wanted_state: &str,
+) -> Result<serde_json::Value, String> {
+    let line = find_event(s, "mute", after, REACTION_TIMEOUT, |_| true)
+        .ok_or(format!("no `mute` line for {wanted_state}"))?;
+    let named = |field: &str| line[field].as_array().is_some_and(|a| !a.is_empty());
+    if line["state"] != wanted_state || !named("cameras") || !named("switches") {
+        return Err(format!(
+            "wanted {wanted_state} naming cameras and switches: {line}"
+        ));
+    }
+    Ok(line)
+}
+
+/// F9 (the kiosk's key, read from the kernel's keyboard device) takes the camera
+/// from the kernel and turns the sound card's capture switch off: the indicator
+/// turns grey and Janus stops getting video. F9 again gives both back, also when
+/// the muted part failed (the rows after it need the camera).
+fn mute_takes_the_devices(s: &mut VpnSession, lab: &ConferenceLab) -> Result<String, String> {
+    let lines = events(s, "key").len();
+    let muted = mute_and_measure(s, lab);
+    // Only if F9 was pressed: a key line says so.
+    let pressed = events(s, "key")
+        .iter()
+        .skip(lines)
+        .any(|e| e["mute_wanted"] == true);
+    let unmuted = if pressed {
+        unmute(s)
+    } else {
+        Ok("F9 never pressed".to_string())
+    };
+    match (muted, unmuted) {
+        (Ok(muted), Ok(unmuted)) => Ok(format!("{muted}; {unmuted}")),
+        (Err(err), Ok(_)) | (Ok(_), Err(err)) => Err(err),
+        (Err(muted), Err(unmuted)) => Err(format!("{muted}; and F9 again: {unmuted}")),
+    }
+}
+
+/// F9 again: the camera is bound again, the switch is on, the indicator says so.
+fn unmute(s: &mut VpnSession) -> Result<String, String> {
+    let (lines, indicator_lines) = (events(s, "mute").len(), events(s, "indicator").len());
+    s.vm.send_keys("f9").map_err(|e| format!("{e:#}"))?;
+    let unmuted = mute_line(s, lines, "unmuted")?;
+    find_event(s, "indicator", indicator_lines, REACTION_TIMEOUT, |e| {
+        e["state"] == "shown" && e["muted"] == false
+    })
+    .ok_or("the indicator did not show the end of the mute")?;
+    Ok(format!(
+        "F9 again: {} bound, {} on",
+        unmuted["cameras"], unmuted["switches"]
+    ))
+}
+
+/// F9 during the call, and what it did to the kernel, the screen and Janus.
+fn mute_and_measure(s: &mut VpnSession, lab: &ConferenceLab) -> Result<String, String> {
+    let (video_before, audio_before) = media_in_window(lab)?;
+    let (lines, indicator_lines, reports) = (
+        events(s, "mute").len(),
+        events(s, "indicator").len(),
+        lab.reports().len(),
+    );
+    s.vm.send_keys("f9").map_err(|e| format!("{e:#}"))?;
+    let muted = mute_line(s, lines, "muted")?;
+    if muted["cameras_left"] != 0 || muted["switches_on"] != 0 {
+        return Err(format!("the kernel still has live devices: {muted}"));
+    }
+    let shown = find_event(s, "indicator", indicator_lines, REACTION_TIMEOUT, |e| {
+        e["state"] == "shown" && e["muted"] == true && e["camera"] == false
+    })
+    .ok_or("the indicator did not show the mute")?;
+    wait_until(REACTION_TIMEOUT, Duration::from_millis(500), || {
+        lab.reports()
+            .into_iter()
+            .skip(reports)
+            .find(|r| r.what == "track-ended" && r.detail == "video")
+    })
+    .ok_or("the page's camera track did not end")?;
+    let (video_muted, audio_muted) = media_in_window(lab)?;
+    let grey = indicator_grey_share(&s.vm)?;
+    let shot = qemu_tests::artifacts_dir().join("indicator-muted.png");
+    s.vm.screenshot(&shot).map_err(|e| format!("{e:#}"))?;
+    let measured = format!(
+        "Janus got {video_before} video / {audio_before} audio packets in {} s before the mute,          {video_muted} / {audio_muted} while muted; muted {} (switches {}), indicator grey {grey:.2}          shown {} ms after ({})",
+        MEDIA_WINDOW.as_secs(),
+        muted["cameras"],
+        muted["switches"],
+        shown["after_ms"],
+        shot.display()
+    );
+    if video_before < MEDIA_PACKETS / 2 || video_muted * 10 > video_before {
+        return Err(format!("the video did not stop: {measured}"));
+    }
+    if grey < INDICATOR_SHOWING {
+        return Err(format!("the indicator is not grey: {measured}"));
+    }
+    Ok(measured)
+}
+
+/// F10 puts the leave question over the call and takes the keyboard from the
+/// page; Esc goes back, and the page gets the keyboard again.
+fn leave_question_takes_the_keyboard(
+    s: &mut VpnSession,
+    lab: &ConferenceLab,
+) -> Result<String, String> {
+    let screens = events(s, "screen").len();
+    s.vm.send_keys("f10").map_err(|e| format!("{e:#}"))?;
+    find_event(s, "screen", screens, REACTION_TIMEOUT, |e| {
+        e["state"] == "shown" && e["screen"] == "confirm-leave"
+    })
+    .ok_or("no `screen shown confirm-leave` line after F10")?;
+    let cover = stick_screen_covers(&s.vm);
+    let shot = qemu_tests::artifacts_dir().join("screen-confirm-leave.png");
+    s.vm.screenshot(&shot).map_err(|e| format!("{e:#}"))?;
+    let cover = cover.ok_or(format!(
+        "the question does not cover the call ({})",
+        shot.display()
+    ))?;
+    let reports = lab.reports().len();
+    s.vm.send_keys("y").map_err(|e| format!("{e:#}"))?;
+    std::thread::sleep(SETTLE);
+    if lab.reports().iter().skip(reports).any(|r| r.what == "key") {
+        return Err("the page got a key while the question was shown".into());
+    }
+    let leaves = events(s, "leave").len();
+    s.vm.send_keys("esc").map_err(|e| format!("{e:#}"))?;
+    find_event(s, "leave", leaves, REACTION_TIMEOUT, |e| {
+        e["state"] == "cancelled"
+    })
+    .ok_or("no `leave cancelled` line after Esc")?;
+    std::thread::sleep(Duration::from_secs(2));
+    let reports = lab.reports().len();
+    s.vm.send_keys("y").map_err(|e| format!("{e:#}"))?;
+    wait_until(REACTION_TIMEOUT, Duration::from_millis(500), || {
+        lab.reports()
+            .into_iter()
+            .skip(reports)
+            .find(|r| r.what == "key")
+    })
+    .ok_or("after Esc the page does not get the keyboard back")?;
+    let page = page_share(&s.vm)?;
+    Ok(format!(
+        "the question covered {cover:.2} of the screen ({}); the page got no key under it;          after Esc the page is back ({page:.2} of the screen) with the keyboard",
+        shot.display()
+    ))
 }
 
 /// The browser's Wayland socket offers no layer-shell, and the compositor's own

@@ -13,6 +13,7 @@
 //! - `device_mapper`: the verity device `root`: its table and its health.
 //! - `mounts`: where the root filesystem comes from (mountinfo, volatile overlay).
 //! - `status`: the observations judged, as the `"event":"status"` console line.
+//! - `refusal`: why a boot is refused, by kind (the console's words, the screen's code).
 
 pub mod clock;
 pub mod cmdline;
@@ -25,4 +26,5 @@ pub mod load_option;
 pub mod mounts;
 pub mod policy;
 pub mod probe;
+pub mod refusal;
 pub mod status;

@@ -2,6 +2,7 @@
 //! lockdown, the IOMMU that keeps devices' DMA out of memory, and the admin's
 //! policy (Secure Boot required, minimum rollback index).
 
+use crate::boot::refusal::{Refusal, RefusalKind};
 use serde::Serialize;
 use stick_manifest::KioskPolicy;
 
@@ -68,7 +69,7 @@ pub fn parse_lockdown(text: &str) -> Option<String> {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Judgement {
     /// Reasons no session may start; empty = allowed.
-    pub refusals: Vec<String>,
+    pub refusals: Vec<Refusal>,
     /// Abnormal but allowed.
     pub warnings: Vec<String>,
 }
@@ -82,9 +83,10 @@ pub fn judge(
 ) -> Judgement {
     let mut judgement = Judgement::default();
     let Some(policy) = policy else {
-        judgement
-            .refusals
-            .push("the image has no kiosk policy: refusing to guess".into());
+        judgement.refusals.push(Refusal::new(
+            RefusalKind::Image,
+            "the image has no kiosk policy: refusing to guess",
+        ));
         return judgement;
     };
     if secure_boot != SecureBootState::Enabled {
@@ -95,8 +97,9 @@ pub fn judge(
             SecureBootState::Enabled => unreachable!("checked above"),
         };
         if policy.require_secure_boot {
-            judgement.refusals.push(format!(
-                "{what} and this image requires it (require-secure-boot = true)"
+            judgement.refusals.push(Refusal::new(
+                RefusalKind::SecureBoot,
+                format!("{what} and this image requires it (require-secure-boot = true)"),
             ));
         } else {
             judgement.warnings.push(format!(
@@ -105,14 +108,18 @@ pub fn judge(
         }
     }
     match rollback_index {
-        Some(index) if index < policy.min_rollback_index => judgement.refusals.push(format!(
-            "image rollback index {index} is below the minimum {}: an outdated image",
-            policy.min_rollback_index
+        Some(index) if index < policy.min_rollback_index => judgement.refusals.push(Refusal::new(
+            RefusalKind::Outdated,
+            format!(
+                "image rollback index {index} is below the minimum {}: an outdated image",
+                policy.min_rollback_index
+            ),
         )),
         Some(_) => {}
-        None => judgement
-            .refusals
-            .push("no verified manifest, so no rollback index to check".into()),
+        None => judgement.refusals.push(Refusal::new(
+            RefusalKind::Image,
+            "no verified manifest, so no rollback index to check",
+        )),
     }
     judgement
 }

@@ -1,5 +1,6 @@
 //! The boot status: what the kiosk found, judged, and printed as one console line.
 
+use crate::boot::refusal::{Refusal, RefusalKind};
 use serde::Serialize;
 
 use crate::boot::cmdline::cmdline_difference;
@@ -82,7 +83,7 @@ pub struct Status {
     /// IOMMU units translating devices' DMA; empty: none (a warning).
     pub iommu: Vec<String>,
     /// Why no session may start (empty when `ok`).
-    pub refusals: Vec<String>,
+    pub refusals: Vec<Refusal>,
     /// Abnormal but allowed (e.g. Secure Boot off where the policy permits it).
     pub warnings: Vec<String>,
 }
@@ -102,21 +103,31 @@ impl Status {
         };
         let mut refusals = Vec::new();
         if obs.verity != VerityState::Active {
-            refusals.push(format!("dm-verity on the root is {:?}", obs.verity).to_lowercase());
+            refusals.push(Refusal::new(
+                RefusalKind::Image,
+                format!("dm-verity on the root is {:?}", obs.verity).to_lowercase(),
+            ));
         }
         if obs.root.layout == RootLayout::NotVerity || !obs.root.read_only {
-            refusals.push("the root filesystem is not the read-only verity device".to_string());
+            refusals.push(Refusal::new(
+                RefusalKind::Image,
+                "the root filesystem is not the read-only verity device",
+            ));
         }
         if obs.manifest.signature != SignatureState::Valid {
-            refusals.push(
+            refusals.push(Refusal::new(
+                RefusalKind::Image,
                 format!(
                     "manifest signature {:?}: {}",
                     obs.manifest.signature, obs.manifest.detail
                 )
                 .to_lowercase(),
-            );
+            ));
         } else if !manifest_root_hash_matches {
-            refusals.push("root hashes of cmdline, dm table and manifest differ".to_string());
+            refusals.push(Refusal::new(
+                RefusalKind::Image,
+                "root hashes of cmdline, dm table and manifest differ",
+            ));
         }
         let cmdline_difference = match (manifest, &obs.cmdline) {
             (Some(m), Some(running)) => cmdline_difference(running, &m.cmdline),
@@ -124,8 +135,9 @@ impl Status {
             (None, _) => Some("no signed manifest to compare with".to_string()),
         };
         if let (Some(diff), Some(_)) = (&cmdline_difference, manifest) {
-            refusals.push(format!(
-                "the kernel command line differs from the signed one: {diff}"
+            refusals.push(Refusal::new(
+                RefusalKind::Cmdline,
+                format!("the kernel command line differs from the signed one: {diff}"),
             ));
         }
         let judgement = judge(

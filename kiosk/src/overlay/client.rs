@@ -5,7 +5,9 @@
 //! indicator, and answers `shown camera=1 microphone=0` once the compositor has
 //! put that frame on screen (the frame callback). `screen NAME` puts one of the
 //! stick's screens over everything (`screen none` takes it away); the answer is
-//! `shown screen NAME`.
+//! `shown screen NAME`. `question NAME` puts a question above even that and takes
+//! the keyboard from the browser until Enter or Esc answers it: `answer NAME
+//! yes|no`.
 //!
 //! It runs as the screen account on the compositor's own socket, which the browser
 //! cannot reach: the browser's socket carries a security context, and labwc
@@ -20,8 +22,10 @@ use anyhow::{bail, Context, Result};
 use stick_manifest::Language;
 use wayland_client::globals::{registry_queue_init, GlobalListContents};
 use wayland_client::protocol::{
-    wl_buffer, wl_callback, wl_compositor, wl_region, wl_registry, wl_shm, wl_shm_pool, wl_surface,
+    wl_buffer, wl_callback, wl_compositor, wl_keyboard, wl_output, wl_region, wl_registry, wl_seat,
+    wl_shm, wl_shm_pool, wl_surface,
 };
+use wayland_client::WEnum;
 use wayland_client::{delegate_noop, Connection, Dispatch, EventQueue, QueueHandle};
 use wayland_protocols_wlr::layer_shell::v1::client::{zwlr_layer_shell_v1, zwlr_layer_surface_v1};
 
@@ -29,7 +33,9 @@ use crate::capture::CaptureState;
 use crate::overlay::full_screen;
 use crate::overlay::indicator;
 use crate::overlay::paint::{load_font, FONT_PATH};
-use crate::overlay::screens::{parse_screen_line, screen_line, StickScreen};
+use crate::overlay::screens::{
+    answer_line, parse_question_line, parse_screen_line, screen_line, StickScreen,
+};
 
 /// The kiosk's subcommand that runs it.
 pub const SUBCOMMAND: &str = "overlay";
@@ -56,18 +62,32 @@ pub fn run(language: Option<String>) -> ExitCode {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Role {
     Indicator = 0,
+    /// The stick's screen in place of the conference.
     Screen = 1,
+    /// A question over everything, with the keyboard (`confirm-leave`).
+    Question = 2,
 }
+
+/// Linux key codes the questions answer to (`wl_keyboard` sends them as they are).
+const KEY_ESC: u32 = 1;
+const KEY_ENTER: u32 = 28;
+const KEY_KPENTER: u32 = 96;
 
 /// What the compositor told the overlay.
 #[derive(Debug, Default)]
 struct Overlay {
     configured: bool,
     closed: bool,
-    /// The size the compositor gave the screen surface asked for last.
-    screen_size: Option<(u32, u32)>,
+    /// The size the compositor gave the full-screen surface of each [`Role`]
+    /// asked for last.
+    sizes: [Option<(u32, u32)>; 3],
     /// The newest frame the compositor put on screen, per [`Role`].
-    frame_shown: [u64; 2],
+    frame_shown: [u64; 3],
+    keyboard: Option<wl_keyboard::WlKeyboard>,
+    /// Keys pressed while an overlay surface had the keyboard, oldest first.
+    pressed: Vec<u32>,
+    /// The output's current mode, in pixels (sizes the indicator).
+    output_size: Option<(i32, i32)>,
 }
 
 impl Dispatch<wl_registry::WlRegistry, GlobalListContents> for Overlay {
@@ -100,7 +120,9 @@ impl Dispatch<zwlr_layer_surface_v1::ZwlrLayerSurfaceV1, Role> for Overlay {
                 surface.ack_configure(serial);
                 match role {
                     Role::Indicator => state.configured = true,
-                    Role::Screen => state.screen_size = Some((width, height)),
+                    Role::Screen | Role::Question => {
+                        state.sizes[*role as usize] = Some((width, height));
+                    }
                 }
             }
             zwlr_layer_surface_v1::Event::Closed if *role == Role::Indicator => {
@@ -127,6 +149,71 @@ impl Dispatch<wl_callback::WlCallback, (Role, u64)> for Overlay {
     }
 }
 
+impl Dispatch<wl_output::WlOutput, ()> for Overlay {
+    fn event(
+        state: &mut Self,
+        _: &wl_output::WlOutput,
+        event: wl_output::Event,
+        _: &(),
+        _: &Connection,
+        _: &QueueHandle<Self>,
+    ) {
+        if let wl_output::Event::Mode {
+            flags: WEnum::Value(flags),
+            width,
+            height,
+            ..
+        } = event
+        {
+            if flags.contains(wl_output::Mode::Current) {
+                state.output_size = Some((width, height));
+            }
+        }
+    }
+}
+
+impl Dispatch<wl_seat::WlSeat, ()> for Overlay {
+    fn event(
+        state: &mut Self,
+        seat: &wl_seat::WlSeat,
+        event: wl_seat::Event,
+        _: &(),
+        _: &Connection,
+        qh: &QueueHandle<Self>,
+    ) {
+        if let wl_seat::Event::Capabilities {
+            capabilities: WEnum::Value(capabilities),
+        } = event
+        {
+            if capabilities.contains(wl_seat::Capability::Keyboard) && state.keyboard.is_none() {
+                state.keyboard = Some(seat.get_keyboard(qh, ()));
+            }
+        }
+    }
+}
+
+impl Dispatch<wl_keyboard::WlKeyboard, ()> for Overlay {
+    fn event(
+        state: &mut Self,
+        _: &wl_keyboard::WlKeyboard,
+        event: wl_keyboard::Event,
+        _: &(),
+        _: &Connection,
+        _: &QueueHandle<Self>,
+    ) {
+        // The keymap's descriptor is closed when the event is dropped; the
+        // questions need only key codes (text entry will need the keymap).
+        if let wl_keyboard::Event::Key {
+            key,
+            state: WEnum::Value(wl_keyboard::KeyState::Pressed),
+            ..
+        } = event
+        {
+            state.pressed.push(key);
+        }
+    }
+}
+
 delegate_noop!(Overlay: ignore wl_compositor::WlCompositor);
 delegate_noop!(Overlay: ignore wl_shm::WlShm);
 delegate_noop!(Overlay: ignore wl_shm_pool::WlShmPool);
@@ -142,17 +229,27 @@ struct Surface {
     buffers: [wl_buffer::WlBuffer; 2],
     /// Frames shown so far; also the number of the last one.
     frames: u64,
+    /// The indicator's size in pixels ([`indicator::WIDTH`] x [`indicator::HEIGHT`]
+    /// times the scale).
+    width: u32,
+    height: u32,
 }
 
-const FRAME_BYTES: usize = (indicator::WIDTH * indicator::HEIGHT * 4) as usize;
-
 impl Surface {
-    /// Asks for an overlay-layer surface at the top right that takes no input.
+    fn frame_bytes(width: u32, height: u32) -> usize {
+        (width * height * 4) as usize
+    }
+
+    /// Asks for an overlay-layer surface at the top right that takes no input,
+    /// `scale` times the indicator's size.
     fn create(
         queue: &mut EventQueue<Overlay>,
         state: &mut Overlay,
         globals: &Globals,
+        scale: u32,
     ) -> Result<Surface> {
+        let (width, height) = (indicator::WIDTH * scale, indicator::HEIGHT * scale);
+        let frame_bytes = Surface::frame_bytes(width, height);
         let qh = queue.handle();
         let surface = globals.compositor.create_surface(&qh, ());
         let layer = globals.layer_shell.get_layer_surface(
@@ -163,9 +260,10 @@ impl Surface {
             &qh,
             Role::Indicator,
         );
-        layer.set_size(indicator::WIDTH, indicator::HEIGHT);
+        layer.set_size(width, height);
         layer.set_anchor(zwlr_layer_surface_v1::Anchor::Top | zwlr_layer_surface_v1::Anchor::Right);
-        layer.set_margin(indicator::MARGIN, indicator::MARGIN, 0, 0);
+        let margin = indicator::MARGIN * scale as i32;
+        layer.set_margin(margin, margin, 0, 0);
         layer.set_keyboard_interactivity(zwlr_layer_surface_v1::KeyboardInteractivity::None);
         // An empty input region: clicks go through to the conference.
         let region = globals.compositor.create_region(&qh, ());
@@ -180,16 +278,16 @@ impl Surface {
                 .blocking_dispatch(state)
                 .context("lost the compositor while waiting for the overlay's configure")?;
         }
-        let file = shared_memory(2 * FRAME_BYTES)?;
+        let file = shared_memory(2 * frame_bytes)?;
         let pool = globals
             .shm
-            .create_pool(file.as_fd(), (2 * FRAME_BYTES) as i32, &qh, ());
+            .create_pool(file.as_fd(), (2 * frame_bytes) as i32, &qh, ());
         let buffer = |index: usize| {
             pool.create_buffer(
-                (index * FRAME_BYTES) as i32,
-                indicator::WIDTH as i32,
-                indicator::HEIGHT as i32,
-                (indicator::WIDTH * 4) as i32,
+                (index * frame_bytes) as i32,
+                width as i32,
+                height as i32,
+                (width * 4) as i32,
                 wl_shm::Format::Argb8888,
                 &qh,
                 (),
@@ -202,6 +300,8 @@ impl Surface {
             file,
             buffers,
             frames: 0,
+            width,
+            height,
         })
     }
 
@@ -211,11 +311,14 @@ impl Surface {
         self.frames += 1;
         let index = (self.frames % 2) as usize;
         self.file
-            .write_all_at(pixels, (index * FRAME_BYTES) as u64)
+            .write_all_at(
+                pixels,
+                (index * Surface::frame_bytes(self.width, self.height)) as u64,
+            )
             .context("cannot paint into the overlay's shared memory")?;
         self.surface.attach(Some(&self.buffers[index]), 0, 0);
         self.surface
-            .damage_buffer(0, 0, indicator::WIDTH as i32, indicator::HEIGHT as i32);
+            .damage_buffer(0, 0, self.width as i32, self.height as i32);
         self.surface.frame(qh, (Role::Indicator, self.frames));
         self.surface.commit();
         Ok(self.frames)
@@ -226,6 +329,8 @@ impl Surface {
 /// compositor gave it a size, painted.
 struct FullScreen {
     screen: StickScreen,
+    /// [`Role::Screen`] or [`Role::Question`].
+    role: Role,
     surface: wl_surface::WlSurface,
     layer: zwlr_layer_surface_v1::ZwlrLayerSurfaceV1,
     buffer: Option<(wl_buffer::WlBuffer, std::fs::File)>,
@@ -242,9 +347,15 @@ type PaintWith<'a> = (
 );
 
 impl FullScreen {
-    /// Asks for an overlay-layer surface over the whole output that takes no
-    /// input (the conference is gone while it shows; text entry comes later).
-    fn request(screen: StickScreen, globals: &Globals, qh: &QueueHandle<Overlay>) -> FullScreen {
+    /// Asks for an overlay-layer surface over the whole output. A screen takes no
+    /// input (the conference is gone while it shows); a question takes the
+    /// keyboard from everything else until it is answered.
+    fn request(
+        screen: StickScreen,
+        role: Role,
+        globals: &Globals,
+        qh: &QueueHandle<Overlay>,
+    ) -> FullScreen {
         use zwlr_layer_surface_v1::Anchor;
         let surface = globals.compositor.create_surface(qh, ());
         let layer = globals.layer_shell.get_layer_surface(
@@ -253,15 +364,20 @@ impl FullScreen {
             zwlr_layer_shell_v1::Layer::Overlay,
             SCREEN_NAMESPACE.into(),
             qh,
-            Role::Screen,
+            role,
         );
         layer.set_anchor(Anchor::Top | Anchor::Bottom | Anchor::Left | Anchor::Right);
         layer.set_size(0, 0);
         layer.set_exclusive_zone(-1);
-        layer.set_keyboard_interactivity(zwlr_layer_surface_v1::KeyboardInteractivity::None);
+        layer.set_keyboard_interactivity(if role == Role::Question {
+            zwlr_layer_surface_v1::KeyboardInteractivity::Exclusive
+        } else {
+            zwlr_layer_surface_v1::KeyboardInteractivity::None
+        });
         surface.commit();
         FullScreen {
             screen,
+            role,
             surface,
             layer,
             buffer: None,
@@ -269,19 +385,19 @@ impl FullScreen {
         }
     }
 
-    /// Takes `old` away and asks for `wanted`, if any.
+    /// Takes `old` away and asks for `wanted` in `role`, if any.
     fn replace(
         old: Option<FullScreen>,
         wanted: Option<StickScreen>,
+        role: Role,
         state: &mut Overlay,
-        globals: &Globals,
-        qh: &QueueHandle<Overlay>,
+        (globals, qh): (&Globals, &QueueHandle<Overlay>),
     ) -> Option<FullScreen> {
         if let Some(old) = old {
             old.destroy();
         }
-        state.screen_size = None;
-        wanted.map(|wanted| FullScreen::request(wanted, globals, qh))
+        state.sizes[role as usize] = None;
+        wanted.map(|wanted| FullScreen::request(wanted, role, globals, qh))
     }
 
     /// Paints the screen once the compositor has sized it; returns the frame.
@@ -294,7 +410,8 @@ impl FullScreen {
         if self.buffer.is_some() {
             return Ok(None);
         }
-        let Some((width, height)) = state.screen_size.filter(|&(w, h)| w > 0 && h > 0) else {
+        let size = state.sizes[self.role as usize];
+        let Some((width, height)) = size.filter(|&(w, h)| w > 0 && h > 0) else {
             return Ok(None);
         };
         let bytes = full_screen::paint(self.screen, language, font, width, height).to_bytes();
@@ -318,7 +435,7 @@ impl FullScreen {
         self.surface
             .damage_buffer(0, 0, width as i32, height as i32);
         *frames += 1;
-        self.surface.frame(qh, (Role::Screen, *frames));
+        self.surface.frame(qh, (self.role, *frames));
         self.surface.commit();
         self.buffer = Some((buffer, file));
         Ok(Some(*frames))
@@ -338,6 +455,10 @@ struct Globals {
     compositor: wl_compositor::WlCompositor,
     shm: wl_shm::WlShm,
     layer_shell: zwlr_layer_shell_v1::ZwlrLayerShellV1,
+    /// Held so the compositor keeps sending the seat's events.
+    _seat: Option<wl_seat::WlSeat>,
+    /// The (first) output: its mode sizes the indicator.
+    _output: Option<wl_output::WlOutput>,
 }
 
 /// An anonymous file of `size` bytes the compositor maps.
@@ -365,6 +486,10 @@ fn connect() -> Result<(Connection, EventQueue<Overlay>, Globals)> {
         layer_shell: globals
             .bind(&qh, 1..=4, ())
             .context("the compositor offers no wlr-layer-shell on this socket")?,
+        // Without a seat there is no keyboard, and a question cannot be answered.
+        _seat: globals.bind(&qh, 1..=7, ()).ok(),
+        // Without an output the indicator keeps its smallest size.
+        _output: globals.bind(&qh, 1..=4, ()).ok(),
     };
     Ok((connection, queue, globals))
 }
@@ -387,16 +512,22 @@ fn serve(language: Language) -> Result<()> {
     let (connection, mut queue, globals) = connect()?;
     let qh = queue.handle();
     let mut state = Overlay::default();
-    let mut surface = Surface::create(&mut queue, &mut state, &globals)?;
+    // The output's mode arrives with the first round trip.
+    queue
+        .roundtrip(&mut state)
+        .context("lost the compositor while asking for the output's size")?;
+    let scale = state
+        .output_size
+        .map_or(1, |(_, height)| indicator::scale_for(height.max(0) as u32));
+    let mut surface = Surface::create(&mut queue, &mut state, &globals, scale)?;
     let mut shown = CaptureState::default();
     surface.show(
-        &indicator::paint(shown, language, font.as_ref()).to_bytes(),
+        &indicator::paint(shown, language, font.as_ref(), scale).to_bytes(),
         &qh,
     )?;
     // The frame the kiosk waits to hear about, and what it shows.
     let mut waiting: Option<(u64, CaptureState)> = None;
-    let mut screen: Option<FullScreen> = None;
-    let mut screen_frames = 0u64;
+    let mut full = FullScreens::default();
     let mut input = LineInput::default();
     let mut stdout = std::io::stdout();
     loop {
@@ -406,23 +537,12 @@ fn serve(language: Language) -> Result<()> {
         if state.closed {
             bail!("the compositor closed the overlay surface");
         }
-        if let Some(full) = &mut screen {
-            let font = font.as_ref();
-            let paint = (&globals, &qh, language, font);
-            if let Some(frame) = full.paint_when_configured(&state, paint, &mut screen_frames)? {
-                full.frame = Some(frame);
-            }
-            if full
-                .frame
-                .is_some_and(|f| state.frame_shown[Role::Screen as usize] >= f)
-            {
-                full.frame = None;
-                tell_kiosk(
-                    &mut stdout,
-                    &format!("shown {}", screen_line(Some(full.screen))),
-                )?;
-            }
-        }
+        full.answer(&mut state, &mut stdout)?;
+        full.update(
+            &state,
+            (&globals, &qh, language, font.as_ref()),
+            &mut stdout,
+        )?;
         if let Some((frame, drawn)) = waiting {
             if state.frame_shown[Role::Indicator as usize] >= frame {
                 tell_kiosk(&mut stdout, &format!("shown {}", drawn.to_line()))?;
@@ -449,11 +569,8 @@ fn serve(language: Language) -> Result<()> {
             // The kiosk ended the session.
             return Ok(());
         };
-        for wanted in lines.iter().filter_map(|line| parse_screen_line(line)) {
-            screen = FullScreen::replace(screen.take(), wanted, &mut state, &globals, &qh);
-            if wanted.is_none() {
-                tell_kiosk(&mut stdout, &format!("shown {}", screen_line(None)))?;
-            }
+        for line in &lines {
+            full.follow(line, &mut state, (&globals, &qh), &mut stdout)?;
         }
         // Only the newest state matters.
         let Some(next) = lines
@@ -466,11 +583,99 @@ fn serve(language: Language) -> Result<()> {
         if next != shown {
             shown = next;
             let frame = surface.show(
-                &indicator::paint(shown, language, font.as_ref()).to_bytes(),
+                &indicator::paint(shown, language, font.as_ref(), scale).to_bytes(),
                 &qh,
             )?;
             waiting = Some((frame, shown));
         }
+    }
+}
+
+/// The full-screen surfaces: the stick's screen, and a question above it.
+#[derive(Default)]
+struct FullScreens {
+    screen: Option<FullScreen>,
+    question: Option<FullScreen>,
+    frames: u64,
+}
+
+/// What a key answers to a question: Enter yes, Esc no.
+fn answer_key(key: u32) -> Option<bool> {
+    match key {
+        KEY_ENTER | KEY_KPENTER => Some(true),
+        KEY_ESC => Some(false),
+        _ => None,
+    }
+}
+
+impl FullScreens {
+    /// Follows one of the kiosk's lines: `screen NAME|none` changes the screen
+    /// (a question stays above it: it is asked again on top); `question NAME`
+    /// asks.
+    fn follow(
+        &mut self,
+        line: &str,
+        state: &mut Overlay,
+        with: (&Globals, &QueueHandle<Overlay>),
+        stdout: &mut std::io::Stdout,
+    ) -> Result<()> {
+        if let Some(wanted) = parse_screen_line(line) {
+            self.screen =
+                FullScreen::replace(self.screen.take(), wanted, Role::Screen, state, with);
+            if let Some(question) = self.question.take() {
+                let asked = Some(question.screen);
+                self.question =
+                    FullScreen::replace(Some(question), asked, Role::Question, state, with);
+            }
+            if wanted.is_none() {
+                tell_kiosk(stdout, &format!("shown {}", screen_line(None)))?;
+            }
+        } else if let Some(question) = parse_question_line(line) {
+            let old = self.question.take();
+            self.question = FullScreen::replace(old, Some(question), Role::Question, state, with);
+        }
+        Ok(())
+    }
+
+    /// The keys pressed since the last look: the first Enter or Esc answers the
+    /// question, which goes away.
+    fn answer(&mut self, state: &mut Overlay, stdout: &mut std::io::Stdout) -> Result<()> {
+        let pressed = std::mem::take(&mut state.pressed);
+        if self.question.is_none() {
+            return Ok(());
+        }
+        let Some(yes) = pressed.into_iter().find_map(answer_key) else {
+            return Ok(());
+        };
+        if let Some(question) = self.question.take() {
+            let asked = question.screen;
+            question.destroy();
+            state.sizes[Role::Question as usize] = None;
+            tell_kiosk(stdout, &answer_line(asked, yes))?;
+        }
+        Ok(())
+    }
+
+    /// Paints what the compositor has sized; tells the kiosk what it has shown.
+    fn update(
+        &mut self,
+        state: &Overlay,
+        paint: PaintWith<'_>,
+        stdout: &mut std::io::Stdout,
+    ) -> Result<()> {
+        for full in [&mut self.screen, &mut self.question].into_iter().flatten() {
+            if let Some(frame) = full.paint_when_configured(state, paint, &mut self.frames)? {
+                full.frame = Some(frame);
+            }
+            if full
+                .frame
+                .is_some_and(|f| state.frame_shown[full.role as usize] >= f)
+            {
+                full.frame = None;
+                tell_kiosk(stdout, &format!("shown {}", screen_line(Some(full.screen))))?;
+            }
+        }
+        Ok(())
     }
 }
 

@@ -4,7 +4,8 @@
 //!
 //! - `paint`: a premultiplied ARGB canvas, rounded boxes, TrueType text.
 //! - `indicator`: what the indicator looks like for a capture state and language.
-//! - `screens`: the stick's full-screen views: names, helpdesk codes, words (DE/EN).
+//! - `screens`: the stick's full-screen views: names, helpdesk codes, severities.
+//! - `words`: each screen's words in German and English.
 //! - `full_screen`: a screen's pixels at any size.
 //! - `client`: `kiosk overlay LANG`, the Wayland client that shows them.
 
@@ -13,3 +14,4 @@ pub mod full_screen;
 pub mod indicator;
 pub mod paint;
 pub mod screens;
+pub mod words;

@@ -4,9 +4,23 @@
 
 use stick_manifest::Language;
 
+use crate::overlay::words::{Words, ENGLISH, GERMAN};
+
 /// Every screen the stick shows in place of the conference.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StickScreen {
+    /// The boot checks passed; the session starts (before any network).
+    Starting,
+    /// Refused at boot: the image is not the signed one.
+    RefusedImage,
+    /// Refused at boot: the kernel command line was changed.
+    RefusedCmdline,
+    /// Refused at boot: Secure Boot is off where the image requires it.
+    RefusedSecureBoot,
+    /// Refused at boot: the image is older than the policy's minimum.
+    RefusedOutdated,
+    /// Refused at boot: a disk of the PC could not be locked.
+    RefusedStorage,
     /// No uplink has a link: no cable, or a cable to nothing.
     NoNetwork,
     /// An uplink is up; the VPN tunnel is being built.
@@ -25,6 +39,8 @@ pub enum StickScreen {
     Restarting,
     /// The power button was pressed: the session ends, the PC switches off.
     PoweringOff,
+    /// The leave key (F10): a question over everything, answered with Enter or Esc.
+    ConfirmLeave,
 }
 
 /// How serious a screen is: the colour of its band.
@@ -50,6 +66,12 @@ pub struct ScreenText {
 }
 
 const ALL: &[StickScreen] = &[
+    StickScreen::Starting,
+    StickScreen::RefusedImage,
+    StickScreen::RefusedCmdline,
+    StickScreen::RefusedSecureBoot,
+    StickScreen::RefusedOutdated,
+    StickScreen::RefusedStorage,
     StickScreen::NoNetwork,
     StickScreen::VpnConnecting,
     StickScreen::VpnLost,
@@ -59,6 +81,7 @@ const ALL: &[StickScreen] = &[
     StickScreen::PageWatchdog,
     StickScreen::Restarting,
     StickScreen::PoweringOff,
+    StickScreen::ConfirmLeave,
 ];
 
 impl StickScreen {
@@ -70,6 +93,12 @@ impl StickScreen {
     /// The name on the kiosk's line to the overlay and in the console lines.
     pub fn name(self) -> &'static str {
         match self {
+            StickScreen::Starting => "starting",
+            StickScreen::RefusedImage => "refused-image",
+            StickScreen::RefusedCmdline => "refused-cmdline",
+            StickScreen::RefusedSecureBoot => "refused-secure-boot",
+            StickScreen::RefusedOutdated => "refused-outdated",
+            StickScreen::RefusedStorage => "refused-storage",
             StickScreen::NoNetwork => "no-network",
             StickScreen::VpnConnecting => "vpn-connecting",
             StickScreen::VpnLost => "vpn-lost",
@@ -79,6 +108,19 @@ impl StickScreen {
             StickScreen::PageWatchdog => "page-watchdog",
             StickScreen::Restarting => "restarting",
             StickScreen::PoweringOff => "powering-off",
+            StickScreen::ConfirmLeave => "confirm-leave",
+        }
+    }
+
+    /// The screen for a boot refused for `kind`.
+    pub fn refused(kind: crate::boot::refusal::RefusalKind) -> StickScreen {
+        use crate::boot::refusal::RefusalKind;
+        match kind {
+            RefusalKind::Image => StickScreen::RefusedImage,
+            RefusalKind::Cmdline => StickScreen::RefusedCmdline,
+            RefusalKind::SecureBoot => StickScreen::RefusedSecureBoot,
+            RefusalKind::Outdated => StickScreen::RefusedOutdated,
+            RefusalKind::Storage => StickScreen::RefusedStorage,
         }
     }
 
@@ -90,6 +132,12 @@ impl StickScreen {
     /// The helpdesk code (docs/helpdesk.md).
     pub fn code(self) -> &'static str {
         match self {
+            StickScreen::Starting => "SBS-START-01",
+            StickScreen::RefusedImage => "SBS-BOOT-01",
+            StickScreen::RefusedCmdline => "SBS-BOOT-02",
+            StickScreen::RefusedSecureBoot => "SBS-BOOT-03",
+            StickScreen::RefusedOutdated => "SBS-BOOT-04",
+            StickScreen::RefusedStorage => "SBS-BOOT-05",
             StickScreen::NoNetwork => "SBS-NET-01",
             StickScreen::VpnConnecting => "SBS-VPN-01",
             StickScreen::VpnLost => "SBS-VPN-02",
@@ -99,17 +147,24 @@ impl StickScreen {
             StickScreen::PageWatchdog => "SBS-CONF-03",
             StickScreen::Restarting => "SBS-CONF-04",
             StickScreen::PoweringOff => "SBS-END-01",
+            StickScreen::ConfirmLeave => "SBS-END-02",
         }
     }
 
     pub fn severity(self) -> Severity {
         match self {
-            StickScreen::VpnConnecting
+            StickScreen::Starting
+            | StickScreen::VpnConnecting
             | StickScreen::VpnLost
             | StickScreen::Restarting
             | StickScreen::PoweringOff => Severity::Wait,
-            StickScreen::NoNetwork => Severity::Act,
-            StickScreen::CertificateStop
+            StickScreen::NoNetwork | StickScreen::ConfirmLeave => Severity::Act,
+            StickScreen::RefusedImage
+            | StickScreen::RefusedCmdline
+            | StickScreen::RefusedSecureBoot
+            | StickScreen::RefusedOutdated
+            | StickScreen::RefusedStorage
+            | StickScreen::CertificateStop
             | StickScreen::StartFailed
             | StickScreen::Crashed
             | StickScreen::PageWatchdog => Severity::Stop,
@@ -119,8 +174,8 @@ impl StickScreen {
     /// The words, in `language`.
     pub fn text(self, language: Language) -> ScreenText {
         let (title, body, action) = match language {
-            Language::De => self.german(),
-            Language::En => self.english(),
+            Language::De => self.words(GERMAN),
+            Language::En => self.words(ENGLISH),
         };
         let code_line = match language {
             Language::De => format!("Code für den Helpdesk: {}", self.code()),
@@ -134,120 +189,14 @@ impl StickScreen {
         }
     }
 
-    fn german(self) -> (&'static str, &'static str, &'static str) {
-        const RESTART: &str = "Schalten Sie den PC mit dem Einschaltknopf aus und starten Sie \
-                               ihn neu. Geschieht es wieder, rufen Sie den Helpdesk an.";
-        match self {
-            StickScreen::NoNetwork => (
-                "Kein Netzwerk",
-                "Der Stick findet keine Netzwerkverbindung.",
-                "Stecken Sie ein Netzwerkkabel ein. Die Verbindung startet dann von selbst.",
-            ),
-            StickScreen::VpnConnecting => (
-                "Verbindung wird aufgebaut",
-                "Der Stick baut die gesicherte Verbindung (VPN) zu Ihrer Organisation auf. \
-                 Danach erscheint die Konferenz.",
-                "Bitte warten. Dauert es länger als zwei Minuten, rufen Sie den Helpdesk an.",
-            ),
-            StickScreen::VpnLost => (
-                "Verbindung unterbrochen",
-                "Die gesicherte Verbindung ist abgebrochen. Die Konferenz ist ausgeblendet, \
-                 bis die Verbindung wieder steht; nichts wird ungeschützt gesendet.",
-                "Bitte warten, die Konferenz erscheint von selbst wieder. Prüfen Sie das \
-                 Netzwerkkabel.",
-            ),
-            StickScreen::CertificateStop => (
-                "Gestoppt: Server nicht vertrauenswürdig",
-                "Das Zertifikat des Konferenzservers stammt nicht von Ihrer Organisation. \
-                 Jemand könnte sich als Konferenzserver ausgeben.",
-                "Setzen Sie in diesem Netzwerk nicht fort. Rufen Sie den Helpdesk an und \
-                 schalten Sie den PC mit dem Einschaltknopf aus.",
-            ),
-            StickScreen::StartFailed => (
-                "Die Konferenz startet nicht",
-                "Der Browser des Sticks konnte nicht gestartet werden.",
-                RESTART,
-            ),
-            StickScreen::Crashed => (
-                "Die Konferenz wurde beendet",
-                "Der Browser des Sticks ist mehrmals kurz hintereinander abgestürzt.",
-                RESTART,
-            ),
-            StickScreen::PageWatchdog => (
-                "Die Konferenz erscheint nicht",
-                "Die Konferenzseite wurde auf diesem PC auch nach mehreren Versuchen nicht \
-                 angezeigt.",
-                RESTART,
-            ),
-            StickScreen::Restarting => (
-                "Die Konferenz wird neu gestartet",
-                "Die Konferenz ist nicht richtig gestartet; der Stick startet sie neu.",
-                "Bitte warten.",
-            ),
-            StickScreen::PoweringOff => (
-                "Wird ausgeschaltet",
-                "Die Konferenz ist beendet. Der PC schaltet sich gleich aus; auf ihm bleibt \
-                 nichts von der Konferenz zurück.",
-                "Ziehen Sie den Stick ab, sobald der Bildschirm dunkel ist.",
-            ),
-        }
-    }
-
-    fn english(self) -> (&'static str, &'static str, &'static str) {
-        const RESTART: &str = "Switch the PC off with its power button and start it again. \
-                               If this happens again, call the helpdesk.";
-        match self {
-            StickScreen::NoNetwork => (
-                "No network",
-                "The stick finds no network connection.",
-                "Plug in a network cable. The connection then starts by itself.",
-            ),
-            StickScreen::VpnConnecting => (
-                "Connecting",
-                "The stick is building the secure connection (VPN) to your organisation. \
-                 The conference appears after that.",
-                "Please wait. If this takes longer than two minutes, call the helpdesk.",
-            ),
-            StickScreen::VpnLost => (
-                "Connection lost",
-                "The secure connection broke off. The conference is hidden until it is back; \
-                 nothing is sent unprotected.",
-                "Please wait, the conference comes back by itself. Check the network cable.",
-            ),
-            StickScreen::CertificateStop => (
-                "Stopped: server not trusted",
-                "The conference server's certificate does not come from your organisation. \
-                 Someone may be impersonating the conference server.",
-                "Do not continue on this network. Call the helpdesk and switch the PC off \
-                 with its power button.",
-            ),
-            StickScreen::StartFailed => (
-                "The conference does not start",
-                "The stick's browser could not be started.",
-                RESTART,
-            ),
-            StickScreen::Crashed => (
-                "The conference was ended",
-                "The stick's browser crashed several times in a row.",
-                RESTART,
-            ),
-            StickScreen::PageWatchdog => (
-                "The conference does not appear",
-                "The conference page did not appear on this PC, even after several attempts.",
-                RESTART,
-            ),
-            StickScreen::Restarting => (
-                "Restarting the conference",
-                "The conference did not start properly; the stick starts it again.",
-                "Please wait.",
-            ),
-            StickScreen::PoweringOff => (
-                "Switching off",
-                "The conference has ended. The PC switches off in a moment; nothing of the \
-                 conference stays on it.",
-                "Pull out the stick once the screen is dark.",
-            ),
-        }
+    /// The title, body and action in `table`'s language.
+    fn words(self, table: &[Words]) -> (&'static str, &'static str, &'static str) {
+        table
+            .iter()
+            .find(|words| words.0 == self.name())
+            .map_or((self.name(), "", ""), |&(_, title, body, action)| {
+                (title, body, action)
+            })
     }
 }
 
@@ -263,6 +212,36 @@ pub fn parse_screen_line(line: &str) -> Option<Option<StickScreen>> {
         "none" => Some(None),
         name => StickScreen::from_name(name).map(Some),
     }
+}
+
+/// The kiosk's line that puts a question over everything: `question NAME`.
+pub fn question_line(screen: StickScreen) -> String {
+    format!("question {}", screen.name())
+}
+
+/// The inverse of [`question_line`].
+pub fn parse_question_line(line: &str) -> Option<StickScreen> {
+    StickScreen::from_name(line.strip_prefix("question ")?)
+}
+
+/// The overlay's answer to a question: `answer NAME yes|no`.
+pub fn answer_line(screen: StickScreen, yes: bool) -> String {
+    format!(
+        "answer {} {}",
+        screen.name(),
+        if yes { "yes" } else { "no" }
+    )
+}
+
+/// The inverse of [`answer_line`].
+pub fn parse_answer_line(line: &str) -> Option<(StickScreen, bool)> {
+    let (name, answer) = line.strip_prefix("answer ")?.split_once(' ')?;
+    let yes = match answer {
+        "yes" => true,
+        "no" => false,
+        _ => return None,
+    };
+    Some((StickScreen::from_name(name)?, yes))
 }
 
 #[cfg(test)]
@@ -289,6 +268,27 @@ mod tests {
     }
 
     #[test]
+    fn questions_and_answers_round_trip() {
+        let leave = StickScreen::ConfirmLeave;
+        assert_eq!(parse_question_line(&question_line(leave)), Some(leave));
+        assert_eq!(parse_question_line("screen confirm-leave"), None);
+        for yes in [true, false] {
+            assert_eq!(
+                parse_answer_line(&answer_line(leave, yes)),
+                Some((leave, yes))
+            );
+        }
+        assert_eq!(answer_line(leave, true), "answer confirm-leave yes");
+        for bad in [
+            "answer confirm-leave",
+            "answer confirm-leave maybe",
+            "answer x yes",
+        ] {
+            assert_eq!(parse_answer_line(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
     fn every_screen_has_words_in_both_languages() {
         for &screen in ALL {
             for language in [Language::De, Language::En] {
@@ -300,6 +300,16 @@ mod tests {
                 screen.text(Language::De).title,
                 screen.text(Language::En).title
             );
+        }
+    }
+
+    #[test]
+    fn every_row_of_words_belongs_to_a_screen() {
+        for table in [GERMAN, ENGLISH] {
+            assert_eq!(table.len(), ALL.len());
+            for words in table {
+                assert!(StickScreen::from_name(words.0).is_some(), "{}", words.0);
+            }
         }
     }
 

@@ -17,7 +17,7 @@ use stick_manifest::session::{KeyboardLayout, SCREEN_GID, SCREEN_UID};
 use stick_manifest::Language;
 
 use crate::capture::CaptureState;
-use crate::overlay::screens::{parse_screen_line, screen_line, StickScreen};
+use crate::overlay::screens::{parse_answer_line, parse_screen_line, screen_line, StickScreen};
 use crate::session::account::{drop_to_account, fresh_session_folder, group_ids};
 
 pub const LABWC: &str = "/usr/bin/labwc";
@@ -39,11 +39,16 @@ const CAPTURE_POLL: Duration = Duration::from_millis(250);
 #[serde(tag = "state", rename_all = "kebab-case")]
 enum IndicatorEvent {
     /// The kernel's view changed; the overlay was told.
-    Changed { camera: bool, microphone: bool },
+    Changed {
+        camera: bool,
+        microphone: bool,
+        muted: bool,
+    },
     /// The overlay's frame for that state is on screen.
     Shown {
         camera: bool,
         microphone: bool,
+        muted: bool,
         /// From the kiosk seeing the change to the compositor showing the frame.
         after_ms: u64,
     },
@@ -89,10 +94,12 @@ pub struct Compositor {
 impl Compositor {
     /// Starts labwc as the screen account, waits for its socket, then starts the
     /// overlay and the capture watch that feeds it.
+    /// `on_answer` gets the overlay's answers to questions, on a thread of its own.
     pub fn start(
         keyboard: Option<&KeyboardLayout>,
         language: Language,
         log: &std::fs::File,
+        on_answer: fn(StickScreen, bool),
     ) -> Result<Compositor> {
         let run = PathBuf::from(SCREEN_RUN_DIR);
         kill_account_processes();
@@ -159,7 +166,7 @@ impl Compositor {
             Arc::clone(&stop),
             Arc::clone(&changed_at),
         );
-        report_shown(stdout, changed_at);
+        report_shown(stdout, changed_at, on_answer);
         Ok(Compositor {
             labwc,
             overlay,
@@ -294,7 +301,10 @@ fn watch_capture(
     std::thread::spawn(move || {
         let mut last = CaptureState::default();
         while !stop.load(Ordering::Relaxed) {
-            let now = CaptureState::read();
+            let now = CaptureState {
+                muted: crate::mute::is_muted(),
+                ..CaptureState::read()
+            };
             if now != last {
                 if let Ok(mut at) = changed_at.lock() {
                     *at = Instant::now();
@@ -302,6 +312,7 @@ fn watch_capture(
                 emit(&IndicatorEvent::Changed {
                     camera: now.camera,
                     microphone: now.microphone,
+                    muted: now.muted,
                 });
                 let sent = overlay
                     .lock()
@@ -319,12 +330,22 @@ fn watch_capture(
 }
 
 /// Turns the overlay's `shown ...` answers into `indicator shown` lines.
-fn report_shown(overlay: std::process::ChildStdout, changed_at: Arc<Mutex<Instant>>) {
+fn report_shown(
+    overlay: std::process::ChildStdout,
+    changed_at: Arc<Mutex<Instant>>,
+    on_answer: fn(StickScreen, bool),
+) {
     std::thread::spawn(move || {
         for line in std::io::BufReader::new(overlay).lines() {
             let Ok(line) = line else { return };
             if let Some(Some(screen)) = line.strip_prefix("shown ").and_then(parse_screen_line) {
                 emit_screen_shown(screen);
+                continue;
+            }
+            if let Some((question, yes)) = parse_answer_line(&line) {
+                // On its own thread: this one must go on reading the overlay's
+                // answers (the powering-off screen's among them).
+                std::thread::spawn(move || on_answer(question, yes));
                 continue;
             }
             let Some(state) = line
@@ -338,6 +359,7 @@ fn report_shown(overlay: std::process::ChildStdout, changed_at: Arc<Mutex<Instan
             emit(&IndicatorEvent::Shown {
                 camera: state.camera,
                 microphone: state.microphone,
+                muted: state.muted,
                 after_ms: after.as_millis() as u64,
             });
         }

@@ -6,6 +6,7 @@
 //! - `browser`: starts the compositor and Chromium for one run, with the CDP pipe.
 //! - `compositor`: labwc as the screen account, the overlay, the capture watch feeding it.
 //! - `stick_display`: the session's display: the compositor for the session, the stick's screens.
+//! - `overlay_input`: the running overlay's input for every thread: powering off, questions.
 //! - `security_context`: the browser's own Wayland socket, without privileged protocols.
 //! - `cdp`: the Chrome DevTools Protocol over the browser's pipe.
 //! - `guard`: what the kiosk does about every target the browser reports.
@@ -13,7 +14,8 @@
 //! - `media`: is the call's media flowing (tunnel UDP counters, sound card, memory).
 //! - `hostile`: TEST images only: a hostile process of the account, for the QEMU scenario.
 //! - `wayland_probe`: TEST images only: what the browser's account can reach on the display.
-//! - `shortcuts`: logs keyboard shortcuts that would leave the conference elsewhere.
+//! - `shortcuts`: the kiosk's keys (mute, leave); logs shortcuts that would leave the conference elsewhere.
+//! - `leave`: leaving on purpose: the question on screen, the browser closed, power off.
 
 pub mod account;
 pub mod browser;
@@ -21,7 +23,9 @@ pub mod cdp;
 pub mod compositor;
 pub mod guard;
 pub mod hostile;
+pub mod leave;
 pub mod media;
+pub mod overlay_input;
 pub mod page_watch;
 pub mod runner;
 pub mod security_context;

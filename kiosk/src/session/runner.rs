@@ -203,6 +203,10 @@ pub fn run(policy: SessionPolicy, language: Language, network: bool, reachable: 
         keyboard: policy.keyboard.as_ref().map(ToString::to_string),
     });
     let mut display = StickDisplay::new(policy.keyboard.clone(), language, banner(&policy));
+    display.show(
+        StickScreen::Starting,
+        "The stick has checked itself and is starting ...",
+    );
     let mut crashes = CrashWindow::default();
     let mut restarts = RestartBudget::default();
     let mut run = 0;
@@ -231,6 +235,12 @@ pub fn run(policy: SessionPolicy, language: Language, network: bool, reachable: 
         let started = Instant::now();
         let (end, shown) = supervise(&mut browser, &policy, network, reachable);
         browser.stop();
+        if crate::session::leave::is_leaving() {
+            // The person left: the PC is switching off; nothing starts again.
+            loop {
+                std::thread::park();
+            }
+        }
         if shown {
             restarts.page_shown();
         }

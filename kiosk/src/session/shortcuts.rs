@@ -1,8 +1,12 @@
-//! Keyboard shortcuts that would leave the conference in an ordinary browser or
-//! desktop (new windows, devtools, printing, closing, switching terminals) are
-//! logged when pressed. The kiosk only listens (no grab): the browser policy,
-//! kiosk mode, cage without VT switching and the session guard block them; the
-//! line says someone tried, and the QEMU test checks nothing got out.
+//! The keyboards, read by the kiosk itself (`/dev/input/event*`, no grab), so the
+//! page can neither catch nor fake what matters here:
+//! - the kiosk's own keys: F9 (or a keyboard's microphone-mute key) mutes and
+//!   unmutes (`mute`), F10 asks to leave the conference (`session::leave`);
+//! - shortcuts that would leave the conference in an ordinary browser or desktop
+//!   (new windows, devtools, printing, closing, switching terminals) are logged
+//!   when pressed: the browser policy, kiosk mode, labwc without bindings or VT
+//!   switching and the session guard block them; the line says someone tried,
+//!   and the QEMU test checks nothing got out.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -24,6 +28,39 @@ const KEY_RIGHTALT: u16 = 100;
 const KEY_LEFTMETA: u16 = 125;
 const KEY_RIGHTMETA: u16 = 126;
 const KEY_Q: u16 = 16;
+const KEY_F9: u16 = 67;
+const KEY_F10: u16 = 68;
+const KEY_MICMUTE: u16 = 248;
+
+/// The kiosk's own keys, pressed without a modifier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KioskKey {
+    /// Mute or unmute camera and microphone.
+    Mute,
+    /// Leave the conference and switch off (after a question).
+    Leave,
+}
+
+impl KioskKey {
+    fn name(self) -> &'static str {
+        match self {
+            KioskKey::Mute => "mute",
+            KioskKey::Leave => "leave",
+        }
+    }
+}
+
+/// The kiosk's key for `code` pressed with `mods` held, if any.
+pub fn kiosk_key(mods: Modifiers, code: u16) -> Option<KioskKey> {
+    if mods != Modifiers::default() {
+        return None;
+    }
+    match code {
+        KEY_F9 | KEY_MICMUTE => Some(KioskKey::Mute),
+        KEY_F10 => Some(KioskKey::Leave),
+        _ => None,
+    }
+}
 
 /// Modifier keys held down.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -112,6 +149,14 @@ pub struct ChordTracker {
 }
 
 impl ChordTracker {
+    /// The kiosk's key `event` presses, with the modifiers held before it.
+    pub fn kiosk_key(&self, event: InputEvent) -> Option<KioskKey> {
+        event
+            .is_key_press()
+            .then(|| kiosk_key(self.mods, event.code))
+            .flatten()
+    }
+
     pub fn feed(&mut self, event: InputEvent) -> Option<(String, &'static str)> {
         if event.kind != crate::input_event::EV_KEY {
             return None;
@@ -155,6 +200,37 @@ struct Shortcut<'a> {
     means: &'a str,
 }
 
+/// The `key` console line: one of the kiosk's keys was pressed.
+#[derive(Serialize)]
+struct KeyLine {
+    key: &'static str,
+    /// For the mute key: whether muting is now wanted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mute_wanted: Option<bool>,
+}
+
+/// Does what a kiosk key asks.
+fn act(key: KioskKey) {
+    let mute_wanted = match key {
+        KioskKey::Mute => Some(crate::mute::toggle()),
+        KioskKey::Leave => None,
+    };
+    tracing::info!("kiosk key {} pressed", key.name());
+    println!(
+        "{}",
+        crate::console::event_line(
+            "key",
+            &KeyLine {
+                key: key.name(),
+                mute_wanted
+            }
+        )
+    );
+    if key == KioskKey::Leave {
+        crate::session::leave::ask();
+    }
+}
+
 fn watch_keyboard(device: PathBuf) {
     let mut file = match std::fs::File::open(&device) {
         Ok(file) => file,
@@ -166,7 +242,11 @@ fn watch_keyboard(device: PathBuf) {
     let mut tracker = ChordTracker::default();
     let mut raw = [0u8; EVENT_SIZE];
     while file.read_exact(&mut raw).is_ok() {
-        if let Some((keys, means)) = tracker.feed(InputEvent::parse(&raw)) {
+        let event = InputEvent::parse(&raw);
+        if let Some(key) = tracker.kiosk_key(event) {
+            act(key);
+        }
+        if let Some((keys, means)) = tracker.feed(event) {
             tracing::warn!("shortcut {keys} ({means}) pressed");
             println!(
                 "{}",
@@ -252,6 +332,26 @@ mod tests {
             if *key != 88 {
                 assert_eq!(tracker.feed(press(*key)), None, "{key} after release");
             }
+        }
+    }
+
+    #[test]
+    fn kiosk_keys_only_without_modifiers() {
+        for (held, key, want) in [
+            (&[][..], KEY_F9, Some(KioskKey::Mute)),
+            (&[][..], KEY_MICMUTE, Some(KioskKey::Mute)),
+            (&[][..], KEY_F10, Some(KioskKey::Leave)),
+            (&[][..], 66, None),
+            (&[KEY_LEFTCTRL, KEY_LEFTALT][..], KEY_F9, None),
+            (&[KEY_LEFTALT][..], KEY_F10, None),
+            (&[KEY_LEFTSHIFT][..], KEY_F10, None),
+        ] {
+            let mut tracker = ChordTracker::default();
+            for m in held {
+                tracker.feed(press(*m));
+            }
+            assert_eq!(tracker.kiosk_key(press(key)), want, "{held:?} + {key}");
+            assert_eq!(tracker.kiosk_key(release(key)), None, "release of {key}");
         }
     }
 

@@ -3,72 +3,15 @@
 //! conference the stick's own screen (`overlay::screens`) covers everything. The
 //! same words go to the first virtual terminal, the console gets a `screen` line.
 
-use std::io::Write;
-use std::process::ChildStdin;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
-use serde::Serialize;
 use stick_manifest::session::KeyboardLayout;
 use stick_manifest::Language;
 
-use crate::overlay::screens::{screen_line, StickScreen};
+use crate::overlay::screens::StickScreen;
 use crate::session::compositor::Compositor;
+use crate::session::overlay_input::emit_requested;
 
 /// The compositor's own output (its tail is in the kiosk's log when it fails).
 pub const COMPOSITOR_LOG: &str = "/run/stick-compositor.log";
-
-/// The `screen` console line.
-#[derive(Debug, Clone, Serialize)]
-struct ScreenLine {
-    state: &'static str,
-    screen: &'static str,
-    code: &'static str,
-}
-
-/// The overlay's input of the running compositor, for the one screen that does
-/// not come from the session: powering off (the power button is watched by the
-/// service's main thread).
-static OVERLAY_INPUT: Mutex<Option<Arc<Mutex<ChildStdin>>>> = Mutex::new(None);
-
-/// How long the powering-off screen shows before the machine goes down (the
-/// compositor needs a moment to show it).
-const POWER_OFF_NOTICE: Duration = Duration::from_secs(3);
-
-/// The powering-off screen over everything (whatever runs), then a pause.
-pub fn announce_power_off() {
-    let screen = StickScreen::PoweringOff;
-    crate::screen::show(&format!("Switching off ...\n\nCode: {}", screen.code()));
-    emit_requested(screen);
-    let input = OVERLAY_INPUT.lock().ok().and_then(|input| input.clone());
-    let Some(input) = input else {
-        return;
-    };
-    let sent = input
-        .lock()
-        .map_err(|_| std::io::Error::other("poisoned"))
-        .and_then(|mut input| writeln!(input, "{}", screen_line(Some(screen))));
-    if let Err(err) = sent {
-        tracing::warn!("cannot show the powering-off screen: {err}");
-        return;
-    }
-    std::thread::sleep(POWER_OFF_NOTICE);
-}
-
-/// The `screen requested` console line.
-fn emit_requested(screen: StickScreen) {
-    println!(
-        "{}",
-        crate::console::event_line(
-            "screen",
-            &ScreenLine {
-                state: "requested",
-                screen: screen.name(),
-                code: screen.code(),
-            }
-        )
-    );
-}
 
 /// The session's display: the compositor (started when first needed, started
 /// again if it died) and the test banner for the text terminal.
@@ -106,10 +49,13 @@ impl StickDisplay {
                 .append(true)
                 .open(COMPOSITOR_LOG)
                 .map_err(|err| anyhow::anyhow!("cannot create {COMPOSITOR_LOG}: {err}"))?;
-            let compositor = Compositor::start(self.keyboard.as_ref(), self.language, &log)?;
-            if let Ok(mut input) = OVERLAY_INPUT.lock() {
-                *input = Some(compositor.overlay_input());
-            }
+            let compositor = Compositor::start(
+                self.keyboard.as_ref(),
+                self.language,
+                &log,
+                crate::session::leave::answered,
+            )?;
+            crate::session::overlay_input::connect(compositor.overlay_input());
             self.compositor = Some(compositor);
             self.showing = None;
         }

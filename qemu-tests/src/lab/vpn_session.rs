@@ -166,10 +166,17 @@ impl VpnSession {
     }
 
     /// [`VpnSession::power_off_and_judge`], and the whole console to the end.
-    pub fn power_off_with_console(mut self) -> Result<(LeakReport, String)> {
-        self.vm
-            .press_power_button(Duration::from_secs(120))
-            .with_context(|| format!("{}: no power-off", self.name))?;
+    pub fn power_off_with_console(self) -> Result<(LeakReport, String)> {
+        self.end_with_console(|vm| vm.press_power_button(Duration::from_secs(120)).map(drop))
+    }
+
+    /// Ends the machine with `end` (which returns once QEMU has exited), keeps
+    /// the console, and judges the whole capture.
+    pub fn end_with_console(
+        mut self,
+        end: impl FnOnce(&mut Machine) -> Result<()>,
+    ) -> Result<(LeakReport, String)> {
+        end(&mut self.vm).with_context(|| format!("{}: no power-off", self.name))?;
         self.vm.keep_console(&self.name)?;
         let console = self.vm.console();
         let frames = crate::lab::pcap::read(&self.capture)?;

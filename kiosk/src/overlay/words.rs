@@ -1,0 +1,242 @@
+//! The words of the stick's screens, in German and English: one row per screen
+//! (title, what is happening, what to do). `screens` picks the row; a test
+//! checks that every screen has one in both languages.
+
+/// A screen's words: the screen's name (`StickScreen::name`), title, body, action.
+pub type Words = (&'static str, &'static str, &'static str, &'static str);
+
+const RESTART_DE: &str = "Schalten Sie den PC mit dem Einschaltknopf aus und starten Sie \
+                          ihn neu. Geschieht es wieder, rufen Sie den Helpdesk an.";
+const RESTART_EN: &str = "Switch the PC off with its power button and start it again. \
+                          If this happens again, call the helpdesk.";
+
+pub const GERMAN: &[Words] = &[
+    (
+        "starting",
+        "Der Stick startet",
+        "Der Stick hat sich geprüft: Er ist unverändert und von Ihrer Organisation \
+         signiert. Gleich wird die Verbindung aufgebaut.",
+        "Bitte warten.",
+    ),
+    (
+        "refused-image",
+        "Dieser Stick ist nicht unversehrt",
+        "Der Inhalt des Sticks ist nicht der, den Ihre Organisation signiert hat. \
+         Es startet keine Konferenz; der PC schaltet sich in einer Minute aus.",
+        "Benutzen Sie den Stick nicht weiter und geben Sie ihn dem Helpdesk.",
+    ),
+    (
+        "refused-cmdline",
+        "Startparameter verändert",
+        "Jemand hat die Startparameter des Sticks verändert, zum Beispiel im \
+         Boot-Menü des PCs. Es startet keine Konferenz; der PC schaltet sich in \
+         einer Minute aus.",
+        "Starten Sie den PC neu, ohne im Boot-Menü etwas zu ändern. Geschieht es \
+         wieder, rufen Sie den Helpdesk an.",
+    ),
+    (
+        "refused-secure-boot",
+        "Secure Boot ist aus",
+        "Die Firmware dieses PCs hat den Stick nicht geprüft, weil Secure Boot \
+         ausgeschaltet ist. Ohne diese Prüfung startet keine Konferenz; der PC \
+         schaltet sich in einer Minute aus.",
+        "Schalten Sie Secure Boot in den Firmware-Einstellungen ein oder nehmen Sie \
+         einen anderen PC. Der Helpdesk hilft dabei.",
+    ),
+    (
+        "refused-outdated",
+        "Veralteter Stick",
+        "Dieser Stick hat eine alte Version, die nicht mehr verwendet werden darf. \
+         Es startet keine Konferenz; der PC schaltet sich in einer Minute aus.",
+        "Lassen Sie den Stick beim Helpdesk erneuern.",
+    ),
+    (
+        "refused-storage",
+        "Festplatten nicht gesperrt",
+        "Der Stick konnte die Festplatten dieses PCs nicht sicher sperren. Es startet \
+         keine Konferenz; der PC schaltet sich in einer Minute aus.",
+        "Nehmen Sie einen anderen PC und rufen Sie den Helpdesk an.",
+    ),
+    (
+        "no-network",
+        "Kein Netzwerk",
+        "Der Stick findet keine Netzwerkverbindung.",
+        "Stecken Sie ein Netzwerkkabel ein. Die Verbindung startet dann von selbst.",
+    ),
+    (
+        "vpn-connecting",
+        "Verbindung wird aufgebaut",
+        "Der Stick baut die gesicherte Verbindung (VPN) zu Ihrer Organisation auf. \
+         Danach erscheint die Konferenz.",
+        "Bitte warten. Dauert es länger als zwei Minuten, rufen Sie den Helpdesk an.",
+    ),
+    (
+        "vpn-lost",
+        "Verbindung unterbrochen",
+        "Die gesicherte Verbindung ist abgebrochen. Die Konferenz ist ausgeblendet, \
+         bis die Verbindung wieder steht; nichts wird ungeschützt gesendet.",
+        "Bitte warten, die Konferenz erscheint von selbst wieder. Prüfen Sie das \
+         Netzwerkkabel.",
+    ),
+    (
+        "certificate-stop",
+        "Gestoppt: Server nicht vertrauenswürdig",
+        "Das Zertifikat des Konferenzservers stammt nicht von Ihrer Organisation. \
+         Jemand könnte sich als Konferenzserver ausgeben.",
+        "Setzen Sie in diesem Netzwerk nicht fort. Rufen Sie den Helpdesk an und \
+         schalten Sie den PC mit dem Einschaltknopf aus.",
+    ),
+    (
+        "start-failed",
+        "Die Konferenz startet nicht",
+        "Der Browser des Sticks konnte nicht gestartet werden.",
+        RESTART_DE,
+    ),
+    (
+        "crashed",
+        "Die Konferenz wurde beendet",
+        "Der Browser des Sticks ist mehrmals kurz hintereinander abgestürzt.",
+        RESTART_DE,
+    ),
+    (
+        "page-watchdog",
+        "Die Konferenz erscheint nicht",
+        "Die Konferenzseite wurde auf diesem PC auch nach mehreren Versuchen nicht \
+         angezeigt.",
+        RESTART_DE,
+    ),
+    (
+        "restarting",
+        "Die Konferenz wird neu gestartet",
+        "Die Konferenz ist nicht richtig gestartet; der Stick startet sie neu.",
+        "Bitte warten.",
+    ),
+    (
+        "powering-off",
+        "Wird ausgeschaltet",
+        "Die Konferenz ist beendet. Der PC schaltet sich gleich aus; auf ihm bleibt \
+         nichts von der Konferenz zurück.",
+        "Ziehen Sie den Stick ab, sobald der Bildschirm dunkel ist.",
+    ),
+    (
+        "confirm-leave",
+        "Konferenz verlassen und ausschalten?",
+        "Sie verlassen die Konferenz, und der PC schaltet sich aus. Auf ihm bleibt \
+         nichts von der Konferenz zurück.",
+        "Eingabetaste: verlassen und ausschalten.  Esc: zurück zur Konferenz.",
+    ),
+];
+
+pub const ENGLISH: &[Words] = &[
+    (
+        "starting",
+        "The stick is starting",
+        "The stick has checked itself: it is unchanged and signed by your \
+         organisation. The connection is built next.",
+        "Please wait.",
+    ),
+    (
+        "refused-image",
+        "This stick is not intact",
+        "The stick's contents are not what your organisation signed. No conference \
+         starts; the PC switches off in a minute.",
+        "Do not use the stick any more; hand it to the helpdesk.",
+    ),
+    (
+        "refused-cmdline",
+        "Start settings changed",
+        "Someone changed the stick's start settings, for example in the PC's boot \
+         menu. No conference starts; the PC switches off in a minute.",
+        "Start the PC again without changing anything in the boot menu. If it \
+         happens again, call the helpdesk.",
+    ),
+    (
+        "refused-secure-boot",
+        "Secure Boot is off",
+        "This PC's firmware did not check the stick, because Secure Boot is switched \
+         off. No conference starts without that check; the PC switches off in a \
+         minute.",
+        "Switch Secure Boot on in the PC's firmware settings, or use another PC. The \
+         helpdesk can help.",
+    ),
+    (
+        "refused-outdated",
+        "Outdated stick",
+        "This stick has an old version that may no longer be used. No conference \
+         starts; the PC switches off in a minute.",
+        "Have the stick renewed by the helpdesk.",
+    ),
+    (
+        "refused-storage",
+        "The PC's disks could not be locked",
+        "The stick could not lock this PC's disks safely. No conference starts; the \
+         PC switches off in a minute.",
+        "Use another PC and call the helpdesk.",
+    ),
+    (
+        "no-network",
+        "No network",
+        "The stick finds no network connection.",
+        "Plug in a network cable. The connection then starts by itself.",
+    ),
+    (
+        "vpn-connecting",
+        "Connecting",
+        "The stick is building the secure connection (VPN) to your organisation. \
+         The conference appears after that.",
+        "Please wait. If this takes longer than two minutes, call the helpdesk.",
+    ),
+    (
+        "vpn-lost",
+        "Connection lost",
+        "The secure connection broke off. The conference is hidden until it is back; \
+         nothing is sent unprotected.",
+        "Please wait, the conference comes back by itself. Check the network cable.",
+    ),
+    (
+        "certificate-stop",
+        "Stopped: server not trusted",
+        "The conference server's certificate does not come from your organisation. \
+         Someone may be impersonating the conference server.",
+        "Do not continue on this network. Call the helpdesk and switch the PC off \
+         with its power button.",
+    ),
+    (
+        "start-failed",
+        "The conference does not start",
+        "The stick's browser could not be started.",
+        RESTART_EN,
+    ),
+    (
+        "crashed",
+        "The conference was ended",
+        "The stick's browser crashed several times in a row.",
+        RESTART_EN,
+    ),
+    (
+        "page-watchdog",
+        "The conference does not appear",
+        "The conference page did not appear on this PC, even after several attempts.",
+        RESTART_EN,
+    ),
+    (
+        "restarting",
+        "Restarting the conference",
+        "The conference did not start properly; the stick starts it again.",
+        "Please wait.",
+    ),
+    (
+        "powering-off",
+        "Switching off",
+        "The conference has ended. The PC switches off in a moment; nothing of the \
+         conference stays on it.",
+        "Pull out the stick once the screen is dark.",
+    ),
+    (
+        "confirm-leave",
+        "Leave the conference and switch off?",
+        "You leave the conference, and the PC switches off. Nothing of the conference \
+         stays on it.",
+        "Enter: leave and switch off.  Esc: back to the conference.",
+    ),
+];
