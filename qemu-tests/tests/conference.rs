@@ -904,12 +904,15 @@ fn conference_call_and_escape_attempts() {
         "the certificate stop screen does not cover the screen ({})",
         stop_shot.display()
     );
-    // Before the first conference: the connecting screen.
+    // Before the first conference: the starting screen, then the connecting one.
+    let shown: Vec<String> = events(&s, "screen")
+        .iter()
+        .filter(|e| e["state"] == "shown")
+        .filter_map(|e| e["screen"].as_str().map(String::from))
+        .collect();
     assert!(
-        events(&s, "screen")
-            .iter()
-            .any(|e| e["state"] == "shown" && e["screen"] == "vpn-connecting"),
-        "no `screen shown vpn-connecting` line before the conference"
+        shown.starts_with(&["starting".to_string(), "vpn-connecting".to_string()]),
+        "the session's first screens were not `starting`, `vpn-connecting`: {shown:?}"
     );
     println!(
         "conference: the stick's screens shown: {:?}",
@@ -1274,14 +1277,16 @@ fn mute_and_measure(s: &mut VpnSession, lab: &ConferenceLab) -> Result<String, S
     let shot = qemu_tests::artifacts_dir().join("indicator-muted.png");
     s.vm.screenshot(&shot).map_err(|e| format!("{e:#}"))?;
     let measured = format!(
-        "Janus got {video_before} video / {audio_before} audio packets in {} s before the mute,          {video_muted} / {audio_muted} while muted; muted {} (switches {}), indicator grey {grey:.2}          shown {} ms after ({})",
+        "Janus got {video_before} video / {audio_before} audio packets in {} s before the mute, {video_muted} / {audio_muted} while muted; muted {} (switches {}), indicator grey {grey:.2} shown {} ms after ({})",
         MEDIA_WINDOW.as_secs(),
         muted["cameras"],
         muted["switches"],
         shown["after_ms"],
         shot.display()
     );
-    if video_before < MEDIA_PACKETS / 2 || video_muted * 10 > video_before {
+    // TCG sends a few video packets a second (36 in 10 s measured): some before,
+    // at most a tenth of that while muted.
+    if video_before < 10 || video_muted * 10 > video_before {
         return Err(format!("the video did not stop: {measured}"));
     }
     if grey < INDICATOR_SHOWING {
@@ -1333,7 +1338,7 @@ fn leave_question_takes_the_keyboard(
     .ok_or("after Esc the page does not get the keyboard back")?;
     let page = page_share(&s.vm)?;
     Ok(format!(
-        "the question covered {cover:.2} of the screen ({}); the page got no key under it;          after Esc the page is back ({page:.2} of the screen) with the keyboard",
+        "the question covered {cover:.2} of the screen ({}); the page got no key under it; after Esc the page is back ({page:.2} of the screen) with the keyboard",
         shot.display()
     ))
 }

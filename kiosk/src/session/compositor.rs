@@ -89,6 +89,8 @@ pub struct Compositor {
     overlay_input: Arc<Mutex<ChildStdin>>,
     /// Tells the capture watch to end.
     stop: Arc<AtomicBool>,
+    /// The stick's screen the compositor showed last (none: taken away).
+    last_shown: Arc<Mutex<Option<StickScreen>>>,
 }
 
 impl Compositor {
@@ -166,12 +168,14 @@ impl Compositor {
             Arc::clone(&stop),
             Arc::clone(&changed_at),
         );
-        report_shown(stdout, changed_at, on_answer);
+        let last_shown = Arc::new(Mutex::new(None));
+        report_shown(stdout, changed_at, Arc::clone(&last_shown), on_answer);
         Ok(Compositor {
             labwc,
             overlay,
             overlay_input,
             stop,
+            last_shown,
         })
     }
 
@@ -194,6 +198,24 @@ impl Compositor {
             .and_then(|mut input| writeln!(input, "{}", screen_line(screen)));
         if let Err(err) = sent {
             tracing::warn!("cannot tell the overlay about the screen: {err}");
+        }
+    }
+
+    /// Waits until the compositor has shown `screen` (true), at most `timeout`.
+    pub fn wait_shown(&self, screen: StickScreen, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self
+                .last_shown
+                .lock()
+                .is_ok_and(|last| *last == Some(screen))
+            {
+                return true;
+            }
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 
@@ -329,17 +351,24 @@ fn watch_capture(
     });
 }
 
-/// Turns the overlay's `shown ...` answers into `indicator shown` lines.
+/// Turns the overlay's `shown ...` answers into `indicator shown` and `screen
+/// shown` lines, and hands its answers to questions to `on_answer`.
 fn report_shown(
     overlay: std::process::ChildStdout,
     changed_at: Arc<Mutex<Instant>>,
+    last_shown: Arc<Mutex<Option<StickScreen>>>,
     on_answer: fn(StickScreen, bool),
 ) {
     std::thread::spawn(move || {
         for line in std::io::BufReader::new(overlay).lines() {
             let Ok(line) = line else { return };
-            if let Some(Some(screen)) = line.strip_prefix("shown ").and_then(parse_screen_line) {
-                emit_screen_shown(screen);
+            if let Some(shown) = line.strip_prefix("shown ").and_then(parse_screen_line) {
+                if let Some(screen) = shown {
+                    emit_screen_shown(screen);
+                }
+                if let Ok(mut last) = last_shown.lock() {
+                    *last = shown;
+                }
                 continue;
             }
             if let Some((question, yes)) = parse_answer_line(&line) {

@@ -40,6 +40,8 @@ const CDP_STARTUP_TIMEOUT: Duration = Duration::from_secs(180);
 const MEDIA_EVERY: Duration = Duration::from_secs(5);
 const MEDIA_REPORT_EVERY: Duration = Duration::from_secs(30);
 const PREFLIGHT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the first screen may take to appear (labwc's start on a slow PC).
+const FIRST_SCREEN_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often every target is listed (titles change without an event).
 const TARGET_POLL: Duration = Duration::from_secs(2);
 
@@ -203,9 +205,12 @@ pub fn run(policy: SessionPolicy, language: Language, network: bool, reachable: 
         keyboard: policy.keyboard.as_ref().map(ToString::to_string),
     });
     let mut display = StickDisplay::new(policy.keyboard.clone(), language, banner(&policy));
-    display.show(
+    // The first screen once the compositor is up: shown before the network's
+    // screens may replace it.
+    display.show_and_wait(
         StickScreen::Starting,
         "The stick has checked itself and is starting ...",
+        FIRST_SCREEN_TIMEOUT,
     );
     let mut crashes = CrashWindow::default();
     let mut restarts = RestartBudget::default();

@@ -3,6 +3,8 @@
 //! conference the stick's own screen (`overlay::screens`) covers everything. The
 //! same words go to the first virtual terminal, the console gets a `screen` line.
 
+use std::time::Duration;
+
 use stick_manifest::session::KeyboardLayout;
 use stick_manifest::Language;
 
@@ -77,6 +79,21 @@ impl StickDisplay {
             Err(err) => tracing::warn!("no compositor for the {} screen: {err:#}", screen.name()),
         }
         self.showing = Some(screen);
+    }
+
+    /// [`StickDisplay::show`], then waits until the compositor has shown it (at
+    /// most `timeout`): for the first screen, which the next must not replace
+    /// before anyone could see it.
+    pub fn show_and_wait(&mut self, screen: StickScreen, text: &str, timeout: Duration) {
+        self.show(screen, text);
+        if let Some(compositor) = &self.compositor {
+            if !compositor.wait_shown(screen, timeout) {
+                tracing::warn!(
+                    "the {} screen did not show within {timeout:?}",
+                    screen.name()
+                );
+            }
+        }
     }
 
     /// Takes the stick's screen away (the conference is about to show).
