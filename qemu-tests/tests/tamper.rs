@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use image_builder::boot::uki::UKI_ESP_PATH;
 use image_builder::disk::gpt::ROOT_X86_64_VERITY_TYPE;
 use qemu_tests::machine::qemu::{Machine, MachineConfig, SecureBootKeys};
-use qemu_tests::machine::serial::{find_forbidden, parse_status, KioskStatus};
+use qemu_tests::machine::serial::{find_forbidden, parse_event, parse_status, KioskStatus};
 use qemu_tests::machine::tamper::{resigned_uki, unsigned_uki, ForeignDbKey, TamperedStick};
 use stick_manifest::{MANIFEST_FILE, SIGNATURE_FILE};
 
@@ -20,8 +20,12 @@ const FIRMWARE_REFUSAL: &str = "Access Denied";
 const FIRMWARE_GAVE_UP: &str = "No bootable option or device was found";
 /// From a start to a refusal under TCG takes well under a minute; this bounds a hang.
 const REFUSAL_TIMEOUT: Duration = Duration::from_secs(300);
-/// The refusal shows for 10 s, then the machine must be off.
-const POWEROFF_TIMEOUT: Duration = Duration::from_secs(60);
+/// A text refusal shows for 10 s, the stick's refusal screen (images with a
+/// `[conference]`, such as the demo) for 60 s; then the machine must be off.
+const POWEROFF_TIMEOUT: Duration = Duration::from_secs(90);
+/// From the refusal to the compositor showing the refusal screen (labwc's start
+/// under TCG).
+const SCREEN_TIMEOUT: Duration = Duration::from_secs(60);
 
 fn demo() -> qemu_tests::BuiltImage {
     qemu_tests::built_image("examples/demo.toml", "demo").expect("demo image builds")
@@ -194,6 +198,16 @@ fn expect_kiosk_refusal(name: &str, stick: &TamperedStick, reason: &str) -> Kios
         .unwrap_or_else(|e| panic!("{name}: {e:#}"));
     let refused_after = vm.elapsed();
     let status = parse_status(&line).expect("status parses");
+    // The demo has a `[conference]`: the person sees the stick's refusal screen.
+    let shown = vm
+        .wait_for_line(SCREEN_TIMEOUT, |l| {
+            parse_event(l, "screen").is_some_and(|e| e["state"] == "shown")
+        })
+        .ok()
+        .and_then(|l| parse_event(&l, "screen"));
+    let shot = qemu_tests::artifacts_dir().join(format!("screen-{name}.png"));
+    let _ = std::fs::create_dir_all(qemu_tests::artifacts_dir());
+    let _ = vm.screenshot(&shot);
     let exit = vm.wait_for_exit(POWEROFF_TIMEOUT);
     let console = vm.console();
     vm.keep_console(name).expect("keeps log");
@@ -209,12 +223,23 @@ fn expect_kiosk_refusal(name: &str, stick: &TamperedStick, reason: &str) -> Kios
         "{}",
         context()
     );
+    let code = shown
+        .as_ref()
+        .and_then(|e| e["code"].as_str())
+        .unwrap_or_default();
+    assert!(
+        code.starts_with("SBS-BOOT-"),
+        "{name}: no refusal screen shown ({shown:?}, {})\n{}",
+        shot.display(),
+        context()
+    );
     exit.unwrap_or_else(|e| panic!("{name}: the machine must power off by itself: {e:#}"));
     assert_no_session(&vm, &console);
     eprintln!(
-        "tamper {name}: refused by the kiosk ({:?}) {:.1} s after QEMU started",
+        "tamper {name}: refused by the kiosk ({:?}) {:.1} s after QEMU started; screen {code} ({})",
         status.refusals,
-        refused_after.as_secs_f64()
+        refused_after.as_secs_f64(),
+        shot.display()
     );
     status
 }
