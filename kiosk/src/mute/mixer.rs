@@ -70,6 +70,8 @@ pub struct CaptureSwitch {
     /// `Capture Switch`, `Mic Capture Switch`, ...
     pub name: String,
     id: ElemIdKey,
+    /// Its values (one per channel), from the listing's `ELEM_INFO`.
+    channels: usize,
 }
 
 /// What finds the element again: its numeric id.
@@ -160,11 +162,13 @@ pub fn capture_switches(control: &Path) -> std::io::Result<Vec<CaptureSwitch>> {
         if id.iface != IFACE_MIXER || !is_capture_switch(&name) {
             continue;
         }
-        if info(fd, id)?.kind == TYPE_BOOLEAN {
+        let info = info(fd, id)?;
+        if info.kind == TYPE_BOOLEAN {
             switches.push(CaptureSwitch {
                 control: control.to_path_buf(),
                 name,
                 id: ElemIdKey(id.numid),
+                channels: (info.count as usize).min(128),
             });
         }
     }
@@ -203,27 +207,23 @@ impl CaptureSwitch {
     /// Whether any channel of the switch is on (capturing), read from the card.
     pub fn is_on(&self) -> std::io::Result<bool> {
         let file = open(&self.control)?;
-        let fd = file.as_raw_fd();
-        let count = info(fd, value_for(self.id.0).id)?.count as usize;
         let mut value = value_for(self.id.0);
         // SAFETY: `value` is a valid snd_ctl_elem_value the kernel fills in.
         #[allow(unsafe_code)]
-        unsafe { elem_read(fd, &mut value) }?;
-        Ok(value.value[..count.min(128)].iter().any(|&v| v != 0))
+        unsafe { elem_read(file.as_raw_fd(), &mut value) }?;
+        Ok(value.value[..self.channels].iter().any(|&v| v != 0))
     }
 
     /// Turns every channel of the switch on or off.
     pub fn set(&self, on: bool) -> std::io::Result<()> {
         let file = open(&self.control)?;
-        let fd = file.as_raw_fd();
-        let count = info(fd, value_for(self.id.0).id)?.count as usize;
         let mut value = value_for(self.id.0);
-        for channel in value.value.iter_mut().take(count.min(128)) {
+        for channel in value.value.iter_mut().take(self.channels) {
             *channel = i64::from(on);
         }
         // SAFETY: `value` is a valid snd_ctl_elem_value the kernel reads.
         #[allow(unsafe_code)]
-        unsafe { elem_write(fd, &mut value) }?;
+        unsafe { elem_write(file.as_raw_fd(), &mut value) }?;
         Ok(())
     }
 }

@@ -112,6 +112,13 @@ impl Mute {
                 }
             }
         }
+        // The same problems again are not reported every 250 ms.
+        let changed = !cameras.is_empty() || !switches.is_empty() || problems != self.last_problems;
+        self.last_problems.clone_from(&problems);
+        // Unmuted, nothing done, nothing new to say: no read-back (the usual tick).
+        if !wanted && !changed && matches!(self.reported, None | Some("unmuted")) {
+            return (None, false);
+        }
         let readback = Readback::now();
         let complete = wanted && readback.silent();
         let state = match (wanted, complete) {
@@ -119,10 +126,7 @@ impl Mute {
             (true, true) => "muted",
             (true, false) => "incomplete",
         };
-        // The same problems again are not reported every 250 ms.
-        let changed = !cameras.is_empty() || !switches.is_empty() || problems != self.last_problems;
         let first = self.reported != Some(state) && (wanted || self.reported.is_some());
-        self.last_problems.clone_from(&problems);
         if !changed && !first {
             return (None, complete);
         }

@@ -54,27 +54,6 @@ enum IndicatorEvent {
     },
 }
 
-/// The `screen shown` line: the compositor put the stick's screen on the output.
-fn emit_screen_shown(screen: StickScreen) {
-    #[derive(Serialize)]
-    struct Shown {
-        state: &'static str,
-        screen: &'static str,
-        code: &'static str,
-    }
-    println!(
-        "{}",
-        crate::console::event_line(
-            "screen",
-            &Shown {
-                state: "shown",
-                screen: screen.name(),
-                code: screen.code(),
-            }
-        )
-    );
-}
-
 fn emit(event: &IndicatorEvent) {
     tracing::info!("indicator: {event:?}");
     println!("{}", crate::console::event_line("indicator", event));
@@ -364,7 +343,7 @@ fn report_shown(
             let Ok(line) = line else { return };
             if let Some(shown) = line.strip_prefix("shown ").and_then(parse_screen_line) {
                 if let Some(screen) = shown {
-                    emit_screen_shown(screen);
+                    crate::session::overlay_input::emit_screen("shown", screen);
                 }
                 if let Ok(mut last) = last_shown.lock() {
                     *last = shown;

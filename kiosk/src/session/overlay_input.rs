@@ -70,12 +70,18 @@ pub fn ask(question: StickScreen) -> bool {
 
 /// The `screen requested` console line.
 pub fn emit_requested(screen: StickScreen) {
+    emit_screen("requested", screen);
+}
+
+/// A `screen` console line: `state` is `requested` (the kiosk asked) or `shown`
+/// (the compositor put it on the output).
+pub fn emit_screen(state: &'static str, screen: StickScreen) {
     println!(
         "{}",
         crate::console::event_line(
             "screen",
             &ScreenLine {
-                state: "requested",
+                state,
                 screen: screen.name(),
                 code: screen.code(),
             }
