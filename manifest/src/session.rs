@@ -43,6 +43,11 @@ pub struct SessionPolicy {
     /// The keyboard layout the compositor gives the browser; none: XKB's default (us).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keyboard: Option<KeyboardLayout>,
+    /// Where the conference sends people when it is over (BigBlueButton's
+    /// `logoutURL`): a page there ends the browser, and the stick's "conference
+    /// ended" screen shows. None: the conference page stays as it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_url: Option<String>,
 }
 
 /// Where the image's XKB layouts live (Debian's xkb-data): one file per layout,
@@ -128,6 +133,23 @@ impl SessionPolicy {
         self.fake_capture || self.test_virtual_camera
     }
 
+    /// True when `url` is the conference's "ended" page or below it: the same
+    /// origin as [`SessionPolicy::ended_url`], and its path is that one's or lies
+    /// below it (`/ended`, `/ended/x`, `/ended?x`; not `/endedx`).
+    pub fn is_ended(&self, url: &str) -> bool {
+        use crate::https_url::HttpsUrl;
+        let Some(Ok(ended)) = self.ended_url.as_deref().map(HttpsUrl::parse) else {
+            return false;
+        };
+        let Ok(url) = HttpsUrl::parse(url) else {
+            return false;
+        };
+        url.origin() == ended.origin()
+            && url.path.strip_prefix(&ended.path).is_some_and(|rest| {
+                rest.is_empty() || ended.path.ends_with('/') || rest.starts_with(['/', '?'])
+            })
+    }
+
     /// True when `url` belongs to one of the allowed origins.
     pub fn allows(&self, url: &str) -> bool {
         crate::https_url::HttpsUrl::parse(url)
@@ -149,6 +171,7 @@ mod tests {
             test_virtual_camera: false,
             test_hostile_session: false,
             keyboard: None,
+            ended_url: None,
         };
         let cases = [
             ("https://conf.test/room?x=1", true),
@@ -166,6 +189,37 @@ mod tests {
         ];
         for (url, want) in cases {
             assert_eq!(policy.allows(url), want, "{url}");
+        }
+    }
+
+    #[test]
+    fn the_ended_page_and_what_lies_below_it() {
+        let mut policy = SessionPolicy {
+            url: "https://conf.test/b/room".into(),
+            origins: vec!["https://conf.test".into()],
+            fake_capture: false,
+            test_virtual_camera: false,
+            test_hostile_session: false,
+            keyboard: None,
+            ended_url: None,
+        };
+        assert!(!policy.is_ended("https://conf.test/ended"));
+        policy.ended_url = Some("https://conf.test/ended".into());
+        let cases = [
+            ("https://conf.test/ended", true),
+            ("https://conf.test/ended?meeting=1", true),
+            ("https://conf.test/ended/thanks", true),
+            ("https://conf.test/endedx", false),
+            ("https://CONF.test:443/ended", true),
+            ("https://conf.test/b/room", false),
+            ("https://conf.test/", false),
+            ("https://conf.test:8443/ended", false),
+            ("https://other.test/ended", false),
+            ("http://conf.test/ended", false),
+            ("about:blank", false),
+        ];
+        for (url, want) in cases {
+            assert_eq!(policy.is_ended(url), want, "{url}");
         }
     }
 

@@ -858,6 +858,8 @@ fn conference_call_and_escape_attempts() {
         "display | leave question (F10, Esc)",
         outcome,
     );
+    let outcome = ended_screen_and_rejoin(&mut s, &lab);
+    record(&mut failures, "display | conference ended, rejoin", outcome);
 
     // Every way out, one row at a time; every row runs, failures are listed at the end.
     // The tunnel is cut before the last row, which ends the session.
@@ -1340,6 +1342,66 @@ fn leave_question_takes_the_keyboard(
     Ok(format!(
         "the question covered {cover:.2} of the screen ({}); the page got no key under it; after Esc the page is back ({page:.2} of the screen) with the keyboard",
         shot.display()
+    ))
+}
+
+/// The page goes where the conference sends people at its end (`ended-url`): the
+/// kiosk closes the browser and shows the "conference ended" screen, which keeps
+/// the keyboard under the leave question (F10, Esc); Enter joins again.
+fn ended_screen_and_rejoin(s: &mut VpnSession, lab: &ConferenceLab) -> Result<String, String> {
+    let sessions = events(s, "session").len();
+    let screens = events(s, "screen").len();
+    s.vm.send_keys("l").map_err(|e| format!("{e:#}"))?;
+    let ended = find_event(s, "session", sessions, REACTION_TIMEOUT, |e| {
+        e["state"] == "ended"
+    })
+    .ok_or("no `session ended` line after the page went to the ended page")?;
+    find_event(s, "screen", screens, REACTION_TIMEOUT, |e| {
+        e["state"] == "shown" && e["screen"] == "conference-ended"
+    })
+    .ok_or("no `screen shown conference-ended` line")?;
+    let cover = stick_screen_covers(&s.vm);
+    let shot = qemu_tests::artifacts_dir().join("screen-conference-ended.png");
+    s.vm.screenshot(&shot).map_err(|e| format!("{e:#}"))?;
+    let cover = cover.ok_or(format!(
+        "the ended screen does not cover the screen ({})",
+        shot.display()
+    ))?;
+    if !lab
+        .reports()
+        .iter()
+        .any(|r| r.what == "get" && r.detail == "/ended")
+    {
+        return Err("the conference server was never asked for /ended".into());
+    }
+    // The leave question over it, cancelled: the screen must still take Enter.
+    let (screens, leaves) = (events(s, "screen").len(), events(s, "leave").len());
+    s.vm.send_keys("f10").map_err(|e| format!("{e:#}"))?;
+    find_event(s, "screen", screens, REACTION_TIMEOUT, |e| {
+        e["state"] == "shown" && e["screen"] == "confirm-leave"
+    })
+    .ok_or("no leave question over the ended screen after F10")?;
+    s.vm.send_keys("esc").map_err(|e| format!("{e:#}"))?;
+    find_event(s, "leave", leaves, REACTION_TIMEOUT, |e| {
+        e["state"] == "cancelled"
+    })
+    .ok_or("no `leave cancelled` line after Esc over the ended screen")?;
+    std::thread::sleep(Duration::from_secs(2));
+    let sessions = events(s, "session").len();
+    s.vm.send_keys("ret").map_err(|e| format!("{e:#}"))?;
+    find_event(s, "session", sessions, REACTION_TIMEOUT, |e| {
+        e["state"] == "rejoining"
+    })
+    .ok_or("Enter on the ended screen (after the question) did not join again")?;
+    let page = find_event(s, "session", sessions, CALL_TIMEOUT, |e| {
+        e["state"] == "page"
+    })
+    .ok_or("the conference did not come back after Enter")?;
+    Ok(format!(
+        "ended at {}; the screen covered {cover:.2} ({}); F10, Esc, then Enter joined again: page painted after {} ms",
+        ended["url"],
+        shot.display(),
+        page["painted_after_ms"]
     ))
 }
 

@@ -54,6 +54,10 @@ pub struct ConferenceSection {
     pub keyboard_layout: Option<String>,
     /// A variant of that layout, such as `nodeadkeys`.
     pub keyboard_variant: Option<String>,
+    /// Where the conference sends people when it is over (BigBlueButton's
+    /// `logoutURL`), on one of the allowed origins: there the kiosk closes the
+    /// browser and shows its "conference ended" screen.
+    pub ended_url: Option<String>,
 }
 
 impl ConferenceSection {
@@ -131,14 +135,52 @@ impl ConferenceSection {
                     .into(),
             ));
         }
-        Ok(SessionPolicy {
+        let mut policy = SessionPolicy {
             url: url.to_string(),
             origins,
             fake_capture: self.test_fake_capture,
             test_virtual_camera: self.test_virtual_camera,
             test_hostile_session: self.test_hostile_session,
             keyboard,
-        })
+            ended_url: None,
+        };
+        policy.ended_url = self.ended_url(&policy)?;
+        Ok(policy)
+    }
+
+    /// `ended-url`, checked against the policy's origins and conference page.
+    fn ended_url(&self, policy: &SessionPolicy) -> Result<Option<String>, Invalid> {
+        const KEY: &str = "conference.ended-url";
+        let Some(text) = &self.ended_url else {
+            return Ok(None);
+        };
+        let ended = HttpsUrl::parse(text).map_err(|e| (KEY, e.to_string()))?;
+        if !policy.allows(text) {
+            return Err((
+                KEY,
+                format!(
+                    "{text:?} is not on an allowed origin ({}): the conference can send the \
+                     browser only there",
+                    policy.origins.join(", ")
+                ),
+            ));
+        }
+        let checked = SessionPolicy {
+            ended_url: Some(ended.to_string()),
+            ..policy.clone()
+        };
+        if ended.path == "/" || checked.is_ended(&policy.url) {
+            return Err((
+                KEY,
+                format!(
+                    "{text:?} would also match the conference page {:?}: name a page of its \
+                     own, such as \"{}/ended\"",
+                    policy.url,
+                    ended.origin()
+                ),
+            ));
+        }
+        Ok(checked.ended_url)
     }
 }
 
@@ -187,6 +229,7 @@ mod tests {
             test_hostile_session: false,
             keyboard_layout: None,
             keyboard_variant: None,
+            ended_url: None,
         }
     }
 
@@ -261,6 +304,38 @@ mod tests {
                 }
                 (Err((key, _)), Err(want_key)) => assert_eq!(key, *want_key, "{url}"),
                 (got, want) => panic!("{url}: got {got:?}, want {want:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn the_ended_page_lies_on_an_allowed_origin_and_apart_from_the_room() {
+        let cases: &[(&str, Result<&str, &str>)] = &[
+            ("https://conf.test/ended", Ok("https://conf.test/ended")),
+            (
+                "https://CONF.test:443/bye?x=1",
+                Ok("https://conf.test/bye?x=1"),
+            ),
+            (
+                "https://sso.test:8443/logout",
+                Ok("https://sso.test:8443/logout"),
+            ),
+            ("https://other.test/ended", Err("not on an allowed origin")),
+            ("http://conf.test/ended", Err("only https://")),
+            ("https://conf.test/", Err("would also match")),
+            ("https://conf.test/b", Err("would also match")),
+            ("https://conf.test/b/room", Err("would also match")),
+        ];
+        for (text, want) in cases {
+            let mut s = section("https://conf.test/b/room", &["https://sso.test:8443"]);
+            s.ended_url = Some(text.to_string());
+            match (s.policy(None), want) {
+                (Ok(policy), Ok(url)) => assert_eq!(policy.ended_url.as_deref(), Some(*url)),
+                (Err((key, message)), Err(part)) => {
+                    assert_eq!(key, "conference.ended-url", "{text}");
+                    assert!(message.contains(part), "{text}: {message}");
+                }
+                (got, want) => panic!("{text}: got {got:?}, want {want:?}"),
             }
         }
     }

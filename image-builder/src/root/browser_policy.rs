@@ -113,6 +113,7 @@ mod tests {
             test_virtual_camera: false,
             test_hostile_session: false,
             keyboard: None,
+            ended_url: None,
         }
     }
 

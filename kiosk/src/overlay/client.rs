@@ -348,8 +348,9 @@ type PaintWith<'a> = (
 
 impl FullScreen {
     /// Asks for an overlay-layer surface over the whole output. A screen takes no
-    /// input (the conference is gone while it shows); a question takes the
-    /// keyboard from everything else until it is answered.
+    /// input (the conference is gone while it shows) unless it
+    /// [takes keys](StickScreen::takes_keys); a question takes the keyboard from
+    /// everything else until it is answered.
     fn request(
         screen: StickScreen,
         role: Role,
@@ -369,7 +370,7 @@ impl FullScreen {
         layer.set_anchor(Anchor::Top | Anchor::Bottom | Anchor::Left | Anchor::Right);
         layer.set_size(0, 0);
         layer.set_exclusive_zone(-1);
-        layer.set_keyboard_interactivity(if role == Role::Question {
+        layer.set_keyboard_interactivity(if role == Role::Question || screen.takes_keys() {
             zwlr_layer_surface_v1::KeyboardInteractivity::Exclusive
         } else {
             zwlr_layer_surface_v1::KeyboardInteractivity::None
@@ -638,20 +639,26 @@ impl FullScreens {
     }
 
     /// The keys pressed since the last look: the first Enter or Esc answers the
-    /// question, which goes away.
+    /// question, which goes away; without a question, Enter answers a screen that
+    /// [takes keys](StickScreen::takes_keys), which stays until the kiosk
+    /// replaces it.
     fn answer(&mut self, state: &mut Overlay, stdout: &mut std::io::Stdout) -> Result<()> {
         let pressed = std::mem::take(&mut state.pressed);
-        if self.question.is_none() {
-            return Ok(());
-        }
-        let Some(yes) = pressed.into_iter().find_map(answer_key) else {
-            return Ok(());
-        };
         if let Some(question) = self.question.take() {
+            let Some(yes) = pressed.into_iter().find_map(answer_key) else {
+                self.question = Some(question);
+                return Ok(());
+            };
             let asked = question.screen;
             question.destroy();
             state.sizes[Role::Question as usize] = None;
-            tell_kiosk(stdout, &answer_line(asked, yes))?;
+            return tell_kiosk(stdout, &answer_line(asked, yes));
+        }
+        let screen = self.screen.as_ref().map(|full| full.screen);
+        if let Some(screen) = screen.filter(|s| s.takes_keys()) {
+            if pressed.into_iter().any(|key| answer_key(key) == Some(true)) {
+                tell_kiosk(stdout, &answer_line(screen, true))?;
+            }
         }
         Ok(())
     }

@@ -41,6 +41,9 @@ pub enum StickScreen {
     PoweringOff,
     /// The leave key (F10): a question over everything, answered with Enter or Esc.
     ConfirmLeave,
+    /// The conference sent the page to its "ended" page: the browser is closed;
+    /// Enter joins again (the screen takes the keyboard).
+    Ended,
 }
 
 /// How serious a screen is: the colour of its band.
@@ -82,6 +85,7 @@ const ALL: &[StickScreen] = &[
     StickScreen::Restarting,
     StickScreen::PoweringOff,
     StickScreen::ConfirmLeave,
+    StickScreen::Ended,
 ];
 
 impl StickScreen {
@@ -109,6 +113,7 @@ impl StickScreen {
             StickScreen::Restarting => "restarting",
             StickScreen::PoweringOff => "powering-off",
             StickScreen::ConfirmLeave => "confirm-leave",
+            StickScreen::Ended => "conference-ended",
         }
     }
 
@@ -148,6 +153,7 @@ impl StickScreen {
             StickScreen::Restarting => "SBS-CONF-04",
             StickScreen::PoweringOff => "SBS-END-01",
             StickScreen::ConfirmLeave => "SBS-END-02",
+            StickScreen::Ended => "SBS-END-03",
         }
     }
 
@@ -158,7 +164,9 @@ impl StickScreen {
             | StickScreen::VpnLost
             | StickScreen::Restarting
             | StickScreen::PoweringOff => Severity::Wait,
-            StickScreen::NoNetwork | StickScreen::ConfirmLeave => Severity::Act,
+            StickScreen::NoNetwork | StickScreen::ConfirmLeave | StickScreen::Ended => {
+                Severity::Act
+            }
             StickScreen::RefusedImage
             | StickScreen::RefusedCmdline
             | StickScreen::RefusedSecureBoot
@@ -169,6 +177,12 @@ impl StickScreen {
             | StickScreen::Crashed
             | StickScreen::PageWatchdog => Severity::Stop,
         }
+    }
+
+    /// A screen (not a question) that takes the keyboard: Enter answers it
+    /// (`answer NAME yes`), and it stays until the kiosk replaces it.
+    pub fn takes_keys(self) -> bool {
+        self == StickScreen::Ended
     }
 
     /// The words, in `language`.

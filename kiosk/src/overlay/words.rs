@@ -125,6 +125,13 @@ pub const GERMAN: &[Words] = &[
          nichts von der Konferenz zurück.",
         "Eingabetaste: verlassen und ausschalten.  Esc: zurück zur Konferenz.",
     ),
+    (
+        "conference-ended",
+        "Die Konferenz ist beendet",
+        "Sie haben die Konferenz verlassen, oder sie wurde beendet. Der Browser ist \
+         geschlossen.",
+        "Eingabetaste: erneut teilnehmen.  F10: ausschalten.",
+    ),
 ];
 
 pub const ENGLISH: &[Words] = &[
@@ -238,5 +245,11 @@ pub const ENGLISH: &[Words] = &[
         "You leave the conference, and the PC switches off. Nothing of the conference \
          stays on it.",
         "Enter: leave and switch off.  Esc: back to the conference.",
+    ),
+    (
+        "conference-ended",
+        "The conference has ended",
+        "You left the conference, or it was ended. The browser is closed.",
+        "Enter: join again.  F10: switch off.",
     ),
 ];

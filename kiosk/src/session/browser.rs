@@ -314,6 +314,7 @@ mod tests {
             test_virtual_camera: false,
             test_hostile_session: false,
             keyboard: None,
+            ended_url: None,
         };
         let args = chromium_args(&policy, Path::new("/run/conference/profile"));
         for want in [
@@ -377,6 +378,7 @@ mod tests {
                 test_virtual_camera: false,
                 test_hostile_session: false,
                 keyboard: None,
+                ended_url: None,
             };
             assert_eq!(resolver_rules(&policy), *want, "{origins:?}");
             let args = chromium_args(&policy, Path::new("/p"));

@@ -76,6 +76,11 @@ pub enum Verdict {
     CertificateStop {
         url: String,
     },
+    /// The conference page reached the conference's "ended" page
+    /// (`SessionPolicy::ended_url`): the meeting is over for this person.
+    Ended {
+        url: String,
+    },
     /// Cannot be closed on its own (a frame, a worker): log it; the policy blocks its loads.
     Log(Blocked),
 }
@@ -180,7 +185,11 @@ impl Guard {
                 url: target.url.clone(),
             };
         }
-        if is_blank(&target.url) || self.policy.allows(&target.url) {
+        if self.policy.is_ended(&target.url) {
+            Verdict::Ended {
+                url: target.url.clone(),
+            }
+        } else if is_blank(&target.url) || self.policy.allows(&target.url) {
             Verdict::Allow
         } else {
             Verdict::Restore(Blocked {
@@ -220,6 +229,7 @@ mod tests {
             test_virtual_camera: false,
             test_hostile_session: false,
             keyboard: None,
+            ended_url: None,
         })
     }
 
@@ -295,6 +305,35 @@ mod tests {
             guard.judge(&target("A+++", "page", conf, CERTIFICATE_ERROR_TITLE)),
             Verdict::CertificateStop { url: conf.into() }
         );
+    }
+
+    #[test]
+    fn the_conference_page_reaching_the_ended_page_ends_the_meeting() {
+        let mut guard = conference_guard();
+        guard.policy.ended_url = Some("https://conf.test/ended".into());
+        let ended = "https://conf.test/ended?reason=meeting";
+        let cases = [
+            (
+                target("A", "page", "https://conf.test/room", ""),
+                Verdict::Allow,
+            ),
+            (
+                target("F", "iframe", "https://conf.test/ended", ""),
+                Verdict::Allow,
+            ),
+            // A second window never ends the meeting: it is closed.
+            (
+                target("B", "page", "https://conf.test/ended", ""),
+                Verdict::Close(blocked("new-window", "https://conf.test/ended")),
+            ),
+            (
+                target("A", "page", ended, ""),
+                Verdict::Ended { url: ended.into() },
+            ),
+        ];
+        for (target, want) in cases {
+            assert_eq!(guard.judge(&target), want, "{target:?}");
+        }
     }
 
     #[test]

@@ -60,12 +60,8 @@ pub fn ask() {
     }
 }
 
-/// The overlay's answer to a question.
-pub fn answered(question: StickScreen, yes: bool) {
-    if question != StickScreen::ConfirmLeave {
-        tracing::warn!("an answer to a question never asked: {}", question.name());
-        return;
-    }
+/// The overlay's answer to the leave question.
+pub fn answered(yes: bool) {
     if !yes {
         emit_state("cancelled");
         return;

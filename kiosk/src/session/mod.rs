@@ -16,11 +16,13 @@
 //! - `wayland_probe`: TEST images only: what the browser's account can reach on the display.
 //! - `shortcuts`: the kiosk's keys (mute, leave); logs shortcuts that would leave the conference elsewhere.
 //! - `leave`: leaving on purpose: the question on screen, the browser closed, power off.
+//! - `ended`: the conference is over: its screen, and joining again.
 
 pub mod account;
 pub mod browser;
 pub mod cdp;
 pub mod compositor;
+pub mod ended;
 pub mod guard;
 pub mod hostile;
 pub mod leave;

@@ -102,6 +102,13 @@ pub enum SessionEvent {
         url: String,
         reason: String,
     },
+    /// The conference page reached the conference's "ended" page: the browser is
+    /// closed and the "conference ended" screen shows.
+    Ended {
+        url: String,
+    },
+    /// Enter on the "conference ended" screen: a fresh browser joins again.
+    Rejoining,
     Failed {
         reason: String,
     },
@@ -143,6 +150,10 @@ enum RunEnd {
     /// The watchdog gave up on this browser: it is ended and started again.
     Watchdog {
         reason: String,
+    },
+    /// The conference is over: the page reached its "ended" page.
+    Ended {
+        url: String,
     },
 }
 
@@ -389,6 +400,14 @@ fn after_run(
             certificate_stop(&url, &reason, display);
             false
         }
+        RunEnd::Ended { url } => {
+            emit(&SessionEvent::Ended { url });
+            let rejoin = crate::session::ended::offer_rejoin(display);
+            if rejoin {
+                emit(&SessionEvent::Rejoining);
+            }
+            rejoin
+        }
     }
 }
 
@@ -590,6 +609,7 @@ fn handle_target(
                 reason: "the browser reports a certificate error".into(),
             })
         }
+        Verdict::Ended { url } => return Some(RunEnd::Ended { url }),
     }
     None
 }

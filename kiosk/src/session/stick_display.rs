@@ -51,12 +51,8 @@ impl StickDisplay {
                 .append(true)
                 .open(COMPOSITOR_LOG)
                 .map_err(|err| anyhow::anyhow!("cannot create {COMPOSITOR_LOG}: {err}"))?;
-            let compositor = Compositor::start(
-                self.keyboard.as_ref(),
-                self.language,
-                &log,
-                crate::session::leave::answered,
-            )?;
+            let compositor =
+                Compositor::start(self.keyboard.as_ref(), self.language, &log, answered)?;
             crate::session::overlay_input::connect(compositor.overlay_input());
             self.compositor = Some(compositor);
             self.showing = None;
@@ -103,5 +99,14 @@ impl StickDisplay {
                 compositor.show_screen(None);
             }
         }
+    }
+}
+
+/// The overlay's answers, to whom they belong (on the compositor's report thread).
+fn answered(screen: StickScreen, yes: bool) {
+    match screen {
+        StickScreen::ConfirmLeave => crate::session::leave::answered(yes),
+        StickScreen::Ended => crate::session::ended::answered(yes),
+        other => tracing::warn!("an answer on a screen that asks nothing: {}", other.name()),
     }
 }
