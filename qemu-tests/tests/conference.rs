@@ -20,6 +20,12 @@ use qemu_tests::machine::qemu::{wait_until, Machine};
 use qemu_tests::machine::screen::Region;
 use qemu_tests::machine::serial::parse_event;
 
+/// The conference image's session behind IPsec (`(config, output folder)`).
+const CONFERENCE_IPSEC_IMAGE: (&str, &str) = (
+    "qemu-tests/configs/conference-ipsec.toml",
+    "conference-ipsec",
+);
+
 /// The tunnel address the WireGuard test image has.
 const GUEST_TUNNEL_ADDRESS: &str = "10.99.1.2";
 /// From the browser's start to the call being up (TCG, one vCPU).
@@ -1050,6 +1056,75 @@ fn conference_image_refuses_without_secure_boot() {
     );
     println!(
         "refused-secure-boot: {refusals}; the refusal screen covers {cover:.2} ({})",
+        shot.display()
+    );
+}
+
+/// The conference image behind IPsec, on a gateway that refuses the stick's
+/// certificate (AUTHENTICATION_FAILED): the person sees the stick's "VPN refuses
+/// this stick" screen with its helpdesk code, no browser starts, nothing leaks.
+#[test]
+fn conference_image_shows_a_refused_vpn_login() {
+    let mut s = VpnSession::start_image(
+        "vpn-refused",
+        Gateway::Ipsec {
+            wrong_certificate: false,
+            refuses_stick: true,
+        },
+        true,
+        CONFERENCE_IPSEC_IMAGE,
+        conference_machine,
+    )
+    .ok_or_panic();
+    let shown = wait_event(
+        &mut s,
+        "screen",
+        0,
+        BOOT_TIMEOUT,
+        "the refused screen",
+        |e| e["state"] == "shown" && e["screen"] == "vpn-refused",
+    );
+    assert_eq!(shown["code"], "SBS-VPN-03", "{shown}");
+    let cover = stick_screen_covers(&s.vm);
+    let shot = qemu_tests::artifacts_dir().join("screen-vpn-refused.png");
+    s.vm.screenshot(&shot).ok_or_panic();
+    let cover =
+        cover.unwrap_or_else(|| panic!("the refused screen does not cover ({})", shot.display()));
+    let reason = s
+        .net_lines()
+        .into_iter()
+        .filter(|n| n.state == "tunnel-waiting")
+        .find_map(|n| n.reason)
+        .unwrap_or_default();
+    assert!(
+        reason.contains("AUTHENTICATION_FAILED"),
+        "the waiting reason does not name the refusal: {reason:?}"
+    );
+    let (report, console) = s.power_off_with_console().ok_or_panic();
+    let events = |kind: &str| -> Vec<serde_json::Value> {
+        console
+            .lines()
+            .filter_map(|l| parse_event(l, kind))
+            .collect()
+    };
+    assert!(
+        !events("session")
+            .iter()
+            .any(|e| e["state"] == "browser-started"),
+        "a browser started although the VPN refused the stick"
+    );
+    assert!(
+        report.leaks.is_empty(),
+        "packets outside the tunnel: {:?}",
+        report.leaks
+    );
+    let screens: Vec<String> = events("screen")
+        .iter()
+        .filter(|e| e["state"] == "shown")
+        .filter_map(|e| e["screen"].as_str().map(String::from))
+        .collect();
+    println!(
+        "vpn-refused: {reason}; the screen covers {cover:.2} ({}); screens shown {screens:?}; uplink capture {report}",
         shot.display()
     );
 }

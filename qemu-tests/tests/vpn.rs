@@ -197,6 +197,7 @@ fn ipsec_gateway_late_then_cut_and_back() {
         "vpn-ipsec-late-cut",
         Gateway::Ipsec {
             wrong_certificate: false,
+            refuses_stick: false,
         },
         "did not answer",
     );
@@ -217,6 +218,7 @@ fn ipsec_wrong_gateway_certificate() {
         "vpn-ipsec-wrong-cert",
         Gateway::Ipsec {
             wrong_certificate: true,
+            refuses_stick: false,
         },
         "certificate is not trusted",
     );

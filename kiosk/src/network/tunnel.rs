@@ -56,6 +56,20 @@ pub fn parse_ipsec_sas(text: &str) -> TunnelState {
     }
 }
 
+/// Why a tunnel could not be built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TunnelFailure {
+    /// The gateway refused the stick's credentials: retrying will not help, the
+    /// person needs the helpdesk (the stick's screen says so).
+    pub refused: bool,
+    /// What charon's log says, in words.
+    pub reason: String,
+}
+
+/// The notify a gateway answers with when it does not accept the stick's
+/// authentication (RFC 7296 2.21.2).
+const REFUSED_NOTIFY: &str = "AUTHENTICATION_FAILED";
+
 /// Known causes in charon's log, most specific first: (phrase, what it means).
 /// Only failures: informational lines (such as "certificate status is not
 /// available", normal without CRLs) appear in successful logs too.
@@ -74,7 +88,7 @@ const IPSEC_FAILURES: &[(&str, &str)] = &[
     ),
     ("has expired", "a certificate has expired"),
     (
-        "AUTHENTICATION_FAILED",
+        REFUSED_NOTIFY,
         "the gateway rejected the authentication (the stick's certificate, or the gateway's own setup)",
     ),
     (
@@ -85,19 +99,26 @@ const IPSEC_FAILURES: &[(&str, &str)] = &[
     ("giving up after", "the gateway did not answer"),
 ];
 
-/// The reason a `swanctl --initiate` failed, from its log.
-pub fn ipsec_failure_reason(log: &str) -> String {
+/// Why a `swanctl --initiate` failed, from its log.
+pub fn ipsec_failure(log: &str) -> TunnelFailure {
     for (phrase, meaning) in IPSEC_FAILURES {
         if let Some(line) = log.lines().find(|l| l.contains(phrase)) {
-            return format!("{meaning}: {}", strip_log_prefix(line));
+            return TunnelFailure {
+                refused: *phrase == REFUSED_NOTIFY,
+                reason: format!("{meaning}: {}", strip_log_prefix(line)),
+            };
         }
     }
-    log.lines()
+    let reason = log
+        .lines()
         .rev()
         .map(strip_log_prefix)
         .find(|l| !l.is_empty())
-        .unwrap_or("swanctl printed nothing")
-        .to_string()
+        .unwrap_or("swanctl printed nothing");
+    TunnelFailure {
+        refused: false,
+        reason: reason.to_string(),
+    }
 }
 
 fn strip_log_prefix(line: &str) -> &str {
@@ -134,8 +155,8 @@ pub fn observe_ipsec() -> Result<TunnelState, String> {
         .map_err(|e| e.to_string())
 }
 
-/// Asks charon to set up the tunnel; on failure returns the reason from its log.
-pub fn initiate_ipsec(timeout_seconds: u32) -> Result<(), String> {
+/// Asks charon to set up the tunnel; on failure says why, from its log.
+pub fn initiate_ipsec(timeout_seconds: u32) -> Result<(), TunnelFailure> {
     let timeout = timeout_seconds.to_string();
     let output = std::process::Command::new("swanctl")
         .args([
@@ -147,7 +168,10 @@ pub fn initiate_ipsec(timeout_seconds: u32) -> Result<(), String> {
         ])
         .args(["--timeout", &timeout])
         .output()
-        .map_err(|e| format!("cannot run swanctl: {e}"))?;
+        .map_err(|e| TunnelFailure {
+            refused: false,
+            reason: format!("cannot run swanctl: {e}"),
+        })?;
     if output.status.success() {
         return Ok(());
     }
@@ -156,7 +180,7 @@ pub fn initiate_ipsec(timeout_seconds: u32) -> Result<(), String> {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
-    Err(ipsec_failure_reason(&log))
+    Err(ipsec_failure(&log))
 }
 
 /// Drops whatever is left of the IKE SA before a new attempt.
@@ -246,24 +270,35 @@ stick: #1, ESTABLISHED, IKEv2, 4b1bd5c1b4d1c9e7_i* 5a0f4b0a8a8d2d1e_r
 
     #[test]
     fn ipsec_failure_reasons() {
-        let cases: &[(&str, &str)] = &[
+        let cases: &[(&str, &str, bool)] = &[
             (
                 "[IKE] initiating IKE_SA stick[1] to 198.51.100.1\n[IKE] retransmit 1 of request with message ID 0\n[IKE] giving up after 3 retransmits\ninitiate failed: establishing CHILD_SA 'tunnel' failed\n",
                 "the gateway did not answer: giving up after 3 retransmits",
+                false,
             ),
             (
                 "[CFG] using trusted ca certificate \"CN=Other CA\"\n[IKE] no trusted RSA public key found for 'gateway.test'\n[ENC] generating INFORMATIONAL request\ninitiate failed: establishing CHILD_SA 'tunnel' failed\n",
                 "the gateway's certificate is not trusted (not signed by the configured gateway CA): no trusted RSA public key found for 'gateway.test'",
+                false,
             ),
             (
                 "[IKE] received AUTHENTICATION_FAILED notify error\n",
                 "the gateway rejected the authentication (the stick's certificate, or the gateway's own setup): received AUTHENTICATION_FAILED notify error",
+                true,
             ),
-            ("initiate failed: something new\n", "initiate failed: something new"),
-            ("", "swanctl printed nothing"),
+            (
+                "initiate failed: something new\n",
+                "initiate failed: something new",
+                false,
+            ),
+            ("", "swanctl printed nothing", false),
         ];
-        for (log, want) in cases {
-            assert_eq!(ipsec_failure_reason(log), *want, "{log}");
+        for (log, reason, refused) in cases {
+            let want = TunnelFailure {
+                refused: *refused,
+                reason: reason.to_string(),
+            };
+            assert_eq!(ipsec_failure(log), want, "{log}");
         }
     }
 

@@ -6,7 +6,7 @@
 //! observes, acts and prints.
 
 use std::net::Ipv4Addr;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -15,7 +15,7 @@ use stick_manifest::network::{NetworkPolicy, TunnelKind, CHECK_CA_PATH};
 use crate::console::uptime_ms;
 use crate::network::egress::EgressReport;
 use crate::network::reach_check::ReachCheck;
-use crate::network::tunnel::TunnelState;
+use crate::network::tunnel::{TunnelFailure, TunnelState};
 use crate::network::uplink::Uplink;
 
 /// How often the kiosk looks at the link and the tunnel.
@@ -30,6 +30,15 @@ const CHECK_FAILURES_LOST: u32 = 3;
 const WIREGUARD_WAIT_REPORT: Duration = Duration::from_secs(12);
 /// Seconds `swanctl --initiate` may take.
 const IPSEC_INITIATE_TIMEOUT: u32 = 20;
+
+/// The gateway refused the stick's credentials at the last attempt.
+static REFUSED: AtomicBool = AtomicBool::new(false);
+
+/// Whether the gateway refused the stick's credentials at the last attempt to
+/// build the tunnel (the session shows the screen for it).
+pub fn credentials_refused() -> bool {
+    REFUSED.load(Ordering::SeqCst)
+}
 
 /// One state change of the network.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -277,7 +286,7 @@ fn conference_reachable(event: &NetEvent) -> Option<bool> {
 fn emit(reachable: &AtomicBool, event: &NetEvent) {
     tracing::info!("network: {event:?}");
     if let Some(now) = conference_reachable(event) {
-        reachable.store(now, std::sync::atomic::Ordering::SeqCst);
+        reachable.store(now, Ordering::SeqCst);
     }
     println!("{}", console_line(event, uptime_ms()));
 }
@@ -575,7 +584,12 @@ impl Connecting {
                 attempt: self.attempt,
             },
         );
-        if let Err(reason) = crate::network::tunnel::initiate_ipsec(IPSEC_INITIATE_TIMEOUT) {
+        let result = crate::network::tunnel::initiate_ipsec(IPSEC_INITIATE_TIMEOUT);
+        REFUSED.store(
+            result.as_ref().is_err_and(|failure| failure.refused),
+            Ordering::SeqCst,
+        );
+        if let Err(TunnelFailure { reason, .. }) = result {
             crate::network::tunnel::terminate_ipsec();
             if self.last_waiting.as_deref() != Some(reason.as_str()) {
                 emit(reachable, &machine.waiting(reason.clone()));

@@ -27,6 +27,8 @@ pub enum StickScreen {
     VpnConnecting,
     /// The tunnel was up and is lost: the conference is hidden until it is back.
     VpnLost,
+    /// The VPN gateway refused the stick's credentials (IKEv2 AUTHENTICATION_FAILED).
+    VpnRefused,
     /// The conference server's certificate is not from the configured CAs.
     CertificateStop,
     /// The browser cannot be started.
@@ -78,6 +80,7 @@ const ALL: &[StickScreen] = &[
     StickScreen::NoNetwork,
     StickScreen::VpnConnecting,
     StickScreen::VpnLost,
+    StickScreen::VpnRefused,
     StickScreen::CertificateStop,
     StickScreen::StartFailed,
     StickScreen::Crashed,
@@ -106,6 +109,7 @@ impl StickScreen {
             StickScreen::NoNetwork => "no-network",
             StickScreen::VpnConnecting => "vpn-connecting",
             StickScreen::VpnLost => "vpn-lost",
+            StickScreen::VpnRefused => "vpn-refused",
             StickScreen::CertificateStop => "certificate-stop",
             StickScreen::StartFailed => "start-failed",
             StickScreen::Crashed => "crashed",
@@ -146,6 +150,7 @@ impl StickScreen {
             StickScreen::NoNetwork => "SBS-NET-01",
             StickScreen::VpnConnecting => "SBS-VPN-01",
             StickScreen::VpnLost => "SBS-VPN-02",
+            StickScreen::VpnRefused => "SBS-VPN-03",
             StickScreen::CertificateStop => "SBS-CERT-01",
             StickScreen::StartFailed => "SBS-CONF-01",
             StickScreen::Crashed => "SBS-CONF-02",
@@ -172,6 +177,7 @@ impl StickScreen {
             | StickScreen::RefusedSecureBoot
             | StickScreen::RefusedOutdated
             | StickScreen::RefusedStorage
+            | StickScreen::VpnRefused
             | StickScreen::CertificateStop
             | StickScreen::StartFailed
             | StickScreen::Crashed

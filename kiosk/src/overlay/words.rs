@@ -79,6 +79,13 @@ pub const GERMAN: &[Words] = &[
          Netzwerkkabel.",
     ),
     (
+        "vpn-refused",
+        "Der Stick wird nicht eingelassen",
+        "Das VPN-Gateway Ihrer Organisation lehnt die Anmeldung dieses Sticks ab. Der \
+         Stick versucht es weiter, aber das behebt sich nicht von selbst.",
+        "Rufen Sie den Helpdesk an und nennen Sie den Code unten.",
+    ),
+    (
         "certificate-stop",
         "Gestoppt: Server nicht vertrauenswürdig",
         "Das Zertifikat des Konferenzservers stammt nicht von Ihrer Organisation. \
@@ -199,6 +206,13 @@ pub const ENGLISH: &[Words] = &[
         "The secure connection broke off. The conference is hidden until it is back; \
          nothing is sent unprotected.",
         "Please wait, the conference comes back by itself. Check the network cable.",
+    ),
+    (
+        "vpn-refused",
+        "The VPN does not let this stick in",
+        "Your organisation's VPN gateway refuses this stick's credentials. The stick \
+         keeps trying, but this will not clear by itself.",
+        "Call the helpdesk and give them the code below.",
     ),
     (
         "certificate-stop",

@@ -281,7 +281,8 @@ fn banner(policy: &SessionPolicy) -> &'static str {
 }
 
 /// While the conference network is not reachable: the screen for it (no link,
-/// connecting, or the tunnel lost when it was up before), one `waiting` line,
+/// credentials refused, connecting, or the tunnel lost when it was up before),
+/// one `waiting` line,
 /// then waits until it is.
 fn wait_for_network(reachable: &AtomicBool, display: &mut StickDisplay, was_up: bool) {
     if reachable.load(Ordering::SeqCst) {
@@ -292,10 +293,16 @@ fn wait_for_network(reachable: &AtomicBool, display: &mut StickDisplay, was_up: 
     });
     while !reachable.load(Ordering::SeqCst) {
         let link = crate::network::uplink::observe().is_ok_and(|uplink| uplink.link_up);
+        let refused = crate::network::watch::credentials_refused();
         let (screen, text) = match (link, was_up) {
             (false, _) => (
                 StickScreen::NoNetwork,
                 "No network: plug in a network cable. The connection starts by itself.",
+            ),
+            (true, _) if refused => (
+                StickScreen::VpnRefused,
+                "The VPN gateway refuses this stick's credentials.\n\n\
+                 The stick keeps trying, but this will not clear by itself: call the helpdesk.",
             ),
             (true, false) => (
                 StickScreen::VpnConnecting,

@@ -45,6 +45,7 @@ fn main() -> Result<()> {
         "bench-vpn-ipsec",
         Gateway::Ipsec {
             wrong_certificate: false,
+            refuses_stick: false,
         },
     )?;
     let wireguard = bring_up(

@@ -37,8 +37,13 @@ const WIREGUARD_PORT: u16 = 51820;
 /// Which gateway, and whether it presents the credential the image expects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Gateway {
-    /// strongSwan; `wrong_certificate`: a certificate from another CA.
-    Ipsec { wrong_certificate: bool },
+    /// strongSwan; `wrong_certificate`: a certificate from another CA;
+    /// `refuses_stick`: trusts another CA for its clients, so it answers the
+    /// stick's authentication with AUTHENTICATION_FAILED.
+    Ipsec {
+        wrong_certificate: bool,
+        refuses_stick: bool,
+    },
     /// WireGuard; `wrong_key`: a private key the image does not know.
     Wireguard { wrong_key: bool },
 }
@@ -274,7 +279,10 @@ impl NetLab {
     pub fn start_gateway(&mut self) -> Result<()> {
         self.stop_gateway();
         match self.gateway {
-            Gateway::Ipsec { wrong_certificate } => self.start_charon(wrong_certificate),
+            Gateway::Ipsec {
+                wrong_certificate,
+                refuses_stick,
+            } => self.start_charon(wrong_certificate, refuses_stick),
             Gateway::Wireguard { wrong_key } => self.start_wireguard(wrong_key),
         }
         .context("starting the VPN gateway")
@@ -288,7 +296,7 @@ impl NetLab {
         }
     }
 
-    fn start_charon(&mut self, wrong_certificate: bool) -> Result<()> {
+    fn start_charon(&mut self, wrong_certificate: bool, refuses_stick: bool) -> Result<()> {
         let dir = self.dir.path().join("charon");
         std::fs::create_dir_all(&dir).context("charon folder")?;
         let vici = dir.join("charon.vici");
@@ -297,6 +305,11 @@ impl NetLab {
             ("test-gateway-other.pem", "test-gateway-other.key")
         } else {
             ("test-gateway.pem", "test-gateway.key")
+        };
+        let clients_ca = if refuses_stick {
+            "test-other-ca.pem"
+        } else {
+            "test-ca.pem"
         };
         let conf = dir.join("strongswan.conf");
         std::fs::write(
@@ -311,7 +324,7 @@ impl NetLab {
         // swanctl's own layout beside its config: x509/, x509ca/, private/.
         for (folder, from, to) in [
             ("x509", cert, "gateway.pem"),
-            ("x509ca", "test-ca.pem", "ca.pem"),
+            ("x509ca", clients_ca, "ca.pem"),
             ("private", key, "gateway.key"),
         ] {
             let folder = dir.join(folder);
