@@ -11,7 +11,8 @@ use clap::{Parser, Subcommand};
 ///
 /// A first image: `image-builder keygen -o keys-prod --name org-manifest`, point
 /// `signing.manifest-key` of your config at the `.key`, then
-/// `image-builder build your.toml -o out` and `dd if=out/NAME-VERSION.raw of=/dev/sdX`.
+/// `image-builder build your.toml -o out` and
+/// `image-builder write out/NAME-VERSION.raw /dev/sdX --pubkey keys-prod/org-manifest.pub`.
 #[derive(Debug, Parser)]
 #[command(version, about, long_about)]
 struct Cli {
@@ -25,6 +26,7 @@ enum Command {
     Keygen(KeygenArgs),
     Verify(VerifyArgs),
     Inspect(InspectArgs),
+    Write(WriteArgs),
 }
 
 /// Build a disk image from a TOML config (see docs/config.md).
@@ -94,6 +96,33 @@ struct InspectArgs {
     /// The raw image (or the stick's device).
     image: PathBuf,
     /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Write an image onto a USB stick, safely: the image is verified first, the
+/// device is checked, the copy is read back and the stick verified.
+///
+/// DEVICE must be a whole removable disk (a USB stick, an SD card: `/dev/sdb`, not
+/// `/dev/sdb1`) with nothing on it mounted, or a loop device. Fixed disks, the
+/// host's own disks, and disks in use (mounted, swap, LVM, LUKS, RAID) are refused
+/// with the reason, before anything is written. `lsblk -o NAME,RM,TRAN,MODEL`
+/// shows which device is the stick.
+///
+/// Progress (bytes, rate, time left) goes to stderr; at the end the stick is read
+/// back past the page cache and its SHA-256 compared, then its partitions and ESP
+/// files are checked against the signed manifest, as `verify` does.
+/// Example: `image-builder write out/demo-0.1.0.raw /dev/sdb --pubkey keys/org.pub`.
+#[derive(Debug, clap::Args)]
+struct WriteArgs {
+    /// The raw image built by `build` (NAME-VERSION.raw).
+    image: PathBuf,
+    /// The stick's whole-disk device, e.g. /dev/sdb.
+    device: PathBuf,
+    /// The manifest public key (PEM): the image and the written stick must verify with it.
+    #[arg(long)]
+    pubkey: PathBuf,
+    /// Print the result as JSON on stdout (progress stays on stderr).
     #[arg(long)]
     json: bool,
 }
@@ -169,11 +198,9 @@ fn run(cli: Cli) -> Result<()> {
                 eprintln!("public key:  {}", public.display());
             }
         }
+        Command::Write(args) => write(&args)?,
         Command::Verify(args) => {
-            let pem = std::fs::read_to_string(&args.pubkey)
-                .with_context(|| format!("cannot read public key {}", args.pubkey.display()))?;
-            let key = stick_manifest::verifying_key_from_pem(&pem)
-                .with_context(|| format!("public key {}", args.pubkey.display()))?;
+            let key = read_pubkey(&args.pubkey)?;
             let verified = image_builder::commands::verify::verify_image(&args.image, &key)
                 .with_context(|| format!("{} does NOT verify", args.image.display()))?;
             let m = &verified.manifest;
@@ -202,6 +229,53 @@ fn run(cli: Cli) -> Result<()> {
                 print!("{}", image_builder::commands::inspect::render(&inspection));
             }
         }
+    }
+    Ok(())
+}
+
+/// The manifest public key (PEM) at `path`.
+fn read_pubkey(path: &std::path::Path) -> Result<stick_manifest::ManifestVerifyingKey> {
+    let pem = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read public key {}", path.display()))?;
+    stick_manifest::verifying_key_from_pem(&pem)
+        .with_context(|| format!("public key {}", path.display()))
+}
+
+fn write(args: &WriteArgs) -> Result<()> {
+    use std::io::{IsTerminal, Write};
+    let key = read_pubkey(&args.pubkey)?;
+    let terminal = std::io::stderr().is_terminal();
+    let mut progress = |p: &image_builder::commands::write::Progress| {
+        // A terminal gets one line that updates; a log gets one line per report.
+        let end = if terminal && p.done < p.total {
+            "\r"
+        } else {
+            "\n"
+        };
+        eprint!("{}{end}", p.line());
+        let _ = std::io::stderr().flush();
+    };
+    let report = image_builder::commands::write::write_stick(
+        &args.image,
+        &args.device,
+        &key,
+        &mut progress,
+    )?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "OK {}: {} {} written ({} bytes, {:.1} MiB/s), read back identical (SHA-256 {}), \
+             {} partitions and {} ESP files match the signed manifest",
+            report.device,
+            report.image_name,
+            report.image_version,
+            report.bytes,
+            report.mib_per_second,
+            report.sha256,
+            report.partitions_checked,
+            report.esp_files_checked
+        );
     }
     Ok(())
 }

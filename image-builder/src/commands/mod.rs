@@ -2,8 +2,10 @@
 //!
 //! - `verify`: the manifest's signature, then every hash against the image;
 //! - `inspect`: what an image holds, without trusting it;
-//! - `keygen`: a new manifest signing key pair.
+//! - `keygen`: a new manifest signing key pair;
+//! - `write`: an image onto a USB stick, checked before and read back after.
 
 pub mod inspect;
 pub mod keygen;
 pub mod verify;
+pub mod write;

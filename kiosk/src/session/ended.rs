@@ -6,9 +6,6 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use crate::overlay::screens::StickScreen;
-use crate::session::stick_display::StickDisplay;
-
 /// Set by the overlay's answer on the "conference ended" screen.
 static REJOIN: AtomicBool = AtomicBool::new(false);
 
@@ -22,15 +19,12 @@ pub fn answered(yes: bool) {
     }
 }
 
-/// Shows the "conference ended" screen and waits: true when the person joins
-/// again, false when they chose to leave (the PC is switching off).
-pub fn offer_rejoin(display: &mut StickDisplay) -> bool {
+/// Waits for the person's answer on the "conference ended" screen (the caller
+/// has just asked for it): true when they join again, false when they chose to
+/// leave (the PC is switching off).
+pub fn wait_for_rejoin() -> bool {
     // An Enter from before this screen showed does not count.
     REJOIN.store(false, Ordering::SeqCst);
-    display.show(
-        StickScreen::Ended,
-        "The conference has ended.\n\nPress Enter to join again, or F10 to switch off.",
-    );
     loop {
         if crate::session::leave::is_leaving() {
             return false;

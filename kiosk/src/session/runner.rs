@@ -409,7 +409,11 @@ fn after_run(
         }
         RunEnd::Ended { url } => {
             emit(&SessionEvent::Ended { url });
-            let rejoin = crate::session::ended::offer_rejoin(display);
+            display.show(
+                StickScreen::Ended,
+                "The conference has ended.\n\nPress Enter to join again, or F10 to switch off.",
+            );
+            let rejoin = crate::session::ended::wait_for_rejoin();
             if rejoin {
                 emit(&SessionEvent::Rejoining);
             }
