@@ -27,6 +27,7 @@ enum Command {
     Verify(VerifyArgs),
     Inspect(InspectArgs),
     Write(WriteArgs),
+    Personalize(PersonalizeArgs),
 }
 
 /// Build a disk image from a TOML config (see docs/config.md).
@@ -112,6 +113,8 @@ struct InspectArgs {
 /// Progress (bytes, rate, time left) goes to stderr; at the end the stick is read
 /// back past the page cache and its SHA-256 compared, then its partitions and ESP
 /// files are checked against the signed manifest, as `verify` does.
+/// With `--stick-id` and a credential (as `personalize` takes them) the stick is
+/// personalised right after.
 /// Example: `image-builder write out/demo-0.1.0.raw /dev/sdb --pubkey keys/org.pub`.
 #[derive(Debug, clap::Args)]
 struct WriteArgs {
@@ -122,9 +125,89 @@ struct WriteArgs {
     /// The manifest public key (PEM): the image and the written stick must verify with it.
     #[arg(long)]
     pubkey: PathBuf,
+    /// Personalise the stick after writing it (as `personalize` does).
+    #[command(flatten)]
+    credential: CredentialArgs,
     /// Print the result as JSON on stdout (progress stays on stderr).
     #[arg(long)]
     json: bool,
+}
+
+/// Give one stick its own VPN credential: a partition of its own behind the
+/// image's, which the stick's kiosk reads at boot (only from the disk it booted
+/// from). The signed partitions are not touched: the stick still verifies.
+///
+/// The image must leave the credential out (no `client-key`/`private-key` in
+/// `[vpn]`; docs/keys.md). IPsec: `--client-cert` and `--client-key`, issued by
+/// the organisation's CA for this stick (the gateway's log names the
+/// certificate). WireGuard: `--wireguard-key` (as `wg genkey` prints) and
+/// `--wireguard-address` (this stick's /32 in the tunnel); add its public key as
+/// a peer at the gateway. Personalising again replaces the credential.
+/// TARGET is the written stick (`/dev/sdb`, checked like `write` checks it) or an
+/// image file (it grows by a few MiB).
+/// Example: `image-builder personalize /dev/sdb --stick-id stick-0042
+/// --client-cert stick-0042.pem --client-key stick-0042.key`.
+#[derive(Debug, clap::Args)]
+struct PersonalizeArgs {
+    /// The written stick's whole-disk device, or an image file.
+    target: PathBuf,
+    #[command(flatten)]
+    credential: CredentialArgs,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// One stick's credential, as `personalize` and `write` take it.
+#[derive(Debug, clap::Args)]
+struct CredentialArgs {
+    /// This stick's name (1-64 letters, digits, `.`, `_`, `-`), shown on the
+    /// stick's console line and in the admin's records.
+    #[arg(long)]
+    stick_id: Option<String>,
+    /// IPsec: this stick's certificate (PEM).
+    #[arg(long, requires = "client_key", conflicts_with = "wireguard_key")]
+    client_cert: Option<PathBuf>,
+    /// IPsec: this stick's private key (PEM).
+    #[arg(long, requires = "client_cert")]
+    client_key: Option<PathBuf>,
+    /// WireGuard: file with this stick's private key.
+    #[arg(long, requires = "wireguard_address")]
+    wireguard_key: Option<PathBuf>,
+    /// WireGuard: this stick's address in the tunnel, e.g. 10.99.1.7/32.
+    #[arg(long, requires = "wireguard_key")]
+    wireguard_address: Option<String>,
+}
+
+impl CredentialArgs {
+    /// The credential, read and checked; `None` when no option names one.
+    fn read(&self) -> Result<Option<stick_manifest::personal::StickCredential>> {
+        use image_builder::commands::personalize::{read_credential, CredentialFiles};
+        let files = match (
+            &self.client_cert,
+            &self.client_key,
+            &self.wireguard_key,
+            &self.wireguard_address,
+        ) {
+            (None, None, None, None) if self.stick_id.is_none() => return Ok(None),
+            (Some(certificate), Some(key), None, None) => CredentialFiles::Ipsec {
+                certificate: certificate.clone(),
+                key: key.clone(),
+            },
+            (None, None, Some(key), Some(address)) => CredentialFiles::Wireguard {
+                key: key.clone(),
+                address: address.clone(),
+            },
+            _ => anyhow::bail!(
+                "name the stick's credential: --client-cert and --client-key (IPsec), or \
+                 --wireguard-key and --wireguard-address (WireGuard)"
+            ),
+        };
+        let Some(stick_id) = &self.stick_id else {
+            anyhow::bail!("name the stick: --stick-id (letters, digits, `.`, `_`, `-`)");
+        };
+        read_credential(stick_id, &files).map(Some)
+    }
 }
 
 fn main() -> ExitCode {
@@ -199,6 +282,7 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Write(args) => write(&args)?,
+        Command::Personalize(args) => personalize(args)?,
         Command::Verify(args) => {
             let key = read_pubkey(&args.pubkey)?;
             let verified = image_builder::commands::verify::verify_image(&args.image, &key)
@@ -244,6 +328,11 @@ fn read_pubkey(path: &std::path::Path) -> Result<stick_manifest::ManifestVerifyi
 fn write(args: &WriteArgs) -> Result<()> {
     use std::io::{IsTerminal, Write};
     let key = read_pubkey(&args.pubkey)?;
+    // A bad credential, or one the image does not take, stops before anything is written.
+    let credential = args.credential.read()?;
+    if let Some(credential) = &credential {
+        image_builder::commands::personalize::check_image(&args.image, credential)?;
+    }
     let terminal = std::io::stderr().is_terminal();
     let mut progress = |p: &image_builder::commands::write::Progress| {
         // A terminal gets one line that updates; a log gets one line per report.
@@ -261,8 +350,17 @@ fn write(args: &WriteArgs) -> Result<()> {
         &key,
         &mut progress,
     )?;
+    let personalized = match &credential {
+        Some(credential) => Some(
+            image_builder::commands::personalize::personalize(&args.device, credential)
+                .with_context(|| format!("{} was written but not personalised", report.device))?,
+        ),
+        None => None,
+    };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        let mut json = serde_json::to_value(&report)?;
+        json["personalized"] = serde_json::to_value(&personalized)?;
+        println!("{}", serde_json::to_string_pretty(&json)?);
     } else {
         println!(
             "OK {}: {} {} written ({} bytes, {:.1} MiB/s), read back identical (SHA-256 {}), \
@@ -275,6 +373,41 @@ fn write(args: &WriteArgs) -> Result<()> {
             report.sha256,
             report.partitions_checked,
             report.esp_files_checked
+        );
+        if let Some(done) = &personalized {
+            println!(
+                "OK {}: stick {} personalised ({} credential in partition {})",
+                report.device, done.stick_id, done.tunnel, done.partition_number
+            );
+        }
+    }
+    Ok(())
+}
+
+fn personalize(args: PersonalizeArgs) -> Result<()> {
+    use image_builder::commands::personalize;
+    let Some(credential) = args.credential.read()? else {
+        anyhow::bail!(
+            "name the stick and its credential: --stick-id with --client-cert and \
+             --client-key (IPsec), or with --wireguard-key and --wireguard-address (WireGuard)"
+        );
+    };
+    let report = personalize::personalize(&args.target, &credential)
+        .with_context(|| format!("cannot personalise {}", args.target.display()))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "OK {}: stick {} personalised ({} credential in partition {}{})",
+            report.target.display(),
+            report.stick_id,
+            report.tunnel,
+            report.partition_number,
+            if report.replaced {
+                ", replacing the one before"
+            } else {
+                ""
+            }
         );
     }
     Ok(())

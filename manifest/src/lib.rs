@@ -13,6 +13,7 @@ pub mod https_url;
 pub mod initrd;
 pub mod language;
 pub mod network;
+pub mod personal;
 pub mod session;
 
 pub use language::Language;
@@ -64,6 +65,11 @@ pub struct Manifest {
     /// image: it also says so on screen).
     #[serde(default)]
     pub test_fake_capture: bool,
+    /// The tunnel whose credential each stick of this image carries in its own
+    /// partition (`image-builder personalize`); `None`: the image needs none (no
+    /// VPN, or a TEST image that carries one for every stick).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub personal_credential: Option<network::TunnelKind>,
 }
 
 /// Path of the kiosk's boot policy inside the image (under the verity root).
@@ -273,6 +279,7 @@ mod tests {
             kernel_filesystems: vec![],
             uki_signer: None,
             test_fake_capture: false,
+            personal_credential: None,
         }
     }
 

@@ -132,6 +132,10 @@ pub struct NetworkPolicy {
     /// traffic; its server must chain to [`CHECK_CA_PATH`].
     pub check_url: Option<String>,
     pub ipv6: bool,
+    /// Each stick carries its own credential in its personal partition
+    /// ([`crate::personal`]); false: a TEST image holds one for every stick.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub personal: bool,
 }
 
 /// The egress table's named counters of UDP packets through the tunnel (the

@@ -232,3 +232,185 @@ fn wireguard_wrong_gateway_key() {
         "no handshake",
     );
 }
+
+/// The personal test image (no credential in it), and a copy of it personalised
+/// with `fixture` (qemu-tests/fixtures/vpn/FIXTURE.pem and .key) as `stick_id`.
+fn personal_stick(dir: &std::path::Path, stick_id: &str, fixture: &str) -> std::path::PathBuf {
+    let built = qemu_tests::built_image(PERSONAL_IMAGE.0, PERSONAL_IMAGE.1).ok_or_panic();
+    let copy = dir.join(format!("{stick_id}.raw"));
+    std::fs::copy(&built.image, &copy).expect("copy of the personal image");
+    let fixtures = qemu_tests::workspace_root().join("qemu-tests/fixtures/vpn");
+    let bin = qemu_tests::ensure_release_binaries().ok_or_panic();
+    let out = qemu_tests::run_tool(
+        std::process::Command::new(bin.join("image-builder"))
+            .arg("personalize")
+            .arg(&copy)
+            .args(["--stick-id", stick_id, "--json", "--client-cert"])
+            .arg(fixtures.join(format!("{fixture}.pem")))
+            .arg("--client-key")
+            .arg(fixtures.join(format!("{fixture}.key"))),
+    )
+    .ok_or_panic();
+    let report: serde_json::Value = serde_json::from_str(&out).expect("--json");
+    assert_eq!(report["stick-id"], stick_id, "{out}");
+    assert_eq!(report["tunnel"], "ipsec", "{out}");
+    copy
+}
+
+/// The image of personal sticks: IPsec, no client credential (config, output folder).
+const PERSONAL_IMAGE: (&str, &str) = (
+    "qemu-tests/configs/ipsec-personal.toml",
+    "vpn-ipsec-personal",
+);
+
+/// Two sticks personalised from one signed image connect with their own
+/// certificates (the gateway's log names both); a stick never personalised gets
+/// no network at all. Nothing leaks.
+#[test]
+fn personal_sticks_connect_with_their_own_identity() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ipsec = Gateway::Ipsec {
+        wrong_certificate: false,
+        refuses_stick: false,
+    };
+    for (stick_id, fixture, subject) in [
+        ("stick-a", "test-stick-a", "CN=stick-a.test"),
+        ("stick-b", "test-stick-b", "CN=stick-b.test"),
+    ] {
+        let image = personal_stick(dir.path(), stick_id, fixture);
+        let name = format!("vpn-personal-{stick_id}");
+        let mut s = VpnSession::start_on(&name, ipsec, true, &image, |_| {}).ok_or_panic();
+        let credential = s
+            .wait_net(
+                0,
+                qemu_tests::lab::vpn_session::BOOT_TIMEOUT,
+                "the credential",
+                |n| n.state == "credential",
+            )
+            .ok_or_panic();
+        assert_eq!(credential.stick_id.as_deref(), Some(stick_id));
+        let up = s
+            .wait_net(credential.uptime_ms, NET_TIMEOUT, "tunnel-up", |n| {
+                n.state == "tunnel-up"
+            })
+            .ok_or_panic();
+        s.wait_net(up.uptime_ms, NET_TIMEOUT, "reachable", |n| {
+            n.state == "reachable"
+        })
+        .ok_or_panic();
+        let charon = s.lab.log("charon.log");
+        assert!(
+            charon.contains(subject),
+            "{name}: the gateway's log does not name {subject}"
+        );
+        let report = judged(s);
+        println!(
+            "{name}: credential from {:?}, tunnel up at {:?}, gateway saw {subject}; {report}",
+            credential.partition, up.inner_address
+        );
+    }
+    // The same image, never personalised: no credential, no network.
+    let built = qemu_tests::built_image(PERSONAL_IMAGE.0, PERSONAL_IMAGE.1).ok_or_panic();
+    let mut s =
+        VpnSession::start_on("vpn-personal-none", ipsec, true, &built.image, |_| {}).ok_or_panic();
+    let disabled = s
+        .wait_net(
+            0,
+            qemu_tests::lab::vpn_session::BOOT_TIMEOUT,
+            "disabled",
+            |n| n.state == "disabled",
+        )
+        .ok_or_panic();
+    let reason = disabled.reason.unwrap_or_default();
+    assert!(reason.contains("never personalised"), "{reason}");
+    std::thread::sleep(Duration::from_secs(10));
+    let report = s.power_off_and_judge().ok_or_panic();
+    assert!(
+        report.leaks.is_empty() && report.sent_by_guest == 0,
+        "a stick without a credential sent packets: {report}"
+    );
+    println!("vpn-personal-none: {reason}; {report}");
+}
+
+/// What a scan of an image's root, ESP and manifest finds that looks like a
+/// private key: PEM private keys, and the WireGuard test key's text.
+fn private_keys_in(image: &std::path::Path) -> Vec<String> {
+    use image_builder::disk::gpt::{GptTable, ROOT_X86_64_TYPE};
+    use std::io::{Read, Seek, SeekFrom};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut file = std::fs::File::open(image).expect("image");
+    let table = GptTable::read_from(&mut file).expect("gpt");
+    let root = table.find(ROOT_X86_64_TYPE).expect("root partition");
+    let mut squashfs = vec![0u8; root.size() as usize];
+    file.seek(SeekFrom::Start(root.offset())).expect("seek");
+    file.read_exact(&mut squashfs).expect("root");
+    let squashfs_path = dir.path().join("root.sqfs");
+    std::fs::write(&squashfs_path, &squashfs).expect("root copy");
+    let tree = dir.path().join("root");
+    qemu_tests::run_tool(
+        std::process::Command::new("rdsquashfs")
+            .args(["--unpack-path", "/", "--no-dev", "--no-sock", "--no-fifo"])
+            .args(["--no-slink", "--unpack-root"])
+            .arg(&tree)
+            .arg(&squashfs_path),
+    )
+    .ok_or_panic();
+    let wireguard_key = std::fs::read_to_string(
+        qemu_tests::workspace_root().join("qemu-tests/fixtures/vpn/test-wg-client.key"),
+    )
+    .expect("wg test key");
+    let looks_like_key = |bytes: &[u8]| {
+        let text = String::from_utf8_lossy(bytes);
+        text.contains("PRIVATE KEY-----") || text.contains(wireguard_key.trim())
+    };
+    let mut found = Vec::new();
+    let mut stack = vec![tree.clone()];
+    while let Some(path) = stack.pop() {
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if meta.is_dir() {
+            stack.extend(
+                std::fs::read_dir(&path)
+                    .expect("dir")
+                    .flatten()
+                    .map(|e| e.path()),
+            );
+        } else if meta.is_file() && std::fs::read(&path).is_ok_and(|b| looks_like_key(&b)) {
+            found.push(
+                path.strip_prefix(&tree)
+                    .expect("inside")
+                    .display()
+                    .to_string(),
+            );
+        }
+    }
+    let esp = image_builder::commands::verify::read_esp(image).expect("ESP");
+    for esp_file in &esp.files {
+        if looks_like_key(&esp_file.contents) {
+            found.push(format!("ESP {}", esp_file.path));
+        }
+    }
+    found.sort();
+    found
+}
+
+/// A scan finds the shared key of a TEST image that carries one (so it can find
+/// keys), and no private key in the personal image's root, ESP or manifest.
+#[test]
+fn a_personal_image_holds_no_private_key() {
+    let shared =
+        qemu_tests::built_image("qemu-tests/configs/ipsec.toml", "vpn-ipsec").ok_or_panic();
+    let in_shared = private_keys_in(&shared.image);
+    assert!(
+        in_shared.iter().any(|f| f.contains("stick-client.key")),
+        "the scan does not find the TEST image's shared key: {in_shared:?}"
+    );
+    let personal = qemu_tests::built_image(PERSONAL_IMAGE.0, PERSONAL_IMAGE.1).ok_or_panic();
+    let in_personal = private_keys_in(&personal.image);
+    assert!(
+        in_personal.is_empty(),
+        "private keys in the personal image: {in_personal:?}"
+    );
+    println!("private keys: the shared TEST image holds {in_shared:?}; the personal image none");
+}

@@ -171,6 +171,41 @@ fn write_puts_the_image_on_a_loop_device_and_refuses_disks_in_use() {
     );
     println!("write: {error}");
 
+    // A credential the image does not take (the demo has no VPN): refused before
+    // anything is written.
+    let before = sha256_of(&busy_file, image_len);
+    let fixtures = qemu_tests::workspace_root().join("qemu-tests/fixtures/vpn");
+    let bin = qemu_tests::ensure_release_binaries().expect("release binaries");
+    let output = Command::new(bin.join("image-builder"))
+        .arg("write")
+        .arg(&built.image)
+        .arg(&busy.device)
+        .arg("--pubkey")
+        .arg(qemu_tests::workspace_root().join("keys/test-manifest-signing.pub"))
+        .args(["--stick-id", "stick-a", "--client-cert"])
+        .arg(fixtures.join("test-stick-a.pem"))
+        .arg("--client-key")
+        .arg(fixtures.join("test-stick-a.key"))
+        .output()
+        .expect("run image-builder write");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success() && stderr.contains("takes no personal credential"),
+        "a credential for an image without a VPN was not refused:\n{stderr}"
+    );
+    assert_eq!(
+        sha256_of(&busy_file, image_len),
+        before,
+        "the device was written although the credential was refused"
+    );
+    println!(
+        "write: {}",
+        stderr
+            .lines()
+            .find(|l| l.starts_with("error:"))
+            .unwrap_or_default()
+    );
+
     // Too small: refused before anything is written.
     let small_file = dir.path().join("small.img");
     marked_file(&small_file, 1 << 20);

@@ -115,6 +115,11 @@ fn manifest(inputs: &BuildInputs, built: &Described) -> Manifest {
         kernel_filesystems: built.root.pruning.kept_filesystems.clone(),
         uki_signer: built.uki.signer.clone(),
         test_fake_capture: loaded.session.as_ref().is_some_and(|s| s.test_capture()),
+        personal_credential: loaded
+            .network
+            .as_ref()
+            .filter(|n| n.personal)
+            .map(|n| n.tunnel),
     }
 }
 

@@ -114,5 +114,19 @@ pub fn render(i: &Inspection) -> String {
         )),
         None => out.push_str("manifest: none readable\n"),
     }
+    if let Some(kind) = i.manifest.as_ref().and_then(|m| m.personal_credential) {
+        let personalised = i
+            .partitions
+            .iter()
+            .any(|p| p.type_uuid == stick_manifest::personal::PERSONAL_TYPE_UUID);
+        out.push_str(&format!(
+            "personal credential: {kind:?} expected, {}\n",
+            if personalised {
+                "this stick (or file) is personalised"
+            } else {
+                "NOT personalised (image-builder personalize)"
+            }
+        ));
+    }
     out
 }

@@ -50,6 +50,11 @@ pub struct VpnSection {
     pub ipsec: Option<IpsecSection>,
     #[serde(default)]
     pub wireguard: Option<WireguardSection>,
+    /// TEST images only: the stick's private key (and certificate or address) in
+    /// the image itself, shared by every stick written from it. Real images leave
+    /// the credential out; `image-builder personalize` gives each stick its own.
+    #[serde(default)]
+    pub test_credential_in_image: bool,
 }
 
 /// `[vpn.ipsec]`: IKEv2 with X.509 certificates (strongSwan).
@@ -61,10 +66,13 @@ pub struct IpsecSection {
     /// Identity the gateway's certificate must carry (a subjectAltName DNS name or
     /// the subject DN).
     pub gateway_id: String,
-    /// The stick's certificate (PEM).
-    pub client_cert: PathBuf,
-    /// Its private key (PEM).
-    pub client_key: PathBuf,
+    /// TEST images only (with `vpn.test-credential-in-image`): the stick's
+    /// certificate (PEM). Real sticks get theirs from `image-builder personalize`.
+    #[serde(default)]
+    pub client_cert: Option<PathBuf>,
+    /// TEST images only: its private key (PEM).
+    #[serde(default)]
+    pub client_key: Option<PathBuf>,
     /// Send ESP inside UDP 4500 always (NAT-T), so raw ESP never needs to pass the
     /// PC's network; the egress policy then allows no IP protocol 50.
     #[serde(default = "default_true")]
@@ -79,10 +87,14 @@ pub struct WireguardSection {
     pub port: u16,
     /// The gateway's public key (base64, as `wg pubkey` prints it).
     pub gateway_public_key: String,
-    /// File holding the stick's private key (base64, as `wg genkey` prints it).
-    pub private_key: PathBuf,
-    /// The stick's address inside the tunnel, CIDR (`10.99.1.2/32`).
-    pub address: String,
+    /// TEST images only (with `vpn.test-credential-in-image`): file holding the
+    /// stick's private key (base64, as `wg genkey` prints it). Real sticks get
+    /// theirs from `image-builder personalize`.
+    #[serde(default)]
+    pub private_key: Option<PathBuf>,
+    /// TEST images only: the stick's address inside the tunnel (`10.99.1.2/32`).
+    #[serde(default)]
+    pub address: Option<String>,
     /// Seconds between keepalives (keeps NAT mappings open); 0 turns them off.
     #[serde(default = "default_keepalive")]
     pub keepalive: u16,
@@ -181,6 +193,7 @@ impl VpnSection {
                 "`check-ca` is set but `check-url` is not: name the URL to fetch".into(),
             ));
         }
+        let personal = self.personal()?;
         let (gateway_udp_ports, gateway_esp) = match (&self.ipsec, &self.wireguard) {
             (Some(ipsec), _) => {
                 validate_ipsec(ipsec)?;
@@ -201,7 +214,62 @@ impl VpnSection {
             dns,
             check_url: self.check_url.clone(),
             ipv6: network.ipv6,
+            personal,
         })
+    }
+
+    /// Whether each stick carries its own credential (true), or the image holds
+    /// one for all (a TEST image, which must say so).
+    fn personal(&self) -> Result<bool, Invalid> {
+        let (in_image, key, what) = match (&self.ipsec, &self.wireguard) {
+            (Some(ipsec), _) => (
+                both_or_neither(
+                    ("vpn.ipsec.client-cert", ipsec.client_cert.is_some()),
+                    ("vpn.ipsec.client-key", ipsec.client_key.is_some()),
+                )?,
+                "vpn.ipsec.client-key",
+                "a certificate and private key",
+            ),
+            (_, Some(wireguard)) => (
+                both_or_neither(
+                    ("vpn.wireguard.private-key", wireguard.private_key.is_some()),
+                    ("vpn.wireguard.address", wireguard.address.is_some()),
+                )?,
+                "vpn.wireguard.private-key",
+                "a private key and address",
+            ),
+            (None, None) => return Ok(true),
+        };
+        match (in_image, self.test_credential_in_image) {
+            (true, true) => Ok(false),
+            (false, false) => Ok(true),
+            (true, false) => Err((
+                key,
+                format!(
+                    "{what} in the image would be shared by every stick written from it \
+                     (anyone holding one stick for a minute can copy it, and one lost stick \
+                     revokes them all): leave it out and give each stick its own with \
+                     `image-builder personalize` (docs/keys.md). For TEST images only, \
+                     vpn.test-credential-in-image = true keeps it"
+                ),
+            )),
+            (false, true) => Err((
+                "vpn.test-credential-in-image",
+                format!("is set, but the config names no {what} to put into the image"),
+            )),
+        }
+    }
+}
+
+/// Two keys that come together; true when both are there.
+fn both_or_neither(
+    (first, has_first): (&'static str, bool),
+    (second, has_second): (&'static str, bool),
+) -> Result<bool, Invalid> {
+    match (has_first, has_second) {
+        (true, false) => Err((first, format!("needs {second} as well"))),
+        (false, true) => Err((second, format!("needs {first} as well"))),
+        (both, _) => Ok(both),
     }
 }
 
@@ -292,10 +360,11 @@ fn validate_wireguard(wireguard: &WireguardSection) -> Result<(), Invalid> {
             ),
         ));
     }
-    wireguard
-        .address
-        .parse::<Ipv4Net>()
-        .map_err(|e| ("vpn.wireguard.address", e))?;
+    if let Some(address) = &wireguard.address {
+        address
+            .parse::<Ipv4Net>()
+            .map_err(|e| ("vpn.wireguard.address", e))?;
+    }
     Ok(())
 }
 
@@ -309,6 +378,7 @@ inner-networks = ["10.99.0.0/24"]
 dns = ["10.99.0.53"]
 check-url = "https://10.99.0.10/"
 check-ca = "ca.pem"
+test-credential-in-image = true
 [ipsec]
 gateway-ca = "gw-ca.pem"
 gateway-id = "gateway.test"
@@ -319,6 +389,7 @@ client-key = "client.key"
     const WIREGUARD: &str = r#"
 gateway = "198.51.100.1"
 inner-networks = ["10.99.0.0/24", "10.98.0.0/16"]
+test-credential-in-image = true
 [wireguard]
 gateway-public-key = "HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw="
 private-key = "wg.key"
@@ -395,6 +466,62 @@ address = "10.99.1.2/32"
             let err = result.expect_err(to);
             assert!(err.starts_with(&format!("{key}: ")), "{to}: {err}");
         }
+    }
+
+    #[test]
+    fn credentials_stay_out_of_the_image_unless_a_test_image_says_so() {
+        let ipsec_personal = IPSEC
+            .replace("test-credential-in-image = true\n", "")
+            .replace(
+                "client-cert = \"client.pem\"\nclient-key = \"client.key\"\n",
+                "",
+            );
+        let wireguard_personal = WIREGUARD
+            .replace("test-credential-in-image = true\n", "")
+            .replace("private-key = \"wg.key\"\naddress = \"10.99.1.2/32\"\n", "");
+        let no_switch = |text: &str| text.replace("test-credential-in-image = true\n", "");
+        let cases: Vec<(&str, String, Result<bool, &str>)> = vec![
+            ("ipsec, personal", ipsec_personal.clone(), Ok(true)),
+            ("wireguard, personal", wireguard_personal.clone(), Ok(true)),
+            ("ipsec, test image", IPSEC.to_string(), Ok(false)),
+            ("wireguard, test image", WIREGUARD.to_string(), Ok(false)),
+            (
+                "ipsec key without the switch",
+                no_switch(IPSEC),
+                Err("vpn.ipsec.client-key"),
+            ),
+            (
+                "wireguard key without the switch",
+                no_switch(WIREGUARD),
+                Err("vpn.wireguard.private-key"),
+            ),
+            (
+                "the switch without a credential",
+                ipsec_personal.replace("[ipsec]", "test-credential-in-image = true\n[ipsec]"),
+                Err("vpn.test-credential-in-image"),
+            ),
+            (
+                "a certificate without its key",
+                IPSEC.replace("client-key = \"client.key\"\n", ""),
+                Err("vpn.ipsec.client-cert"),
+            ),
+            (
+                "an address without a key",
+                WIREGUARD.replace("private-key = \"wg.key\"\n", ""),
+                Err("vpn.wireguard.address"),
+            ),
+        ];
+        for (name, text, want) in cases {
+            let got = section(&text)
+                .policy(&NetworkSection::default())
+                .map(|p| p.personal)
+                .map_err(|(key, _)| key);
+            assert_eq!(got, want, "{name}");
+        }
+        let (_, message) = section(&no_switch(IPSEC))
+            .policy(&NetworkSection::default())
+            .expect_err("refused");
+        assert!(message.contains("image-builder personalize"), "{message}");
     }
 
     #[test]

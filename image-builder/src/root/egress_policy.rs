@@ -162,6 +162,7 @@ mod tests {
             dns: vec![Ipv4Addr::new(10, 99, 0, 53)],
             check_url: None,
             ipv6: false,
+            personal: false,
         }
     }
 

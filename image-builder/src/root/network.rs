@@ -59,7 +59,10 @@ impl Credential {
 /// The credentials a `[vpn]` names, checked.
 #[derive(Debug, Default)]
 pub struct VpnCredentials {
-    ipsec: Option<[Credential; 3]>,
+    ipsec_ca: Option<Credential>,
+    /// TEST images only: the stick's certificate and key, in the image.
+    ipsec_client: Option<[Credential; 2]>,
+    /// TEST images only: the stick's WireGuard key, in the image.
     wireguard_key: Option<Credential>,
     check_ca: Option<Credential>,
 }
@@ -74,9 +77,13 @@ impl VpnCredentials {
         if let Some(ipsec) = &vpn.ipsec {
             let ca = Credential::read(loaded, "vpn.ipsec.gateway-ca", &ipsec.gateway_ca)?;
             ca.expect_pem("CERTIFICATE", "a PEM certificate")?;
-            let cert = Credential::read(loaded, "vpn.ipsec.client-cert", &ipsec.client_cert)?;
+            credentials.ipsec_ca = Some(ca);
+            let (Some(cert), Some(key)) = (&ipsec.client_cert, &ipsec.client_key) else {
+                return credentials.with_check_ca(loaded);
+            };
+            let cert = Credential::read(loaded, "vpn.ipsec.client-cert", cert)?;
             cert.expect_pem("CERTIFICATE", "a PEM certificate")?;
-            let key = Credential::read(loaded, "vpn.ipsec.client-key", &ipsec.client_key)?;
+            let key = Credential::read(loaded, "vpn.ipsec.client-key", key)?;
             // PRIVATE KEY, EC PRIVATE KEY, RSA PRIVATE KEY, ENCRYPTED PRIVATE KEY.
             if !String::from_utf8_lossy(&key.bytes).contains("PRIVATE KEY-----") {
                 bail!("{} is not a PEM private key", key.describe());
@@ -91,11 +98,10 @@ impl VpnCredentials {
                     cert.describe()
                 );
             }
-            credentials.ipsec = Some([ca, cert, key]);
+            credentials.ipsec_client = Some([cert, key]);
         }
-        if let Some(wireguard) = &vpn.wireguard {
-            let key =
-                Credential::read(loaded, "vpn.wireguard.private-key", &wireguard.private_key)?;
+        if let Some(path) = vpn.wireguard.as_ref().and_then(|w| w.private_key.as_ref()) {
+            let key = Credential::read(loaded, "vpn.wireguard.private-key", path)?;
             let text = String::from_utf8_lossy(&key.bytes);
             if crate::config::wireguard_key::decode(&text).is_none() {
                 bail!(
@@ -106,27 +112,36 @@ impl VpnCredentials {
             }
             credentials.wireguard_key = Some(key);
         }
-        if let Some(check_ca) = &vpn.check_ca {
+        credentials.with_check_ca(loaded)
+    }
+
+    /// Adds `vpn.check-ca`, checked.
+    fn with_check_ca(mut self, loaded: &LoadedConfig) -> Result<VpnCredentials> {
+        if let Some(check_ca) = loaded.config.vpn.as_ref().and_then(|v| v.check_ca.as_ref()) {
             let ca = Credential::read(loaded, "vpn.check-ca", check_ca)?;
             ca.expect_pem("CERTIFICATE", "a PEM certificate")?;
-            credentials.check_ca = Some(ca);
+            self.check_ca = Some(ca);
         }
-        Ok(credentials)
+        Ok(self)
     }
 }
 
 /// The public key of a certificate (`x509`) or private key (`pkey`), as PEM.
 fn public_key_of(kind: &str, credential: &Credential) -> Result<String> {
+    public_key_pem(kind, &credential.path)
+        .with_context(|| format!("openssl cannot read {}", credential.describe()))
+}
+
+/// The public key of the certificate (`x509`) or private key (`pkey`) at `path`, as PEM.
+pub(crate) fn public_key_pem(kind: &str, path: &Path) -> Result<String> {
     let mut command = Command::new("openssl");
-    command.arg(kind).arg("-in").arg(&credential.path);
+    command.arg(kind).arg("-in").arg(path);
     if kind == "x509" {
         command.args(["-noout", "-pubkey"]);
     } else {
         command.arg("-pubout");
     }
-    command
-        .run_capture()
-        .with_context(|| format!("openssl cannot read {}", credential.describe()))
+    Ok(command.run_capture()?)
 }
 
 /// Writes the egress policy and, with a `[vpn]`, everything the tunnel needs.
@@ -177,11 +192,11 @@ pub fn install(
         tc::uplink_network(policy.ipv6).as_bytes(),
         0o644,
     )?;
-    if let (Some(ipsec), Some(files)) = (ipsec, &credentials.ipsec) {
-        install_ipsec(root, policy, ipsec, files)?;
+    if let (Some(ipsec), Some(ca)) = (ipsec, &credentials.ipsec_ca) {
+        install_ipsec(root, policy, ipsec, ca, credentials.ipsec_client.as_ref())?;
     }
-    if let (Some(wireguard), Some(key)) = (&vpn.wireguard, &credentials.wireguard_key) {
-        install_wireguard(root, policy, wireguard, key)?;
+    if let Some(wireguard) = &vpn.wireguard {
+        install_wireguard(root, policy, wireguard, credentials.wireguard_key.as_ref())?;
     }
     if let Some(ca) = &credentials.check_ca {
         write(root, CHECK_CA_PATH, &ca.bytes, 0o644)?;
@@ -189,12 +204,14 @@ pub fn install(
     Ok(())
 }
 
-/// charon's config, the gateway's CA and the stick's certificate and key.
+/// charon's config, the gateway's CA, and in a TEST image the stick's
+/// certificate and key (a personal stick's come from its own partition at boot).
 fn install_ipsec(
     root: &Path,
     policy: &NetworkPolicy,
     ipsec: &crate::config::vpn::IpsecSection,
-    [ca, cert, key]: &[Credential; 3],
+    ca: &Credential,
+    client: Option<&[Credential; 2]>,
 ) -> Result<()> {
     write(
         root,
@@ -214,6 +231,9 @@ fn install_ipsec(
         &ca.bytes,
         0o644,
     )?;
+    let Some([cert, key]) = client else {
+        return Ok(());
+    };
     write(
         root,
         &format!("/etc/swanctl/x509/{}", tc::IPSEC_CLIENT_CERT),
@@ -229,12 +249,13 @@ fn install_ipsec(
     Ok(())
 }
 
-/// networkd's WireGuard device and network, and the key only networkd may read.
+/// networkd's WireGuard device and network, and in a TEST image the key only
+/// networkd may read (a personal stick's comes from its own partition at boot).
 fn install_wireguard(
     root: &Path,
     policy: &NetworkPolicy,
     wireguard: &crate::config::vpn::WireguardSection,
-    key: &Credential,
+    key: Option<&Credential>,
 ) -> Result<()> {
     write(
         root,
@@ -248,6 +269,9 @@ fn install_wireguard(
         tc::wireguard_network(policy, wireguard).as_bytes(),
         0o644,
     )?;
+    let Some(key) = key else {
+        return Ok(());
+    };
     write(root, tc::WIREGUARD_KEY_PATH, &key.bytes, 0o640)?;
     // networkd reads the key as systemd-network.
     let gid = group_id(root, "systemd-network")?;
@@ -350,7 +374,8 @@ mod tests {
             format!(
                 "[image]\nname = \"t\"\nversion = \"1\"\nrollback-index = 1\n[signing]\n\
                  manifest-key = \"k\"\n[vpn]\ngateway = \"198.51.100.1\"\n\
-                 inner-networks = [\"10.99.0.0/24\"]\n[vpn.ipsec]\ngateway-ca = \"a.pem\"\n\
+                 inner-networks = [\"10.99.0.0/24\"]\ntest-credential-in-image = true\n\
+                 [vpn.ipsec]\ngateway-ca = \"a.pem\"\n\
                  gateway-id = \"gw\"\nclient-cert = \"a.pem\"\nclient-key = \"{key}\"\n"
             )
         };

@@ -14,7 +14,7 @@ pub const NETWORKD_CONF_PATH: &str = "/etc/systemd/networkd.conf.d/50-stick.conf
 pub const UPLINK_NETWORK_PATH: &str = "/etc/systemd/network/60-stick-uplink.network";
 pub const WIREGUARD_NETDEV_PATH: &str = "/etc/systemd/network/50-stick-wg0.netdev";
 pub const WIREGUARD_NETWORK_PATH: &str = "/etc/systemd/network/50-stick-wg0.network";
-pub const WIREGUARD_KEY_PATH: &str = "/etc/secure-stick/wireguard.key";
+pub use stick_manifest::personal::WIREGUARD_KEY_PATH;
 pub const SWANCTL_CONF_PATH: &str = "/etc/swanctl/conf.d/stick.conf";
 pub const CHARON_CONF_PATH: &str = "/etc/strongswan.d/charon-stick.conf";
 /// File names inside swanctl's x509, x509ca and private folders.
@@ -136,11 +136,16 @@ pub fn wireguard_network(policy: &NetworkPolicy, wireguard: &WireguardSection) -
          Name={WIREGUARD_INTERFACE}\n\
          \n\
          [Network]\n\
-         Address={}\n\
+         {address}\
          LinkLocalAddressing=no\n\
          IPv6AcceptRA=no\n\
          {routes}",
-        wireguard.address
+        address = match &wireguard.address {
+            Some(address) => format!("Address={address}\n"),
+            // A personal stick: the kiosk adds its address at boot (a drop-in in
+            // WIREGUARD_ADDRESS_DROPIN_DIR).
+            None => String::new(),
+        }
     )
 }
 
@@ -260,6 +265,7 @@ mod tests {
             dns: vec![Ipv4Addr::new(10, 99, 0, 53)],
             check_url: None,
             ipv6: false,
+            personal: false,
         }
     }
 
@@ -268,8 +274,8 @@ mod tests {
         let ipsec = IpsecSection {
             gateway_ca: PathBuf::from("ca.pem"),
             gateway_id: "gateway.test".into(),
-            client_cert: PathBuf::from("c.pem"),
-            client_key: PathBuf::from("c.key"),
+            client_cert: Some(PathBuf::from("c.pem")),
+            client_key: Some(PathBuf::from("c.key")),
             udp_encapsulation: true,
         };
         let text = swanctl_conf(&policy(), &ipsec);
@@ -293,8 +299,8 @@ mod tests {
         let wireguard = WireguardSection {
             port: 51820,
             gateway_public_key: "HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw=".into(),
-            private_key: PathBuf::from("wg.key"),
-            address: "10.99.1.2/32".into(),
+            private_key: Some(PathBuf::from("wg.key")),
+            address: Some("10.99.1.2/32".into()),
             keepalive: 0,
         };
         let netdev = wireguard_netdev(&policy(), &wireguard);
@@ -311,6 +317,27 @@ mod tests {
         assert!(
             network.contains("[Route]\nDestination=0.0.0.0/0\nTable=21333\n"),
             "the conference account's only route: into the tunnel\n{network}"
+        );
+    }
+
+    #[test]
+    fn the_kiosk_puts_a_personal_credential_where_the_image_looks() {
+        use stick_manifest::personal::{IPSEC_CERT_PATH, IPSEC_KEY_PATH, WIREGUARD_ADDRESS_DROPIN};
+        assert_eq!(
+            IPSEC_CERT_PATH,
+            format!("/etc/swanctl/x509/{IPSEC_CLIENT_CERT}")
+        );
+        assert_eq!(
+            IPSEC_KEY_PATH,
+            format!("/etc/swanctl/private/{IPSEC_CLIENT_KEY}")
+        );
+        let network_file = WIREGUARD_NETWORK_PATH
+            .rsplit('/')
+            .next()
+            .expect("file name");
+        assert!(
+            WIREGUARD_ADDRESS_DROPIN.contains(&format!("/{network_file}.d/")),
+            "{WIREGUARD_ADDRESS_DROPIN}"
         );
     }
 

@@ -258,6 +258,7 @@ mod tests {
             kernel_filesystems: vec![],
             uki_signer: None,
             test_fake_capture: false,
+            personal_credential: None,
         }
     }
 

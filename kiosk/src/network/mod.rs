@@ -2,12 +2,14 @@
 //! the tunnel is watched and reconnected, and every change is one console line.
 //!
 //! - `watch`: brings the network up, watches the uplink and the tunnel, reconnects (the runner).
+//! - `credential`: a personal stick's own credential, from its partition to the tunnel's files.
 //! - `egress`: the egress policy the kernel enforces, read back with `nft -j`.
 //! - `uplink`: the wired uplink: link, DHCP address, default router.
 //! - `tunnel`: the IPsec or WireGuard tunnel's state from its own tools, and (re)starting it.
 //! - `session_route`: the conference account's route into the tunnel (IPsec: from the virtual IP).
 //! - `reach_check`: an HTTPS GET through the tunnel, trusting only the configured CA.
 
+pub mod credential;
 pub mod egress;
 pub mod reach_check;
 pub mod session_route;

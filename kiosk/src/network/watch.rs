@@ -48,6 +48,11 @@ pub enum NetEvent {
     Disabled {
         reason: String,
     },
+    /// A personal stick's credential was read from its own partition.
+    Credential {
+        stick_id: String,
+        partition: String,
+    },
     LinkUp {
         interface: String,
     },
@@ -452,6 +457,26 @@ fn bring_up(policy: Option<NetworkPolicy>, reachable: &AtomicBool) -> Option<Net
         );
         return None;
     }
+    if policy.personal {
+        match crate::network::credential::install(&policy) {
+            Ok(installed) => emit(
+                reachable,
+                &NetEvent::Credential {
+                    stick_id: installed.stick_id,
+                    partition: installed.partition.display().to_string(),
+                },
+            ),
+            Err(err) => {
+                emit(
+                    reachable,
+                    &NetEvent::Disabled {
+                        reason: format!("{err:#}"),
+                    },
+                );
+                return None;
+            }
+        }
+    }
     let mut units = vec!["systemd-networkd.service"];
     if policy.tunnel == TunnelKind::Ipsec {
         units.push("strongswan.service");
@@ -627,6 +652,7 @@ mod tests {
             dns: vec![],
             check_url: Some("https://10.99.0.10/".into()),
             ipv6: false,
+            personal: false,
         }
     }
 

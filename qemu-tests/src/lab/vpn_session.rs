@@ -58,6 +58,18 @@ impl VpnSession {
         adjust: impl FnOnce(&mut MachineConfig),
     ) -> Result<VpnSession> {
         let built = crate::built_image(config, out).context("VPN test image")?;
+        VpnSession::start_on(name, gateway, gateway_at_boot, &built.image, adjust)
+    }
+
+    /// Like [`VpnSession::start_image`] with an image file already at hand (a
+    /// personalised copy).
+    pub fn start_on(
+        name: &str,
+        gateway: Gateway,
+        gateway_at_boot: bool,
+        image: &std::path::Path,
+        adjust: impl FnOnce(&mut MachineConfig),
+    ) -> Result<VpnSession> {
         let mut lab = NetLab::new(gateway).context("network lab")?;
         if gateway_at_boot {
             lab.start_gateway()?;
@@ -67,7 +79,7 @@ impl VpnSession {
             .with_context(|| format!("cannot create {}", artifacts.display()))?;
         let capture = artifacts.join(format!("{name}.pcap"));
         let mut machine = MachineConfig::new(name)
-            .stick(&built.image)
+            .stick(image)
             .secure_boot(SecureBootKeys::test_keys());
         machine.nic = Some(lab.nic(&capture));
         adjust(&mut machine);

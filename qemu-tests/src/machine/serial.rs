@@ -204,6 +204,11 @@ pub struct NetLine {
     pub attempt: Option<u32>,
     #[serde(default)]
     pub status: Option<u16>,
+    /// `credential`: the personal stick's id and the partition it came from.
+    #[serde(default)]
+    pub stick_id: Option<String>,
+    #[serde(default)]
+    pub partition: Option<String>,
 }
 
 /// Parses a net line.

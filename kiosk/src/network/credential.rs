@@ -1,0 +1,124 @@
+//! A personal stick's own credential: read from the credential partition of the
+//! disk the root was verified through (never from another disk of the PC), and
+//! put where the tunnel's tools look, before they start. The files live in RAM
+//! (the root's writable layer) and go with the power.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use stick_manifest::network::{NetworkPolicy, TunnelKind};
+use stick_manifest::personal::{
+    PersonalTunnel, StickCredential, IPSEC_CERT_PATH, IPSEC_KEY_PATH, MAX_DOCUMENT,
+    PERSONAL_TYPE_UUID, WIREGUARD_ADDRESS_DROPIN, WIREGUARD_KEY_PATH,
+};
+
+/// The header before the document (magic, length, checksum) plus the document.
+const READ_BYTES: usize = 44 + MAX_DOCUMENT;
+
+/// Where a credential was found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Installed {
+    pub stick_id: String,
+    pub partition: PathBuf,
+}
+
+/// Finds this stick's credential and installs it for `policy`'s tunnel.
+pub fn install(policy: &NetworkPolicy) -> Result<Installed> {
+    let sys_block = Path::new("/sys/class/block");
+    let stick_disks = crate::boot::device_mapper::verity_root_disks(sys_block);
+    let partition = find_partition(sys_block, Path::new("/dev"), &stick_disks)?;
+    let bytes = read_start(&partition)?;
+    let credential = StickCredential::decode(&bytes)
+        .with_context(|| format!("the credential on {}", partition.display()))?;
+    put(&credential, policy.tunnel)?;
+    Ok(Installed {
+        stick_id: credential.stick_id,
+        partition,
+    })
+}
+
+/// The credential partition on one of `stick_disks` (the disks under the
+/// verified root).
+fn find_partition(sys_block: &Path, dev_dir: &Path, stick_disks: &[String]) -> Result<PathBuf> {
+    if stick_disks.is_empty() {
+        bail!("no disk under the verity root: the stick is unknown, no credential is read");
+    }
+    for disk in stick_disks {
+        let entries = crate::boot::gpt::read_disk_entries(sys_block, dev_dir, disk)
+            .context("reading the GPT of the stick")?;
+        let Some(entry) = entries.iter().find(|e| e.type_uuid == PERSONAL_TYPE_UUID) else {
+            continue;
+        };
+        let name = crate::sysfs::partition_name(sys_block, disk, entry.number)
+            .with_context(|| format!("{disk} has no partition {} in sysfs", entry.number))?;
+        return Ok(dev_dir.join(name));
+    }
+    bail!(
+        "this stick was never personalised: no credential partition on {} \
+         (`image-builder personalize` adds one)",
+        stick_disks.join(", ")
+    )
+}
+
+fn read_start(partition: &Path) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let file = std::fs::File::open(partition)
+        .with_context(|| format!("cannot open {}", partition.display()))?;
+    let mut bytes = Vec::with_capacity(READ_BYTES);
+    file.take(READ_BYTES as u64)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("cannot read {}", partition.display()))?;
+    Ok(bytes)
+}
+
+/// Writes the credential's files for `tunnel`.
+fn put(credential: &StickCredential, tunnel: TunnelKind) -> Result<()> {
+    match (&credential.tunnel, tunnel) {
+        (PersonalTunnel::Ipsec { certificate, key }, TunnelKind::Ipsec) => {
+            write(IPSEC_CERT_PATH, certificate.as_bytes(), 0o644, None)?;
+            write(IPSEC_KEY_PATH, key.as_bytes(), 0o600, None)
+        }
+        (
+            PersonalTunnel::Wireguard {
+                private_key,
+                address,
+            },
+            TunnelKind::Wireguard,
+        ) => {
+            // networkd reads the key as systemd-network.
+            let group = nix::unistd::Group::from_name("systemd-network")
+                .ok()
+                .flatten()
+                .map(|g| g.gid);
+            write(
+                WIREGUARD_KEY_PATH,
+                private_key.trim().as_bytes(),
+                0o640,
+                group,
+            )?;
+            let dropin = format!("# This stick's own address (its credential partition).\n[Network]\nAddress={address}\n");
+            write(WIREGUARD_ADDRESS_DROPIN, dropin.as_bytes(), 0o644, None)
+        }
+        (_, tunnel) => bail!(
+            "the stick's credential is for another tunnel than this image's ({tunnel:?}): \
+             personalise it again for this image"
+        ),
+    }
+}
+
+fn write(path: &str, bytes: &[u8], mode: u32, group: Option<nix::unistd::Gid>) -> Result<()> {
+    let path = Path::new(path);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
+    }
+    std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("cannot set the mode of {}", path.display()))?;
+    if let Some(group) = group {
+        nix::unistd::chown(path, None, Some(group))
+            .with_context(|| format!("cannot give {} to its group", path.display()))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,254 @@
+//! A stick's own credential: what `image-builder personalize` writes into a
+//! small partition of its own on one stick, and the kiosk reads from the disk it
+//! booted from. The signed image carries no private key; each stick carries its
+//! own, so one lost stick is revoked alone.
+//!
+//! On the partition: [`MAGIC`], the length of the JSON document (u32, little
+//! endian), the SHA-256 of the document, the document, zeros to the end.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// The GPT type of the credential partition (a GUID of this project's own).
+pub const PERSONAL_TYPE_UUID: &str = "8a3c5e21-4f7b-4d2a-9c61-5e0b7d3f2a94";
+/// Its GPT label.
+pub const PERSONAL_PARTITION_NAME: &str = "stick-credential";
+/// Its size: room for an RSA 4096 certificate chain and key many times over.
+pub const PERSONAL_PARTITION_SIZE: u64 = 1 << 20;
+/// Where the kiosk puts a personal stick's IPsec certificate and key (swanctl's
+/// folders; the image's swanctl.conf names these files).
+pub const IPSEC_CERT_PATH: &str = "/etc/swanctl/x509/stick-client.pem";
+pub const IPSEC_KEY_PATH: &str = "/etc/swanctl/private/stick-client.key";
+/// Where networkd reads the WireGuard key (the image's netdev names it).
+pub const WIREGUARD_KEY_PATH: &str = "/etc/secure-stick/wireguard.key";
+/// The drop-in with a personal stick's WireGuard address, beside the image's
+/// `50-stick-wg0.network` (networkd reads drop-ins from /run too).
+pub const WIREGUARD_ADDRESS_DROPIN: &str =
+    "/run/systemd/network/50-stick-wg0.network.d/50-stick-address.conf";
+/// The first bytes of the partition.
+pub const MAGIC: &[u8; 8] = b"SSTKCRD1";
+/// The longest document accepted (the partition is read whole; this bounds parsing).
+pub const MAX_DOCUMENT: usize = 64 * 1024;
+const HEADER: usize = MAGIC.len() + 4 + 32;
+
+/// One stick's identity and tunnel credential.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct StickCredential {
+    /// The admin's name for this stick (in the console lines and the gateway's log).
+    pub stick_id: String,
+    pub tunnel: PersonalTunnel,
+}
+
+/// The tunnel credential of one stick.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, tag = "kind")]
+pub enum PersonalTunnel {
+    /// IKEv2: the stick's certificate (issued by the organisation's CA for this
+    /// stick) and its private key, both PEM.
+    Ipsec { certificate: String, key: String },
+    /// WireGuard: the stick's private key (base64, as `wg genkey` prints it) and
+    /// its address inside the tunnel (`10.99.1.7/32`).
+    Wireguard {
+        private_key: String,
+        address: String,
+    },
+}
+
+/// Why a partition holds no usable credential.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CredentialError {
+    #[error(
+        "no credential: the partition does not start with the credential mark (never personalised)"
+    )]
+    NoMagic,
+    #[error("the credential is {0} bytes long; at most {MAX_DOCUMENT} are accepted")]
+    TooLong(usize),
+    #[error("the credential is cut short: {needed} bytes announced, {have} present")]
+    Truncated { needed: usize, have: usize },
+    #[error("the credential's checksum does not match its bytes (damaged)")]
+    Checksum,
+    #[error("the credential cannot be read: {0}")]
+    Document(String),
+    #[error("stick id {0:?}: 1 to 64 letters, digits, `.`, `_` or `-`")]
+    BadStickId(String),
+    #[error("the {what} is not {expected}")]
+    BadField {
+        what: &'static str,
+        expected: &'static str,
+    },
+}
+
+impl StickCredential {
+    /// Checks every field's form (not whether the gateway accepts it).
+    pub fn validate(&self) -> Result<(), CredentialError> {
+        let id_ok = (1..=64).contains(&self.stick_id.len())
+            && self
+                .stick_id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+        if !id_ok {
+            return Err(CredentialError::BadStickId(self.stick_id.clone()));
+        }
+        let bad = |what, expected| Err(CredentialError::BadField { what, expected });
+        match &self.tunnel {
+            PersonalTunnel::Ipsec { certificate, key } => {
+                if !certificate.contains("-----BEGIN CERTIFICATE-----") {
+                    return bad("IPsec certificate", "a PEM certificate");
+                }
+                if !key.contains("PRIVATE KEY-----") {
+                    return bad("IPsec key", "a PEM private key");
+                }
+            }
+            PersonalTunnel::Wireguard {
+                private_key,
+                address,
+            } => {
+                use base64::Engine;
+                let decoded = base64::engine::general_purpose::STANDARD.decode(private_key.trim());
+                if !decoded.is_ok_and(|k| k.len() == 32) {
+                    return bad(
+                        "WireGuard private key",
+                        "44 base64 characters, as `wg genkey` prints",
+                    );
+                }
+                let host = address
+                    .parse::<crate::network::Ipv4Net>()
+                    .is_ok_and(|net| net.prefix == 32);
+                if !host {
+                    return bad("WireGuard address", "one IPv4 address with /32");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The partition's bytes (the caller pads them to the partition's size).
+    pub fn encode(&self) -> Result<Vec<u8>, CredentialError> {
+        self.validate()?;
+        let document =
+            serde_json::to_vec(self).map_err(|e| CredentialError::Document(e.to_string()))?;
+        if document.len() > MAX_DOCUMENT {
+            return Err(CredentialError::TooLong(document.len()));
+        }
+        let mut bytes = Vec::with_capacity(HEADER + document.len());
+        bytes.extend_from_slice(MAGIC);
+        bytes.extend_from_slice(&(document.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(&Sha256::digest(&document));
+        bytes.extend_from_slice(&document);
+        Ok(bytes)
+    }
+
+    /// The credential in a partition's first bytes (at least the header and the
+    /// document; more is ignored).
+    pub fn decode(bytes: &[u8]) -> Result<StickCredential, CredentialError> {
+        if bytes.len() < HEADER || &bytes[..MAGIC.len()] != MAGIC {
+            return Err(CredentialError::NoMagic);
+        }
+        let length = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes")) as usize;
+        if length > MAX_DOCUMENT {
+            return Err(CredentialError::TooLong(length));
+        }
+        let document = bytes
+            .get(HEADER..HEADER + length)
+            .ok_or(CredentialError::Truncated {
+                needed: HEADER + length,
+                have: bytes.len(),
+            })?;
+        if Sha256::digest(document).as_slice() != &bytes[12..HEADER] {
+            return Err(CredentialError::Checksum);
+        }
+        let credential: StickCredential = serde_json::from_slice(document)
+            .map_err(|e| CredentialError::Document(e.to_string()))?;
+        credential.validate()?;
+        Ok(credential)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ipsec() -> StickCredential {
+        StickCredential {
+            stick_id: "stick-0042".into(),
+            tunnel: PersonalTunnel::Ipsec {
+                certificate: "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+                    .into(),
+                key: "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n".into(),
+            },
+        }
+    }
+
+    fn wireguard(key: &str, address: &str) -> StickCredential {
+        StickCredential {
+            stick_id: "wg.7".into(),
+            tunnel: PersonalTunnel::Wireguard {
+                private_key: key.into(),
+                address: address.into(),
+            },
+        }
+    }
+
+    const WG_KEY: &str = "yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=";
+
+    #[test]
+    fn round_trips_and_pads() {
+        for credential in [ipsec(), wireguard(WG_KEY, "10.99.1.7/32")] {
+            let mut bytes = credential.encode().expect("encodes");
+            assert_eq!(&bytes[..8], MAGIC);
+            bytes.resize(PERSONAL_PARTITION_SIZE as usize, 0);
+            assert_eq!(StickCredential::decode(&bytes), Ok(credential));
+        }
+    }
+
+    #[test]
+    fn damaged_or_missing_credentials() {
+        let good = ipsec().encode().expect("encodes");
+        let mut flipped = good.clone();
+        let last = flipped.len() - 3;
+        flipped[last] ^= 1;
+        let mut long = good.clone();
+        long[8..12].copy_from_slice(&(MAX_DOCUMENT as u32 + 1).to_le_bytes());
+        let cases: &[(&str, Vec<u8>, CredentialError)] = &[
+            ("zeros", vec![0; 4096], CredentialError::NoMagic),
+            ("empty", vec![], CredentialError::NoMagic),
+            ("flipped byte", flipped, CredentialError::Checksum),
+            (
+                "cut short",
+                good[..good.len() - 1].to_vec(),
+                CredentialError::Truncated {
+                    needed: good.len(),
+                    have: good.len() - 1,
+                },
+            ),
+            ("too long", long, CredentialError::TooLong(MAX_DOCUMENT + 1)),
+        ];
+        for (name, bytes, want) in cases {
+            assert_eq!(StickCredential::decode(bytes), Err(want.clone()), "{name}");
+        }
+    }
+
+    #[test]
+    fn fields_are_checked() {
+        let mut bad_id = ipsec();
+        bad_id.stick_id = "stick 1/2".into();
+        let cases: &[(&str, StickCredential, &str)] = &[
+            ("stick id", bad_id, "stick id \"stick 1/2\""),
+            (
+                "short key",
+                wireguard("c2hvcnQ=", "10.99.1.7/32"),
+                "the WireGuard private key",
+            ),
+            (
+                "network address",
+                wireguard(WG_KEY, "10.99.1.0/24"),
+                "the WireGuard address",
+            ),
+        ];
+        for (name, credential, start) in cases {
+            let err = credential.encode().expect_err(name).to_string();
+            assert!(err.starts_with(start), "{name}: {err}");
+        }
+    }
+}
