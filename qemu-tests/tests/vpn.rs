@@ -233,34 +233,82 @@ fn wireguard_wrong_gateway_key() {
     );
 }
 
-/// The personal test image (no credential in it), and a copy of it personalised
-/// with `fixture` (qemu-tests/fixtures/vpn/FIXTURE.pem and .key) as `stick_id`.
-fn personal_stick(dir: &std::path::Path, stick_id: &str, fixture: &str) -> std::path::PathBuf {
-    let built = qemu_tests::built_image(PERSONAL_IMAGE.0, PERSONAL_IMAGE.1).ok_or_panic();
+/// A copy of the personal test image `(config, out)` (no credential in it),
+/// personalised as `stick_id` with `credential` (personalize's options).
+fn personal_stick(
+    dir: &std::path::Path,
+    (config, out): (&str, &str),
+    stick_id: &str,
+    credential: &[&std::ffi::OsStr],
+) -> std::path::PathBuf {
+    let built = qemu_tests::built_image(config, out).ok_or_panic();
     let copy = dir.join(format!("{stick_id}.raw"));
     std::fs::copy(&built.image, &copy).expect("copy of the personal image");
-    let fixtures = qemu_tests::workspace_root().join("qemu-tests/fixtures/vpn");
     let bin = qemu_tests::ensure_release_binaries().ok_or_panic();
     let out = qemu_tests::run_tool(
         std::process::Command::new(bin.join("image-builder"))
             .arg("personalize")
             .arg(&copy)
-            .args(["--stick-id", stick_id, "--json", "--client-cert"])
-            .arg(fixtures.join(format!("{fixture}.pem")))
-            .arg("--client-key")
-            .arg(fixtures.join(format!("{fixture}.key"))),
+            .args(["--stick-id", stick_id, "--json"])
+            .args(credential),
     )
     .ok_or_panic();
     let report: serde_json::Value = serde_json::from_str(&out).expect("--json");
     assert_eq!(report["stick-id"], stick_id, "{out}");
-    assert_eq!(report["tunnel"], "ipsec", "{out}");
     copy
+}
+
+/// A TEST fixture of qemu-tests/fixtures/vpn.
+fn fixture(name: &str) -> std::path::PathBuf {
+    qemu_tests::workspace_root()
+        .join("qemu-tests/fixtures/vpn")
+        .join(name)
+}
+
+/// Boots `image` on `gateway`'s lab to a tunnel that carries the check; the
+/// stick's `credential` line and `tunnel-up` line; nothing leaks.
+fn boot_personal(
+    name: &str,
+    gateway: Gateway,
+    image: &std::path::Path,
+    stick_id: &str,
+) -> (VpnSession, qemu_tests::machine::serial::NetLine) {
+    let mut s = VpnSession::start_on(name, gateway, true, image, |_| {}).ok_or_panic();
+    let credential = s
+        .wait_net(
+            0,
+            qemu_tests::lab::vpn_session::BOOT_TIMEOUT,
+            "the credential",
+            |n| n.state == "credential",
+        )
+        .ok_or_panic();
+    assert_eq!(credential.stick_id.as_deref(), Some(stick_id), "{name}");
+    let up = s
+        .wait_net(credential.uptime_ms, NET_TIMEOUT, "tunnel-up", |n| {
+            n.state == "tunnel-up"
+        })
+        .ok_or_panic();
+    s.wait_net(up.uptime_ms, NET_TIMEOUT, "reachable", |n| {
+        n.state == "reachable"
+    })
+    .ok_or_panic();
+    println!(
+        "{name}: credential of {stick_id} from {:?}; tunnel up, inner address {:?}",
+        credential.partition, up.inner_address
+    );
+    (s, up)
 }
 
 /// The image of personal sticks: IPsec, no client credential (config, output folder).
 const PERSONAL_IMAGE: (&str, &str) = (
     "qemu-tests/configs/ipsec-personal.toml",
     "vpn-ipsec-personal",
+);
+
+/// The image of personal WireGuard sticks: no key or address in it.
+const WIREGUARD_PERSONAL_IMAGE: (&str, &str) = (
+    "qemu-tests/configs/wireguard-personal.toml",
+    "vpn-wireguard-personal",
 );
 
 /// Two sticks personalised from one signed image connect with their own
@@ -273,41 +321,32 @@ fn personal_sticks_connect_with_their_own_identity() {
         wrong_certificate: false,
         refuses_stick: false,
     };
-    for (stick_id, fixture, subject) in [
+    for (stick_id, name, subject) in [
         ("stick-a", "test-stick-a", "CN=stick-a.test"),
         ("stick-b", "test-stick-b", "CN=stick-b.test"),
     ] {
-        let image = personal_stick(dir.path(), stick_id, fixture);
-        let name = format!("vpn-personal-{stick_id}");
-        let mut s = VpnSession::start_on(&name, ipsec, true, &image, |_| {}).ok_or_panic();
-        let credential = s
-            .wait_net(
-                0,
-                qemu_tests::lab::vpn_session::BOOT_TIMEOUT,
-                "the credential",
-                |n| n.state == "credential",
-            )
-            .ok_or_panic();
-        assert_eq!(credential.stick_id.as_deref(), Some(stick_id));
-        let up = s
-            .wait_net(credential.uptime_ms, NET_TIMEOUT, "tunnel-up", |n| {
-                n.state == "tunnel-up"
-            })
-            .ok_or_panic();
-        s.wait_net(up.uptime_ms, NET_TIMEOUT, "reachable", |n| {
-            n.state == "reachable"
-        })
-        .ok_or_panic();
+        let cert = fixture(&format!("{name}.pem"));
+        let key = fixture(&format!("{name}.key"));
+        let image = personal_stick(
+            dir.path(),
+            PERSONAL_IMAGE,
+            stick_id,
+            &[
+                "--client-cert".as_ref(),
+                cert.as_os_str(),
+                "--client-key".as_ref(),
+                key.as_os_str(),
+            ],
+        );
+        let run = format!("vpn-personal-{stick_id}");
+        let (s, _) = boot_personal(&run, ipsec, &image, stick_id);
         let charon = s.lab.log("charon.log");
         assert!(
             charon.contains(subject),
-            "{name}: the gateway's log does not name {subject}"
+            "{run}: the gateway's log does not name {subject}"
         );
         let report = judged(s);
-        println!(
-            "{name}: credential from {:?}, tunnel up at {:?}, gateway saw {subject}; {report}",
-            credential.partition, up.inner_address
-        );
+        println!("{run}: the gateway saw {subject}; {report}");
     }
     // The same image, never personalised: no credential, no network.
     let built = qemu_tests::built_image(PERSONAL_IMAGE.0, PERSONAL_IMAGE.1).ok_or_panic();
@@ -361,7 +400,7 @@ fn private_keys_in(image: &std::path::Path) -> Vec<String> {
     .expect("wg test key");
     let looks_like_key = |bytes: &[u8]| {
         let text = String::from_utf8_lossy(bytes);
-        text.contains("PRIVATE KEY-----") || text.contains(wireguard_key.trim())
+        pem_private_key(&text) || text.contains(wireguard_key.trim())
     };
     let mut found = Vec::new();
     let mut stack = vec![tree.clone()];
@@ -395,6 +434,23 @@ fn private_keys_in(image: &std::path::Path) -> Vec<String> {
     found
 }
 
+/// Whether `text` holds a PEM private key: a `-----BEGIN ... PRIVATE KEY-----`
+/// line followed by base64 (programs that parse PEM hold the marker alone).
+fn pem_private_key(text: &str) -> bool {
+    const MARK: &str = "PRIVATE KEY-----";
+    text.match_indices(MARK).any(|(at, _)| {
+        let before = &text.as_bytes()[at.saturating_sub(24)..at];
+        let begins = before.windows(10).any(|b| b == b"-----BEGIN");
+        let body = text.as_bytes()[at + MARK.len()..]
+            .iter()
+            .skip_while(|b| matches!(b, b'\r' | b'\n'))
+            .take(48)
+            .filter(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='))
+            .count();
+        begins && body == 48
+    })
+}
+
 /// A scan finds the shared key of a TEST image that carries one (so it can find
 /// keys), and no private key in the personal image's root, ESP or manifest.
 #[test]
@@ -406,11 +462,43 @@ fn a_personal_image_holds_no_private_key() {
         in_shared.iter().any(|f| f.contains("stick-client.key")),
         "the scan does not find the TEST image's shared key: {in_shared:?}"
     );
-    let personal = qemu_tests::built_image(PERSONAL_IMAGE.0, PERSONAL_IMAGE.1).ok_or_panic();
-    let in_personal = private_keys_in(&personal.image);
-    assert!(
-        in_personal.is_empty(),
-        "private keys in the personal image: {in_personal:?}"
+    for (config, out) in [PERSONAL_IMAGE, WIREGUARD_PERSONAL_IMAGE] {
+        let personal = qemu_tests::built_image(config, out).ok_or_panic();
+        let found = private_keys_in(&personal.image);
+        assert!(found.is_empty(), "private keys in {out}: {found:?}");
+    }
+    println!(
+        "private keys: the shared TEST image holds {in_shared:?}; the personal IPsec and \
+         WireGuard images none"
     );
-    println!("private keys: the shared TEST image holds {in_shared:?}; the personal image none");
+}
+
+/// A WireGuard stick personalised with its own key and address connects; the
+/// image holds neither.
+#[test]
+fn personal_wireguard_stick_connects() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = fixture("test-wg-client.key");
+    let image = personal_stick(
+        dir.path(),
+        WIREGUARD_PERSONAL_IMAGE,
+        "stick-wg",
+        &[
+            "--wireguard-key".as_ref(),
+            key.as_os_str(),
+            "--wireguard-address".as_ref(),
+            "10.99.1.2/32".as_ref(),
+        ],
+    );
+    let (s, up) = boot_personal(
+        "vpn-personal-wireguard",
+        Gateway::Wireguard { wrong_key: false },
+        &image,
+        "stick-wg",
+    );
+    let report = judged(s);
+    println!(
+        "vpn-personal-wireguard: tunnel up at {:?}; {report}",
+        up.inner_address
+    );
 }
