@@ -29,7 +29,8 @@ pub const WIREGUARD_ADDRESS_DROPIN: &str =
 pub const MAGIC: &[u8; 8] = b"SSTKCRD1";
 /// The longest document accepted (the partition is read whole; this bounds parsing).
 pub const MAX_DOCUMENT: usize = 64 * 1024;
-const HEADER: usize = MAGIC.len() + 4 + 32;
+/// The bytes before the document: the mark, the length (u32) and the SHA-256.
+pub const HEADER_BYTES: usize = MAGIC.len() + 4 + 32;
 
 /// One stick's identity and tunnel credential.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -131,7 +132,7 @@ impl StickCredential {
         if document.len() > MAX_DOCUMENT {
             return Err(CredentialError::TooLong(document.len()));
         }
-        let mut bytes = Vec::with_capacity(HEADER + document.len());
+        let mut bytes = Vec::with_capacity(HEADER_BYTES + document.len());
         bytes.extend_from_slice(MAGIC);
         bytes.extend_from_slice(&(document.len() as u32).to_le_bytes());
         bytes.extend_from_slice(&Sha256::digest(&document));
@@ -142,20 +143,21 @@ impl StickCredential {
     /// The credential in a partition's first bytes (at least the header and the
     /// document; more is ignored).
     pub fn decode(bytes: &[u8]) -> Result<StickCredential, CredentialError> {
-        if bytes.len() < HEADER || &bytes[..MAGIC.len()] != MAGIC {
+        if bytes.len() < HEADER_BYTES || &bytes[..MAGIC.len()] != MAGIC {
             return Err(CredentialError::NoMagic);
         }
         let length = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes")) as usize;
         if length > MAX_DOCUMENT {
             return Err(CredentialError::TooLong(length));
         }
-        let document = bytes
-            .get(HEADER..HEADER + length)
-            .ok_or(CredentialError::Truncated {
-                needed: HEADER + length,
-                have: bytes.len(),
-            })?;
-        if Sha256::digest(document).as_slice() != &bytes[12..HEADER] {
+        let document =
+            bytes
+                .get(HEADER_BYTES..HEADER_BYTES + length)
+                .ok_or(CredentialError::Truncated {
+                    needed: HEADER_BYTES + length,
+                    have: bytes.len(),
+                })?;
+        if Sha256::digest(document).as_slice() != &bytes[12..HEADER_BYTES] {
             return Err(CredentialError::Checksum);
         }
         let credential: StickCredential = serde_json::from_slice(document)

@@ -9,12 +9,12 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use stick_manifest::network::{NetworkPolicy, TunnelKind};
 use stick_manifest::personal::{
-    PersonalTunnel, StickCredential, IPSEC_CERT_PATH, IPSEC_KEY_PATH, MAX_DOCUMENT,
+    PersonalTunnel, StickCredential, HEADER_BYTES, IPSEC_CERT_PATH, IPSEC_KEY_PATH, MAX_DOCUMENT,
     PERSONAL_TYPE_UUID, WIREGUARD_ADDRESS_DROPIN, WIREGUARD_KEY_PATH,
 };
 
-/// The header before the document (magic, length, checksum) plus the document.
-const READ_BYTES: usize = 44 + MAX_DOCUMENT;
+/// The header before the document (mark, length, checksum) plus the longest document.
+const READ_BYTES: usize = HEADER_BYTES + MAX_DOCUMENT;
 
 /// Where a credential was found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,12 +90,12 @@ fn put(credential: &StickCredential, tunnel: TunnelKind) -> Result<()> {
             let group = nix::unistd::Group::from_name("systemd-network")
                 .ok()
                 .flatten()
-                .map(|g| g.gid);
+                .context("no group systemd-network: networkd could not read the key")?;
             write(
                 WIREGUARD_KEY_PATH,
                 private_key.trim().as_bytes(),
                 0o640,
-                group,
+                Some(group.gid),
             )?;
             let dropin = format!("# This stick's own address (its credential partition).\n[Network]\nAddress={address}\n");
             write(WIREGUARD_ADDRESS_DROPIN, dropin.as_bytes(), 0o644, None)
