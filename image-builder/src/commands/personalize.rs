@@ -16,7 +16,6 @@ use stick_manifest::personal::{
     PERSONAL_TYPE_UUID,
 };
 
-use crate::commands::write::target;
 use crate::disk::gpt::{
     derive_guid, GptPartition, GptTable, Guid, ALIGNMENT, ESP_TYPE, ROOT_X86_64_TYPE,
     ROOT_X86_64_VERITY_TYPE, SECTOR,
@@ -92,14 +91,7 @@ pub fn personalize(target: &Path, credential: &StickCredential) -> Result<Person
         .file_type()
         .is_block_device();
     if is_device {
-        let shown = target.display().to_string();
-        let lsblk = Command::new("lsblk")
-            .args(["-J", "-b", "-o", target::LSBLK_COLUMNS])
-            .arg(target)
-            .run_capture()
-            .with_context(|| format!("{shown} is not a block device lsblk knows"))?;
-        target::judge(&shown, &lsblk, 0)
-            .with_context(|| format!("{shown} refused: nothing was written"))?;
+        crate::commands::write::checked_target(target, 0)?;
     }
     check_image(target, credential)?;
     put_credential(target, credential, is_device)

@@ -41,6 +41,19 @@ pub struct WriteReport {
     pub esp_files_checked: usize,
 }
 
+/// Asks lsblk about `device` and [judges](target::judge) it as a target for
+/// `needed` bytes; a refusal says that nothing was written.
+pub fn checked_target(device: &Path, needed: u64) -> Result<target::WriteTarget> {
+    let shown = device.display().to_string();
+    let lsblk = Command::new("lsblk")
+        .args(["-J", "-b", "-o", target::LSBLK_COLUMNS])
+        .arg(device)
+        .run_capture()
+        .with_context(|| format!("{shown} is not a block device lsblk knows"))?;
+    target::judge(&shown, &lsblk, needed)
+        .with_context(|| format!("{shown} refused: nothing was written"))
+}
+
 /// Writes `image` to `device`; `progress` sees the copy and the read-back.
 pub fn write_stick(
     image: &Path,
@@ -54,13 +67,7 @@ pub fn write_stick(
         .with_context(|| format!("cannot read the size of {}", image.display()))?
         .len();
     let device_text = device.display().to_string();
-    let lsblk = Command::new("lsblk")
-        .args(["-J", "-b", "-o", target::LSBLK_COLUMNS])
-        .arg(device)
-        .run_capture()
-        .with_context(|| format!("{device_text} is not a block device lsblk knows"))?;
-    let target = target::judge(&device_text, &lsblk, bytes)
-        .with_context(|| format!("{device_text} refused: nothing was written"))?;
+    let target = checked_target(device, bytes)?;
     tracing::info!(
         "writing {} ({} {}) to {} ({}, {} bytes)",
         image.display(),
