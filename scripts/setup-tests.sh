@@ -3,14 +3,16 @@
 set -eu
 "$(dirname "$0")/setup-host.sh"
 export DEBIAN_FRONTEND=noninteractive
-# (fonts-dejavu-core: the overlay's unit tests draw with the font the image carries.)
+# (fonts-dejavu-core and xkb-data: the overlay's unit tests draw with the font the
+# image carries and decode keys with real keymaps; libcharon-extauth-plugins: the
+# lab gateway's EAP-MSCHAPv2 password round.)
 apt-get install -y --no-install-recommends \
     qemu-system-x86 ovmf cryptsetup-bin fdisk dosfstools mtools openssl python3-pip \
     squashfs-tools-ng sbsigntool cpio \
     nftables dnsmasq-base wireguard-tools strongswan-charon strongswan-swanctl \
-    libstrongswan-standard-plugins libcharon-extra-plugins \
+    libstrongswan-standard-plugins libcharon-extra-plugins libcharon-extauth-plugins \
     janus curl \
-    fonts-dejavu-core
+    fonts-dejavu-core xkb-data
 # The conference scenario starts its own Janus in a network namespace; the
 # package's system service is not needed (and would hold ports on the host).
 if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then

@@ -171,6 +171,11 @@ struct CredentialArgs {
     /// IPsec: this stick's private key (PEM).
     #[arg(long, requires = "client_cert")]
     client_key: Option<PathBuf>,
+    /// IPsec, for an image whose gateway checks a user password
+    /// (`[vpn.ipsec] user-password`): the account of the person this stick is
+    /// for. The gateway checks their password for it in a second round.
+    #[arg(long, requires = "client_cert")]
+    user: Option<String>,
     /// WireGuard: file with this stick's private key.
     #[arg(long, requires = "wireguard_address")]
     wireguard_key: Option<PathBuf>,
@@ -193,6 +198,7 @@ impl CredentialArgs {
             (Some(certificate), Some(key), None, None) => CredentialFiles::Ipsec {
                 certificate: certificate.clone(),
                 key: key.clone(),
+                user: self.user.clone(),
             },
             (None, None, Some(key), Some(address)) => CredentialFiles::Wireguard {
                 key: key.clone(),

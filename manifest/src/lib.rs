@@ -70,6 +70,10 @@ pub struct Manifest {
     /// VPN, or a TEST image that carries one for every stick).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub personal_credential: Option<network::TunnelKind>,
+    /// Each stick's credential names a person's account, whose password the
+    /// gateway checks in a second round (`[vpn.ipsec] user-password`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub personal_user: bool,
 }
 
 /// Path of the kiosk's boot policy inside the image (under the verity root).
@@ -280,6 +284,7 @@ mod tests {
             uki_signer: None,
             test_fake_capture: false,
             personal_credential: None,
+            personal_user: false,
         }
     }
 

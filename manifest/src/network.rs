@@ -136,6 +136,11 @@ pub struct NetworkPolicy {
     /// ([`crate::personal`]); false: a TEST image holds one for every stick.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub personal: bool,
+    /// IPsec: after the certificate, the gateway checks the person's password in
+    /// a second IKEv2 round (EAP-MSCHAPv2, RFC 4739). The person types it on the
+    /// stick's screen; the account name comes from the stick's credential.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub user_password: bool,
 }
 
 /// The egress table's named counters of UDP packets through the tunnel (the

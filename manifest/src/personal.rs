@@ -25,6 +25,21 @@ pub const WIREGUARD_KEY_PATH: &str = "/etc/secure-stick/wireguard.key";
 /// `50-stick-wg0.network` (networkd reads drop-ins from /run too).
 pub const WIREGUARD_ADDRESS_DROPIN: &str =
     "/run/systemd/network/50-stick-wg0.network.d/50-stick-address.conf";
+/// The connection's second authentication round (the user's EAP identity), a
+/// swanctl drop-in the kiosk writes for a stick with a `user`. Its name sorts
+/// after the image's `stick.conf`, so the rounds keep their order.
+pub const IPSEC_USER_DROPIN: &str = "/etc/swanctl/conf.d/stick.user.conf";
+/// What a user (account) name may hold.
+pub const USER_RULE: &str = "1 to 64 letters, digits, '.', '_', '-' or '@'";
+
+/// Whether `user` is an account name the credential accepts ([`USER_RULE`]).
+pub fn valid_user(user: &str) -> bool {
+    (1..=64).contains(&user.len())
+        && user
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'))
+}
+
 /// The first bytes of the partition.
 pub const MAGIC: &[u8; 8] = b"SSTKCRD1";
 /// The longest document accepted (the partition is read whole; this bounds parsing).
@@ -46,8 +61,15 @@ pub struct StickCredential {
 #[serde(rename_all = "kebab-case", deny_unknown_fields, tag = "kind")]
 pub enum PersonalTunnel {
     /// IKEv2: the stick's certificate (issued by the organisation's CA for this
-    /// stick) and its private key, both PEM.
-    Ipsec { certificate: String, key: String },
+    /// stick) and its private key, both PEM; for an image whose gateway checks a
+    /// user password (`[vpn.ipsec] user-password`), the person's account name
+    /// (the EAP identity of the second round).
+    Ipsec {
+        certificate: String,
+        key: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        user: Option<String>,
+    },
     /// WireGuard: the stick's private key (base64, as `wg genkey` prints it) and
     /// its address inside the tunnel (`10.99.1.7/32`).
     Wireguard {
@@ -93,12 +115,19 @@ impl StickCredential {
         }
         let bad = |what, expected| Err(CredentialError::BadField { what, expected });
         match &self.tunnel {
-            PersonalTunnel::Ipsec { certificate, key } => {
+            PersonalTunnel::Ipsec {
+                certificate,
+                key,
+                user,
+            } => {
                 if !certificate.contains("-----BEGIN CERTIFICATE-----") {
                     return bad("IPsec certificate", "a PEM certificate");
                 }
                 if !key.contains("PRIVATE KEY-----") {
                     return bad("IPsec key", "a PEM private key");
+                }
+                if user.as_deref().is_some_and(|u| !valid_user(u)) {
+                    return bad("user", USER_RULE);
                 }
             }
             PersonalTunnel::Wireguard {
@@ -178,6 +207,7 @@ mod tests {
                 certificate: "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
                     .into(),
                 key: "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n".into(),
+                user: None,
             },
         }
     }
@@ -196,7 +226,11 @@ mod tests {
 
     #[test]
     fn round_trips_and_pads() {
-        for credential in [ipsec(), wireguard(WG_KEY, "10.99.1.7/32")] {
+        let mut with_user = ipsec();
+        if let PersonalTunnel::Ipsec { user, .. } = &mut with_user.tunnel {
+            *user = Some("alice.m@example".into());
+        }
+        for credential in [ipsec(), with_user, wireguard(WG_KEY, "10.99.1.7/32")] {
             let mut bytes = credential.encode().expect("encodes");
             assert_eq!(&bytes[..8], MAGIC);
             bytes.resize(PERSONAL_PARTITION_SIZE as usize, 0);
@@ -235,8 +269,17 @@ mod tests {
     fn fields_are_checked() {
         let mut bad_id = ipsec();
         bad_id.stick_id = "stick 1/2".into();
+        let with_user = |name: &str| {
+            let mut credential = ipsec();
+            if let PersonalTunnel::Ipsec { user, .. } = &mut credential.tunnel {
+                *user = Some(name.into());
+            }
+            credential
+        };
         let cases: &[(&str, StickCredential, &str)] = &[
             ("stick id", bad_id, "stick id \"stick 1/2\""),
+            ("user with a quote", with_user("al\"ice"), "the user"),
+            ("empty user", with_user(""), "the user"),
             (
                 "short key",
                 wireguard("c2hvcnQ=", "10.99.1.7/32"),

@@ -150,6 +150,45 @@ pub fn built_image(config: &str, out_name: &str) -> Result<BuiltImage> {
     Ok(built)
 }
 
+/// A copy (in `dir`) of the test image `(config, out)` built for personal
+/// sticks, personalised by `image-builder personalize` as `stick_id` with
+/// `credential` (its options: `--client-cert ... --client-key ...`).
+pub fn personalised_copy(
+    dir: &Path,
+    (config, out): (&str, &str),
+    stick_id: &str,
+    credential: &[&OsStr],
+) -> Result<PathBuf> {
+    let built = built_image(config, out)?;
+    let copy = dir.join(format!("{stick_id}.raw"));
+    std::fs::copy(&built.image, &copy).with_context(|| {
+        format!(
+            "cannot copy {} to {}",
+            built.image.display(),
+            copy.display()
+        )
+    })?;
+    let bin = ensure_release_binaries()?;
+    let printed = run_tool(
+        Command::new(bin.join("image-builder"))
+            .arg("personalize")
+            .arg(&copy)
+            .args(["--stick-id", stick_id, "--json"])
+            .args(credential),
+    )?;
+    let report: serde_json::Value =
+        serde_json::from_str(&printed).with_context(|| format!("personalize --json: {printed}"))?;
+    if report["stick-id"] != stick_id {
+        bail!("personalize reported another stick: {printed}");
+    }
+    Ok(copy)
+}
+
+/// A TEST credential of qemu-tests/fixtures/vpn.
+pub fn vpn_fixture(name: &str) -> PathBuf {
+    workspace_root().join("qemu-tests/fixtures/vpn").join(name)
+}
+
 /// Runs a host tool; its stdout, or an error with the command line and stderr.
 pub fn run_tool(command: &mut Command) -> Result<String> {
     let line = format!("{command:?}");

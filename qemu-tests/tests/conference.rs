@@ -20,12 +20,6 @@ use qemu_tests::machine::qemu::{wait_until, Machine};
 use qemu_tests::machine::screen::Region;
 use qemu_tests::machine::serial::parse_event;
 
-/// The conference image's session behind IPsec (`(config, output folder)`).
-const CONFERENCE_IPSEC_IMAGE: (&str, &str) = (
-    "qemu-tests/configs/conference-ipsec.toml",
-    "conference-ipsec",
-);
-
 /// The tunnel address the WireGuard test image has.
 const GUEST_TUNNEL_ADDRESS: &str = "10.99.1.2";
 /// From the browser's start to the call being up (TCG, one vCPU).
@@ -68,10 +62,6 @@ const INDICATOR_MUTED: [u8; 3] = [0x50, 0x5a, 0x62];
 const MEDIA_WINDOW: Duration = Duration::from_secs(10);
 /// The page's own box over the indicator's place (page.html, key h).
 const COVER_BLUE: [u8; 3] = [0, 0, 0xff];
-/// The background of the stick's own screens (kiosk/src/overlay/full_screen.rs).
-const STICK_SCREEN_BACKGROUND: [u8; 3] = [0x26, 0x32, 0x3a];
-/// Most of a stick screen is background (the words and the code box are the rest).
-const STICK_SCREEN_SHOWING: f64 = 0.6;
 
 trait OkOrPanic<T> {
     fn ok_or_panic(self) -> T;
@@ -285,10 +275,7 @@ fn page_candidates(s: &VpnSession, lab: &ConferenceLab) -> Vec<String> {
 
 /// The kiosk's lines of one kind, as JSON, in order.
 fn events(s: &VpnSession, kind: &str) -> Vec<serde_json::Value> {
-    s.vm.console()
-        .lines()
-        .filter_map(|l| parse_event(l, kind))
-        .collect()
+    s.events(kind)
 }
 
 fn wait_event(
@@ -299,16 +286,8 @@ fn wait_event(
     what: &str,
     matches: impl Fn(&serde_json::Value) -> bool,
 ) -> serde_json::Value {
-    let found = wait_until(timeout, Duration::from_millis(300), || {
-        events(s, kind).into_iter().skip(after).find(&matches)
-    });
-    found.unwrap_or_else(|| {
-        panic!(
-            "{}: no {kind} line for {what} within {timeout:?}\n--- console ---\n{}",
-            s.name,
-            s.vm.console()
-        )
-    })
+    s.wait_event(kind, after, timeout, what, matches)
+        .unwrap_or_else(|e| panic!("{e:#}"))
 }
 
 fn wait_report(lab: &ConferenceLab, after: usize, what: &str, detail: Option<&str>) -> PageReport {
@@ -1060,84 +1039,10 @@ fn conference_image_refuses_without_secure_boot() {
     );
 }
 
-/// The conference image behind IPsec, on a gateway that refuses the stick's
-/// certificate (AUTHENTICATION_FAILED): the person sees the stick's "VPN refuses
-/// this stick" screen with its helpdesk code, no browser starts, nothing leaks.
-#[test]
-fn conference_image_shows_a_refused_vpn_login() {
-    let mut s = VpnSession::start_image(
-        "vpn-refused",
-        Gateway::Ipsec {
-            wrong_certificate: false,
-            refuses_stick: true,
-        },
-        true,
-        CONFERENCE_IPSEC_IMAGE,
-        conference_machine,
-    )
-    .ok_or_panic();
-    let shown = wait_event(
-        &mut s,
-        "screen",
-        0,
-        BOOT_TIMEOUT,
-        "the refused screen",
-        |e| e["state"] == "shown" && e["screen"] == "vpn-refused",
-    );
-    assert_eq!(shown["code"], "SBS-VPN-03", "{shown}");
-    let cover = stick_screen_covers(&s.vm);
-    let shot = qemu_tests::artifacts_dir().join("screen-vpn-refused.png");
-    s.vm.screenshot(&shot).ok_or_panic();
-    let cover =
-        cover.unwrap_or_else(|| panic!("the refused screen does not cover ({})", shot.display()));
-    let reason = s
-        .net_lines()
-        .into_iter()
-        .filter(|n| n.state == "tunnel-waiting")
-        .find_map(|n| n.reason)
-        .unwrap_or_default();
-    assert!(
-        reason.contains("AUTHENTICATION_FAILED"),
-        "the waiting reason does not name the refusal: {reason:?}"
-    );
-    let (report, console) = s.power_off_with_console().ok_or_panic();
-    let events = |kind: &str| -> Vec<serde_json::Value> {
-        console
-            .lines()
-            .filter_map(|l| parse_event(l, kind))
-            .collect()
-    };
-    assert!(
-        !events("session")
-            .iter()
-            .any(|e| e["state"] == "browser-started"),
-        "a browser started although the VPN refused the stick"
-    );
-    assert!(
-        report.leaks.is_empty(),
-        "packets outside the tunnel: {:?}",
-        report.leaks
-    );
-    let screens: Vec<String> = events("screen")
-        .iter()
-        .filter(|e| e["state"] == "shown")
-        .filter_map(|e| e["screen"].as_str().map(String::from))
-        .collect();
-    println!(
-        "vpn-refused: {reason}; the screen covers {cover:.2} ({}); screens shown {screens:?}; uplink capture {report}",
-        shot.display()
-    );
-}
-
 /// The share of the stick screens' background on the screendump, once it is at
 /// least [`STICK_SCREEN_SHOWING`] (within [`REACTION_TIMEOUT`]).
 fn stick_screen_covers(vm: &Machine) -> Option<f64> {
-    wait_until(REACTION_TIMEOUT, Duration::from_secs(1), || {
-        vm.screen()
-            .ok()
-            .map(|screen| screen.share_of(STICK_SCREEN_BACKGROUND, 3))
-            .filter(|share| *share >= STICK_SCREEN_SHOWING)
-    })
+    qemu_tests::machine::screen::stick_screen_covers(vm, REACTION_TIMEOUT)
 }
 
 /// The share of the indicator's red in its place on the screen now.

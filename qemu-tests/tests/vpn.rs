@@ -6,6 +6,7 @@
 
 use std::time::{Duration, Instant};
 
+use qemu_tests::lab::lab_ca;
 use qemu_tests::lab::netlab::Gateway;
 use qemu_tests::lab::pcap::LeakReport;
 use qemu_tests::lab::vpn_session::{VpnSession, NET_TIMEOUT};
@@ -237,32 +238,16 @@ fn wireguard_wrong_gateway_key() {
 /// personalised as `stick_id` with `credential` (personalize's options).
 fn personal_stick(
     dir: &std::path::Path,
-    (config, out): (&str, &str),
+    image: (&str, &str),
     stick_id: &str,
     credential: &[&std::ffi::OsStr],
 ) -> std::path::PathBuf {
-    let built = qemu_tests::built_image(config, out).ok_or_panic();
-    let copy = dir.join(format!("{stick_id}.raw"));
-    std::fs::copy(&built.image, &copy).expect("copy of the personal image");
-    let bin = qemu_tests::ensure_release_binaries().ok_or_panic();
-    let out = qemu_tests::run_tool(
-        std::process::Command::new(bin.join("image-builder"))
-            .arg("personalize")
-            .arg(&copy)
-            .args(["--stick-id", stick_id, "--json"])
-            .args(credential),
-    )
-    .ok_or_panic();
-    let report: serde_json::Value = serde_json::from_str(&out).expect("--json");
-    assert_eq!(report["stick-id"], stick_id, "{out}");
-    copy
+    qemu_tests::personalised_copy(dir, image, stick_id, credential).ok_or_panic()
 }
 
 /// A TEST fixture of qemu-tests/fixtures/vpn.
 fn fixture(name: &str) -> std::path::PathBuf {
-    qemu_tests::workspace_root()
-        .join("qemu-tests/fixtures/vpn")
-        .join(name)
+    qemu_tests::vpn_fixture(name)
 }
 
 /// Boots `image` on `gateway`'s lab to a tunnel that carries the check; the
@@ -273,7 +258,18 @@ fn boot_personal(
     image: &std::path::Path,
     stick_id: &str,
 ) -> (VpnSession, qemu_tests::machine::serial::NetLine) {
-    let mut s = VpnSession::start_on(name, gateway, true, image, |_| {}).ok_or_panic();
+    let lab = qemu_tests::lab::netlab::NetLab::new(gateway).ok_or_panic();
+    boot_personal_in(name, lab, image, stick_id)
+}
+
+/// [`boot_personal`] in a lab the caller prepared.
+fn boot_personal_in(
+    name: &str,
+    lab: qemu_tests::lab::netlab::NetLab,
+    image: &std::path::Path,
+    stick_id: &str,
+) -> (VpnSession, qemu_tests::machine::serial::NetLine) {
+    let mut s = VpnSession::start_in(name, lab, true, image, |_| {}).ok_or_panic();
     let credential = s
         .wait_net(
             0,
@@ -312,8 +308,10 @@ const WIREGUARD_PERSONAL_IMAGE: (&str, &str) = (
 );
 
 /// Two sticks personalised from one signed image connect with their own
-/// certificates (the gateway's log names both); a stick never personalised gets
-/// no network at all. Nothing leaks.
+/// certificates (the gateway's log names both). Then stick-b is revoked while
+/// it is connected: the gateway loads the CRL and ends its SA; stick-b gets no
+/// tunnel again, and stick-a, booted again on that gateway, still does. A stick
+/// never personalised gets no network at all. Nothing leaks.
 #[test]
 fn personal_sticks_connect_with_their_own_identity() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -321,10 +319,8 @@ fn personal_sticks_connect_with_their_own_identity() {
         wrong_certificate: false,
         refuses_stick: false,
     };
-    for (stick_id, name, subject) in [
-        ("stick-a", "test-stick-a", "CN=stick-a.test"),
-        ("stick-b", "test-stick-b", "CN=stick-b.test"),
-    ] {
+    let mut images = Vec::new();
+    for (stick_id, name) in [("stick-a", "test-stick-a"), ("stick-b", "test-stick-b")] {
         let cert = fixture(&format!("{name}.pem"));
         let key = fixture(&format!("{name}.key"));
         let image = personal_stick(
@@ -338,16 +334,89 @@ fn personal_sticks_connect_with_their_own_identity() {
                 key.as_os_str(),
             ],
         );
-        let run = format!("vpn-personal-{stick_id}");
-        let (s, _) = boot_personal(&run, ipsec, &image, stick_id);
-        let charon = s.lab.log("charon.log");
-        assert!(
-            charon.contains(subject),
-            "{run}: the gateway's log does not name {subject}"
-        );
-        let report = judged(s);
-        println!("{run}: the gateway saw {subject}; {report}");
+        images.push(image);
     }
+    let subject_a = "CN=stick-a.test";
+    let (s, _) = boot_personal("vpn-personal-stick-a", ipsec, &images[0], "stick-a");
+    assert!(
+        s.lab.log("charon.log").contains(subject_a),
+        "the gateway's log does not name {subject_a}"
+    );
+    println!(
+        "vpn-personal-stick-a: the gateway saw {subject_a}; {}",
+        judged(s)
+    );
+
+    // stick-b connects, then is revoked while connected.
+    let run = "vpn-personal-stick-b";
+    let subject_b = "CN=stick-b.test";
+    let (mut s, up) = boot_personal(run, ipsec, &images[1], "stick-b");
+    assert!(
+        s.lab.log("charon.log").contains(subject_b),
+        "{run}: the gateway's log does not name {subject_b}"
+    );
+    let last = s.net_lines().last().map_or(up.uptime_ms, |n| n.uptime_ms);
+    let crl = s.lab.revoke("test-stick-b.pem").ok_or_panic();
+    let lost = s
+        .wait_net(last, NET_TIMEOUT, "tunnel-lost after revocation", |n| {
+            n.state == "tunnel-lost"
+        })
+        .ok_or_panic();
+    let refused = s
+        .wait_net(
+            lost.uptime_ms,
+            NET_TIMEOUT,
+            "refused after revocation",
+            |n| {
+                n.state == "waiting"
+                    && n.reason
+                        .as_deref()
+                        .is_some_and(|r| r.contains("AUTHENTICATION_FAILED"))
+            },
+        )
+        .ok_or_panic();
+    // The kiosk keeps trying; the gateway keeps refusing.
+    std::thread::sleep(Duration::from_secs(30));
+    let after: Vec<_> = s
+        .net_lines()
+        .into_iter()
+        .filter(|n| n.uptime_ms > lost.uptime_ms && n.state == "tunnel-up")
+        .collect();
+    assert!(
+        after.is_empty(),
+        "{run}: a tunnel after revocation: {after:?}"
+    );
+    let charon = s.lab.log("charon.log");
+    let revoked_line = charon
+        .lines()
+        .find(|l| l.contains("revoked"))
+        .unwrap_or_else(|| panic!("{run}: the gateway's log names no revoked certificate"))
+        .to_string();
+    println!(
+        "{run}: the gateway saw {subject_b}; revoked (CRL {}): tunnel lost, then {:?}; \
+         gateway: {}; {}",
+        crl.display(),
+        refused.reason.clone().unwrap_or_default(),
+        revoked_line.trim(),
+        judged(s)
+    );
+
+    // stick-a on a gateway that holds the CRL: still in.
+    let mut lab = qemu_tests::lab::netlab::NetLab::new(ipsec).ok_or_panic();
+    lab.revoke("test-stick-b.pem").ok_or_panic();
+    let run = "vpn-personal-stick-a-after";
+    let (s, _) = boot_personal_in(run, lab, &images[0], "stick-a");
+    let listed = s.lab.gateway_crls().ok_or_panic();
+    let serial_b = lab_ca::serial(&fixture("test-stick-b.pem")).ok_or_panic();
+    assert!(
+        listed.contains(&lab_ca::colon_hex(&serial_b)),
+        "{run}: the gateway's CRLs do not list stick-b ({serial_b}): {listed}"
+    );
+    println!(
+        "{run}: stick-a still connects with stick-b revoked; {}",
+        judged(s)
+    );
+
     // The same image, never personalised: no credential, no network.
     let built = qemu_tests::built_image(PERSONAL_IMAGE.0, PERSONAL_IMAGE.1).ok_or_panic();
     let mut s =

@@ -120,6 +120,7 @@ fn manifest(inputs: &BuildInputs, built: &Described) -> Manifest {
             .as_ref()
             .filter(|n| n.personal)
             .map(|n| n.tunnel),
+        personal_user: loaded.network.as_ref().is_some_and(|n| n.user_password),
     }
 }
 

@@ -23,7 +23,12 @@ use crate::trees::cache::TreeCache;
 pub fn base_tree(inputs: &BuildInputs, cache: &TreeCache) -> Result<BaseTree> {
     let loaded = &inputs.loaded;
     let debian = &loaded.config.debian;
-    let packages = packages_to_add(&debian.extra_packages, loaded.session.is_some());
+    let user_password = loaded.network.as_ref().is_some_and(|n| n.user_password);
+    let packages = packages_to_add(
+        &debian.extra_packages,
+        loaded.session.is_some(),
+        user_password,
+    );
     let recipe = base_recipe(
         &debian.suite,
         &inputs.sources,
@@ -135,9 +140,13 @@ fn check_pins(config_path: &Path, packages: &[Package], pins: &[PackagePin]) -> 
     )
 }
 
-/// The config's extra packages, plus the browser stack when the image has a session.
-fn packages_to_add(extra: &[String], session: bool) -> Vec<String> {
+/// The config's extra packages, plus the browser stack when the image has a
+/// session, plus charon's EAP-MSCHAPv2 when the gateway checks a user password.
+fn packages_to_add(extra: &[String], session: bool, user_password: bool) -> Vec<String> {
     let mut packages = extra.to_vec();
+    if user_password {
+        packages.push(crate::root::tunnel_config::EAP_PACKAGE.to_string());
+    }
     if session {
         packages.extend(
             crate::config::conference::SESSION_PACKAGES

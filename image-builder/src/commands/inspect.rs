@@ -120,7 +120,12 @@ pub fn render(i: &Inspection) -> String {
             .iter()
             .any(|p| p.type_uuid == stick_manifest::personal::PERSONAL_TYPE_UUID);
         out.push_str(&format!(
-            "personal credential: {kind:?} expected, {}\n",
+            "personal credential: {kind:?}{} expected, {}\n",
+            if i.manifest.as_ref().is_some_and(|m| m.personal_user) {
+                " with the person's account (the gateway checks their password)"
+            } else {
+                ""
+            },
             if personalised {
                 "this stick (or file) is personalised"
             } else {

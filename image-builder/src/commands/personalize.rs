@@ -28,8 +28,16 @@ const BACKUP_BYTES: u64 = 33 * SECTOR;
 /// The credential files an admin names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CredentialFiles {
-    Ipsec { certificate: PathBuf, key: PathBuf },
-    Wireguard { key: PathBuf, address: String },
+    Ipsec {
+        certificate: PathBuf,
+        key: PathBuf,
+        /// The person's account, when the image's gateway checks a password.
+        user: Option<String>,
+    },
+    Wireguard {
+        key: PathBuf,
+        address: String,
+    },
 }
 
 /// What was done, for people and (`--json`) for scripts.
@@ -53,7 +61,11 @@ pub fn read_credential(stick_id: &str, files: &CredentialFiles) -> Result<StickC
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
     };
     let tunnel = match files {
-        CredentialFiles::Ipsec { certificate, key } => {
+        CredentialFiles::Ipsec {
+            certificate,
+            key,
+            user,
+        } => {
             let cert_key = crate::root::network::public_key_pem("x509", certificate)
                 .with_context(|| format!("{} is not a certificate", certificate.display()))?;
             let key_key = crate::root::network::public_key_pem("pkey", key)
@@ -68,6 +80,7 @@ pub fn read_credential(stick_id: &str, files: &CredentialFiles) -> Result<StickC
             PersonalTunnel::Ipsec {
                 certificate: read(certificate)?,
                 key: read(key)?,
+                user: user.clone(),
             }
         }
         CredentialFiles::Wireguard { key, address } => PersonalTunnel::Wireguard {
@@ -135,7 +148,21 @@ fn expects(manifest: &stick_manifest::Manifest, credential: &StickCredential) ->
             tunnel_name(&credential.tunnel)
         );
     }
-    Ok(())
+    let password = manifest.personal_user;
+    let user = match &credential.tunnel {
+        PersonalTunnel::Ipsec { user, .. } => user.as_deref(),
+        PersonalTunnel::Wireguard { .. } => None,
+    };
+    match (password, user) {
+        (true, None) => bail!(
+            "{image} has the gateway check a user password (vpn.ipsec.user-password): \
+             name the person's account with --user"
+        ),
+        (false, Some(user)) => {
+            bail!("{image} checks no user password: --user {user} would not be used; leave it out")
+        }
+        _ => Ok(()),
+    }
 }
 
 fn tunnel_name(tunnel: &PersonalTunnel) -> &'static str {

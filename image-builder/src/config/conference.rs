@@ -248,6 +248,7 @@ mod tests {
             check_url: Some("https://10.99.0.10/".into()),
             ipv6: false,
             personal: false,
+            user_password: false,
         }
     }
 

@@ -254,6 +254,14 @@ impl LoadedConfig {
         };
         config.validate().map_err(invalid)?;
         let network = config.network_policy().map_err(invalid)?;
+        if network.as_ref().is_some_and(|n| n.user_password) && config.conference.is_none() {
+            return Err(invalid((
+                "vpn.ipsec.user-password",
+                "needs a [conference]: the person types the password on the stick's screen, \
+                 which only an image with the conference session has"
+                    .into(),
+            )));
+        }
         let session = config
             .conference
             .as_ref()

@@ -77,6 +77,13 @@ pub struct IpsecSection {
     /// PC's network; the egress policy then allows no IP protocol 50.
     #[serde(default = "default_true")]
     pub udp_encapsulation: bool,
+    /// After the stick's certificate, the gateway checks the person's password in
+    /// a second IKEv2 round (EAP-MSCHAPv2, RFC 4739), and counts and locks out
+    /// wrong ones. The person types it on the stick's screen (needs
+    /// `[conference]`); each stick's credential names the account
+    /// (`image-builder personalize --user`).
+    #[serde(default)]
+    pub user_password: bool,
 }
 
 /// `[vpn.wireguard]`: a WireGuard peer.
@@ -215,6 +222,21 @@ impl VpnSection {
             check_url: self.check_url.clone(),
             ipv6: network.ipv6,
             personal,
+            user_password: match &self.ipsec {
+                Some(ipsec) if ipsec.user_password => {
+                    if !personal {
+                        return Err((
+                            "vpn.ipsec.user-password",
+                            "needs personal sticks: the account name comes from each stick's \
+                             credential (`image-builder personalize --user`), so remove \
+                             vpn.test-credential-in-image and the client certificate"
+                                .into(),
+                        ));
+                    }
+                    true
+                }
+                _ => false,
+            },
         })
     }
 
@@ -522,6 +544,39 @@ address = "10.99.1.2/32"
             .policy(&NetworkSection::default())
             .expect_err("refused");
         assert!(message.contains("image-builder personalize"), "{message}");
+    }
+
+    #[test]
+    fn a_user_password_needs_personal_sticks() {
+        let personal = IPSEC
+            .replace("test-credential-in-image = true\n", "")
+            .replace(
+                "client-cert = \"client.pem\"\nclient-key = \"client.key\"\n",
+                "",
+            );
+        let with_password =
+            |text: &str| text.replace("[ipsec]\n", "[ipsec]\nuser-password = true\n");
+        let cases: Vec<(&str, String, Result<bool, &str>)> = vec![
+            (
+                "personal with a password",
+                with_password(&personal),
+                Ok(true),
+            ),
+            ("personal without", personal.clone(), Ok(false)),
+            (
+                "a TEST image's shared credential",
+                with_password(IPSEC),
+                Err("vpn.ipsec.user-password"),
+            ),
+        ];
+        for (name, text, want) in cases {
+            assert!(text.contains("[ipsec]\n"), "{name}: the fixture changed");
+            let got = section(&text)
+                .policy(&NetworkSection::default())
+                .map(|p| p.user_password)
+                .map_err(|(key, _)| key);
+            assert_eq!(got, want, "{name}");
+        }
     }
 
     #[test]

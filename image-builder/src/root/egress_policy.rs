@@ -163,6 +163,7 @@ mod tests {
             check_url: None,
             ipv6: false,
             personal: false,
+            user_password: false,
         }
     }
 

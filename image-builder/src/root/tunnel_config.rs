@@ -149,6 +149,31 @@ pub fn wireguard_network(policy: &NetworkPolicy, wireguard: &WireguardSection) -
     )
 }
 
+/// The Debian package with charon's EAP-MSCHAPv2 (the password round).
+pub const EAP_PACKAGE: &str = "libcharon-extauth-plugins";
+
+/// The stick's authentication rounds: its certificate; with a user password, a
+/// second round (RFC 4739) in which the gateway checks the person's password by
+/// EAP-MSCHAPv2. The account name (`eap_id`) comes from the stick's credential
+/// (the kiosk's drop-in `stick.user.conf`), the password from the person.
+fn local_rounds(user_password: bool) -> String {
+    let certificate = format!(
+        "\x20       local-1 {{\n\
+         \x20           auth = pubkey\n\
+         \x20           certs = {IPSEC_CLIENT_CERT}\n\
+         \x20       }}\n"
+    );
+    if !user_password {
+        return certificate.replace("local-1", "local");
+    }
+    format!(
+        "{certificate}\
+         \x20       local-2 {{\n\
+         \x20           auth = eap-mschapv2\n\
+         \x20       }}\n"
+    )
+}
+
 /// The swanctl connection: IKEv2, certificates both ways, the gateway's identity
 /// pinned, only its CA trusted, a virtual IP from the gateway, the inner networks
 /// as the only traffic selectors. The kiosk initiates it; charon never does by itself.
@@ -169,10 +194,7 @@ pub fn swanctl_conf(policy: &NetworkPolicy, ipsec: &IpsecSection) -> String {
          \x20       encap = {encap}\n\
          \x20       dpd_delay = 10s\n\
          \x20       keyingtries = 1\n\
-         \x20       local {{\n\
-         \x20           auth = pubkey\n\
-         \x20           certs = {IPSEC_CLIENT_CERT}\n\
-         \x20       }}\n\
+         {rounds}\
          \x20       remote {{\n\
          \x20           auth = pubkey\n\
          \x20           id = \"{id}\"\n\
@@ -198,6 +220,7 @@ pub fn swanctl_conf(policy: &NetworkPolicy, ipsec: &IpsecSection) -> String {
          }}\n",
         gateway = policy.gateway,
         id = ipsec.gateway_id,
+        rounds = local_rounds(policy.user_password),
         remote_ts = remote_ts.join(","),
     )
 }
@@ -266,6 +289,7 @@ mod tests {
             check_url: None,
             ipv6: false,
             personal: false,
+            user_password: false,
         }
     }
 
@@ -277,6 +301,7 @@ mod tests {
             client_cert: Some(PathBuf::from("c.pem")),
             client_key: Some(PathBuf::from("c.key")),
             udp_encapsulation: true,
+            user_password: false,
         };
         let text = swanctl_conf(&policy(), &ipsec);
         for want in [
@@ -292,6 +317,34 @@ mod tests {
             assert!(text.contains(want), "missing {want:?} in\n{text}");
         }
         assert_eq!(text.matches('{').count(), text.matches('}').count());
+    }
+
+    #[test]
+    fn a_user_password_is_a_second_round_after_the_certificate() {
+        for (user_password, rounds) in [
+            (false, vec!["local {", "auth = pubkey"]),
+            (
+                true,
+                vec![
+                    "local-1 {",
+                    "auth = pubkey",
+                    "local-2 {",
+                    "auth = eap-mschapv2",
+                ],
+            ),
+        ] {
+            let mut policy = policy();
+            policy.user_password = user_password;
+            let text = local_rounds(policy.user_password);
+            let mut from = 0;
+            for want in rounds {
+                let at = text[from..]
+                    .find(want)
+                    .unwrap_or_else(|| panic!("{want:?} missing or out of order in\n{text}"));
+                from += at + want.len();
+            }
+            assert_eq!(text.contains("eap"), user_password, "{text}");
+        }
     }
 
     #[test]

@@ -216,6 +216,7 @@ mod tests {
             uki_signer: None,
             test_fake_capture: false,
             personal_credential: None,
+            personal_user: false,
         }
     }
 

@@ -5,12 +5,14 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{bail, Context, Result};
-use stick_manifest::network::{NetworkPolicy, TunnelKind};
+use stick_manifest::network::{NetworkPolicy, TunnelKind, IPSEC_CONNECTION};
 use stick_manifest::personal::{
-    PersonalTunnel, StickCredential, HEADER_BYTES, IPSEC_CERT_PATH, IPSEC_KEY_PATH, MAX_DOCUMENT,
-    PERSONAL_TYPE_UUID, WIREGUARD_ADDRESS_DROPIN, WIREGUARD_KEY_PATH,
+    CredentialError, PersonalTunnel, StickCredential, HEADER_BYTES, IPSEC_CERT_PATH,
+    IPSEC_KEY_PATH, IPSEC_USER_DROPIN, MAX_DOCUMENT, PERSONAL_TYPE_UUID, WIREGUARD_ADDRESS_DROPIN,
+    WIREGUARD_KEY_PATH,
 };
 
 /// The header before the document (mark, length, checksum) plus the longest document.
@@ -23,14 +25,50 @@ pub struct Installed {
     pub partition: PathBuf,
 }
 
+/// Set when the stick carries no credential at all: it was never personalised
+/// (the session shows its screen for that).
+static NEVER_PERSONALISED: AtomicBool = AtomicBool::new(false);
+
+/// Whether [`install`] found no credential on the stick at all.
+pub fn never_personalised() -> bool {
+    NEVER_PERSONALISED.load(Ordering::SeqCst)
+}
+
 /// Finds this stick's credential and installs it for `policy`'s tunnel.
 pub fn install(policy: &NetworkPolicy) -> Result<Installed> {
     let sys_block = Path::new("/sys/class/block");
     let stick_disks = crate::boot::device_mapper::verity_root_disks(sys_block);
-    let partition = find_partition(sys_block, Path::new("/dev"), &stick_disks)?;
+    let found = find_partition(sys_block, Path::new("/dev"), &stick_disks);
+    let never = |err: anyhow::Error| {
+        NEVER_PERSONALISED.store(true, Ordering::SeqCst);
+        err
+    };
+    let partition = found.map_err(|err| match err {
+        Missing::NoPartition(err) => never(err),
+        Missing::Unreadable(err) => err,
+    })?;
     let bytes = read_start(&partition)?;
-    let credential = StickCredential::decode(&bytes)
-        .with_context(|| format!("the credential on {}", partition.display()))?;
+    let credential = match StickCredential::decode(&bytes) {
+        Err(CredentialError::NoMagic) => {
+            return Err(never(anyhow::anyhow!(
+                "this stick was never personalised: {} holds no credential \
+                 (`image-builder personalize` writes one)",
+                partition.display()
+            )))
+        }
+        decoded => decoded.with_context(|| format!("the credential on {}", partition.display()))?,
+    };
+    let has_user = matches!(
+        &credential.tunnel,
+        PersonalTunnel::Ipsec { user: Some(_), .. }
+    );
+    if policy.user_password && !has_user {
+        bail!(
+            "the credential on {} names no user, but this image's gateway checks a user \
+             password: personalise the stick again with --user",
+            partition.display()
+        );
+    }
     put(&credential, policy.tunnel)?;
     Ok(Installed {
         stick_id: credential.stick_id,
@@ -38,27 +76,43 @@ pub fn install(policy: &NetworkPolicy) -> Result<Installed> {
     })
 }
 
+/// Why no credential partition was found.
+enum Missing {
+    /// The stick has none: it was never personalised.
+    NoPartition(anyhow::Error),
+    /// The stick or its partition table could not be read.
+    Unreadable(anyhow::Error),
+}
+
 /// The credential partition on one of `stick_disks` (the disks under the
 /// verified root).
-fn find_partition(sys_block: &Path, dev_dir: &Path, stick_disks: &[String]) -> Result<PathBuf> {
+fn find_partition(
+    sys_block: &Path,
+    dev_dir: &Path,
+    stick_disks: &[String],
+) -> Result<PathBuf, Missing> {
     if stick_disks.is_empty() {
-        bail!("no disk under the verity root: the stick is unknown, no credential is read");
+        return Err(Missing::Unreadable(anyhow::anyhow!(
+            "no disk under the verity root: the stick is unknown, no credential is read"
+        )));
     }
     for disk in stick_disks {
         let entries = crate::boot::gpt::read_disk_entries(sys_block, dev_dir, disk)
-            .context("reading the GPT of the stick")?;
+            .context("reading the GPT of the stick")
+            .map_err(Missing::Unreadable)?;
         let Some(entry) = entries.iter().find(|e| e.type_uuid == PERSONAL_TYPE_UUID) else {
             continue;
         };
         let name = crate::sysfs::partition_name(sys_block, disk, entry.number)
-            .with_context(|| format!("{disk} has no partition {} in sysfs", entry.number))?;
+            .with_context(|| format!("{disk} has no partition {} in sysfs", entry.number))
+            .map_err(Missing::Unreadable)?;
         return Ok(dev_dir.join(name));
     }
-    bail!(
+    Err(Missing::NoPartition(anyhow::anyhow!(
         "this stick was never personalised: no credential partition on {} \
          (`image-builder personalize` adds one)",
         stick_disks.join(", ")
-    )
+    )))
 }
 
 fn read_start(partition: &Path) -> Result<Vec<u8>> {
@@ -75,9 +129,21 @@ fn read_start(partition: &Path) -> Result<Vec<u8>> {
 /// Writes the credential's files for `tunnel`.
 fn put(credential: &StickCredential, tunnel: TunnelKind) -> Result<()> {
     match (&credential.tunnel, tunnel) {
-        (PersonalTunnel::Ipsec { certificate, key }, TunnelKind::Ipsec) => {
+        (
+            PersonalTunnel::Ipsec {
+                certificate,
+                key,
+                user,
+            },
+            TunnelKind::Ipsec,
+        ) => {
             write(IPSEC_CERT_PATH, certificate.as_bytes(), 0o644, None)?;
-            write(IPSEC_KEY_PATH, key.as_bytes(), 0o600, None)
+            write(IPSEC_KEY_PATH, key.as_bytes(), 0o600, None)?;
+            if let Some(user) = user {
+                write(IPSEC_USER_DROPIN, user_dropin(user).as_bytes(), 0o600, None)?;
+                crate::network::user_password::set_account(user);
+            }
+            Ok(())
         }
         (
             PersonalTunnel::Wireguard {
@@ -105,6 +171,15 @@ fn put(credential: &StickCredential, tunnel: TunnelKind) -> Result<()> {
              personalise it again for this image"
         ),
     }
+}
+
+/// The second round's account name (the credential allows no quote in it).
+fn user_dropin(user: &str) -> String {
+    format!(
+        "# This stick's user (its credential partition): the password round's identity.\n\
+         connections {{\n    {IPSEC_CONNECTION} {{\n        local-2 {{\n            \
+         eap_id = \"{user}\"\n        }}\n    }}\n}}\n"
+    )
 }
 
 fn write(path: &str, bytes: &[u8], mode: u32, group: Option<nix::unistd::Gid>) -> Result<()> {

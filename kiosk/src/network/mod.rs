@@ -15,4 +15,5 @@ pub mod reach_check;
 pub mod session_route;
 pub mod tunnel;
 pub mod uplink;
+pub mod user_password;
 pub mod watch;

@@ -59,16 +59,29 @@ pub fn parse_ipsec_sas(text: &str) -> TunnelState {
 /// Why a tunnel could not be built.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TunnelFailure {
-    /// The gateway refused the stick's credentials: retrying will not help, the
-    /// person needs the helpdesk (the stick's screen says so).
-    pub refused: bool,
+    pub kind: FailureKind,
     /// What charon's log says, in words.
     pub reason: String,
+}
+
+/// What a failure asks of the person.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// Nothing: the network or the gateway; the kiosk retries.
+    Transient,
+    /// The gateway refused the stick's credentials (unknown, revoked): retrying
+    /// will not help, the person needs the helpdesk (the stick's screen says so).
+    Refused,
+    /// The gateway accepted the stick but not the person's password (the EAP
+    /// round failed): they type it again.
+    PasswordRejected,
 }
 
 /// The notify a gateway answers with when it does not accept the stick's
 /// authentication (RFC 7296 2.21.2).
 const REFUSED_NOTIFY: &str = "AUTHENTICATION_FAILED";
+/// charon's words when the gateway ends the password round with EAP-Failure.
+const EAP_FAILED: &str = "EAP authentication failed";
 
 /// Known causes in charon's log, most specific first: (phrase, what it means).
 /// Only failures: informational lines (such as "certificate status is not
@@ -88,6 +101,10 @@ const IPSEC_FAILURES: &[(&str, &str)] = &[
     ),
     ("has expired", "a certificate has expired"),
     (
+        EAP_FAILED,
+        "the gateway did not accept the user's password (the EAP round failed)",
+    ),
+    (
         REFUSED_NOTIFY,
         "the gateway rejected the authentication (the stick's certificate, or the gateway's own setup)",
     ),
@@ -103,8 +120,13 @@ const IPSEC_FAILURES: &[(&str, &str)] = &[
 pub fn ipsec_failure(log: &str) -> TunnelFailure {
     for (phrase, meaning) in IPSEC_FAILURES {
         if let Some(line) = log.lines().find(|l| l.contains(phrase)) {
+            let kind = match *phrase {
+                REFUSED_NOTIFY => FailureKind::Refused,
+                EAP_FAILED => FailureKind::PasswordRejected,
+                _ => FailureKind::Transient,
+            };
             return TunnelFailure {
-                refused: *phrase == REFUSED_NOTIFY,
+                kind,
                 reason: format!("{meaning}: {}", strip_log_prefix(line)),
             };
         }
@@ -116,7 +138,7 @@ pub fn ipsec_failure(log: &str) -> TunnelFailure {
         .find(|l| !l.is_empty())
         .unwrap_or("swanctl printed nothing");
     TunnelFailure {
-        refused: false,
+        kind: FailureKind::Transient,
         reason: reason.to_string(),
     }
 }
@@ -169,7 +191,7 @@ pub fn initiate_ipsec(timeout_seconds: u32) -> Result<(), TunnelFailure> {
         .args(["--timeout", &timeout])
         .output()
         .map_err(|e| TunnelFailure {
-            refused: false,
+            kind: FailureKind::Transient,
             reason: format!("cannot run swanctl: {e}"),
         })?;
     if output.status.success() {
@@ -270,32 +292,38 @@ stick: #1, ESTABLISHED, IKEv2, 4b1bd5c1b4d1c9e7_i* 5a0f4b0a8a8d2d1e_r
 
     #[test]
     fn ipsec_failure_reasons() {
-        let cases: &[(&str, &str, bool)] = &[
+        use FailureKind::{PasswordRejected, Refused, Transient};
+        let cases: &[(&str, &str, FailureKind)] = &[
             (
                 "[IKE] initiating IKE_SA stick[1] to 198.51.100.1\n[IKE] retransmit 1 of request with message ID 0\n[IKE] giving up after 3 retransmits\ninitiate failed: establishing CHILD_SA 'tunnel' failed\n",
                 "the gateway did not answer: giving up after 3 retransmits",
-                false,
+                Transient,
+            ),
+            (
+                "[IKE] authentication of 'gateway.test' with ECDSA-256 signature successful\n[IKE] server requested EAP_MSCHAPV2 authentication (id 0x01)\n[IKE] EAP-MS-CHAPv2 failed with error ERROR_AUTHENTICATION_FAILURE: 'E=691 R=1 C=00 V=3 M=FAILED'\n[IKE] received EAP_FAILURE, EAP authentication failed\n[IKE] received AUTHENTICATION_FAILED notify error\n",
+                "the gateway did not accept the user's password (the EAP round failed): received EAP_FAILURE, EAP authentication failed",
+                PasswordRejected,
             ),
             (
                 "[CFG] using trusted ca certificate \"CN=Other CA\"\n[IKE] no trusted RSA public key found for 'gateway.test'\n[ENC] generating INFORMATIONAL request\ninitiate failed: establishing CHILD_SA 'tunnel' failed\n",
                 "the gateway's certificate is not trusted (not signed by the configured gateway CA): no trusted RSA public key found for 'gateway.test'",
-                false,
+                Transient,
             ),
             (
                 "[IKE] received AUTHENTICATION_FAILED notify error\n",
                 "the gateway rejected the authentication (the stick's certificate, or the gateway's own setup): received AUTHENTICATION_FAILED notify error",
-                true,
+                Refused,
             ),
             (
                 "initiate failed: something new\n",
                 "initiate failed: something new",
-                false,
+                Transient,
             ),
-            ("", "swanctl printed nothing", false),
+            ("", "swanctl printed nothing", Transient),
         ];
-        for (log, reason, refused) in cases {
+        for (log, reason, kind) in cases {
             let want = TunnelFailure {
-                refused: *refused,
+                kind: *kind,
                 reason: reason.to_string(),
             };
             assert_eq!(ipsec_failure(log), want, "{log}");

@@ -15,7 +15,7 @@ use stick_manifest::network::{NetworkPolicy, TunnelKind, CHECK_CA_PATH};
 use crate::console::uptime_ms;
 use crate::network::egress::EgressReport;
 use crate::network::reach_check::ReachCheck;
-use crate::network::tunnel::{TunnelFailure, TunnelState};
+use crate::network::tunnel::{FailureKind, TunnelFailure, TunnelState};
 use crate::network::uplink::Uplink;
 
 /// How often the kiosk looks at the link and the tunnel.
@@ -553,6 +553,8 @@ struct Connecting {
     attempt: u32,
     next_attempt: Instant,
     last_waiting: Option<String>,
+    /// The password round: charon holds a password not yet rejected.
+    password_given: bool,
 }
 
 impl Connecting {
@@ -561,6 +563,7 @@ impl Connecting {
             attempt: 0,
             next_attempt: Instant::now(),
             last_waiting: None,
+            password_given: false,
         }
     }
 
@@ -581,6 +584,9 @@ impl Connecting {
     ) -> bool {
         match policy.tunnel {
             TunnelKind::Ipsec if Instant::now() >= self.next_attempt => {
+                if policy.user_password && !self.password_ready(machine, reachable) {
+                    return false;
+                }
                 self.initiate_ipsec(policy, machine, reachable);
                 true
             }
@@ -611,16 +617,51 @@ impl Connecting {
         );
         let result = crate::network::tunnel::initiate_ipsec(IPSEC_INITIATE_TIMEOUT);
         REFUSED.store(
-            result.as_ref().is_err_and(|failure| failure.refused),
+            result
+                .as_ref()
+                .is_err_and(|failure| failure.kind == FailureKind::Refused),
             Ordering::SeqCst,
         );
-        if let Err(TunnelFailure { reason, .. }) = result {
+        if let Err(TunnelFailure { reason, kind }) = result {
             crate::network::tunnel::terminate_ipsec();
-            if self.last_waiting.as_deref() != Some(reason.as_str()) {
-                emit(reachable, &machine.waiting(reason.clone()));
-                self.last_waiting = Some(reason);
-            }
+            self.say_waiting(machine, reason, reachable);
             self.next_attempt = Instant::now() + ipsec_retry_pause(self.attempt);
+            if kind == FailureKind::PasswordRejected {
+                // The person types it again; no pause after that.
+                let rejected = crate::network::user_password::rejected();
+                tracing::info!("the gateway rejected the password ({rejected} since boot)");
+                self.password_given = false;
+                self.next_attempt = Instant::now();
+            }
+        }
+    }
+
+    /// The password round: true when charon holds a password to try; else the
+    /// screen asks for one (once said on the console), and no attempt is made.
+    fn password_ready(&mut self, machine: &NetMachine, reachable: &AtomicBool) -> bool {
+        if self.password_given {
+            return true;
+        }
+        let Some(hex) = crate::network::user_password::take_or_ask() else {
+            self.say_waiting(
+                machine,
+                "waiting for the person's password (the stick's screen asks for it)".into(),
+                reachable,
+            );
+            return false;
+        };
+        match crate::network::user_password::load_into_charon(&hex) {
+            Ok(()) => self.password_given = true,
+            Err(reason) => self.say_waiting(machine, reason, reachable),
+        }
+        self.password_given
+    }
+
+    /// A `tunnel-waiting` line, unless it says what the last one said.
+    fn say_waiting(&mut self, machine: &NetMachine, reason: String, reachable: &AtomicBool) {
+        if self.last_waiting.as_deref() != Some(reason.as_str()) {
+            emit(reachable, &machine.waiting(reason.clone()));
+            self.last_waiting = Some(reason);
         }
     }
 
@@ -653,6 +694,7 @@ mod tests {
             check_url: Some("https://10.99.0.10/".into()),
             ipv6: false,
             personal: false,
+            user_password: false,
         }
     }
 

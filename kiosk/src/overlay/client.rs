@@ -34,8 +34,9 @@ use crate::overlay::full_screen;
 use crate::overlay::indicator;
 use crate::overlay::paint::{load_font, FONT_PATH};
 use crate::overlay::screens::{
-    answer_line, parse_question_line, parse_screen_line, screen_line, StickScreen,
+    answer_line, entered_line, parse_question_line, parse_screen_line, screen_line, StickScreen,
 };
+use crate::overlay::text_field::{wipe, FieldStep, KeyDecoder, KeyInput, TextField};
 
 /// The kiosk's subcommand that runs it.
 pub const SUBCOMMAND: &str = "overlay";
@@ -84,8 +85,11 @@ struct Overlay {
     /// The newest frame the compositor put on screen, per [`Role`].
     frame_shown: [u64; 3],
     keyboard: Option<wl_keyboard::WlKeyboard>,
-    /// Keys pressed while an overlay surface had the keyboard, oldest first.
-    pressed: Vec<u32>,
+    /// The compositor's keymap and modifiers: what a key means in a text field.
+    decoder: KeyDecoder,
+    /// Keys pressed while an overlay surface had the keyboard, oldest first,
+    /// with what they meant then.
+    pressed: Vec<(u32, KeyInput)>,
     /// The output's current mode, in pixels (sizes the indicator).
     output_size: Option<(i32, i32)>,
 }
@@ -201,15 +205,41 @@ impl Dispatch<wl_keyboard::WlKeyboard, ()> for Overlay {
         _: &Connection,
         _: &QueueHandle<Self>,
     ) {
-        // The keymap's descriptor is closed when the event is dropped; the
-        // questions need only key codes (text entry will need the keymap).
-        if let wl_keyboard::Event::Key {
-            key,
-            state: WEnum::Value(wl_keyboard::KeyState::Pressed),
-            ..
-        } = event
-        {
-            state.pressed.push(key);
+        match event {
+            wl_keyboard::Event::Keymap {
+                format: WEnum::Value(wl_keyboard::KeymapFormat::XkbV1),
+                fd,
+                size,
+            } => {
+                // Read at offset 0: the compositor may share one descriptor.
+                let file = std::fs::File::from(fd);
+                let mut text = vec![0; size as usize];
+                let read = file
+                    .read_exact_at(&mut text, 0)
+                    .map_err(|e| e.to_string())
+                    .and_then(|()| state.decoder.set_keymap(&text));
+                if let Err(err) = read {
+                    eprintln!("kiosk overlay: no keymap, text fields take no characters: {err}");
+                }
+            }
+            wl_keyboard::Event::Modifiers {
+                mods_depressed,
+                mods_latched,
+                mods_locked,
+                group,
+                ..
+            } => state
+                .decoder
+                .set_modifiers(mods_depressed, mods_latched, mods_locked, group),
+            wl_keyboard::Event::Key {
+                key,
+                state: WEnum::Value(wl_keyboard::KeyState::Pressed),
+                ..
+            } => {
+                let input = state.decoder.decode(key);
+                state.pressed.push((key, input));
+            }
+            _ => {}
         }
     }
 }
@@ -336,6 +366,10 @@ struct FullScreen {
     buffer: Option<(wl_buffer::WlBuffer, std::fs::File)>,
     /// The painted frame, until it was shown and reported.
     frame: Option<u64>,
+    /// The dots of its text field, for a screen that takes text.
+    field: Option<usize>,
+    /// Painted, but what it shows changed (the field): paint again.
+    stale: bool,
 }
 
 /// What painting needs: the globals, the queue, the language and the font.
@@ -383,6 +417,16 @@ impl FullScreen {
             layer,
             buffer: None,
             frame: None,
+            field: screen.takes_text().then_some(0),
+            stale: false,
+        }
+    }
+
+    /// The field now holds `dots` characters: paint it so.
+    fn show_field(&mut self, dots: usize) {
+        if self.field.is_some() && self.field != Some(dots) {
+            self.field = Some(dots);
+            self.stale = true;
         }
     }
 
@@ -408,14 +452,17 @@ impl FullScreen {
         (globals, qh, language, font): PaintWith<'_>,
         frames: &mut u64,
     ) -> Result<Option<u64>> {
-        if self.buffer.is_some() {
+        if self.buffer.is_some() && !self.stale {
             return Ok(None);
         }
+        // The kiosk hears of a screen's first frame, not of each keystroke's.
+        let first = self.buffer.is_none();
         let size = state.sizes[self.role as usize];
         let Some((width, height)) = size.filter(|&(w, h)| w > 0 && h > 0) else {
             return Ok(None);
         };
-        let bytes = full_screen::paint(self.screen, language, font, width, height).to_bytes();
+        let bytes =
+            full_screen::paint(self.screen, self.field, language, font, width, height).to_bytes();
         let file = shared_memory(bytes.len())?;
         file.write_all_at(&bytes, 0)
             .context("cannot paint into the screen's shared memory")?;
@@ -438,8 +485,12 @@ impl FullScreen {
         *frames += 1;
         self.surface.frame(qh, (self.role, *frames));
         self.surface.commit();
-        self.buffer = Some((buffer, file));
-        Ok(Some(*frames))
+        // The compositor has the new buffer: the old one can go.
+        if let Some((old, _)) = self.buffer.replace((buffer, file)) {
+            old.destroy();
+        }
+        self.stale = false;
+        Ok(first.then_some(*frames))
     }
 
     fn destroy(self) {
@@ -598,6 +649,8 @@ struct FullScreens {
     screen: Option<FullScreen>,
     question: Option<FullScreen>,
     frames: u64,
+    /// The text field of a screen that [takes text](StickScreen::takes_text).
+    field: TextField,
 }
 
 /// What a key answers to a question: Enter yes, Esc no.
@@ -621,6 +674,8 @@ impl FullScreens {
         stdout: &mut std::io::Stdout,
     ) -> Result<()> {
         if let Some(wanted) = parse_screen_line(line) {
+            // A new screen starts with an empty field.
+            self.field.wipe();
             self.screen =
                 FullScreen::replace(self.screen.take(), wanted, Role::Screen, state, with);
             if let Some(question) = self.question.take() {
@@ -645,7 +700,7 @@ impl FullScreens {
     fn answer(&mut self, state: &mut Overlay, stdout: &mut std::io::Stdout) -> Result<()> {
         let pressed = std::mem::take(&mut state.pressed);
         if let Some(question) = self.question.take() {
-            let Some(yes) = pressed.into_iter().find_map(answer_key) else {
+            let Some(yes) = pressed.into_iter().find_map(|(key, _)| answer_key(key)) else {
                 self.question = Some(question);
                 return Ok(());
             };
@@ -654,11 +709,29 @@ impl FullScreens {
             state.sizes[Role::Question as usize] = None;
             return tell_kiosk(stdout, &answer_line(asked, yes));
         }
-        let screen = self.screen.as_ref().map(|full| full.screen);
-        if let Some(screen) = screen.filter(|s| s.takes_keys()) {
-            if pressed.into_iter().any(|key| answer_key(key) == Some(true)) {
-                tell_kiosk(stdout, &answer_line(screen, true))?;
+        let Some(full) = self.screen.as_mut() else {
+            return Ok(());
+        };
+        if full.screen.takes_text() {
+            for (_, input) in pressed {
+                match self.field.apply(input) {
+                    FieldStep::Changed(dots) => full.show_field(dots),
+                    FieldStep::Submitted(text) => {
+                        let line = entered_line(full.screen, &text);
+                        wipe(text);
+                        full.show_field(0);
+                        tell_kiosk(stdout, &line)?;
+                        wipe(line);
+                    }
+                    FieldStep::Unchanged => {}
+                }
             }
+        } else if full.screen.takes_keys()
+            && pressed
+                .into_iter()
+                .any(|(key, _)| answer_key(key) == Some(true))
+        {
+            tell_kiosk(stdout, &answer_line(full.screen, true))?;
         }
         Ok(())
     }

@@ -14,6 +14,11 @@ pub const BACKGROUND: Rgba = Rgba(0x26, 0x32, 0x3a, 0xff);
 const TITLE: Rgba = Rgba(0xff, 0xff, 0xff, 0xff);
 const BODY: Rgba = Rgba(0xd8, 0xde, 0xe3, 0xff);
 const CODE_BOX: Rgba = Rgba(0x3a, 0x48, 0x52, 0xff);
+/// The text field: a light box the dots stand out on.
+const FIELD_BOX: Rgba = Rgba(0xf4, 0xf6, 0xf8, 0xff);
+const FIELD_DOTS: Rgba = Rgba(0x26, 0x32, 0x3a, 0xff);
+/// One dot per character typed; more than this many show as this many.
+const MAX_DOTS: usize = 32;
 
 /// The band's colour: blue to wait, amber to act, red for a stop.
 pub fn band_colour(severity: Severity) -> Rgba {
@@ -34,6 +39,11 @@ pub struct Layout {
     pub body_size: f32,
 }
 
+/// The height a text field takes below the words (its box and the gap).
+fn field_height(layout: &Layout) -> f32 {
+    layout.body_size * 3.2
+}
+
 impl Layout {
     pub fn for_size(width: u32, height: u32) -> Layout {
         let h = height as f32;
@@ -47,10 +57,12 @@ impl Layout {
     }
 }
 
-/// The screen, `width` x `height`. Without a font: the band and the background
-/// (the console line still names the screen).
+/// The screen, `width` x `height`, with a text field holding `field` dots for a
+/// screen that takes text. Without a font: the band and the background (the
+/// console line still names the screen).
 pub fn paint(
     screen: StickScreen,
+    field: Option<usize>,
     language: Language,
     font: Option<&FontVec>,
     width: u32,
@@ -83,6 +95,29 @@ pub fn paint(
             y += layout.body_size * 1.35;
             canvas.text(font, layout.body_size, layout.left, y, &line, BODY);
         }
+    }
+    if let Some(dots) = field {
+        y += layout.body_size;
+        let box_height = layout.body_size * 2.0;
+        canvas.rounded_box(
+            layout.left as u32,
+            y as u32,
+            (layout.text_width * 0.6) as u32,
+            box_height as u32,
+            (layout.body_size / 4.0) as u32,
+            FIELD_BOX,
+        );
+        let shown: String = "\u{25cf}".repeat(dots.min(MAX_DOTS));
+        // A caret after the dots: the field has the keyboard.
+        canvas.text(
+            font,
+            layout.body_size,
+            layout.left + layout.body_size * 0.6,
+            y + layout.body_size * 1.35,
+            &format!("{shown}|"),
+            FIELD_DOTS,
+        );
+        y += field_height(&layout) - layout.body_size;
     }
     // The code in a box, where a person reads it out on the phone.
     let code_size = layout.body_size * 1.1;
@@ -128,9 +163,15 @@ mod tests {
                         .map(|p| wrap(&font, layout.body_size, p, layout.text_width).len())
                         .sum();
                     // Everything above the code box, as `paint` adds it up.
+                    let field = if screen.takes_text() {
+                        field_height(&layout)
+                    } else {
+                        0.0
+                    };
                     let bottom = height as f32 * 0.25
                         + title_lines.len() as f32 * layout.title_size
                         + layout.body_size * (1.0 + 1.2 + body_lines as f32 * 1.35 + 2.0)
+                        + field
                         + layout.body_size * 1.1 * 2.0;
                     assert!(
                         bottom < height as f32,
@@ -145,13 +186,47 @@ mod tests {
     }
 
     #[test]
+    fn the_password_field_shows_one_dot_per_character() {
+        let font = load_font(FONT_PATH).expect("fonts-dejavu-core on the test host");
+        let (width, height) = (1280, 800);
+        let mut probe = Canvas::new(1, 1);
+        probe.fill(FIELD_BOX);
+        let light = probe.at(0, 0);
+        // The field's box: each dot covers some of its light pixels.
+        let light_pixels = |canvas: &Canvas| canvas.pixels.iter().filter(|&&p| p == light).count();
+        let screen = StickScreen::EnterPassword;
+        let empty = paint(screen, Some(0), Language::De, Some(&font), width, height);
+        let three = paint(screen, Some(3), Language::De, Some(&font), width, height);
+        let six = paint(screen, Some(6), Language::De, Some(&font), width, height);
+        let (e, t, x) = (
+            light_pixels(&empty),
+            light_pixels(&three),
+            light_pixels(&six),
+        );
+        assert!(e > t && t > x, "light pixels: {e} (none), {t} (3), {x} (6)");
+        // Three more dots cover what three dots covered.
+        let per_three = e - t;
+        assert!((t - x).abs_diff(per_three) <= per_three / 10, "{e} {t} {x}");
+        // No field on a screen that takes no text.
+        let plain = paint(
+            StickScreen::VpnLost,
+            None,
+            Language::De,
+            Some(&font),
+            width,
+            height,
+        );
+        assert_eq!(light_pixels(&plain), 0);
+    }
+
+    #[test]
     fn the_band_says_how_serious() {
         for (screen, band) in [
             (StickScreen::VpnLost, band_colour(Severity::Wait)),
             (StickScreen::NoNetwork, band_colour(Severity::Act)),
             (StickScreen::CertificateStop, band_colour(Severity::Stop)),
         ] {
-            let canvas = paint(screen, Language::De, None, 1024, 768);
+            let canvas = paint(screen, None, Language::De, None, 1024, 768);
             let expected = Canvas {
                 width: 1,
                 height: 1,

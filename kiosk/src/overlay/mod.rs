@@ -7,6 +7,7 @@
 //! - `screens`: the stick's full-screen views: names, helpdesk codes, severities.
 //! - `words`: each screen's words in German and English.
 //! - `full_screen`: a screen's pixels at any size.
+//! - `text_field`: the password screens' field: keys decoded by the keymap, dots.
 //! - `client`: `kiosk overlay LANG`, the Wayland client that shows them.
 
 pub mod client;
@@ -14,4 +15,5 @@ pub mod full_screen;
 pub mod indicator;
 pub mod paint;
 pub mod screens;
+pub mod text_field;
 pub mod words;

@@ -27,8 +27,16 @@ pub enum StickScreen {
     VpnConnecting,
     /// The tunnel was up and is lost: the conference is hidden until it is back.
     VpnLost,
-    /// The VPN gateway refused the stick's credentials (IKEv2 AUTHENTICATION_FAILED).
+    /// The VPN gateway refused the stick's credentials (IKEv2 AUTHENTICATION_FAILED):
+    /// an unknown or revoked stick.
     VpnRefused,
+    /// The stick carries no credential: it was never personalised.
+    NotPersonalised,
+    /// The gateway checks the person's password: typed here (the screen takes
+    /// text), Enter sends it.
+    EnterPassword,
+    /// The gateway rejected the password: typed again here.
+    PasswordRejected,
     /// The conference server's certificate is not from the configured CAs.
     CertificateStop,
     /// The browser cannot be started.
@@ -81,6 +89,9 @@ const ALL: &[StickScreen] = &[
     StickScreen::VpnConnecting,
     StickScreen::VpnLost,
     StickScreen::VpnRefused,
+    StickScreen::NotPersonalised,
+    StickScreen::EnterPassword,
+    StickScreen::PasswordRejected,
     StickScreen::CertificateStop,
     StickScreen::StartFailed,
     StickScreen::Crashed,
@@ -110,6 +121,9 @@ impl StickScreen {
             StickScreen::VpnConnecting => "vpn-connecting",
             StickScreen::VpnLost => "vpn-lost",
             StickScreen::VpnRefused => "vpn-refused",
+            StickScreen::NotPersonalised => "not-personalised",
+            StickScreen::EnterPassword => "enter-password",
+            StickScreen::PasswordRejected => "password-rejected",
             StickScreen::CertificateStop => "certificate-stop",
             StickScreen::StartFailed => "start-failed",
             StickScreen::Crashed => "crashed",
@@ -151,6 +165,9 @@ impl StickScreen {
             StickScreen::VpnConnecting => "SBS-VPN-01",
             StickScreen::VpnLost => "SBS-VPN-02",
             StickScreen::VpnRefused => "SBS-VPN-03",
+            StickScreen::NotPersonalised => "SBS-ID-01",
+            StickScreen::EnterPassword => "SBS-ID-02",
+            StickScreen::PasswordRejected => "SBS-ID-03",
             StickScreen::CertificateStop => "SBS-CERT-01",
             StickScreen::StartFailed => "SBS-CONF-01",
             StickScreen::Crashed => "SBS-CONF-02",
@@ -169,15 +186,18 @@ impl StickScreen {
             | StickScreen::VpnLost
             | StickScreen::Restarting
             | StickScreen::PoweringOff => Severity::Wait,
-            StickScreen::NoNetwork | StickScreen::ConfirmLeave | StickScreen::Ended => {
-                Severity::Act
-            }
+            StickScreen::NoNetwork
+            | StickScreen::ConfirmLeave
+            | StickScreen::Ended
+            | StickScreen::EnterPassword
+            | StickScreen::PasswordRejected => Severity::Act,
             StickScreen::RefusedImage
             | StickScreen::RefusedCmdline
             | StickScreen::RefusedSecureBoot
             | StickScreen::RefusedOutdated
             | StickScreen::RefusedStorage
             | StickScreen::VpnRefused
+            | StickScreen::NotPersonalised
             | StickScreen::CertificateStop
             | StickScreen::StartFailed
             | StickScreen::Crashed
@@ -188,7 +208,17 @@ impl StickScreen {
     /// A screen (not a question) that takes the keyboard: Enter answers it
     /// (`answer NAME yes`), and it stays until the kiosk replaces it.
     pub fn takes_keys(self) -> bool {
-        self == StickScreen::Ended
+        self == StickScreen::Ended || self.takes_text()
+    }
+
+    /// A screen with a text field (a password): the overlay decodes the keys
+    /// with the compositor's keymap, shows one dot per character, and Enter
+    /// sends the text to the kiosk (`entered NAME HEX`), never to a console.
+    pub fn takes_text(self) -> bool {
+        matches!(
+            self,
+            StickScreen::EnterPassword | StickScreen::PasswordRejected
+        )
     }
 
     /// The words, in `language`.
@@ -253,6 +283,20 @@ pub fn answer_line(screen: StickScreen, yes: bool) -> String {
     )
 }
 
+/// The overlay's report of a text field: `entered NAME HEX` (the UTF-8 bytes in
+/// hex: a password's spaces and symbols stay one word, and it needs no quoting).
+pub fn entered_line(screen: StickScreen, text: &str) -> String {
+    format!("entered {} {}", screen.name(), hex::encode(text.as_bytes()))
+}
+
+/// The inverse of [`entered_line`]: the screen and the hex as sent.
+pub fn parse_entered_line(line: &str) -> Option<(StickScreen, &str)> {
+    let (name, hex) = line.strip_prefix("entered ")?.split_once(' ')?;
+    let screen = StickScreen::from_name(name).filter(|s| s.takes_text())?;
+    let well_formed = hex.len().is_multiple_of(2) && hex.chars().all(|c| c.is_ascii_hexdigit());
+    well_formed.then_some((screen, hex))
+}
+
 /// The inverse of [`answer_line`].
 pub fn parse_answer_line(line: &str) -> Option<(StickScreen, bool)> {
     let (name, answer) = line.strip_prefix("answer ")?.split_once(' ')?;
@@ -305,6 +349,26 @@ mod tests {
             "answer x yes",
         ] {
             assert_eq!(parse_answer_line(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn entered_text_round_trips_as_hex() {
+        let screen = StickScreen::EnterPassword;
+        for text in ["secret", "zwei Wörter €", "", "a\"b'c"] {
+            let line = entered_line(screen, text);
+            assert!(!line[8..].contains(text) || text.is_empty(), "{line}");
+            let (parsed, hex) = parse_entered_line(&line).expect(text);
+            assert_eq!(parsed, screen);
+            assert_eq!(hex::decode(hex).expect("hex"), text.as_bytes());
+        }
+        for bad in [
+            "entered vpn-lost 6162",
+            "entered enter-password 616",
+            "entered enter-password zz",
+            "entered enter-password",
+        ] {
+            assert_eq!(parse_entered_line(bad), None, "{bad}");
         }
     }
 

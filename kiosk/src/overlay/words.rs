@@ -86,6 +86,28 @@ pub const GERMAN: &[Words] = &[
         "Rufen Sie den Helpdesk an und nennen Sie den Code unten.",
     ),
     (
+        "not-personalised",
+        "Dieser Stick ist noch nicht eingerichtet",
+        "Der Stick trägt keine persönliche Zugangsberechtigung für das VPN. Er baut \
+         keine Verbindung auf und sendet nichts ins Netz.",
+        "Geben Sie den Stick dem Helpdesk: Er wird dort für Sie eingerichtet.",
+    ),
+    (
+        "enter-password",
+        "Ihr Passwort",
+        "Der Stick ist erkannt. Das VPN-Gateway Ihrer Organisation prüft jetzt Ihr \
+         Passwort; es wird nur verschlüsselt an das Gateway gesendet.",
+        "Tippen Sie Ihr Passwort und drücken Sie die Eingabetaste.",
+    ),
+    (
+        "password-rejected",
+        "Passwort falsch",
+        "Das VPN-Gateway hat das Passwort abgelehnt. Nach mehreren falschen \
+         Versuchen sperrt es Ihr Konto.",
+        "Tippen Sie Ihr Passwort noch einmal und drücken Sie die Eingabetaste. \
+         Ist Ihr Konto gesperrt, rufen Sie den Helpdesk an.",
+    ),
+    (
         "certificate-stop",
         "Gestoppt: Server nicht vertrauenswürdig",
         "Das Zertifikat des Konferenzservers stammt nicht von Ihrer Organisation. \
@@ -213,6 +235,28 @@ pub const ENGLISH: &[Words] = &[
         "Your organisation's VPN gateway refuses this stick's credentials. The stick \
          keeps trying, but this will not clear by itself.",
         "Call the helpdesk and give them the code below.",
+    ),
+    (
+        "not-personalised",
+        "This stick is not set up yet",
+        "The stick carries no personal VPN credential. It builds no connection and \
+         sends nothing into the network.",
+        "Give the stick to the helpdesk: they set it up for you.",
+    ),
+    (
+        "enter-password",
+        "Your password",
+        "The stick is recognised. Your organisation's VPN gateway now checks your \
+         password; it is sent to the gateway only encrypted.",
+        "Type your password and press Enter.",
+    ),
+    (
+        "password-rejected",
+        "Wrong password",
+        "The VPN gateway rejected the password. After several wrong tries it locks \
+         your account.",
+        "Type your password again and press Enter. If your account is locked, call \
+         the helpdesk.",
     ),
     (
         "certificate-stop",

@@ -17,7 +17,9 @@ use stick_manifest::session::{KeyboardLayout, SCREEN_GID, SCREEN_UID};
 use stick_manifest::Language;
 
 use crate::capture::CaptureState;
-use crate::overlay::screens::{parse_answer_line, parse_screen_line, screen_line, StickScreen};
+use crate::overlay::screens::{
+    parse_answer_line, parse_entered_line, parse_screen_line, screen_line, StickScreen,
+};
 use crate::session::account::{drop_to_account, fresh_session_folder, group_ids};
 
 pub const LABWC: &str = "/usr/bin/labwc";
@@ -75,12 +77,12 @@ pub struct Compositor {
 impl Compositor {
     /// Starts labwc as the screen account, waits for its socket, then starts the
     /// overlay and the capture watch that feeds it.
-    /// `on_answer` gets the overlay's answers to questions, on a thread of its own.
+    /// `answers` get the overlay's answers to questions and its text fields.
     pub fn start(
         keyboard: Option<&KeyboardLayout>,
         language: Language,
         log: &std::fs::File,
-        on_answer: fn(StickScreen, bool),
+        answers: OverlayAnswers,
     ) -> Result<Compositor> {
         let run = PathBuf::from(SCREEN_RUN_DIR);
         kill_account_processes();
@@ -148,7 +150,7 @@ impl Compositor {
             Arc::clone(&changed_at),
         );
         let last_shown = Arc::new(Mutex::new(None));
-        report_shown(stdout, changed_at, Arc::clone(&last_shown), on_answer);
+        report_shown(stdout, changed_at, Arc::clone(&last_shown), answers);
         Ok(Compositor {
             labwc,
             overlay,
@@ -330,13 +332,23 @@ fn watch_capture(
     });
 }
 
+/// Who gets what the person answered on the overlay.
+#[derive(Debug, Clone, Copy)]
+pub struct OverlayAnswers {
+    /// A question's or a screen's answer (Enter: yes, Esc: no), on a thread of
+    /// its own.
+    pub answered: fn(StickScreen, bool),
+    /// A text field's content (hex), on the reading thread.
+    pub entered: fn(StickScreen, String),
+}
+
 /// Turns the overlay's `shown ...` answers into `indicator shown` and `screen
-/// shown` lines, and hands its answers to questions to `on_answer`.
+/// shown` lines, and hands its answers to `answers`.
 fn report_shown(
     overlay: std::process::ChildStdout,
     changed_at: Arc<Mutex<Instant>>,
     last_shown: Arc<Mutex<Option<StickScreen>>>,
-    on_answer: fn(StickScreen, bool),
+    answers: OverlayAnswers,
 ) {
     std::thread::spawn(move || {
         for line in std::io::BufReader::new(overlay).lines() {
@@ -353,7 +365,17 @@ fn report_shown(
             if let Some((question, yes)) = parse_answer_line(&line) {
                 // On its own thread: this one must go on reading the overlay's
                 // answers (the powering-off screen's among them).
-                std::thread::spawn(move || on_answer(question, yes));
+                let answered = answers.answered;
+                std::thread::spawn(move || answered(question, yes));
+                continue;
+            }
+            // Before anything logs the line: it carries what the person typed.
+            if let Some((screen, hex)) = parse_entered_line(&line) {
+                (answers.entered)(screen, hex.to_string());
+                continue;
+            }
+            if line.starts_with("entered ") {
+                tracing::warn!("the overlay sent a text field the kiosk does not take");
                 continue;
             }
             let Some(state) = line

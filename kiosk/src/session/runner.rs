@@ -12,6 +12,7 @@ use serde_json::json;
 use stick_manifest::session::{SessionPolicy, CONFERENCE_CA_PATH};
 
 use crate::network::reach_check::{CheckError, ReachCheck};
+use crate::network::user_password::Prompt;
 use crate::session::browser::Browser;
 use crate::session::cdp::{Cdp, CdpError, Event};
 use crate::session::guard::{
@@ -280,8 +281,9 @@ fn banner(policy: &SessionPolicy) -> &'static str {
     }
 }
 
-/// While the conference network is not reachable: the screen for it (no link,
-/// credentials refused, connecting, or the tunnel lost when it was up before),
+/// While the conference network is not reachable: the screen for it (never
+/// personalised, no link, credentials refused, the password asked, connecting,
+/// or the tunnel lost when it was up before),
 /// one `waiting` line,
 /// then waits until it is.
 fn wait_for_network(reachable: &AtomicBool, display: &mut StickDisplay, was_up: bool) {
@@ -294,7 +296,13 @@ fn wait_for_network(reachable: &AtomicBool, display: &mut StickDisplay, was_up: 
     while !reachable.load(Ordering::SeqCst) {
         let link = crate::network::uplink::observe().is_ok_and(|uplink| uplink.link_up);
         let refused = crate::network::watch::credentials_refused();
+        let prompt = crate::network::user_password::prompt();
         let (screen, text) = match (link, was_up) {
+            _ if crate::network::credential::never_personalised() => (
+                StickScreen::NotPersonalised,
+                "This stick was never personalised: it carries no VPN credential and \
+                 starts no network.\n\nGive it to the helpdesk.",
+            ),
             (false, _) => (
                 StickScreen::NoNetwork,
                 "No network: plug in a network cable. The connection starts by itself.",
@@ -304,6 +312,16 @@ fn wait_for_network(reachable: &AtomicBool, display: &mut StickDisplay, was_up: 
                 "The VPN gateway refuses this stick's credentials.\n\n\
                  The stick keeps trying, but this will not clear by itself: call the helpdesk.",
             ),
+            (true, _) if prompt.is_some() => match prompt {
+                Some(Prompt::Again { .. }) => (
+                    StickScreen::PasswordRejected,
+                    "The VPN gateway rejected the password. Type it again on the screen.",
+                ),
+                _ => (
+                    StickScreen::EnterPassword,
+                    "The VPN gateway checks your password: type it on the screen.",
+                ),
+            },
             (true, false) => (
                 StickScreen::VpnConnecting,
                 "Connecting to the conference network ...\n\n\

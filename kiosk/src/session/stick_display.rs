@@ -9,7 +9,7 @@ use stick_manifest::session::KeyboardLayout;
 use stick_manifest::Language;
 
 use crate::overlay::screens::StickScreen;
-use crate::session::compositor::Compositor;
+use crate::session::compositor::{Compositor, OverlayAnswers};
 use crate::session::overlay_input::emit_requested;
 
 /// The compositor's own output (its tail is in the kiosk's log when it fails).
@@ -52,7 +52,7 @@ impl StickDisplay {
                 .open(COMPOSITOR_LOG)
                 .map_err(|err| anyhow::anyhow!("cannot create {COMPOSITOR_LOG}: {err}"))?;
             let compositor =
-                Compositor::start(self.keyboard.as_ref(), self.language, &log, answered)?;
+                Compositor::start(self.keyboard.as_ref(), self.language, &log, ANSWERS)?;
             crate::session::overlay_input::connect(compositor.overlay_input());
             self.compositor = Some(compositor);
             self.showing = None;
@@ -99,6 +99,16 @@ impl StickDisplay {
                 compositor.show_screen(None);
             }
         }
+    }
+}
+
+/// Where the overlay's answers go.
+const ANSWERS: OverlayAnswers = OverlayAnswers { answered, entered };
+
+/// A text field's content, to whom it belongs: the password to the network.
+fn entered(screen: StickScreen, hex: String) {
+    if screen.takes_text() {
+        crate::network::user_password::typed(hex);
     }
 }
 

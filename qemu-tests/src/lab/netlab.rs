@@ -92,6 +92,9 @@ pub struct NetLab {
     fixtures: PathBuf,
     daemons: Vec<Daemon>,
     gateway_daemon: Option<Daemon>,
+    /// IPsec: accounts whose password the gateway checks in a second round
+    /// (EAP-MSCHAPv2), with their passwords; none: certificates only.
+    eap_users: Vec<(String, String)>,
 }
 
 static LABS: AtomicU32 = AtomicU32::new(0);
@@ -129,6 +132,7 @@ impl NetLab {
             fixtures: crate::workspace_root().join("qemu-tests/fixtures/vpn"),
             daemons: Vec::new(),
             gateway_daemon: None,
+            eap_users: Vec::new(),
         };
         lab.build_links().context("building the lab's namespaces")?;
         lab.start_dhcp()?;
@@ -260,6 +264,25 @@ impl NetLab {
         Ok(())
     }
 
+    /// IPsec: the gateway checks `user`'s `password` in a second round after the
+    /// stick's certificate (RFC 4739, EAP-MSCHAPv2), as an organisation's
+    /// gateway does against its user directory. Takes effect when the gateway
+    /// starts.
+    pub fn add_eap_user(&mut self, user: &str, password: &str) {
+        self.eap_users
+            .push((user.to_string(), password.to_string()));
+    }
+
+    /// How often the gateway's log says it rejected `user`'s password.
+    pub fn eap_rejections(&self, user: &str) -> usize {
+        count_eap_rejections(&self.log("charon.log"), user)
+    }
+
+    /// The gateway this lab runs.
+    pub fn gateway(&self) -> Gateway {
+        self.gateway
+    }
+
     /// The lab's folder (logs, scripts), removed with the lab.
     pub fn dir(&self) -> &Path {
         self.dir.path()
@@ -315,7 +338,7 @@ impl NetLab {
         std::fs::write(
             &conf,
             format!(
-                "charon {{\n  load_modular = no\n  load = random nonce openssl kdf hmac sha2 sha1 aes gcm curve25519 pem pkcs1 pkcs8 x509 revocation constraints pubkey attr kernel-libipsec kernel-netlink socket-default vici\n  install_routes = yes\n  plugins {{\n    vici {{\n      socket = unix://{vici}\n    }}\n  }}\n  filelog {{\n    charon {{\n      path = {log}\n      default = 1\n      ike = 2\n      cfg = 2\n    }}\n  }}\n}}\n",
+                "charon {{\n  load_modular = no\n  load = random nonce openssl kdf hmac sha2 sha1 aes gcm curve25519 pem pkcs1 pkcs8 x509 revocation constraints pubkey attr kernel-libipsec kernel-netlink socket-default vici eap-mschapv2 eap-identity\n  install_routes = yes\n  plugins {{\n    vici {{\n      socket = unix://{vici}\n    }}\n  }}\n  filelog {{\n    charon {{\n      path = {log}\n      default = 1\n      ike = 2\n      cfg = 2\n    }}\n  }}\n}}\n",
                 vici = vici.display(),
                 log = self.dir.path().join("charon.log").display(),
             ),
@@ -333,13 +356,7 @@ impl NetLab {
                 .with_context(|| format!("cannot copy {from}"))?;
         }
         let swanctl = dir.join("swanctl.conf");
-        std::fs::write(
-            &swanctl,
-            format!(
-                "connections {{\n  stick {{\n    version = 2\n    local_addrs = {GATEWAY}\n    pools = tunnel-pool\n    dpd_delay = 10s\n    local {{\n      auth = pubkey\n      certs = gateway.pem\n      id = gateway.test\n    }}\n    remote {{\n      auth = pubkey\n      cacerts = ca.pem\n    }}\n    children {{\n      net {{\n        local_ts = 10.99.0.0/24\n      }}\n    }}\n  }}\n}}\npools {{\n  tunnel-pool {{\n    addrs = {IPSEC_POOL}\n  }}\n}}\n"
-            ),
-        )
-        .context("swanctl.conf")?;
+        std::fs::write(&swanctl, gateway_swanctl_conf(&self.eap_users)).context("swanctl.conf")?;
         // charon writes its pid file under /run: give it a /run of its own.
         let mut command = in_ns(&self.gateway_ns, "unshare");
         command
@@ -472,6 +489,45 @@ impl NetLab {
         .map(drop)
     }
 
+    /// Revokes a stick's certificate (a fixture name) as an admin does: the CA
+    /// signs a CRL naming it; the gateway gets the CRL (loaded at once when it
+    /// runs, else when it starts) and ends the IKE SA it may have with the stick,
+    /// which must then authenticate again. Returns the CRL.
+    pub fn revoke(&mut self, certificate: &str) -> Result<PathBuf> {
+        let crl = crate::lab::lab_ca::revoke(
+            &self.fixtures,
+            &self.dir.path().join("ca"),
+            &[certificate],
+        )?;
+        let folder = self.dir.path().join("charon/x509crl");
+        std::fs::create_dir_all(&folder).context("swanctl's CRL folder")?;
+        std::fs::copy(&crl, folder.join("lab.crl.pem")).context("copying the CRL")?;
+        if self.gateway_running() {
+            let charon = self.dir.path().join("charon");
+            run_tool(
+                Command::new("swanctl")
+                    .args(["--load-creds", "--noprompt", "--file"])
+                    .arg(charon.join("swanctl.conf"))
+                    .arg("--uri")
+                    .arg(format!("unix://{}", charon.join("charon.vici").display())),
+            )
+            .context("loading the CRL into the gateway")?;
+            // No SA is no error: the stick may be between attempts.
+            let _ = self.delete_ipsec_sa();
+        }
+        Ok(crl)
+    }
+
+    /// What the gateway lists as its CRLs (`swanctl --list-certs --type x509_crl`).
+    pub fn gateway_crls(&self) -> Result<String> {
+        let vici = self.dir.path().join("charon/charon.vici");
+        run_tool(
+            Command::new("swanctl")
+                .args(["--list-certs", "--type", "x509_crl", "--uri"])
+                .arg(format!("unix://{}", vici.display())),
+        )
+    }
+
     /// Whether the gateway process is running.
     pub fn gateway_running(&mut self) -> bool {
         self.gateway_daemon.as_mut().is_some_and(Daemon::alive)
@@ -520,6 +576,40 @@ impl Drop for NetLab {
         }
         let _ = std::fs::remove_file(self.wireguard_socket());
     }
+}
+
+/// The gateway's swanctl.conf: the stick's certificate from the TEST CA; with
+/// `eap_users`, their passwords in a second round (EAP-MSCHAPv2).
+fn gateway_swanctl_conf(eap_users: &[(String, String)]) -> String {
+    let remote = if eap_users.is_empty() {
+        "    remote {\n      auth = pubkey\n      cacerts = ca.pem\n    }\n".to_string()
+    } else {
+        "    remote-1 {\n      auth = pubkey\n      cacerts = ca.pem\n    }\n    \
+         remote-2 {\n      auth = eap-mschapv2\n      eap_id = %any\n    }\n"
+            .to_string()
+    };
+    let secrets: String = eap_users
+        .iter()
+        .enumerate()
+        .map(|(i, (user, password))| {
+            format!("  eap-{i} {{\n    id = \"{user}\"\n    secret = \"{password}\"\n  }}\n")
+        })
+        .collect();
+    format!(
+        "connections {{\n  stick {{\n    version = 2\n    local_addrs = {GATEWAY}\n    \
+         pools = tunnel-pool\n    dpd_delay = 10s\n    local {{\n      auth = pubkey\n      \
+         certs = gateway.pem\n      id = gateway.test\n    }}\n{remote}    children {{\n      \
+         net {{\n        local_ts = 10.99.0.0/24\n      }}\n    }}\n  }}\n}}\n\
+         pools {{\n  tunnel-pool {{\n    addrs = {IPSEC_POOL}\n  }}\n}}\n\
+         secrets {{\n{secrets}}}\n"
+    )
+}
+
+/// Lines of a gateway log where charon rejected `user`'s password.
+fn count_eap_rejections(log: &str, user: &str) -> usize {
+    log.lines()
+        .filter(|l| l.contains("EAP-MS-CHAPv2 verification failed") && l.contains(user))
+        .count()
 }
 
 /// boringtun from PATH or cargo's bin folder (`cargo install boringtun-cli`).

@@ -70,7 +70,20 @@ impl VpnSession {
         image: &std::path::Path,
         adjust: impl FnOnce(&mut MachineConfig),
     ) -> Result<VpnSession> {
-        let mut lab = NetLab::new(gateway).context("network lab")?;
+        let lab = NetLab::new(gateway).context("network lab")?;
+        VpnSession::start_in(name, lab, gateway_at_boot, image, adjust)
+    }
+
+    /// Boots `image` in a lab the caller has prepared (a CRL already at the
+    /// gateway, for example).
+    pub fn start_in(
+        name: &str,
+        mut lab: NetLab,
+        gateway_at_boot: bool,
+        image: &std::path::Path,
+        adjust: impl FnOnce(&mut MachineConfig),
+    ) -> Result<VpnSession> {
+        let gateway = lab.gateway();
         if gateway_at_boot {
             lab.start_gateway()?;
         }
@@ -122,6 +135,46 @@ impl VpnSession {
                 )
             })?;
         parse_net(&line).context("net line parses")
+    }
+
+    /// The kiosk's console lines of one kind (`screen`, `session`, ...), as JSON,
+    /// in order.
+    pub fn events(&self, kind: &str) -> Vec<serde_json::Value> {
+        self.vm
+            .console()
+            .lines()
+            .filter_map(|l| crate::machine::serial::parse_event(l, kind))
+            .collect()
+    }
+
+    /// The first `kind` line after the first `after` that `matches`, within
+    /// `timeout`; the error carries the console.
+    pub fn wait_event(
+        &self,
+        kind: &str,
+        after: usize,
+        timeout: Duration,
+        what: &str,
+        matches: impl Fn(&serde_json::Value) -> bool,
+    ) -> Result<serde_json::Value> {
+        let found = wait_until(timeout, Duration::from_millis(300), || {
+            self.events(kind).into_iter().skip(after).find(&matches)
+        });
+        found.with_context(|| {
+            format!(
+                "{}: no {kind} line for {what} within {timeout:?}\n--- console ---\n{}",
+                self.name,
+                self.vm.console()
+            )
+        })
+    }
+
+    /// Waits until the stick screen `name` was shown (its `screen shown` line);
+    /// that line.
+    pub fn wait_screen_shown(&self, name: &str, timeout: Duration) -> Result<serde_json::Value> {
+        self.wait_event("screen", 0, timeout, &format!("the {name} screen"), |e| {
+            e["state"] == "shown" && e["screen"] == name
+        })
     }
 
     /// Every net line so far.

@@ -633,7 +633,45 @@ pub fn send_key_command(chord: &str) -> serde_json::Value {
     serde_json::json!({"execute": "send-key", "arguments": {"keys": keys, "hold-time": 100}})
 }
 
+/// The key chord (QEMU qcodes) that types `c` on a US keyboard layout; `None`
+/// for a character the tests do not type.
+pub fn us_key_chord(c: char) -> Option<String> {
+    const SHIFTED: &[(char, &str)] = &[
+        ('!', "1"),
+        ('@', "2"),
+        ('#', "3"),
+        ('$', "4"),
+        ('%', "5"),
+        ('_', "minus"),
+        ('?', "slash"),
+        (':', "semicolon"),
+    ];
+    let plain = match c {
+        'a'..='z' | '0'..='9' => c.to_string(),
+        'A'..='Z' => return Some(format!("shift-{}", c.to_ascii_lowercase())),
+        ' ' => "spc".into(),
+        '-' => "minus".into(),
+        '.' => "dot".into(),
+        ',' => "comma".into(),
+        '/' => "slash".into(),
+        _ => {
+            let (_, key) = SHIFTED.iter().find(|(shifted, _)| *shifted == c)?;
+            return Some(format!("shift-{key}"));
+        }
+    };
+    Some(plain)
+}
+
 impl Machine {
+    /// Types `text` on the guest's keyboard (a US layout), one key at a time.
+    pub fn type_text(&self, text: &str) -> Result<()> {
+        for c in text.chars() {
+            let chord = us_key_chord(c).with_context(|| format!("no key types {c:?}"))?;
+            self.send_keys(&chord)?;
+        }
+        Ok(())
+    }
+
     /// Presses a key chord on the guest's keyboard, e.g. `ctrl-shift-i` or `o`.
     pub fn send_keys(&self, chord: &str) -> Result<()> {
         self.qmp(&send_key_command(chord))
@@ -677,6 +715,23 @@ impl Machine {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn characters_become_us_key_chords() {
+        let cases: &[(char, Option<&str>)] = &[
+            ('s', Some("s")),
+            ('S', Some("shift-s")),
+            ('7', Some("7")),
+            (' ', Some("spc")),
+            ('!', Some("shift-1")),
+            ('-', Some("minus")),
+            ('_', Some("shift-minus")),
+            ('ä', None),
+        ];
+        for (c, chord) in cases {
+            assert_eq!(us_key_chord(*c).as_deref(), *chord, "{c:?}");
+        }
+    }
 
     #[test]
     fn wait_until_returns_the_value_or_gives_up() {

@@ -1,0 +1,237 @@
+//! Personal sticks on the conference image behind IPsec, as staff meet them:
+//! a stick never personalised shows its screen and sends nothing; a personal
+//! stick asks its person's password on its own screen, the gateway checks it in
+//! a second IKEv2 round (EAP-MSCHAPv2) and counts the wrong ones; a revoked stick
+//! is refused with the helpdesk's screen. Screens are looked at as screendumps
+//! (kept in target/qemu-tests/artifacts), the uplink capture judged at power-off.
+
+use std::ffi::OsStr;
+use std::time::Duration;
+
+use qemu_tests::lab::conference_lab::conference_machine;
+use qemu_tests::lab::netlab::{Gateway, NetLab};
+use qemu_tests::lab::vpn_session::{VpnSession, BOOT_TIMEOUT, NET_TIMEOUT};
+use qemu_tests::machine::screen::stick_screen_covers;
+use qemu_tests::{personalised_copy, vpn_fixture};
+
+/// The conference image for personal sticks with a password round
+/// (`(config, output folder)`).
+const IMAGE: (&str, &str) = (
+    "qemu-tests/configs/conference-ipsec.toml",
+    "conference-ipsec",
+);
+/// The lab gateway's account for stick-a's person, and its password (typed on
+/// the US keyboard: capitals, a space and a symbol exercise the keymap).
+const USER: &str = "alice";
+const PASSWORD: &str = "Sommer 2026!";
+const WRONG_PASSWORD: &str = "Winter 2025?";
+/// How long a screen may take to appear once the kiosk asked for it.
+const SCREEN_TIMEOUT: Duration = Duration::from_secs(60);
+
+const IPSEC: Gateway = Gateway::Ipsec {
+    wrong_certificate: false,
+    refuses_stick: false,
+};
+
+trait OkOrPanic<T> {
+    fn ok_or_panic(self) -> T;
+}
+
+impl<T> OkOrPanic<T> for anyhow::Result<T> {
+    fn ok_or_panic(self) -> T {
+        self.unwrap_or_else(|e| panic!("{e:#}"))
+    }
+}
+
+/// A copy of the image personalised as `stick_id` with the TEST certificate
+/// `name` and `user`'s account.
+fn personal(dir: &std::path::Path, stick_id: &str, name: &str, user: &str) -> std::path::PathBuf {
+    let cert = vpn_fixture(&format!("{name}.pem"));
+    let key = vpn_fixture(&format!("{name}.key"));
+    let args: [&OsStr; 6] = [
+        "--client-cert".as_ref(),
+        cert.as_os_str(),
+        "--client-key".as_ref(),
+        key.as_os_str(),
+        "--user".as_ref(),
+        user.as_ref(),
+    ];
+    personalised_copy(dir, IMAGE, stick_id, &args).ok_or_panic()
+}
+
+/// Waits for the screen `name`, checks its code, keeps its screendump as
+/// `screen-NAME.png` once it covers the display; returns how much it covers.
+fn screen_shown(s: &VpnSession, name: &str, code: &str, timeout: Duration) -> f64 {
+    let shown = s.wait_screen_shown(name, timeout).ok_or_panic();
+    assert_eq!(shown["code"], code, "{shown}");
+    let cover = stick_screen_covers(&s.vm, SCREEN_TIMEOUT);
+    let shot = qemu_tests::artifacts_dir().join(format!("screen-{name}.png"));
+    s.vm.screenshot(&shot).ok_or_panic();
+    cover.unwrap_or_else(|| panic!("the {name} screen does not cover ({})", shot.display()))
+}
+
+/// The `screen shown` names of a console, in order.
+fn screens_shown(console: &str) -> Vec<String> {
+    console
+        .lines()
+        .filter_map(|l| qemu_tests::machine::serial::parse_event(l, "screen"))
+        .filter(|e| e["state"] == "shown")
+        .filter_map(|e| e["screen"].as_str().map(String::from))
+        .collect()
+}
+
+/// A stick written from the image but never personalised: its screen, no
+/// network started, not one packet sent.
+#[test]
+fn a_stick_never_personalised_shows_its_screen_and_sends_nothing() {
+    let built = qemu_tests::built_image(IMAGE.0, IMAGE.1).ok_or_panic();
+    let s = VpnSession::start_on(
+        "identity-none",
+        IPSEC,
+        true,
+        &built.image,
+        conference_machine,
+    )
+    .ok_or_panic();
+    let cover = screen_shown(&s, "not-personalised", "SBS-ID-01", BOOT_TIMEOUT);
+    let disabled = s
+        .net_lines()
+        .into_iter()
+        .find(|n| n.state == "disabled")
+        .and_then(|n| n.reason)
+        .unwrap_or_default();
+    assert!(disabled.contains("never personalised"), "{disabled:?}");
+    // Time for anything that would go out.
+    std::thread::sleep(Duration::from_secs(10));
+    let (report, console) = s.power_off_with_console().ok_or_panic();
+    assert!(
+        report.leaks.is_empty() && report.sent_by_guest == 0,
+        "a stick never personalised sent packets: {report}"
+    );
+    println!(
+        "identity-none: {disabled}; the screen covers {cover:.2}; screens {:?}; {report}",
+        screens_shown(&console)
+    );
+}
+
+/// stick-a's person types a wrong password, sees it rejected, then types the
+/// right one: the tunnel comes up. The gateway counted the wrong one; neither
+/// password appears on the console.
+#[test]
+fn the_gateway_checks_the_persons_password_typed_on_the_stick() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let image = personal(dir.path(), "stick-a", "test-stick-a", USER);
+    let mut lab = NetLab::new(IPSEC).ok_or_panic();
+    lab.add_eap_user(USER, PASSWORD);
+    let mut s = VpnSession::start_in("identity-password", lab, true, &image, conference_machine)
+        .ok_or_panic();
+    let asked = screen_shown(&s, "enter-password", "SBS-ID-02", BOOT_TIMEOUT);
+    // Half typed: the dots show (looked at in the screendump), then Escape
+    // empties the field and the whole wrong password goes.
+    s.vm.type_text("Wint").ok_or_panic();
+    std::thread::sleep(Duration::from_secs(3));
+    let typing = qemu_tests::artifacts_dir().join("screen-enter-password-typing.png");
+    s.vm.screenshot(&typing).ok_or_panic();
+    s.vm.send_keys("esc").ok_or_panic();
+    s.vm.type_text(WRONG_PASSWORD).ok_or_panic();
+    s.vm.send_keys("ret").ok_or_panic();
+    let rejected = screen_shown(&s, "password-rejected", "SBS-ID-03", NET_TIMEOUT);
+    let reason = s
+        .net_lines()
+        .into_iter()
+        .filter(|n| n.state == "tunnel-waiting")
+        .filter_map(|n| n.reason)
+        .find(|r| r.contains("password"))
+        .unwrap_or_default();
+    assert!(reason.contains("EAP"), "the rejection's reason: {reason:?}");
+    assert_eq!(
+        s.lab.eap_rejections(USER),
+        1,
+        "the gateway's count of {USER}'s wrong passwords:\n{}",
+        s.lab.log("charon.log")
+    );
+    assert!(
+        !s.net_lines().iter().any(|n| n.state == "tunnel-up"),
+        "a tunnel with a wrong password"
+    );
+
+    s.vm.type_text(PASSWORD).ok_or_panic();
+    s.vm.send_keys("ret").ok_or_panic();
+    let up = s
+        .wait_net(0, NET_TIMEOUT, "tunnel-up", |n| n.state == "tunnel-up")
+        .ok_or_panic();
+    s.wait_net(up.uptime_ms, NET_TIMEOUT, "reachable", |n| {
+        n.state == "reachable"
+    })
+    .ok_or_panic();
+    let gateway = s.lab.log("charon.log");
+    assert!(gateway.contains("CN=stick-a.test"), "the gateway's log");
+    assert_eq!(s.lab.eap_rejections(USER), 1, "a right password counted");
+    let (report, console) = s.power_off_with_console().ok_or_panic();
+    for secret in [PASSWORD, WRONG_PASSWORD] {
+        let hex = hex::encode(secret.as_bytes());
+        assert!(
+            !console.contains(secret) && !console.contains(&hex),
+            "a password on the console"
+        );
+    }
+    assert!(
+        report.leaks.is_empty(),
+        "packets outside the tunnel: {report}"
+    );
+    println!(
+        "identity-password: asked (covers {asked:.2}), typing kept in {}; wrong password: \
+         {reason:?}, the gateway counted 1 (covers {rejected:.2}); right password: tunnel up, \
+         inner address {:?}; screens {:?}; {report}",
+        typing.display(),
+        up.inner_address,
+        screens_shown(&console)
+    );
+}
+
+/// stick-b was revoked (the gateway holds the CA's CRL): after its person's
+/// password the gateway refuses the stick, the stick shows the helpdesk's
+/// screen, no browser starts, nothing leaks.
+#[test]
+fn a_revoked_stick_is_refused_with_the_helpdesk_screen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let image = personal(dir.path(), "stick-b", "test-stick-b", "bob");
+    let mut lab = NetLab::new(IPSEC).ok_or_panic();
+    lab.add_eap_user("bob", PASSWORD);
+    lab.revoke("test-stick-b.pem").ok_or_panic();
+    let s = VpnSession::start_in("identity-revoked", lab, true, &image, conference_machine)
+        .ok_or_panic();
+    screen_shown(&s, "enter-password", "SBS-ID-02", BOOT_TIMEOUT);
+    s.vm.type_text(PASSWORD).ok_or_panic();
+    s.vm.send_keys("ret").ok_or_panic();
+    let cover = screen_shown(&s, "vpn-refused", "SBS-VPN-03", NET_TIMEOUT);
+    let reason = s
+        .net_lines()
+        .into_iter()
+        .filter(|n| n.state == "tunnel-waiting")
+        .filter_map(|n| n.reason)
+        .find(|r| r.contains("AUTHENTICATION_FAILED"))
+        .unwrap_or_default();
+    assert!(!reason.is_empty(), "no refusal named: {:?}", s.net_lines());
+    let gateway = s.lab.log("charon.log");
+    let revoked = gateway
+        .lines()
+        .find(|l| l.contains("revoked"))
+        .unwrap_or_else(|| panic!("the gateway's log names no revocation:\n{gateway}"))
+        .trim()
+        .to_string();
+    let (report, console) = s.power_off_with_console().ok_or_panic();
+    assert!(
+        !console.contains("\"browser-started\""),
+        "a browser started for a refused stick"
+    );
+    assert!(
+        report.leaks.is_empty(),
+        "packets outside the tunnel: {report}"
+    );
+    println!(
+        "identity-revoked: {reason}; gateway: {revoked}; the screen covers {cover:.2}; \
+         screens {:?}; {report}",
+        screens_shown(&console)
+    );
+}
