@@ -1042,7 +1042,7 @@ fn conference_image_refuses_without_secure_boot() {
 /// The share of the stick screens' background on the screendump, once it is at
 /// least [`STICK_SCREEN_SHOWING`] (within [`REACTION_TIMEOUT`]).
 fn stick_screen_covers(vm: &Machine) -> Option<f64> {
-    qemu_tests::machine::screen::stick_screen_covers(vm, REACTION_TIMEOUT)
+    vm.stick_screen_covers(REACTION_TIMEOUT)
 }
 
 /// The share of the indicator's red in its place on the screen now.

@@ -11,7 +11,7 @@ use std::time::Duration;
 use qemu_tests::lab::conference_lab::conference_machine;
 use qemu_tests::lab::netlab::{Gateway, NetLab};
 use qemu_tests::lab::vpn_session::{VpnSession, BOOT_TIMEOUT, NET_TIMEOUT};
-use qemu_tests::machine::screen::stick_screen_covers;
+use qemu_tests::machine::qemu::wait_until;
 use qemu_tests::{personalised_copy, vpn_fixture};
 
 /// The conference image for personal sticks with a password round
@@ -23,6 +23,8 @@ const IMAGE: (&str, &str) = (
 /// The lab gateway's account for stick-a's person, and its password (typed on
 /// the US keyboard: capitals, a space and a symbol exercise the keymap).
 const USER: &str = "alice";
+/// stick-a's identity in the gateway's log (its certificate's subject).
+const STICK_A: &str = "CN=stick-a.test";
 const PASSWORD: &str = "Sommer 2026!";
 const WRONG_PASSWORD: &str = "Winter 2025?";
 /// How long a screen may take to appear once the kiosk asked for it.
@@ -64,7 +66,7 @@ fn personal(dir: &std::path::Path, stick_id: &str, name: &str, user: &str) -> st
 fn screen_shown(s: &VpnSession, name: &str, code: &str, timeout: Duration) -> f64 {
     let shown = s.wait_screen_shown(name, timeout).ok_or_panic();
     assert_eq!(shown["code"], code, "{shown}");
-    let cover = stick_screen_covers(&s.vm, SCREEN_TIMEOUT);
+    let cover = s.vm.stick_screen_covers(SCREEN_TIMEOUT);
     let shot = qemu_tests::artifacts_dir().join(format!("screen-{name}.png"));
     s.vm.screenshot(&shot).ok_or_panic();
     cover.unwrap_or_else(|| panic!("the {name} screen does not cover ({})", shot.display()))
@@ -141,13 +143,16 @@ fn the_gateway_checks_the_persons_password_typed_on_the_stick() {
         .into_iter()
         .filter(|n| n.state == "tunnel-waiting")
         .filter_map(|n| n.reason)
-        .find(|r| r.contains("password"))
-        .unwrap_or_default();
-    assert!(reason.contains("EAP"), "the rejection's reason: {reason:?}");
+        .find(|r| r.contains("EAP"))
+        .unwrap_or_else(|| panic!("no rejection named: {:?}", s.net_lines()));
+    assert!(
+        reason.contains("password"),
+        "the rejection's reason: {reason:?}"
+    );
     assert_eq!(
-        s.lab.eap_rejections(USER),
+        s.lab.eap_rejections(STICK_A),
         1,
-        "the gateway's count of {USER}'s wrong passwords:\n{}",
+        "the gateway's count of {STICK_A}'s wrong passwords:\n{}",
         s.lab.log("charon.log")
     );
     assert!(
@@ -165,8 +170,11 @@ fn the_gateway_checks_the_persons_password_typed_on_the_stick() {
     })
     .ok_or_panic();
     let gateway = s.lab.log("charon.log");
-    assert!(gateway.contains("CN=stick-a.test"), "the gateway's log");
-    assert_eq!(s.lab.eap_rejections(USER), 1, "a right password counted");
+    assert!(
+        gateway.contains(&format!("received EAP identity '{USER}'")),
+        "the gateway's log does not name {USER}:\n{gateway}"
+    );
+    assert_eq!(s.lab.eap_rejections(STICK_A), 1, "a right password counted");
     let (report, console) = s.power_off_with_console().ok_or_panic();
     for secret in [PASSWORD, WRONG_PASSWORD] {
         let hex = hex::encode(secret.as_bytes());
@@ -213,13 +221,20 @@ fn a_revoked_stick_is_refused_with_the_helpdesk_screen() {
         .find(|r| r.contains("AUTHENTICATION_FAILED"))
         .unwrap_or_default();
     assert!(!reason.is_empty(), "no refusal named: {:?}", s.net_lines());
-    let gateway = s.lab.log("charon.log");
-    let revoked = gateway
-        .lines()
-        .find(|l| l.contains("revoked"))
-        .unwrap_or_else(|| panic!("the gateway's log names no revocation:\n{gateway}"))
-        .trim()
-        .to_string();
+    // charon writes its log in pieces: wait for the line rather than read once.
+    let revoked = wait_until(Duration::from_secs(20), Duration::from_millis(500), || {
+        s.lab
+            .log("charon.log")
+            .lines()
+            .find(|l| l.contains("revoked"))
+            .map(|l| l.trim().to_string())
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "the gateway's log names no revocation:\n{}",
+            s.lab.log("charon.log")
+        )
+    });
     let (report, console) = s.power_off_with_console().ok_or_panic();
     assert!(
         !console.contains("\"browser-started\""),

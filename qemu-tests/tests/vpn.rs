@@ -368,7 +368,7 @@ fn personal_sticks_connect_with_their_own_identity() {
             NET_TIMEOUT,
             "refused after revocation",
             |n| {
-                n.state == "waiting"
+                n.state == "tunnel-waiting"
                     && n.reason
                         .as_deref()
                         .is_some_and(|r| r.contains("AUTHENTICATION_FAILED"))

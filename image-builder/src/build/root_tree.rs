@@ -141,11 +141,15 @@ fn check_pins(config_path: &Path, packages: &[Package], pins: &[PackagePin]) -> 
 }
 
 /// The config's extra packages, plus the browser stack when the image has a
-/// session, plus charon's EAP-MSCHAPv2 when the gateway checks a user password.
+/// session, plus charon's EAP plugins when the gateway checks a user password.
 fn packages_to_add(extra: &[String], session: bool, user_password: bool) -> Vec<String> {
     let mut packages = extra.to_vec();
     if user_password {
-        packages.push(crate::root::tunnel_config::EAP_PACKAGE.to_string());
+        packages.extend(
+            crate::root::eap_plugins::EAP_PACKAGES
+                .iter()
+                .map(|p| p.to_string()),
+        );
     }
     if session {
         packages.extend(

@@ -125,22 +125,7 @@ pub type Invalid = (&'static str, String);
 impl VpnSection {
     /// Validates the section and derives the kiosk's network policy from it.
     pub fn policy(&self, network: &NetworkSection) -> Result<NetworkPolicy, Invalid> {
-        let tunnel = match (&self.ipsec, &self.wireguard) {
-            (Some(_), None) => TunnelKind::Ipsec,
-            (None, Some(_)) => TunnelKind::Wireguard,
-            (None, None) => {
-                return Err((
-                    "vpn",
-                    "add a [vpn.ipsec] or a [vpn.wireguard] section: which tunnel to use".into(),
-                ))
-            }
-            (Some(_), Some(_)) => {
-                return Err((
-                    "vpn",
-                    "[vpn.ipsec] and [vpn.wireguard] are both present: keep exactly one".into(),
-                ))
-            }
-        };
+        let tunnel = self.tunnel_kind()?;
         let gateway = parse_gateway(&self.gateway)?;
         if self.inner_networks.is_empty() {
             return Err((
@@ -222,22 +207,40 @@ impl VpnSection {
             check_url: self.check_url.clone(),
             ipv6: network.ipv6,
             personal,
-            user_password: match &self.ipsec {
-                Some(ipsec) if ipsec.user_password => {
-                    if !personal {
-                        return Err((
-                            "vpn.ipsec.user-password",
-                            "needs personal sticks: the account name comes from each stick's \
-                             credential (`image-builder personalize --user`), so remove \
-                             vpn.test-credential-in-image and the client certificate"
-                                .into(),
-                        ));
-                    }
-                    true
-                }
-                _ => false,
-            },
+            user_password: self.user_password(personal)?,
         })
+    }
+
+    /// The one tunnel section there is.
+    fn tunnel_kind(&self) -> Result<TunnelKind, Invalid> {
+        match (&self.ipsec, &self.wireguard) {
+            (Some(_), None) => Ok(TunnelKind::Ipsec),
+            (None, Some(_)) => Ok(TunnelKind::Wireguard),
+            (None, None) => Err((
+                "vpn",
+                "add a [vpn.ipsec] or a [vpn.wireguard] section: which tunnel to use".into(),
+            )),
+            (Some(_), Some(_)) => Err((
+                "vpn",
+                "[vpn.ipsec] and [vpn.wireguard] are both present: keep exactly one".into(),
+            )),
+        }
+    }
+
+    /// Whether the gateway checks a user password; only for personal sticks,
+    /// whose credentials name the person's account.
+    fn user_password(&self, personal: bool) -> Result<bool, Invalid> {
+        match &self.ipsec {
+            Some(ipsec) if ipsec.user_password && !personal => Err((
+                "vpn.ipsec.user-password",
+                "needs personal sticks: the account name comes from each stick's \
+                 credential (`image-builder personalize --user`), so remove \
+                 vpn.test-credential-in-image and the client certificate"
+                    .into(),
+            )),
+            Some(ipsec) => Ok(ipsec.user_password),
+            None => Ok(false),
+        }
     }
 
     /// Whether each stick carries its own credential (true), or the image holds

@@ -13,6 +13,7 @@
 
 pub mod browser_policy;
 pub mod customize;
+pub mod eap_plugins;
 pub mod egress_policy;
 pub mod fail_closed;
 pub mod harden;

@@ -231,6 +231,15 @@ fn install_ipsec(
         &ca.bytes,
         0o644,
     )?;
+    if policy.user_password {
+        let removed = crate::root::eap_plugins::keep_only_password_plugins(root)?;
+        tracing::info!(
+            "charon's password round: kept {:?}, removed {} other plugins ({})",
+            crate::root::eap_plugins::EAP_PLUGINS,
+            removed.len(),
+            removed.join(" ")
+        );
+    }
     let Some([cert, key]) = client else {
         return Ok(());
     };

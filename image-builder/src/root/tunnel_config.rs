@@ -149,9 +149,6 @@ pub fn wireguard_network(policy: &NetworkPolicy, wireguard: &WireguardSection) -
     )
 }
 
-/// The Debian package with charon's EAP-MSCHAPv2 (the password round).
-pub const EAP_PACKAGE: &str = "libcharon-extauth-plugins";
-
 /// The stick's authentication rounds: its certificate; with a user password, a
 /// second round (RFC 4739) in which the gateway checks the person's password by
 /// EAP-MSCHAPv2. The account name (`eap_id`) comes from the stick's credential

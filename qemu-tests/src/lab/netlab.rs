@@ -273,9 +273,10 @@ impl NetLab {
             .push((user.to_string(), password.to_string()));
     }
 
-    /// How often the gateway's log says it rejected `user`'s password.
-    pub fn eap_rejections(&self, user: &str) -> usize {
-        count_eap_rejections(&self.log("charon.log"), user)
+    /// How often the gateway's log says it rejected a password from the stick
+    /// whose certificate names `peer` (`CN=stick-a.test`).
+    pub fn eap_rejections(&self, peer: &str) -> usize {
+        count_eap_rejections(&self.log("charon.log"), peer)
     }
 
     /// The gateway this lab runs.
@@ -335,10 +336,12 @@ impl NetLab {
             "test-ca.pem"
         };
         let conf = dir.join("strongswan.conf");
+        // flush_line: the tests read the log while charon writes it; block
+        // buffering would hide its last lines.
         std::fs::write(
             &conf,
             format!(
-                "charon {{\n  load_modular = no\n  load = random nonce openssl kdf hmac sha2 sha1 aes gcm curve25519 pem pkcs1 pkcs8 x509 revocation constraints pubkey attr kernel-libipsec kernel-netlink socket-default vici eap-mschapv2 eap-identity\n  install_routes = yes\n  plugins {{\n    vici {{\n      socket = unix://{vici}\n    }}\n  }}\n  filelog {{\n    charon {{\n      path = {log}\n      default = 1\n      ike = 2\n      cfg = 2\n    }}\n  }}\n}}\n",
+                "charon {{\n  load_modular = no\n  load = random nonce openssl kdf hmac sha2 sha1 aes gcm curve25519 pem pkcs1 pkcs8 x509 revocation constraints pubkey attr kernel-libipsec kernel-netlink socket-default vici eap-mschapv2 eap-identity\n  install_routes = yes\n  plugins {{\n    vici {{\n      socket = unix://{vici}\n    }}\n  }}\n  filelog {{\n    charon {{\n      path = {log}\n      flush_line = yes\n      default = 1\n      ike = 2\n      cfg = 2\n    }}\n  }}\n}}\n",
                 vici = vici.display(),
                 log = self.dir.path().join("charon.log").display(),
             ),
@@ -605,10 +608,12 @@ fn gateway_swanctl_conf(eap_users: &[(String, String)]) -> String {
     )
 }
 
-/// Lines of a gateway log where charon rejected `user`'s password.
-fn count_eap_rejections(log: &str, user: &str) -> usize {
+/// Lines of a gateway log where charon ended a password round from `peer` (the
+/// stick's IKE identity) with a failure.
+fn count_eap_rejections(log: &str, peer: &str) -> usize {
+    let failed = format!("EAP method EAP_MSCHAPV2 failed for peer {peer}");
     log.lines()
-        .filter(|l| l.contains("EAP-MS-CHAPv2 verification failed") && l.contains(user))
+        .filter(|l| l.trim_end().ends_with(&failed))
         .count()
 }
 
@@ -673,3 +678,25 @@ server = Server((address, 443), Handler)
 print("listening", flush=True)
 server.serve_forever()
 "#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_gateway_counts_rejected_passwords_per_stick() {
+        let log = "12[IKE] EAP-MS-CHAPv2 verification failed, retry (1)\n\
+                   12[IKE] EAP method EAP_MSCHAPV2 failed for peer CN=stick-a.test\n\
+                   05[IKE] EAP method EAP_MSCHAPV2 failed for peer CN=stick-b.test\n\
+                   07[IKE] EAP method EAP_MSCHAPV2 succeeded, MSK established\n\
+                   09[IKE] EAP method EAP_MSCHAPV2 failed for peer CN=stick-a.test\n";
+        for (peer, count) in [
+            ("CN=stick-a.test", 2),
+            ("CN=stick-b.test", 1),
+            ("CN=stick-c.test", 0),
+            ("CN=stick", 0),
+        ] {
+            assert_eq!(count_eap_rejections(log, peer), count, "{peer}");
+        }
+    }
+}

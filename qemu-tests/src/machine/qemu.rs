@@ -691,6 +691,19 @@ impl Machine {
         .map(drop)
     }
 
+    /// The share of the stick screens' background on the display, once it is at
+    /// least [`STICK_SCREEN_SHOWING`](crate::machine::screen::STICK_SCREEN_SHOWING)
+    /// (within `timeout`).
+    pub fn stick_screen_covers(&self, timeout: Duration) -> Option<f64> {
+        use crate::machine::screen::{STICK_SCREEN_BACKGROUND, STICK_SCREEN_SHOWING};
+        wait_until(timeout, Duration::from_secs(1), || {
+            self.screen()
+                .ok()
+                .map(|screen| screen.share_of(STICK_SCREEN_BACKGROUND, 3))
+                .filter(|share| *share >= STICK_SCREEN_SHOWING)
+        })
+    }
+
     /// What the display shows now (a PPM screendump, read back and removed).
     pub fn screen(&self) -> Result<crate::machine::screen::Screen> {
         let path = self.dir.path().join("screen.ppm");

@@ -119,20 +119,6 @@ pub const STICK_SCREEN_BACKGROUND: [u8; 3] = [0x26, 0x32, 0x3a];
 /// Most of a stick screen is background (the words and the code box are the rest).
 pub const STICK_SCREEN_SHOWING: f64 = 0.6;
 
-/// The share of the stick screens' background on `vm`'s display, once it is at
-/// least [`STICK_SCREEN_SHOWING`] (within `timeout`).
-pub fn stick_screen_covers(
-    vm: &crate::machine::qemu::Machine,
-    timeout: std::time::Duration,
-) -> Option<f64> {
-    crate::machine::qemu::wait_until(timeout, std::time::Duration::from_secs(1), || {
-        vm.screen()
-            .ok()
-            .map(|screen| screen.share_of(STICK_SCREEN_BACKGROUND, 3))
-            .filter(|share| *share >= STICK_SCREEN_SHOWING)
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
