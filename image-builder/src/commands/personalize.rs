@@ -130,9 +130,26 @@ pub fn check_image(path: &Path, credential: &StickCredential) -> Result<()> {
 
 /// Whether the image of `manifest` takes `credential`.
 fn expects(manifest: &stick_manifest::Manifest, credential: &StickCredential) -> Result<()> {
-    use stick_manifest::network::TunnelKind;
     let image = format!("image {} {}", manifest.name, manifest.version);
-    let Some(kind) = manifest.personal_credential else {
+    let wants = ImageWants {
+        credential: manifest.personal_credential,
+        user: manifest.personal_user,
+    };
+    takes(&image, wants, credential)
+}
+
+/// What an image's manifest says a stick's credential must hold.
+#[derive(Debug, Clone, Copy)]
+struct ImageWants {
+    credential: Option<stick_manifest::network::TunnelKind>,
+    /// The person's account (the gateway checks a password for it).
+    user: bool,
+}
+
+/// Whether `image` (its name, for messages) with `wants` takes `credential`.
+fn takes(image: &str, wants: ImageWants, credential: &StickCredential) -> Result<()> {
+    use stick_manifest::network::TunnelKind;
+    let Some(kind) = wants.credential else {
         bail!(
             "{image} takes no personal credential: it has no [vpn], or it is a TEST image \
              that carries one for every stick (vpn.test-credential-in-image)"
@@ -148,7 +165,7 @@ fn expects(manifest: &stick_manifest::Manifest, credential: &StickCredential) ->
             tunnel_name(&credential.tunnel)
         );
     }
-    let password = manifest.personal_user;
+    let password = wants.user;
     let user = match &credential.tunnel {
         PersonalTunnel::Ipsec { user, .. } => user.as_deref(),
         PersonalTunnel::Wireguard { .. } => None,
@@ -384,6 +401,66 @@ mod tests {
                     .expect("parts");
                 assert_eq!(parts.len(), 4);
                 assert_eq!(parts[3]["name"], PERSONAL_PARTITION_NAME);
+            }
+        }
+    }
+
+    #[test]
+    fn the_credential_must_be_what_the_image_wants() {
+        use stick_manifest::network::TunnelKind;
+        let ipsec = |user: Option<&str>| StickCredential {
+            stick_id: "stick-7".into(),
+            tunnel: PersonalTunnel::Ipsec {
+                certificate: "-----BEGIN CERTIFICATE-----\nA\n-----END CERTIFICATE-----\n".into(),
+                key: "-----BEGIN PRIVATE KEY-----\nB\n-----END PRIVATE KEY-----\n".into(),
+                user: user.map(String::from),
+            },
+        };
+        let wants = |credential, user| ImageWants { credential, user };
+        let cases: Vec<(&str, ImageWants, StickCredential, Result<(), &str>)> = vec![
+            (
+                "ipsec",
+                wants(Some(TunnelKind::Ipsec), false),
+                ipsec(None),
+                Ok(()),
+            ),
+            (
+                "ipsec with its person",
+                wants(Some(TunnelKind::Ipsec), true),
+                ipsec(Some("alice")),
+                Ok(()),
+            ),
+            (
+                "the person missing",
+                wants(Some(TunnelKind::Ipsec), true),
+                ipsec(None),
+                Err("name the person's account with --user"),
+            ),
+            (
+                "a person the image does not ask for",
+                wants(Some(TunnelKind::Ipsec), false),
+                ipsec(Some("alice")),
+                Err("--user alice would not be used"),
+            ),
+            (
+                "another tunnel",
+                wants(Some(TunnelKind::Wireguard), false),
+                ipsec(None),
+                Err("uses wireguard, the credential is for ipsec"),
+            ),
+            (
+                "no personal credential at all",
+                wants(None, false),
+                wireguard("w", "10.99.1.7/32"),
+                Err("takes no personal credential"),
+            ),
+        ];
+        for (name, wants, credential, want) in cases {
+            let got = takes("image t 1", wants, &credential).map_err(|e| format!("{e:#}"));
+            match (got, want) {
+                (Ok(()), Ok(())) => {}
+                (Err(err), Err(part)) => assert!(err.contains(part), "{name}: {err}"),
+                (got, want) => panic!("{name}: {got:?}, wanted {want:?}"),
             }
         }
     }

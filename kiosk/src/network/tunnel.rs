@@ -82,6 +82,9 @@ pub enum FailureKind {
 const REFUSED_NOTIFY: &str = "AUTHENTICATION_FAILED";
 /// charon's words when the gateway ends the password round with EAP-Failure.
 const EAP_FAILED: &str = "EAP authentication failed";
+/// charon's words when the gateway answers the password with an MS-CHAPv2
+/// failure (charon gives up at once; the person types it again).
+const MSCHAPV2_FAILED: &str = "EAP-MS-CHAPv2 failed with error";
 
 /// Known causes in charon's log, most specific first: (phrase, what it means).
 /// Only failures: informational lines (such as "certificate status is not
@@ -100,6 +103,23 @@ const IPSEC_FAILURES: &[(&str, &str)] = &[
         "the gateway's certificate is not signed by the configured gateway CA",
     ),
     ("has expired", "a certificate has expired"),
+    (
+        "ERROR_ACCOUNT_DISABLED",
+        "the gateway's user directory has locked or disabled the account",
+    ),
+    ("ERROR_PASSWD_EXPIRED", "the account's password has expired"),
+    (
+        "ERROR_RESTRICTED_LOGON_HOURS",
+        "the account may not log in at this time",
+    ),
+    (
+        "ERROR_NO_DIALIN_PERMISSION",
+        "the account may not use the VPN",
+    ),
+    (
+        MSCHAPV2_FAILED,
+        "the gateway did not accept the user's password",
+    ),
     (
         EAP_FAILED,
         "the gateway did not accept the user's password (the EAP round failed)",
@@ -121,8 +141,12 @@ pub fn ipsec_failure(log: &str) -> TunnelFailure {
     for (phrase, meaning) in IPSEC_FAILURES {
         if let Some(line) = log.lines().find(|l| l.contains(phrase)) {
             let kind = match *phrase {
-                REFUSED_NOTIFY => FailureKind::Refused,
-                EAP_FAILED => FailureKind::PasswordRejected,
+                REFUSED_NOTIFY
+                | "ERROR_ACCOUNT_DISABLED"
+                | "ERROR_PASSWD_EXPIRED"
+                | "ERROR_RESTRICTED_LOGON_HOURS"
+                | "ERROR_NO_DIALIN_PERMISSION" => FailureKind::Refused,
+                EAP_FAILED | MSCHAPV2_FAILED => FailureKind::PasswordRejected,
                 _ => FailureKind::Transient,
             };
             return TunnelFailure {
@@ -300,7 +324,17 @@ stick: #1, ESTABLISHED, IKEv2, 4b1bd5c1b4d1c9e7_i* 5a0f4b0a8a8d2d1e_r
                 Transient,
             ),
             (
-                "[IKE] authentication of 'gateway.test' with ECDSA-256 signature successful\n[IKE] server requested EAP_MSCHAPV2 authentication (id 0x01)\n[IKE] EAP-MS-CHAPv2 failed with error ERROR_AUTHENTICATION_FAILURE: 'E=691 R=1 C=00 V=3 M=FAILED'\n[IKE] received EAP_FAILURE, EAP authentication failed\n[IKE] received AUTHENTICATION_FAILED notify error\n",
+                "[IKE] received EAP identity request\n[IKE] server requested EAP_MSCHAPV2 authentication (id 0x1D)\n[IKE] EAP-MS-CHAPv2 failed with error ERROR_AUTHENTICATION_FAILURE: 'E=691 R=1 C=00 V=3 M=FAILED'\n[IKE] EAP_MSCHAPV2 method failed\ninitiate failed: establishing CHILD_SA 'tunnel' failed\n",
+                "the gateway did not accept the user's password: EAP-MS-CHAPv2 failed with error ERROR_AUTHENTICATION_FAILURE: 'E=691 R=1 C=00 V=3 M=FAILED'",
+                PasswordRejected,
+            ),
+            (
+                "[IKE] EAP-MS-CHAPv2 failed with error ERROR_ACCOUNT_DISABLED: 'E=647 R=0 V=3'\n[IKE] EAP_MSCHAPV2 method failed\n",
+                "the gateway's user directory has locked or disabled the account: EAP-MS-CHAPv2 failed with error ERROR_ACCOUNT_DISABLED: 'E=647 R=0 V=3'",
+                Refused,
+            ),
+            (
+                "[IKE] authentication of 'gateway.test' with ECDSA-256 signature successful\n[IKE] server requested EAP_IDENTITY authentication (id 0x00)\n[IKE] received EAP_FAILURE, EAP authentication failed\n[IKE] received AUTHENTICATION_FAILED notify error\n",
                 "the gateway did not accept the user's password (the EAP round failed): received EAP_FAILURE, EAP authentication failed",
                 PasswordRejected,
             ),

@@ -273,10 +273,10 @@ impl NetLab {
             .push((user.to_string(), password.to_string()));
     }
 
-    /// How often the gateway's log says it rejected a password from the stick
-    /// whose certificate names `peer` (`CN=stick-a.test`).
-    pub fn eap_rejections(&self, peer: &str) -> usize {
-        count_eap_rejections(&self.log("charon.log"), peer)
+    /// How often the gateway's log says it rejected `user`'s password (the
+    /// EAP identity the stick sent).
+    pub fn eap_rejections(&self, user: &str) -> usize {
+        count_eap_rejections(&self.log("charon.log"), user)
     }
 
     /// The gateway this lab runs.
@@ -341,7 +341,7 @@ impl NetLab {
         std::fs::write(
             &conf,
             format!(
-                "charon {{\n  load_modular = no\n  load = random nonce openssl kdf hmac sha2 sha1 aes gcm curve25519 pem pkcs1 pkcs8 x509 revocation constraints pubkey attr kernel-libipsec kernel-netlink socket-default vici eap-mschapv2 eap-identity\n  install_routes = yes\n  plugins {{\n    vici {{\n      socket = unix://{vici}\n    }}\n  }}\n  filelog {{\n    charon {{\n      path = {log}\n      flush_line = yes\n      default = 1\n      ike = 2\n      cfg = 2\n    }}\n  }}\n}}\n",
+                "charon {{\n  load_modular = no\n  load = random nonce openssl kdf hmac sha2 sha1 aes gcm curve25519 pem pkcs1 pkcs8 x509 revocation constraints pubkey attr kernel-libipsec kernel-netlink socket-default vici eap-mschapv2 eap-identity\n  install_routes = yes\n  plugins {{\n    vici {{\n      socket = unix://{vici}\n    }}\n  }}\n  filelog {{\n    charon {{\n      path = {log}\n      flush_line = yes\n      ike_name = yes\n      default = 1\n      ike = 2\n      cfg = 2\n    }}\n  }}\n}}\n",
                 vici = vici.display(),
                 log = self.dir.path().join("charon.log").display(),
             ),
@@ -608,12 +608,24 @@ fn gateway_swanctl_conf(eap_users: &[(String, String)]) -> String {
     )
 }
 
-/// Lines of a gateway log where charon ended a password round from `peer` (the
-/// stick's IKE identity) with a failure.
-fn count_eap_rejections(log: &str, peer: &str) -> usize {
-    let failed = format!("EAP method EAP_MSCHAPV2 failed for peer {peer}");
+/// The rejected passwords of `user` in a gateway log: the IKE SAs (`<stick|N>`,
+/// charon's `ike_name`) in which the stick sent `user` as its EAP identity, and
+/// in them the lines where MS-CHAPv2 verification failed.
+fn count_eap_rejections(log: &str, user: &str) -> usize {
+    let sa = |line: &str| -> Option<String> {
+        let start = line.find('<')?;
+        let end = start + line[start..].find('>')?;
+        Some(line[start..=end].to_string())
+    };
+    let identity = format!("received EAP identity '{user}'");
+    let user_sas: Vec<String> = log
+        .lines()
+        .filter(|l| l.contains(&identity))
+        .filter_map(sa)
+        .collect();
     log.lines()
-        .filter(|l| l.trim_end().ends_with(&failed))
+        .filter(|l| l.contains("EAP-MS-CHAPv2 verification failed"))
+        .filter(|l| sa(l).is_some_and(|id| user_sas.contains(&id)))
         .count()
 }
 
@@ -684,19 +696,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_gateway_counts_rejected_passwords_per_stick() {
-        let log = "12[IKE] EAP-MS-CHAPv2 verification failed, retry (1)\n\
-                   12[IKE] EAP method EAP_MSCHAPV2 failed for peer CN=stick-a.test\n\
-                   05[IKE] EAP method EAP_MSCHAPV2 failed for peer CN=stick-b.test\n\
-                   07[IKE] EAP method EAP_MSCHAPV2 succeeded, MSK established\n\
-                   09[IKE] EAP method EAP_MSCHAPV2 failed for peer CN=stick-a.test\n";
-        for (peer, count) in [
-            ("CN=stick-a.test", 2),
-            ("CN=stick-b.test", 1),
-            ("CN=stick-c.test", 0),
-            ("CN=stick", 0),
-        ] {
-            assert_eq!(count_eap_rejections(log, peer), count, "{peer}");
+    fn the_gateway_counts_rejected_passwords_per_account() {
+        let log = "10[IKE] <stick|1> received EAP identity 'alice'\n\
+                   01[IKE] <stick|1> EAP-MS-CHAPv2 verification failed, retry (1)\n\
+                   10[IKE] <stick|2> received EAP identity 'bob'\n\
+                   01[IKE] <stick|2> EAP-MS-CHAPv2 verification failed, retry (1)\n\
+                   10[IKE] <stick|3> received EAP identity 'alice'\n\
+                   16[IKE] <stick|3> EAP-MS-CHAPv2 verification failed, retry (1)\n\
+                   10[IKE] <stick|4> received EAP identity 'alice'\n\
+                   12[IKE] <stick|4> EAP method EAP_MSCHAPV2 succeeded, MSK established\n";
+        for (user, count) in [("alice", 2), ("bob", 1), ("carol", 0), ("ali", 0)] {
+            assert_eq!(count_eap_rejections(log, user), count, "{user}");
         }
     }
 }
