@@ -12,8 +12,8 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use stick_manifest::personal::{
-    PersonalTunnel, StickCredential, PERSONAL_PARTITION_NAME, PERSONAL_PARTITION_SIZE,
-    PERSONAL_TYPE_UUID,
+    valid_user, PersonalTunnel, StickCredential, PERSONAL_PARTITION_NAME, PERSONAL_PARTITION_SIZE,
+    PERSONAL_TYPE_UUID, USER_RULE,
 };
 
 use crate::disk::gpt::{
@@ -66,6 +66,9 @@ pub fn read_credential(stick_id: &str, files: &CredentialFiles) -> Result<StickC
             key,
             user,
         } => {
+            if let Some(user) = user.as_deref().filter(|u| !valid_user(u)) {
+                bail!("--user {user:?} is not an account name: {USER_RULE}");
+            }
             let cert_key = crate::root::network::public_key_pem("x509", certificate)
                 .with_context(|| format!("{} is not a certificate", certificate.display()))?;
             let key_key = crate::root::network::public_key_pem("pkey", key)
