@@ -70,6 +70,16 @@ fn screen_shown(s: &VpnSession, name: &str, code: &str, timeout: Duration) -> f6
     cover.unwrap_or_else(|| panic!("the {name} screen does not cover ({})", shot.display()))
 }
 
+/// The first `tunnel-waiting` reason that names `cause`; panics with the net
+/// lines when none does.
+fn waiting_reason(s: &VpnSession, cause: &str) -> String {
+    s.net_lines()
+        .into_iter()
+        .filter(|n| n.state == "tunnel-waiting")
+        .find_map(|n| n.reason.filter(|r| r.contains(cause)))
+        .unwrap_or_else(|| panic!("no waiting reason names {cause}: {:?}", s.net_lines()))
+}
+
 /// The `screen shown` names of a console, in order.
 fn screens_shown(console: &str) -> Vec<String> {
     console
@@ -136,13 +146,7 @@ fn the_gateway_checks_the_persons_password_typed_on_the_stick() {
     s.vm.type_text(WRONG_PASSWORD).ok_or_panic();
     s.vm.send_keys("ret").ok_or_panic();
     let rejected = screen_shown(&s, "password-rejected", "SBS-ID-03", NET_TIMEOUT);
-    let reason = s
-        .net_lines()
-        .into_iter()
-        .filter(|n| n.state == "tunnel-waiting")
-        .filter_map(|n| n.reason)
-        .find(|r| r.contains("EAP"))
-        .unwrap_or_else(|| panic!("no rejection named: {:?}", s.net_lines()));
+    let reason = waiting_reason(&s, "EAP");
     assert!(
         reason.contains("password"),
         "the rejection's reason: {reason:?}"
@@ -211,14 +215,7 @@ fn a_revoked_stick_is_refused_with_the_helpdesk_screen() {
     s.vm.type_text(PASSWORD).ok_or_panic();
     s.vm.send_keys("ret").ok_or_panic();
     let cover = screen_shown(&s, "vpn-refused", "SBS-VPN-03", NET_TIMEOUT);
-    let reason = s
-        .net_lines()
-        .into_iter()
-        .filter(|n| n.state == "tunnel-waiting")
-        .filter_map(|n| n.reason)
-        .find(|r| r.contains("AUTHENTICATION_FAILED"))
-        .unwrap_or_default();
-    assert!(!reason.is_empty(), "no refusal named: {:?}", s.net_lines());
+    let reason = waiting_reason(&s, "AUTHENTICATION_FAILED");
     // charon writes its log in pieces: wait for the line rather than read once.
     let revoked = wait_until(Duration::from_secs(20), Duration::from_millis(500), || {
         s.lab

@@ -86,69 +86,82 @@ const EAP_FAILED: &str = "EAP authentication failed";
 /// failure (charon gives up at once; the person types it again).
 const MSCHAPV2_FAILED: &str = "EAP-MS-CHAPv2 failed with error";
 
-/// Known causes in charon's log, most specific first: (phrase, what it means).
-/// Only failures: informational lines (such as "certificate status is not
-/// available", normal without CRLs) appear in successful logs too.
-const IPSEC_FAILURES: &[(&str, &str)] = &[
-    (
-        "no trusted",
-        "the gateway's certificate is not trusted (not signed by the configured gateway CA)",
-    ),
-    (
-        "constraint check failed",
-        "the gateway's certificate does not carry the configured gateway identity",
-    ),
-    (
-        "no issuer certificate found",
-        "the gateway's certificate is not signed by the configured gateway CA",
-    ),
-    ("has expired", "a certificate has expired"),
-    (
-        "ERROR_ACCOUNT_DISABLED",
-        "the gateway's user directory has locked or disabled the account",
-    ),
-    ("ERROR_PASSWD_EXPIRED", "the account's password has expired"),
-    (
-        "ERROR_RESTRICTED_LOGON_HOURS",
-        "the account may not log in at this time",
-    ),
-    (
-        "ERROR_NO_DIALIN_PERMISSION",
-        "the account may not use the VPN",
-    ),
-    (
-        MSCHAPV2_FAILED,
-        "the gateway did not accept the user's password",
-    ),
-    (
-        EAP_FAILED,
-        "the gateway did not accept the user's password (the EAP round failed)",
-    ),
-    (
-        REFUSED_NOTIFY,
-        "the gateway rejected the authentication (the stick's certificate, or the gateway's own setup)",
-    ),
-    (
-        "NO_PROPOSAL_CHOSEN",
-        "the gateway accepts none of the stick's algorithms",
-    ),
-    ("TS_UNACCEPTABLE", "the gateway refused the inner networks"),
-    ("giving up after", "the gateway did not answer"),
-];
+/// Known causes in charon's log, most specific first: (phrase, what it means,
+/// what it asks of the person). Only failures: informational lines (such as
+/// "certificate status is not available", normal without CRLs) appear in
+/// successful logs too.
+const IPSEC_FAILURES: &[(&str, &str, FailureKind)] = {
+    use FailureKind::{PasswordRejected, Refused, Transient};
+    &[
+        (
+            "no trusted",
+            "the gateway's certificate is not trusted (not signed by the configured gateway CA)",
+            Transient,
+        ),
+        (
+            "constraint check failed",
+            "the gateway's certificate does not carry the configured gateway identity",
+            Transient,
+        ),
+        (
+            "no issuer certificate found",
+            "the gateway's certificate is not signed by the configured gateway CA",
+            Transient,
+        ),
+        ("has expired", "a certificate has expired", Transient),
+        (
+            "ERROR_ACCOUNT_DISABLED",
+            "the gateway's user directory has locked or disabled the account",
+            Refused,
+        ),
+        (
+            "ERROR_PASSWD_EXPIRED",
+            "the account's password has expired",
+            Refused,
+        ),
+        (
+            "ERROR_RESTRICTED_LOGON_HOURS",
+            "the account may not log in at this time",
+            Refused,
+        ),
+        (
+            "ERROR_NO_DIALIN_PERMISSION",
+            "the account may not use the VPN",
+            Refused,
+        ),
+        (
+            MSCHAPV2_FAILED,
+            "the gateway did not accept the user's password",
+            PasswordRejected,
+        ),
+        (
+            EAP_FAILED,
+            "the gateway did not accept the user's password (the EAP round failed)",
+            PasswordRejected,
+        ),
+        (
+            REFUSED_NOTIFY,
+            "the gateway rejected the authentication (the stick's certificate, or the gateway's own setup)",
+            Refused,
+        ),
+        (
+            "NO_PROPOSAL_CHOSEN",
+            "the gateway accepts none of the stick's algorithms",
+            Transient,
+        ),
+        (
+            "TS_UNACCEPTABLE",
+            "the gateway refused the inner networks",
+            Transient,
+        ),
+        ("giving up after", "the gateway did not answer", Transient),
+    ]
+};
 
 /// Why a `swanctl --initiate` failed, from its log.
 pub fn ipsec_failure(log: &str) -> TunnelFailure {
-    for (phrase, meaning) in IPSEC_FAILURES {
+    for &(phrase, meaning, kind) in IPSEC_FAILURES {
         if let Some(line) = log.lines().find(|l| l.contains(phrase)) {
-            let kind = match *phrase {
-                REFUSED_NOTIFY
-                | "ERROR_ACCOUNT_DISABLED"
-                | "ERROR_PASSWD_EXPIRED"
-                | "ERROR_RESTRICTED_LOGON_HOURS"
-                | "ERROR_NO_DIALIN_PERMISSION" => FailureKind::Refused,
-                EAP_FAILED | MSCHAPV2_FAILED => FailureKind::PasswordRejected,
-                _ => FailureKind::Transient,
-            };
             return TunnelFailure {
                 kind,
                 reason: format!("{meaning}: {}", strip_log_prefix(line)),

@@ -14,8 +14,9 @@ const KEY_BACKSPACE: u32 = 14;
 const KEY_ENTER: u32 = 28;
 const KEY_KPENTER: u32 = 96;
 
-/// The longest text the field takes, in bytes (MS-CHAPv2 allows 256 characters).
-pub const MAX_BYTES: usize = 256;
+/// The longest text the field takes, in bytes: the longest password the kiosk
+/// gives charon.
+pub const MAX_BYTES: usize = crate::network::user_password::MAX_PASSWORD_BYTES;
 
 /// What one key press means to a text field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
