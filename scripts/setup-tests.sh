@@ -5,14 +5,15 @@ set -eu
 export DEBIAN_FRONTEND=noninteractive
 # (fonts-dejavu-core and xkb-data: the overlay's unit tests draw with the font the
 # image carries and decode keys with real keymaps; libcharon-extauth-plugins: the
-# lab gateway's EAP-MSCHAPv2 password round.)
+# lab gateway's EAP-MSCHAPv2 password round; libnss3-tools: the NSS database of
+# the emulated smartcard, made by the token scenario.)
 apt-get install -y --no-install-recommends \
     qemu-system-x86 ovmf cryptsetup-bin fdisk dosfstools mtools openssl python3-pip \
     squashfs-tools-ng sbsigntool cpio \
     nftables dnsmasq-base wireguard-tools strongswan-charon strongswan-swanctl \
     libstrongswan-standard-plugins libcharon-extra-plugins libcharon-extauth-plugins \
     janus curl \
-    fonts-dejavu-core xkb-data
+    fonts-dejavu-core xkb-data libnss3-tools
 # The conference scenario starts its own Janus in a network namespace; the
 # package's system service is not needed (and would hold ports on the host).
 if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then

@@ -141,6 +141,26 @@ pub struct NetworkPolicy {
     /// stick's screen; the account name comes from the stick's credential.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub user_password: bool,
+    /// IPsec: the key and certificate are on the person's smartcard or token
+    /// (PKCS#11 through OpenSC), found by this CKA_ID (hex). The person types the
+    /// token's PIN on the stick's screen; the token counts wrong PINs and locks
+    /// itself. The stick needs no credential partition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_key_id: Option<String>,
+}
+
+/// charon's name for OpenSC's PKCS#11 module (`charon.plugins.pkcs11.modules`),
+/// which the swanctl connection and the kiosk's PIN secret name.
+pub const TOKEN_MODULE: &str = "opensc";
+/// OpenSC's PKCS#11 module in the image.
+pub const TOKEN_MODULE_PATH: &str = "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so";
+
+/// Whether `id` is a token key id [`NetworkPolicy::token_key_id`] accepts: an
+/// even run of 2 to 128 hex digits.
+pub fn valid_token_key_id(id: &str) -> bool {
+    (2..=128).contains(&id.len())
+        && id.len().is_multiple_of(2)
+        && id.chars().all(|c| c.is_ascii_hexdigit())
 }
 
 /// The egress table's named counters of UDP packets through the tunnel (the

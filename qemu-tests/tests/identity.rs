@@ -2,7 +2,9 @@
 //! a stick never personalised shows its screen and sends nothing; a personal
 //! stick asks its person's password on its own screen, the gateway checks it in
 //! a second IKEv2 round (EAP-MSCHAPv2) and counts the wrong ones; a revoked stick
-//! is refused with the helpdesk's screen. Screens are looked at as screendumps
+//! is refused with the helpdesk's screen; a stick whose key is on the person's
+//! smartcard (QEMU's emulated CCID reader and card) asks the card's PIN, and the
+//! card, not the stick, decides. Screens are looked at as screendumps
 //! (kept in target/qemu-tests/artifacts), the uplink capture judged at power-off.
 
 use std::ffi::OsStr;
@@ -10,6 +12,7 @@ use std::time::Duration;
 
 use qemu_tests::lab::conference_lab::conference_machine;
 use qemu_tests::lab::netlab::{Gateway, NetLab};
+use qemu_tests::lab::smartcard::EmulatedCard;
 use qemu_tests::lab::vpn_session::{VpnSession, BOOT_TIMEOUT, NET_TIMEOUT};
 use qemu_tests::machine::qemu::wait_until;
 use qemu_tests::{personalised_copy, vpn_fixture};
@@ -25,6 +28,14 @@ const IMAGE: (&str, &str) = (
 const USER: &str = "alice";
 const PASSWORD: &str = "Sommer 2026!";
 const WRONG_PASSWORD: &str = "Winter 2025?";
+/// The conference image whose key is on the person's smartcard.
+const TOKEN_IMAGE: (&str, &str) = (
+    "qemu-tests/configs/conference-token.toml",
+    "conference-token",
+);
+/// The card's PIN, and a wrong one.
+const PIN: &str = "482916";
+const WRONG_PIN: &str = "731904";
 /// How long a screen may take to appear once the kiosk asked for it.
 const SCREEN_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -242,6 +253,72 @@ fn a_revoked_stick_is_refused_with_the_helpdesk_screen() {
     println!(
         "identity-revoked: {reason}; gateway: {revoked}; the screen covers {cover:.2}; \
          screens {:?}; {report}",
+        screens_shown(&console)
+    );
+}
+
+/// The key is on the person's smartcard: with an empty reader the stick asks
+/// for the card; once it is in, for the card's PIN; a wrong PIN is refused by
+/// the card (no tunnel), the right one lets charon sign with the card's key and
+/// the gateway names the card's certificate. The
+/// stick's image holds no key; the PINs never reach the console.
+#[test]
+fn the_card_holds_the_key_and_checks_its_pin() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let card = EmulatedCard::issue(dir.path(), "card-alice.test", PIN).ok_or_panic();
+    let built = qemu_tests::built_image(TOKEN_IMAGE.0, TOKEN_IMAGE.1).ok_or_panic();
+    let mut s = VpnSession::start_on("identity-token", IPSEC, true, &built.image, |m| {
+        conference_machine(m);
+        m.extra_args.extend(EmulatedCard::reader_args());
+    })
+    .ok_or_panic();
+    // The reader is there, the card not yet: the stick asks for it.
+    let insert = screen_shown(&s, "insert-token", "SBS-ID-08", BOOT_TIMEOUT);
+    waiting_reason(&s, "smartcard");
+    s.vm.qmp(&card.insert_command()).ok_or_panic();
+    let asked = screen_shown(&s, "enter-pin", "SBS-ID-04", NET_TIMEOUT);
+    s.vm.type_text(WRONG_PIN).ok_or_panic();
+    s.vm.send_keys("ret").ok_or_panic();
+    let rejected = screen_shown(&s, "pin-rejected", "SBS-ID-05", NET_TIMEOUT);
+    let reason = waiting_reason(&s, "rejected the PIN");
+    assert!(
+        !s.net_lines().iter().any(|n| n.state == "tunnel-up"),
+        "a tunnel with a wrong PIN"
+    );
+
+    s.vm.type_text(PIN).ok_or_panic();
+    s.vm.send_keys("ret").ok_or_panic();
+    let up = s
+        .wait_net(0, NET_TIMEOUT, "tunnel-up", |n| n.state == "tunnel-up")
+        .ok_or_panic();
+    s.wait_net(up.uptime_ms, NET_TIMEOUT, "reachable", |n| {
+        n.state == "reachable"
+    })
+    .ok_or_panic();
+    let gateway = s.lab.log("charon.log");
+    let card_id = format!("CN={}", card.common_name);
+    assert!(
+        gateway.contains(&card_id),
+        "the gateway's log does not name {card_id}:\n{gateway}"
+    );
+    let (report, console) = s.power_off_with_console().ok_or_panic();
+    for secret in [PIN, WRONG_PIN] {
+        let hex = hex::encode(secret.as_bytes());
+        assert!(
+            !console.contains(secret) && !console.contains(&hex),
+            "a PIN on the console"
+        );
+    }
+    assert!(
+        report.leaks.is_empty(),
+        "packets outside the tunnel: {report}"
+    );
+    println!(
+        "identity-token: no card: asked for it (covers {insert:.2}); card inserted: PIN \
+         asked (covers {asked:.2}); wrong PIN: {reason:?} (covers \
+         {rejected:.2}); right PIN: tunnel up, inner address {:?}, the gateway names \
+         {card_id}; screens {:?}; {report}",
+        up.inner_address,
         screens_shown(&console)
     );
 }

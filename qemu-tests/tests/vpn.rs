@@ -306,6 +306,12 @@ const WIREGUARD_PERSONAL_IMAGE: (&str, &str) = (
     "qemu-tests/configs/wireguard-personal.toml",
     "vpn-wireguard-personal",
 );
+/// The conference image whose key is on the person's smartcard (the token
+/// scenario of tests/identity.rs boots it).
+const TOKEN_IMAGE: (&str, &str) = (
+    "qemu-tests/configs/conference-token.toml",
+    "conference-token",
+);
 
 /// Two sticks personalised from one signed image connect with their own
 /// certificates (the gateway's log names both). Then stick-b is revoked while
@@ -521,7 +527,8 @@ fn pem_private_key(text: &str) -> bool {
 }
 
 /// A scan finds the shared key of a TEST image that carries one (so it can find
-/// keys), and no private key in the personal image's root, ESP or manifest.
+/// keys), and no private key in the root, ESP or manifest of the personal
+/// images, nor of the image whose key is on the person's smartcard.
 #[test]
 fn a_personal_image_holds_no_private_key() {
     let shared =
@@ -531,14 +538,14 @@ fn a_personal_image_holds_no_private_key() {
         in_shared.iter().any(|f| f.contains("stick-client.key")),
         "the scan does not find the TEST image's shared key: {in_shared:?}"
     );
-    for (config, out) in [PERSONAL_IMAGE, WIREGUARD_PERSONAL_IMAGE] {
+    for (config, out) in [PERSONAL_IMAGE, WIREGUARD_PERSONAL_IMAGE, TOKEN_IMAGE] {
         let personal = qemu_tests::built_image(config, out).ok_or_panic();
         let found = private_keys_in(&personal.image);
         assert!(found.is_empty(), "private keys in {out}: {found:?}");
     }
     println!(
         "private keys: the shared TEST image holds {in_shared:?}; the personal IPsec and \
-         WireGuard images none"
+         WireGuard images and the smartcard image none"
     );
 }
 

@@ -23,11 +23,20 @@ use crate::trees::cache::TreeCache;
 pub fn base_tree(inputs: &BuildInputs, cache: &TreeCache) -> Result<BaseTree> {
     let loaded = &inputs.loaded;
     let debian = &loaded.config.debian;
-    let user_password = loaded.network.as_ref().is_some_and(|n| n.user_password);
+    let plugin_sets = loaded
+        .network
+        .as_ref()
+        .map(crate::root::network::user_factor_plugins)
+        .unwrap_or_default();
+    let token = loaded
+        .network
+        .as_ref()
+        .is_some_and(|n| n.token_key_id.is_some());
     let packages = packages_to_add(
         &debian.extra_packages,
         loaded.session.is_some(),
-        user_password,
+        &plugin_sets,
+        token,
     );
     let recipe = base_recipe(
         &debian.suite,
@@ -86,7 +95,7 @@ impl RootTree {
                     network: loaded.network.clone(),
                     session: loaded.session.clone(),
                 },
-                usb_allow: &config.usb.allow_classes,
+                usb_allow: &usb_allow(config, loaded.network.as_ref()),
             },
         )?;
         crate::root::network::install(
@@ -140,16 +149,41 @@ fn check_pins(config_path: &Path, packages: &[Package], pins: &[PackagePin]) -> 
     )
 }
 
+/// The config's USB classes, plus smart-card readers when the identity is on a
+/// token.
+fn usb_allow(
+    config: &crate::config::Config,
+    network: Option<&stick_manifest::network::NetworkPolicy>,
+) -> Vec<crate::config::usb::UsbClass> {
+    use crate::config::usb::UsbClass;
+    let mut classes = config.usb.allow_classes.clone();
+    if network.is_some_and(|n| n.token_key_id.is_some()) && !classes.contains(&UsbClass::SmartCard)
+    {
+        classes.push(UsbClass::SmartCard);
+    }
+    classes
+}
+
+/// The smart-card stack for a token: the PC/SC daemon, the USB CCID reader
+/// driver, OpenSC's PKCS#11 module and its tools (the kiosk asks the token
+/// whether a card is there and what its PIN counter says).
+pub const TOKEN_PACKAGES: &[&str] = &["pcscd", "libccid", "opensc", "opensc-pkcs11"];
+
 /// The config's extra packages, plus the browser stack when the image has a
-/// session, plus charon's EAP plugins when the gateway checks a user password.
-fn packages_to_add(extra: &[String], session: bool, user_password: bool) -> Vec<String> {
+/// session, plus charon's plugins for a user factor (and the smart-card stack
+/// for a token).
+fn packages_to_add(
+    extra: &[String],
+    session: bool,
+    plugin_sets: &[crate::root::charon_plugins::PluginSet],
+    token: bool,
+) -> Vec<String> {
     let mut packages = extra.to_vec();
-    if user_password {
-        packages.extend(
-            crate::root::eap_plugins::EAP_PACKAGES
-                .iter()
-                .map(|p| p.to_string()),
-        );
+    for set in plugin_sets {
+        packages.extend(set.packages.iter().map(|p| p.to_string()));
+    }
+    if token {
+        packages.extend(TOKEN_PACKAGES.iter().map(|p| p.to_string()));
     }
     if session {
         packages.extend(

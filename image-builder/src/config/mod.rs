@@ -262,6 +262,15 @@ impl LoadedConfig {
                     .into(),
             )));
         }
+        if network.as_ref().is_some_and(|n| n.token_key_id.is_some()) && config.conference.is_none()
+        {
+            return Err(invalid((
+                "vpn.ipsec.token-key-id",
+                "needs a [conference]: the person types the token's PIN on the stick's \
+                 screen, which only an image with the conference session has"
+                    .into(),
+            )));
+        }
         let session = config
             .conference
             .as_ref()

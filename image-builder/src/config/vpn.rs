@@ -84,6 +84,15 @@ pub struct IpsecSection {
     /// (`image-builder personalize --user`).
     #[serde(default)]
     pub user_password: bool,
+    /// The stick's key and certificate are on the person's smartcard or token,
+    /// not on the stick: the CKA_ID (hex) of the key and its certificate there
+    /// (`pkcs11-tool -O` lists them). The person types the token's PIN on the
+    /// stick's screen (needs `[conference]`); the token counts wrong PINs. The
+    /// image gets pcscd, the CCID driver, OpenSC and charon's PKCS#11 plugin,
+    /// and its USB policy lets smart-card readers in. Sticks need no
+    /// personalisation.
+    #[serde(default)]
+    pub token_key_id: Option<String>,
 }
 
 /// `[vpn.wireguard]`: a WireGuard peer.
@@ -185,6 +194,7 @@ impl VpnSection {
                 "`check-ca` is set but `check-url` is not: name the URL to fetch".into(),
             ));
         }
+        let token_key_id = self.token_key_id()?;
         let personal = self.personal()?;
         let (gateway_udp_ports, gateway_esp) = match (&self.ipsec, &self.wireguard) {
             (Some(ipsec), _) => {
@@ -208,6 +218,7 @@ impl VpnSection {
             ipv6: network.ipv6,
             personal,
             user_password: self.user_password(personal)?,
+            token_key_id,
         })
     }
 
@@ -243,9 +254,58 @@ impl VpnSection {
         }
     }
 
+    /// The CKA_ID of the key on the person's token, when the identity is there.
+    fn token_key_id(&self) -> Result<Option<String>, Invalid> {
+        let Some(ipsec) = &self.ipsec else {
+            return Ok(None);
+        };
+        let Some(id) = &ipsec.token_key_id else {
+            return Ok(None);
+        };
+        if !stick_manifest::network::valid_token_key_id(id) {
+            return Err((
+                "vpn.ipsec.token-key-id",
+                format!(
+                    "{id:?} is not a key id: write the CKA_ID of the key on the token as \
+                     an even number of hex digits (2 to 128), such as \"01\" \
+                     (`pkcs11-tool -O` lists the token's objects with their ID)"
+                ),
+            ));
+        }
+        if ipsec.user_password {
+            return Err((
+                "vpn.ipsec.token-key-id",
+                "and vpn.ipsec.user-password are both set: choose one user factor, the \
+                 token's PIN or the password at the gateway"
+                    .into(),
+            ));
+        }
+        Ok(Some(id.to_ascii_lowercase()))
+    }
+
     /// Whether each stick carries its own credential (true), or the image holds
-    /// one for all (a TEST image, which must say so).
+    /// one for all (a TEST image, which must say so). With a token the identity is
+    /// on the person's token: neither (false), and nothing may be in the image.
     fn personal(&self) -> Result<bool, Invalid> {
+        if let Some(ipsec) = self.ipsec.as_ref().filter(|i| i.token_key_id.is_some()) {
+            if ipsec.client_cert.is_some() || ipsec.client_key.is_some() {
+                return Err((
+                    "vpn.ipsec.token-key-id",
+                    "the key is on the person's token: remove vpn.ipsec.client-cert and \
+                     vpn.ipsec.client-key"
+                        .into(),
+                ));
+            }
+            if self.test_credential_in_image {
+                return Err((
+                    "vpn.test-credential-in-image",
+                    "is set, but with vpn.ipsec.token-key-id the key is on the person's \
+                     token, not in the image"
+                        .into(),
+                ));
+            }
+            return Ok(false);
+        }
         let (in_image, key, what) = match (&self.ipsec, &self.wireguard) {
             (Some(ipsec), _) => (
                 both_or_neither(
@@ -578,6 +638,69 @@ address = "10.99.1.2/32"
                 .policy(&NetworkSection::default())
                 .map(|p| p.user_password)
                 .map_err(|(key, _)| key);
+            assert_eq!(got, want, "{name}");
+        }
+    }
+
+    #[test]
+    fn a_token_holds_the_identity_and_nothing_else_may() {
+        let personal = IPSEC
+            .replace("test-credential-in-image = true\n", "")
+            .replace(
+                "client-cert = \"client.pem\"\nclient-key = \"client.key\"\n",
+                "",
+            );
+        let token = |text: &str, id: &str| {
+            text.replace("[ipsec]\n", &format!("[ipsec]\ntoken-key-id = \"{id}\"\n"))
+        };
+        // (case, config, Ok((token key id, personal)) or the refused key)
+        type Want<'a> = Result<(Option<&'a str>, bool), &'a str>;
+        let cases: Vec<(&str, String, Want)> = vec![
+            ("token", token(&personal, "0001"), Ok((Some("0001"), false))),
+            (
+                "upper case hex",
+                token(&personal, "0A1B"),
+                Ok((Some("0a1b"), false)),
+            ),
+            ("no token", personal.clone(), Ok((None, true))),
+            (
+                "odd length",
+                token(&personal, "001"),
+                Err("vpn.ipsec.token-key-id"),
+            ),
+            (
+                "not hex",
+                token(&personal, "zz"),
+                Err("vpn.ipsec.token-key-id"),
+            ),
+            ("empty", token(&personal, ""), Err("vpn.ipsec.token-key-id")),
+            (
+                "with a password as well",
+                token(&personal, "01").replace("[ipsec]\n", "[ipsec]\nuser-password = true\n"),
+                Err("vpn.ipsec.token-key-id"),
+            ),
+            (
+                "with a key in the image",
+                token(
+                    &IPSEC.replace("test-credential-in-image = true\n", ""),
+                    "01",
+                ),
+                Err("vpn.ipsec.token-key-id"),
+            ),
+            (
+                "with the test switch",
+                token(&personal, "01")
+                    .replace("[ipsec]", "test-credential-in-image = true\n[ipsec]"),
+                Err("vpn.test-credential-in-image"),
+            ),
+        ];
+        for (name, text, want) in cases {
+            assert!(text.contains("[ipsec]\n"), "{name}: the fixture changed");
+            let policy = section(&text).policy(&NetworkSection::default());
+            let got = match &policy {
+                Ok(p) => Ok((p.token_key_id.as_deref(), p.personal)),
+                Err((key, _)) => Err(*key),
+            };
             assert_eq!(got, want, "{name}");
         }
     }

@@ -164,6 +164,7 @@ mod tests {
             ipv6: false,
             personal: false,
             user_password: false,
+            token_key_id: None,
         }
     }
 

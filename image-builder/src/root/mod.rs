@@ -12,8 +12,8 @@
 //! - `privileges`: no setuid/setgid program, no account tools, no perl.
 
 pub mod browser_policy;
+pub mod charon_plugins;
 pub mod customize;
-pub mod eap_plugins;
 pub mod egress_policy;
 pub mod fail_closed;
 pub mod harden;

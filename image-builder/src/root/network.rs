@@ -204,6 +204,19 @@ pub fn install(
     Ok(())
 }
 
+/// The plugin sets a policy's user factor needs (none without one).
+pub fn user_factor_plugins(policy: &NetworkPolicy) -> Vec<crate::root::charon_plugins::PluginSet> {
+    use crate::root::charon_plugins::{PASSWORD_ROUND, TOKEN};
+    let mut sets = Vec::new();
+    if policy.user_password {
+        sets.push(PASSWORD_ROUND);
+    }
+    if policy.token_key_id.is_some() {
+        sets.push(TOKEN);
+    }
+    sets
+}
+
 /// charon's config, the gateway's CA, and in a TEST image the stick's
 /// certificate and key (a personal stick's come from its own partition at boot).
 fn install_ipsec(
@@ -222,7 +235,7 @@ fn install_ipsec(
     write(
         root,
         tc::CHARON_CONF_PATH,
-        tc::charon_conf().as_bytes(),
+        tc::charon_conf(policy.token_key_id.is_some()).as_bytes(),
         0o644,
     )?;
     write(
@@ -231,11 +244,20 @@ fn install_ipsec(
         &ca.bytes,
         0o644,
     )?;
-    if policy.user_password {
-        let removed = crate::root::eap_plugins::keep_only_password_plugins(root)?;
+    if policy.token_key_id.is_some() {
+        write(
+            root,
+            tc::TOKEN_START_DROPIN_PATH,
+            tc::token_start_dropin().as_bytes(),
+            0o644,
+        )?;
+    }
+    for set in user_factor_plugins(policy) {
+        let removed = crate::root::charon_plugins::keep_only(root, set)?;
         tracing::info!(
-            "charon's password round: kept {:?}, removed {} other plugins ({})",
-            crate::root::eap_plugins::EAP_PLUGINS,
+            "charon's plugins for {}: kept {:?}, removed {} other plugins ({})",
+            set.purpose,
+            set.keep,
             removed.len(),
             removed.join(" ")
         );

@@ -141,7 +141,7 @@ fn put(credential: &StickCredential, tunnel: TunnelKind) -> Result<()> {
             write(IPSEC_KEY_PATH, key.as_bytes(), 0o600, None)?;
             if let Some(user) = user {
                 write(IPSEC_USER_DROPIN, user_dropin(user).as_bytes(), 0o600, None)?;
-                crate::network::user_password::set_account(user);
+                crate::network::user_factor::set_account(user);
             }
             Ok(())
         }

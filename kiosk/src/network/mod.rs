@@ -8,12 +8,15 @@
 //! - `tunnel`: the IPsec or WireGuard tunnel's state from its own tools, and (re)starting it.
 //! - `session_route`: the conference account's route into the tunnel (IPsec: from the virtual IP).
 //! - `reach_check`: an HTTPS GET through the tunnel, trusting only the configured CA.
+//! - `user_factor`: what the person types before the tunnel (a password, a token's PIN).
+//! - `token`: the person's smartcard or token: is it there, its PIN flags, the PIN to charon.
 
 pub mod credential;
 pub mod egress;
 pub mod reach_check;
 pub mod session_route;
+pub mod token;
 pub mod tunnel;
 pub mod uplink;
-pub mod user_password;
+pub mod user_factor;
 pub mod watch;

@@ -477,6 +477,9 @@ fn bring_up(policy: Option<NetworkPolicy>, reachable: &AtomicBool) -> Option<Net
             }
         }
     }
+    if policy.token_key_id.is_some() {
+        crate::network::user_factor::use_token_pin();
+    }
     let mut units = vec!["systemd-networkd.service"];
     if policy.tunnel == TunnelKind::Ipsec {
         units.push("strongswan.service");
@@ -587,6 +590,11 @@ impl Connecting {
                 if policy.user_password && !self.password_ready(machine, reachable) {
                     return false;
                 }
+                if let Some(key_id) = &policy.token_key_id {
+                    if !self.pin_ready(key_id, machine, reachable) {
+                        return false;
+                    }
+                }
                 self.initiate_ipsec(policy, machine, reachable);
                 true
             }
@@ -628,7 +636,7 @@ impl Connecting {
             self.next_attempt = Instant::now() + ipsec_retry_pause(self.attempt);
             if kind == FailureKind::PasswordRejected {
                 // The person types it again; no pause after that.
-                let rejected = crate::network::user_password::rejected();
+                let rejected = crate::network::user_factor::rejected();
                 tracing::info!("the gateway rejected the password ({rejected} since boot)");
                 self.password_given = false;
                 self.next_attempt = Instant::now();
@@ -642,7 +650,7 @@ impl Connecting {
         if self.password_given {
             return true;
         }
-        let Some(hex) = crate::network::user_password::take_or_ask() else {
+        let Some(hex) = crate::network::user_factor::take_or_ask() else {
             self.say_waiting(
                 machine,
                 "waiting for the person's password (the stick's screen asks for it)".into(),
@@ -650,9 +658,74 @@ impl Connecting {
             );
             return false;
         };
-        match crate::network::user_password::load_into_charon(&hex) {
+        match crate::network::user_factor::load_into_charon(&hex) {
             Ok(()) => self.password_given = true,
             Err(reason) => self.say_waiting(machine, reason, reachable),
+        }
+        self.password_given
+    }
+
+    /// The token: true when charon is logged in to the person's token; else the
+    /// screen asks for the token or its PIN (once said on the console), or says
+    /// that it is locked, and no attempt is made.
+    fn pin_ready(&mut self, key_id: &str, machine: &NetMachine, reachable: &AtomicBool) -> bool {
+        use crate::network::token::PinRefusal;
+        use crate::network::user_factor::{self as factor, Prompt};
+        if self.password_given {
+            return true;
+        }
+        if factor::prompt() == Some(Prompt::Locked) {
+            // Locked stays locked: only the card's PUK process unlocks it.
+            return false;
+        }
+        let status = crate::network::token::status();
+        if status.locked {
+            factor::token_unusable(Prompt::Locked);
+            self.say_waiting(
+                machine,
+                "the token is locked (its PIN flags)".into(),
+                reachable,
+            );
+            return false;
+        }
+        if !status.present {
+            factor::token_unusable(Prompt::InsertToken);
+            self.say_waiting(
+                machine,
+                "waiting for the person's smartcard or token in a reader".into(),
+                reachable,
+            );
+            return false;
+        }
+        if status.final_try {
+            factor::final_try();
+        }
+        let Some(hex) = factor::take_or_ask() else {
+            self.say_waiting(
+                machine,
+                "waiting for the token's PIN (the stick's screen asks for it)".into(),
+                reachable,
+            );
+            return false;
+        };
+        match crate::network::token::load_into_charon(key_id, &hex) {
+            Ok(()) => {
+                tracing::info!("charon is logged in to the token");
+                self.password_given = true;
+            }
+            Err(PinRefusal::Rejected(reason)) => {
+                let rejected = factor::rejected();
+                tracing::info!("the token rejected the PIN ({rejected} since boot)");
+                if crate::network::token::status().final_try {
+                    factor::final_try();
+                }
+                self.say_waiting(machine, reason, reachable);
+            }
+            Err(PinRefusal::Locked(reason)) => {
+                factor::token_unusable(Prompt::Locked);
+                self.say_waiting(machine, reason, reachable);
+            }
+            Err(PinRefusal::NotSent(reason)) => self.say_waiting(machine, reason, reachable),
         }
         self.password_given
     }
@@ -695,6 +768,7 @@ mod tests {
             ipv6: false,
             personal: false,
             user_password: false,
+            token_key_id: None,
         }
     }
 

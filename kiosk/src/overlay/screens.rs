@@ -37,6 +37,16 @@ pub enum StickScreen {
     EnterPassword,
     /// The gateway rejected the password: typed again here.
     PasswordRejected,
+    /// The key is on the person's token: its PIN is typed here.
+    EnterPin,
+    /// The token rejected the PIN: typed again here.
+    PinRejected,
+    /// The token rejected the PIN and says one more wrong one locks it.
+    PinFinalTry,
+    /// The token locked itself after too many wrong PINs.
+    TokenLocked,
+    /// No token in a reader.
+    InsertToken,
     /// The conference server's certificate is not from the configured CAs.
     CertificateStop,
     /// The browser cannot be started.
@@ -92,6 +102,11 @@ const ALL: &[StickScreen] = &[
     StickScreen::NotPersonalised,
     StickScreen::EnterPassword,
     StickScreen::PasswordRejected,
+    StickScreen::EnterPin,
+    StickScreen::PinRejected,
+    StickScreen::PinFinalTry,
+    StickScreen::TokenLocked,
+    StickScreen::InsertToken,
     StickScreen::CertificateStop,
     StickScreen::StartFailed,
     StickScreen::Crashed,
@@ -124,6 +139,11 @@ impl StickScreen {
             StickScreen::NotPersonalised => "not-personalised",
             StickScreen::EnterPassword => "enter-password",
             StickScreen::PasswordRejected => "password-rejected",
+            StickScreen::EnterPin => "enter-pin",
+            StickScreen::PinRejected => "pin-rejected",
+            StickScreen::PinFinalTry => "pin-final-try",
+            StickScreen::TokenLocked => "token-locked",
+            StickScreen::InsertToken => "insert-token",
             StickScreen::CertificateStop => "certificate-stop",
             StickScreen::StartFailed => "start-failed",
             StickScreen::Crashed => "crashed",
@@ -168,6 +188,11 @@ impl StickScreen {
             StickScreen::NotPersonalised => "SBS-ID-01",
             StickScreen::EnterPassword => "SBS-ID-02",
             StickScreen::PasswordRejected => "SBS-ID-03",
+            StickScreen::EnterPin => "SBS-ID-04",
+            StickScreen::PinRejected => "SBS-ID-05",
+            StickScreen::PinFinalTry => "SBS-ID-06",
+            StickScreen::TokenLocked => "SBS-ID-07",
+            StickScreen::InsertToken => "SBS-ID-08",
             StickScreen::CertificateStop => "SBS-CERT-01",
             StickScreen::StartFailed => "SBS-CONF-01",
             StickScreen::Crashed => "SBS-CONF-02",
@@ -190,7 +215,11 @@ impl StickScreen {
             | StickScreen::ConfirmLeave
             | StickScreen::Ended
             | StickScreen::EnterPassword
-            | StickScreen::PasswordRejected => Severity::Act,
+            | StickScreen::PasswordRejected
+            | StickScreen::EnterPin
+            | StickScreen::PinRejected
+            | StickScreen::PinFinalTry
+            | StickScreen::InsertToken => Severity::Act,
             StickScreen::RefusedImage
             | StickScreen::RefusedCmdline
             | StickScreen::RefusedSecureBoot
@@ -198,6 +227,7 @@ impl StickScreen {
             | StickScreen::RefusedStorage
             | StickScreen::VpnRefused
             | StickScreen::NotPersonalised
+            | StickScreen::TokenLocked
             | StickScreen::CertificateStop
             | StickScreen::StartFailed
             | StickScreen::Crashed
@@ -217,7 +247,11 @@ impl StickScreen {
     pub fn takes_text(self) -> bool {
         matches!(
             self,
-            StickScreen::EnterPassword | StickScreen::PasswordRejected
+            StickScreen::EnterPassword
+                | StickScreen::PasswordRejected
+                | StickScreen::EnterPin
+                | StickScreen::PinRejected
+                | StickScreen::PinFinalTry
         )
     }
 

@@ -16,7 +16,7 @@ const KEY_KPENTER: u32 = 96;
 
 /// The longest text the field takes, in bytes: the longest password the kiosk
 /// gives charon.
-pub const MAX_BYTES: usize = crate::network::user_password::MAX_PASSWORD_BYTES;
+pub const MAX_BYTES: usize = crate::network::user_factor::MAX_PASSWORD_BYTES;
 
 /// What one key press means to a text field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

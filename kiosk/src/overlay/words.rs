@@ -108,6 +108,38 @@ pub const GERMAN: &[Words] = &[
          Ist Ihr Konto gesperrt, rufen Sie den Helpdesk an.",
     ),
     (
+        "enter-pin",
+        "PIN Ihrer Karte",
+        "Der Schlüssel für das VPN liegt auf Ihrer Chipkarte und verlässt sie nie. \
+         Die Karte prüft Ihre PIN selbst.",
+        "Tippen Sie die PIN Ihrer Karte und drücken Sie die Eingabetaste.",
+    ),
+    (
+        "pin-rejected",
+        "PIN falsch",
+        "Die Karte hat die PIN abgelehnt. Nach mehreren falschen PINs sperrt sie sich.",
+        "Tippen Sie die PIN noch einmal und drücken Sie die Eingabetaste.",
+    ),
+    (
+        "pin-final-try",
+        "PIN falsch: nur noch ein Versuch",
+        "Die Karte hat die PIN abgelehnt. Eine weitere falsche PIN sperrt die Karte.",
+        "Tippen Sie die PIN nur, wenn Sie sicher sind. Sonst rufen Sie den Helpdesk an.",
+    ),
+    (
+        "token-locked",
+        "Karte gesperrt",
+        "Die Karte hat sich nach zu vielen falschen PINs gesperrt. Ohne sie baut der \
+         Stick keine Verbindung auf.",
+        "Rufen Sie den Helpdesk an: Er entsperrt die Karte.",
+    ),
+    (
+        "insert-token",
+        "Chipkarte einstecken",
+        "Der Schlüssel für das VPN liegt auf Ihrer persönlichen Chipkarte.",
+        "Stecken Sie Ihre Karte in den Kartenleser. Es geht dann von selbst weiter.",
+    ),
+    (
         "certificate-stop",
         "Gestoppt: Server nicht vertrauenswürdig",
         "Das Zertifikat des Konferenzservers stammt nicht von Ihrer Organisation. \
@@ -257,6 +289,38 @@ pub const ENGLISH: &[Words] = &[
          your account.",
         "Type your password again and press Enter. If your account is locked, call \
          the helpdesk.",
+    ),
+    (
+        "enter-pin",
+        "Your card's PIN",
+        "The VPN key is on your smartcard and never leaves it. The card checks your \
+         PIN itself.",
+        "Type your card's PIN and press Enter.",
+    ),
+    (
+        "pin-rejected",
+        "Wrong PIN",
+        "The card rejected the PIN. After several wrong PINs it locks itself.",
+        "Type the PIN again and press Enter.",
+    ),
+    (
+        "pin-final-try",
+        "Wrong PIN: one try left",
+        "The card rejected the PIN. One more wrong PIN locks the card.",
+        "Type the PIN only if you are sure. Otherwise call the helpdesk.",
+    ),
+    (
+        "token-locked",
+        "Card locked",
+        "The card locked itself after too many wrong PINs. Without it the stick \
+         builds no connection.",
+        "Call the helpdesk: they unlock the card.",
+    ),
+    (
+        "insert-token",
+        "Insert your smartcard",
+        "The VPN key is on your personal smartcard.",
+        "Put your card into the card reader. It goes on by itself.",
     ),
     (
         "certificate-stop",

@@ -12,7 +12,7 @@ use serde_json::json;
 use stick_manifest::session::{SessionPolicy, CONFERENCE_CA_PATH};
 
 use crate::network::reach_check::{CheckError, ReachCheck};
-use crate::network::user_password::Prompt;
+use crate::network::user_factor::Prompt;
 use crate::session::browser::Browser;
 use crate::session::cdp::{Cdp, CdpError, Event};
 use crate::session::guard::{
@@ -296,7 +296,7 @@ fn wait_for_network(reachable: &AtomicBool, display: &mut StickDisplay, was_up: 
     while !reachable.load(Ordering::SeqCst) {
         let link = crate::network::uplink::observe().is_ok_and(|uplink| uplink.link_up);
         let refused = crate::network::watch::credentials_refused();
-        let prompt = crate::network::user_password::prompt();
+        let prompt = crate::network::user_factor::prompt();
         let (screen, text) = match (link, was_up) {
             _ if crate::network::credential::never_personalised() => (
                 StickScreen::NotPersonalised,
@@ -312,16 +312,7 @@ fn wait_for_network(reachable: &AtomicBool, display: &mut StickDisplay, was_up: 
                 "The VPN gateway refuses this stick's credentials.\n\n\
                  The stick keeps trying, but this will not clear by itself: call the helpdesk.",
             ),
-            (true, _) if prompt.is_some() => match prompt {
-                Some(Prompt::Again { .. }) => (
-                    StickScreen::PasswordRejected,
-                    "The VPN gateway rejected the password. Type it again on the screen.",
-                ),
-                _ => (
-                    StickScreen::EnterPassword,
-                    "The VPN gateway checks your password: type it on the screen.",
-                ),
-            },
+            (true, _) if prompt.is_some() => user_factor_screen(prompt),
             (true, false) => (
                 StickScreen::VpnConnecting,
                 "Connecting to the conference network ...\n\n\
@@ -335,6 +326,41 @@ fn wait_for_network(reachable: &AtomicBool, display: &mut StickDisplay, was_up: 
         };
         display.show(screen, text);
         std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+/// The screen and console words while the person's password or token is asked.
+fn user_factor_screen(prompt: Option<Prompt>) -> (StickScreen, &'static str) {
+    use crate::network::user_factor::Factor;
+    match (crate::network::user_factor::factor(), prompt) {
+        (Factor::Password, Some(Prompt::Again { .. } | Prompt::FinalTry { .. })) => (
+            StickScreen::PasswordRejected,
+            "The VPN gateway rejected the password. Type it again on the screen.",
+        ),
+        (Factor::Password, _) => (
+            StickScreen::EnterPassword,
+            "The VPN gateway checks your password: type it on the screen.",
+        ),
+        (Factor::TokenPin, Some(Prompt::Again { .. })) => (
+            StickScreen::PinRejected,
+            "The card rejected the PIN. Type it again on the screen.",
+        ),
+        (Factor::TokenPin, Some(Prompt::FinalTry { .. })) => (
+            StickScreen::PinFinalTry,
+            "The card rejected the PIN; one more wrong PIN locks it.",
+        ),
+        (Factor::TokenPin, Some(Prompt::Locked)) => (
+            StickScreen::TokenLocked,
+            "The card is locked after too many wrong PINs: call the helpdesk.",
+        ),
+        (Factor::TokenPin, Some(Prompt::InsertToken)) => (
+            StickScreen::InsertToken,
+            "Insert your smartcard into the card reader.",
+        ),
+        (Factor::TokenPin, _) => (
+            StickScreen::EnterPin,
+            "The VPN key is on your card: type its PIN on the screen.",
+        ),
     }
 }
 

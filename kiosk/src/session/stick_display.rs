@@ -108,7 +108,7 @@ const ANSWERS: OverlayAnswers = OverlayAnswers { answered, entered };
 /// A text field's content, to whom it belongs: the password to the network.
 fn entered(screen: StickScreen, hex: String) {
     if screen.takes_text() {
-        crate::network::user_password::typed(hex);
+        crate::network::user_factor::typed(hex);
     }
 }
 

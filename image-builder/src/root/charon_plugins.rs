@@ -1,18 +1,39 @@
-//! charon's plugins for the password round (`[vpn.ipsec] user-password`): the
-//! stick answers the gateway's EAP-Identity request and runs EAP-MSCHAPv2.
-//! Debian splits them over two packages, and one of them brings some thirty
-//! other plugins (RADIUS, PAM, DHCP, ...); charon would load every one. The
-//! image keeps the two it uses and removes the rest of those packages' plugins.
+//! charon's plugins for a user factor. The password round (`[vpn.ipsec]
+//! user-password`): the stick answers the gateway's EAP-Identity request and runs
+//! EAP-MSCHAPv2; Debian splits them over two packages, and one of them brings
+//! some thirty other plugins (RADIUS, PAM, DHCP, ...). The token
+//! (`[vpn.ipsec] token-key-id`): the PKCS#11 plugin, whose package also holds
+//! fetchers (curl, LDAP) that could reach out around the tunnel. charon would
+//! load every plugin it finds: the image keeps the ones it uses and removes the
+//! rest of those packages' plugins.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-/// The Debian packages with the two plugins: EAP-MSCHAPv2 is in the first,
-/// EAP-Identity in the second.
-pub const EAP_PACKAGES: &[&str] = &["libcharon-extauth-plugins", "libcharon-extra-plugins"];
-/// The plugins the password round uses.
-pub const EAP_PLUGINS: &[&str] = &["eap-identity", "eap-mschapv2"];
+/// Debian packages that bring a user factor's plugins, and the plugins kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PluginSet {
+    /// What the plugins are for (the build log and errors say it).
+    pub purpose: &'static str,
+    pub packages: &'static [&'static str],
+    pub keep: &'static [&'static str],
+}
+
+/// The password round: EAP-MSCHAPv2 is in the first package, EAP-Identity in
+/// the second.
+pub const PASSWORD_ROUND: PluginSet = PluginSet {
+    purpose: "the password round",
+    packages: &["libcharon-extauth-plugins", "libcharon-extra-plugins"],
+    keep: &["eap-identity", "eap-mschapv2"],
+};
+
+/// The token: PKCS#11.
+pub const TOKEN: PluginSet = PluginSet {
+    purpose: "the token",
+    packages: &["libstrongswan-extra-plugins"],
+    keep: &["pkcs11"],
+};
 
 /// The plugin a package file belongs to: `libstrongswan-NAME.so` in charon's
 /// plugin folder, or `NAME.conf` among its plugin settings.
@@ -31,24 +52,24 @@ fn plugin_of(path: &str) -> Option<&str> {
     None
 }
 
-/// The files of a package's file list (`dpkg -L`) that belong to plugins the
-/// password round does not use.
-pub fn unused_plugin_files(list: &str) -> Vec<String> {
+/// The files of a package's file list (`dpkg -L`) that belong to plugins not
+/// in `keep`.
+pub fn unused_plugin_files(list: &str, keep: &[&str]) -> Vec<String> {
     list.lines()
-        .filter(|path| plugin_of(path).is_some_and(|name| !EAP_PLUGINS.contains(&name)))
+        .filter(|path| plugin_of(path).is_some_and(|name| !keep.contains(&name)))
         .map(str::to_string)
         .collect()
 }
 
-/// Removes from `root` the plugin files of [`EAP_PACKAGES`] other than
-/// [`EAP_PLUGINS`]; returns the names of the plugins removed.
-pub fn keep_only_password_plugins(root: &Path) -> Result<Vec<String>> {
+/// Removes from `root` the plugin files of `set`'s packages other than the
+/// ones it keeps; returns the names of the plugins removed.
+pub fn keep_only(root: &Path, set: PluginSet) -> Result<Vec<String>> {
     let mut removed = Vec::new();
-    for package in EAP_PACKAGES {
-        let list = package_list(root, package)?;
+    for package in set.packages {
+        let list = package_list(root, package, set.purpose)?;
         let text = std::fs::read_to_string(&list)
             .with_context(|| format!("cannot read {}", list.display()))?;
-        for path in unused_plugin_files(&text) {
+        for path in unused_plugin_files(&text, set.keep) {
             let file = root.join(path.trim_start_matches('/'));
             match std::fs::remove_file(&file) {
                 Ok(()) => {}
@@ -69,7 +90,7 @@ pub fn keep_only_password_plugins(root: &Path) -> Result<Vec<String>> {
 }
 
 /// dpkg's file list of `package` in `root` (with or without the architecture).
-fn package_list(root: &Path, package: &str) -> Result<PathBuf> {
+fn package_list(root: &Path, package: &str, purpose: &str) -> Result<PathBuf> {
     let info = root.join("var/lib/dpkg/info");
     [format!("{package}.list"), format!("{package}:amd64.list")]
         .into_iter()
@@ -77,7 +98,7 @@ fn package_list(root: &Path, package: &str) -> Result<PathBuf> {
         .find(|path| path.exists())
         .with_context(|| {
             format!(
-                "{package} is not installed in {}: the password round needs its plugins",
+                "{package} is not installed in {}: {purpose} needs its plugins",
                 root.display()
             )
         })
@@ -99,7 +120,7 @@ mod tests {
                     /usr/share/strongswan/templates/config/plugins/farp.conf\n\
                     /usr/share/doc/libcharon-extra-plugins/copyright\n";
         assert_eq!(
-            unused_plugin_files(list),
+            unused_plugin_files(list, PASSWORD_ROUND.keep),
             vec![
                 "/usr/lib/ipsec/plugins/libstrongswan-eap-radius.so",
                 "/usr/lib/ipsec/plugins/libstrongswan-farp.so",
@@ -137,7 +158,7 @@ mod tests {
              /usr/lib/ipsec/plugins/libstrongswan-xauth-generic.so\n",
         )
         .expect("list");
-        let removed = keep_only_password_plugins(root).expect("kept");
+        let removed = keep_only(root, PASSWORD_ROUND).expect("kept");
         assert_eq!(removed, vec!["eap-radius", "xauth-generic"]);
         let left: Vec<bool> = [
             "eap-identity",
@@ -150,10 +171,27 @@ mod tests {
         .collect();
         assert_eq!(left, vec![true, false, true, false]);
         std::fs::remove_file(info.join("libcharon-extauth-plugins.list")).expect("rm");
-        let err = keep_only_password_plugins(root).expect_err("missing package");
+        let err = keep_only(root, PASSWORD_ROUND).expect_err("missing package");
         assert!(
             format!("{err:#}").contains("libcharon-extauth-plugins"),
             "{err:#}"
+        );
+    }
+
+    #[test]
+    fn the_token_keeps_pkcs11_and_no_fetcher() {
+        let list = "/usr/lib/ipsec/plugins/libstrongswan-curl.so\n\
+                    /usr/lib/ipsec/plugins/libstrongswan-ldap.so\n\
+                    /usr/lib/ipsec/plugins/libstrongswan-pkcs11.so\n\
+                    /etc/strongswan.d/charon/pkcs11.conf\n\
+                    /etc/strongswan.d/charon/curl.conf\n";
+        assert_eq!(
+            unused_plugin_files(list, TOKEN.keep),
+            vec![
+                "/usr/lib/ipsec/plugins/libstrongswan-curl.so",
+                "/usr/lib/ipsec/plugins/libstrongswan-ldap.so",
+                "/etc/strongswan.d/charon/curl.conf",
+            ]
         );
     }
 }

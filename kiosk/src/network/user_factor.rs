@@ -1,14 +1,17 @@
-//! The person's password for the gateway's second round (`[vpn.ipsec]
-//! user-password`: EAP-MSCHAPv2 after the stick's certificate, RFC 4739).
+//! What the person types before the tunnel: the password for the gateway's
+//! second round (`[vpn.ipsec] user-password`: EAP-MSCHAPv2 after the stick's
+//! certificate, RFC 4739), or the PIN of the token that holds the key
+//! (`[vpn.ipsec] token-key-id`, see `token`).
 //!
-//! The network thread asks for it before the first attempt and again after the
-//! gateway rejected one; the session shows the entry screen while it is asked;
-//! the overlay sends what the person typed (hex of its UTF-8 bytes, on its pipe
-//! to the kiosk, never on a console); the network thread gives it to charon as
-//! the EAP secret of the account the stick's credential names, through a swanctl
-//! drop-in in RAM that is removed as soon as charon has read it. The gateway
-//! counts wrong passwords and locks the account, not the stick: a short password
-//! cannot be guessed offline from anything on the stick.
+//! The network thread asks for it before the first attempt and again after a
+//! rejection; the session shows the entry screen while it is asked; the overlay
+//! sends what the person typed (hex of its UTF-8 bytes, on its pipe to the
+//! kiosk, never on a console); the network thread gives it to charon: a
+//! password as the EAP secret of the account the stick's credential names,
+//! through a swanctl drop-in in RAM that is removed as soon as charon has read
+//! it. The gateway counts wrong passwords and locks the account; a token counts
+//! wrong PINs and locks itself: a short secret cannot be guessed offline from
+//! anything on the stick.
 
 use std::os::unix::fs::PermissionsExt;
 use std::sync::Mutex;
@@ -18,12 +21,29 @@ use std::sync::Mutex;
 pub enum Prompt {
     /// The first time after boot.
     Enter,
-    /// The gateway rejected the last password (`rejected` times since boot).
+    /// The last one was rejected (`rejected` times since boot).
     Again { rejected: u32 },
+    /// The token says one more wrong PIN locks it.
+    FinalTry { rejected: u32 },
+    /// No token in a reader: nothing to type until one is.
+    InsertToken,
+    /// The token locked itself: no PIN helps any more.
+    Locked,
+}
+
+/// Which secret the person types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Factor {
+    /// The password for the gateway's second round.
+    #[default]
+    Password,
+    /// The PIN of the token holding the key.
+    TokenPin,
 }
 
 #[derive(Debug, Default)]
 struct PasswordState {
+    factor: Factor,
     /// The account the credential names (the EAP identity).
     account: Option<String>,
     /// What the screen asks while the network waits for a password.
@@ -31,14 +51,28 @@ struct PasswordState {
     /// Typed and not yet given to charon (hex).
     typed: Option<String>,
     rejected: u32,
+    /// The token's flag: one more wrong PIN locks it.
+    final_try: bool,
 }
 
 static STATE: Mutex<PasswordState> = Mutex::new(PasswordState {
+    factor: Factor::Password,
     account: None,
     prompt: None,
     typed: None,
     rejected: 0,
+    final_try: false,
 });
+
+impl Prompt {
+    /// The screen has a field to type into.
+    pub fn takes_text(self) -> bool {
+        matches!(
+            self,
+            Prompt::Enter | Prompt::Again { .. } | Prompt::FinalTry { .. }
+        )
+    }
+}
 
 /// The swanctl drop-in holding the secret, only while `swanctl --load-creds` reads it.
 const SECRET_DROPIN: &str = "/etc/swanctl/conf.d/stick.secret.conf";
@@ -57,10 +91,34 @@ pub fn set_account(account: &str) {
     with_state(|s| s.account = Some(account.to_string()));
 }
 
+/// The secret is the token's PIN (the image's key is on the person's token).
+pub fn use_token_pin() {
+    with_state(|s| s.factor = Factor::TokenPin);
+}
+
+/// Which secret the person types.
+pub fn factor() -> Factor {
+    with_state(|s| s.factor)
+}
+
 /// What the session's entry screen should ask now; `None` while no password is
 /// wanted.
 pub fn prompt() -> Option<Prompt> {
     with_state(|s| s.prompt)
+}
+
+/// The token is not there, or locked: the screen says so, and a PIN typed
+/// before is dropped.
+pub fn token_unusable(prompt: Prompt) {
+    with_state(|s| {
+        s.prompt = Some(prompt);
+        s.typed = None;
+    });
+}
+
+/// The token says one more wrong PIN locks it: the next ask says so.
+pub fn final_try() {
+    with_state(|s| s.final_try = true);
 }
 
 /// The overlay's report of what the person typed (hex). Ignored when nothing
@@ -83,7 +141,7 @@ pub fn rejected() -> u32 {
 
 impl PasswordState {
     fn typed(&mut self, hex: String) {
-        if self.prompt.is_some() {
+        if self.prompt.is_some_and(Prompt::takes_text) {
             self.typed = Some(hex);
         }
     }
@@ -93,10 +151,11 @@ impl PasswordState {
             self.prompt = None;
             return Some(typed);
         }
-        if self.prompt.is_none() {
-            self.prompt = Some(match self.rejected {
-                0 => Prompt::Enter,
-                rejected => Prompt::Again { rejected },
+        if !self.prompt.is_some_and(Prompt::takes_text) {
+            self.prompt = Some(match (self.rejected, self.final_try) {
+                (0, _) => Prompt::Enter,
+                (rejected, true) => Prompt::FinalTry { rejected },
+                (rejected, false) => Prompt::Again { rejected },
             });
         }
         None
@@ -171,6 +230,28 @@ mod tests {
         assert_eq!(state.rejected(), 1);
         assert_eq!(state.take_or_ask(), None);
         assert_eq!(state.prompt, Some(Prompt::Again { rejected: 1 }));
+    }
+
+    #[test]
+    fn a_token_that_is_missing_or_locked_takes_no_pin() {
+        let mut state = PasswordState {
+            factor: Factor::TokenPin,
+            ..PasswordState::default()
+        };
+        state.prompt = Some(Prompt::InsertToken);
+        state.typed("3132".into());
+        assert_eq!(state.typed, None, "no field on the insert-token screen");
+        assert_eq!(state.take_or_ask(), None);
+        assert_eq!(state.prompt, Some(Prompt::Enter), "the card is there: ask");
+        state.typed("3132".into());
+        assert_eq!(state.take_or_ask().as_deref(), Some("3132"));
+        assert_eq!(state.rejected(), 1);
+        state.final_try = true;
+        assert_eq!(state.take_or_ask(), None);
+        assert_eq!(state.prompt, Some(Prompt::FinalTry { rejected: 1 }));
+        state.prompt = Some(Prompt::Locked);
+        state.typed("3132".into());
+        assert_eq!(state.typed, None, "a locked card takes no PIN");
     }
 
     #[test]
