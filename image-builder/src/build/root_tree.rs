@@ -111,6 +111,13 @@ impl RootTree {
         let packages = crate::trees::packages::installed_packages(&path)
             .with_context(|| format!("cannot read the package list of {}", path.display()))?;
         let pruning = prune_modules(&path, &base.kernel_version)?;
+        // The stick's language, and English (the fallback of every program).
+        let languages = [config.kiosk.language.code(), "en"];
+        let diet = crate::root::diet::apply(&path, &languages)?;
+        tracing::info!(
+            "diet: {:.1} MiB left out in all",
+            diet.iter().map(|s| s.bytes).sum::<u64>() as f64 / (1024.0 * 1024.0)
+        );
         drop_privileges(&path)?;
         check_pins(&loaded.path, &packages, &inputs.pins)?;
         tracing::info!(

@@ -154,8 +154,9 @@ fn takes(image: &str, wants: ImageWants, credential: &StickCredential) -> Result
     use stick_manifest::network::TunnelKind;
     let Some(kind) = wants.credential else {
         bail!(
-            "{image} takes no personal credential: it has no [vpn], or it is a TEST image \
-             that carries one for every stick (vpn.test-credential-in-image)"
+            "{image} takes no personal credential: it has no [vpn], its key is on each \
+             person's smartcard (vpn.ipsec.token-key-id), or it is a TEST image that \
+             carries one for every stick (vpn.test-credential-in-image)"
         );
     };
     let wanted = match kind {

@@ -9,11 +9,14 @@
 //! - `usb_policy`: USBGuard's rules;
 //! - `fail_closed`: failing closed at every stage of boot;
 //! - `harden`: kernel modules the image must not carry;
+//! - `diet`: files the stick never reads (documentation, other languages, developer leftovers);
+//! - `charon_plugins`: charon's plugins for a user factor, and no others of their packages;
 //! - `privileges`: no setuid/setgid program, no account tools, no perl.
 
 pub mod browser_policy;
 pub mod charon_plugins;
 pub mod customize;
+pub mod diet;
 pub mod egress_policy;
 pub mod fail_closed;
 pub mod harden;
