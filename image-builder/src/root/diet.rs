@@ -241,10 +241,8 @@ mod tests {
         }
         std::os::unix::fs::symlink("foo", root.join("usr/share/doc/baz")).expect("symlink");
         let savings = apply(root, &["de", "en"]).expect("diet");
-        let by_rule: Vec<(&str, u64, u64)> = savings
-            .iter()
-            .map(|s| (s.rule, s.files, s.bytes))
-            .collect();
+        let by_rule: Vec<(&str, u64, u64)> =
+            savings.iter().map(|s| (s.rule, s.files, s.bytes)).collect();
         assert_eq!(
             by_rule,
             vec![
@@ -263,7 +261,10 @@ mod tests {
             vec![true, false, false, false, true, false, true, false, true]
         );
         assert!(root.join("usr/share/doc/baz").symlink_metadata().is_ok());
-        assert!(!root.join("usr/share/doc/bar").exists(), "empty folder left");
+        assert!(
+            !root.join("usr/share/doc/bar").exists(),
+            "empty folder left"
+        );
         assert!(!root.join("usr/share/man").exists(), "empty folder left");
     }
 }
