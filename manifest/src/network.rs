@@ -147,7 +147,36 @@ pub struct NetworkPolicy {
     /// itself. The stick needs no credential partition.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_key_id: Option<String>,
+    /// IPsec: where only TCP 443 leaves the PC's network, the tunnel's UDP
+    /// travels in TLS to this relay (stick-relay), which passes it to the
+    /// gateway's NAT-T port. UDP is tried first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relay: Option<RelayPolicy>,
 }
+
+/// The TLS-on-443 relay next to the gateway.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct RelayPolicy {
+    /// Its public IPv4 address (no DNS outside the tunnel).
+    pub address: Ipv4Addr,
+    /// Its TCP port, 443 unless the config says otherwise.
+    pub port: u16,
+    /// The DNS name its certificate must carry; the certificate must chain to
+    /// [`RELAY_CA_PATH`].
+    pub name: String,
+}
+
+/// The swanctl connection through the relay: the same IKE SA as
+/// [`IPSEC_CONNECTION`], sent to the relay client on loopback.
+pub const RELAY_CONNECTION: &str = "stick-relay";
+/// The relay client's UDP port on 127.0.0.1: charon's `remote_port` for
+/// [`RELAY_CONNECTION`].
+pub const RELAY_LOCAL_PORT: u16 = 4501;
+/// charon's own NAT-T port, the only source the relay client hears.
+pub const CHARON_NAT_T_PORT: u16 = 4500;
+/// CA certificates (PEM) the kiosk trusts for the relay.
+pub const RELAY_CA_PATH: &str = "/usr/share/secure-stick/relay-ca.pem";
 
 /// charon's name for OpenSC's PKCS#11 module (`charon.plugins.pkcs11.modules`),
 /// which the swanctl connection and the kiosk's PIN secret name.

@@ -60,17 +60,26 @@ impl BuiltImage {
     }
 }
 
-/// Builds image-builder and kiosk in release mode (fast when up to date).
+/// Builds image-builder, kiosk and stick-relay in release mode (fast when up to date).
 pub fn ensure_release_binaries() -> Result<PathBuf> {
     let root = workspace_root();
     let status = Command::new(env!("CARGO"))
-        .args(["build", "--release", "-p", "image-builder", "-p", "kiosk"])
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "image-builder",
+            "-p",
+            "kiosk",
+            "-p",
+            "stick-relay",
+        ])
         .current_dir(&root)
         .stdin(Stdio::null())
         .status()
         .context("cannot run cargo build")?;
     if !status.success() {
-        bail!("cargo build of image-builder and kiosk failed ({status})");
+        bail!("cargo build of image-builder, kiosk and stick-relay failed ({status})");
     }
     Ok(root.join("target/release"))
 }
@@ -185,6 +194,28 @@ pub fn personalised_copy(
 }
 
 /// A TEST credential of qemu-tests/fixtures/vpn.
+/// A copy of the IPsec test image `image` personalised as `stick_id` with the
+/// TEST certificate and key `fixture` (`.pem`, `.key`) and `user`'s account.
+pub fn personalised_ipsec_copy(
+    dir: &Path,
+    image: (&str, &str),
+    stick_id: &str,
+    fixture: &str,
+    user: &str,
+) -> Result<PathBuf> {
+    let cert = vpn_fixture(&format!("{fixture}.pem"));
+    let key = vpn_fixture(&format!("{fixture}.key"));
+    let args: [&OsStr; 6] = [
+        "--client-cert".as_ref(),
+        cert.as_os_str(),
+        "--client-key".as_ref(),
+        key.as_os_str(),
+        "--user".as_ref(),
+        user.as_ref(),
+    ];
+    personalised_copy(dir, image, stick_id, &args)
+}
+
 pub fn vpn_fixture(name: &str) -> PathBuf {
     workspace_root().join("qemu-tests/fixtures/vpn").join(name)
 }

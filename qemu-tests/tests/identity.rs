@@ -7,15 +7,13 @@
 //! card, not the stick, decides. Screens are looked at as screendumps
 //! (kept in target/qemu-tests/artifacts), the uplink capture judged at power-off.
 
-use std::ffi::OsStr;
 use std::time::Duration;
 
 use qemu_tests::lab::conference_lab::conference_machine;
 use qemu_tests::lab::netlab::{Gateway, NetLab};
 use qemu_tests::lab::smartcard::EmulatedCard;
-use qemu_tests::lab::vpn_session::{VpnSession, BOOT_TIMEOUT, NET_TIMEOUT};
+use qemu_tests::lab::vpn_session::{screens_shown, VpnSession, BOOT_TIMEOUT, NET_TIMEOUT};
 use qemu_tests::machine::qemu::wait_until;
-use qemu_tests::{personalised_copy, vpn_fixture};
 
 /// The conference image for personal sticks with a password round
 /// (`(config, output folder)`).
@@ -36,8 +34,6 @@ const TOKEN_IMAGE: (&str, &str) = (
 /// The card's PIN, and a wrong one.
 const PIN: &str = "482916";
 const WRONG_PIN: &str = "731904";
-/// How long a screen may take to appear once the kiosk asked for it.
-const SCREEN_TIMEOUT: Duration = Duration::from_secs(60);
 
 const IPSEC: Gateway = Gateway::Ipsec {
     wrong_certificate: false,
@@ -57,48 +53,18 @@ impl<T> OkOrPanic<T> for anyhow::Result<T> {
 /// A copy of the image personalised as `stick_id` with the TEST certificate
 /// `name` and `user`'s account.
 fn personal(dir: &std::path::Path, stick_id: &str, name: &str, user: &str) -> std::path::PathBuf {
-    let cert = vpn_fixture(&format!("{name}.pem"));
-    let key = vpn_fixture(&format!("{name}.key"));
-    let args: [&OsStr; 6] = [
-        "--client-cert".as_ref(),
-        cert.as_os_str(),
-        "--client-key".as_ref(),
-        key.as_os_str(),
-        "--user".as_ref(),
-        user.as_ref(),
-    ];
-    personalised_copy(dir, IMAGE, stick_id, &args).ok_or_panic()
+    qemu_tests::personalised_ipsec_copy(dir, IMAGE, stick_id, name, user).ok_or_panic()
 }
 
-/// Waits for the screen `name`, checks its code, keeps its screendump as
-/// `screen-NAME.png` once it covers the display; returns how much it covers.
+/// Waits for the screen `name`, checks its code, keeps its screendump; returns
+/// how much it covers.
 fn screen_shown(s: &VpnSession, name: &str, code: &str, timeout: Duration) -> f64 {
-    let shown = s.wait_screen_shown(name, timeout).ok_or_panic();
-    assert_eq!(shown["code"], code, "{shown}");
-    let cover = s.vm.stick_screen_covers(SCREEN_TIMEOUT);
-    let shot = qemu_tests::artifacts_dir().join(format!("screen-{name}.png"));
-    s.vm.screenshot(&shot).ok_or_panic();
-    cover.unwrap_or_else(|| panic!("the {name} screen does not cover ({})", shot.display()))
+    s.screen_shown(name, code, timeout).ok_or_panic()
 }
 
-/// The first `tunnel-waiting` reason that names `cause`; panics with the net
-/// lines when none does.
+/// The first `tunnel-waiting` reason that names `cause`.
 fn waiting_reason(s: &VpnSession, cause: &str) -> String {
-    s.net_lines()
-        .into_iter()
-        .filter(|n| n.state == "tunnel-waiting")
-        .find_map(|n| n.reason.filter(|r| r.contains(cause)))
-        .unwrap_or_else(|| panic!("no waiting reason names {cause}: {:?}", s.net_lines()))
-}
-
-/// The `screen shown` names of a console, in order.
-fn screens_shown(console: &str) -> Vec<String> {
-    console
-        .lines()
-        .filter_map(|l| qemu_tests::machine::serial::parse_event(l, "screen"))
-        .filter(|e| e["state"] == "shown")
-        .filter_map(|e| e["screen"].as_str().map(String::from))
-        .collect()
+    s.waiting_reason(cause).ok_or_panic()
 }
 
 /// A stick written from the image but never personalised: its screen, no

@@ -250,6 +250,7 @@ mod tests {
             personal: false,
             user_password: false,
             token_key_id: None,
+            relay: None,
         }
     }
 

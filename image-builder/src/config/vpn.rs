@@ -8,7 +8,7 @@ use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
 use serde::Deserialize;
-use stick_manifest::network::{Ipv4Net, NetworkPolicy, TunnelKind};
+use stick_manifest::network::{Ipv4Net, NetworkPolicy, RelayPolicy, TunnelKind};
 
 /// IKE and NAT-T: the gateway's UDP ports for IPsec.
 pub const IKE_PORT: u16 = 500;
@@ -50,6 +50,11 @@ pub struct VpnSection {
     pub ipsec: Option<IpsecSection>,
     #[serde(default)]
     pub wireguard: Option<WireguardSection>,
+    /// Where only TCP 443 leaves the PC's network (hotels, guest networks), the
+    /// tunnel's UDP travels in TLS to this relay next to the gateway
+    /// (`stick-relay`, docs/relay.md). UDP is always tried first.
+    #[serde(default)]
+    pub relay: Option<RelaySection>,
     /// TEST images only: the stick's private key (and certificate or address) in
     /// the image itself, shared by every stick written from it. Real images leave
     /// the credential out; `image-builder personalize` gives each stick its own.
@@ -116,6 +121,26 @@ pub struct WireguardSection {
     pub keepalive: u16,
 }
 
+/// `[vpn.relay]`: the TLS-on-443 relay in the organisation's DMZ.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct RelaySection {
+    /// The relay's public IPv4 address (no host name: no DNS outside the tunnel).
+    pub address: String,
+    /// Its TCP port.
+    #[serde(default = "default_relay_port")]
+    pub port: u16,
+    /// The DNS name in the relay's certificate, such as `relay.example.org`.
+    pub name: String,
+    /// CA certificate (PEM) the relay's certificate must chain to; the only one
+    /// trusted for it.
+    pub ca: PathBuf,
+}
+
+fn default_relay_port() -> u16 {
+    443
+}
+
 fn default_true() -> bool {
     true
 }
@@ -126,6 +151,21 @@ fn default_wireguard_port() -> u16 {
 
 fn default_keepalive() -> u16 {
     25
+}
+
+/// A DNS name as certificates carry it: labels of letters, digits and hyphens,
+/// at least two of them, not all digits (that would be an address).
+fn dns_name(name: &str) -> bool {
+    let labels: Vec<&str> = name.split('.').collect();
+    name.len() <= 253
+        && labels.len() >= 2
+        && labels.iter().all(|l| {
+            (1..=63).contains(&l.len())
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
+        && !labels.iter().all(|l| l.chars().all(|c| c.is_ascii_digit()))
 }
 
 /// A validation failure: the dotted key and what is allowed.
@@ -207,6 +247,7 @@ impl VpnSection {
             }
             (None, None) => unreachable!("checked above"),
         };
+        let relay = self.relay(gateway, &inner_networks)?;
         Ok(NetworkPolicy {
             tunnel,
             gateway,
@@ -219,7 +260,84 @@ impl VpnSection {
             personal,
             user_password: self.user_password(personal)?,
             token_key_id,
+            relay,
         })
+    }
+
+    /// The relay, checked: IPsec with UDP encapsulation (ESP must be in UDP to
+    /// be relayed), an address outside the inner networks, a DNS name.
+    fn relay(
+        &self,
+        gateway: Ipv4Addr,
+        inner_networks: &[Ipv4Net],
+    ) -> Result<Option<RelayPolicy>, Invalid> {
+        let Some(relay) = &self.relay else {
+            return Ok(None);
+        };
+        match &self.ipsec {
+            None => {
+                return Err((
+                    "vpn.relay",
+                    "carries IPsec's NAT-T for now: use it with [vpn.ipsec] (WireGuard \
+                     through the relay is not built yet)"
+                        .into(),
+                ))
+            }
+            Some(ipsec) if !ipsec.udp_encapsulation => {
+                return Err((
+                    "vpn.relay",
+                    "needs vpn.ipsec.udp-encapsulation = true: only ESP in UDP can be relayed"
+                        .into(),
+                ))
+            }
+            Some(_) => {}
+        }
+        let address: Ipv4Addr = relay.address.parse().map_err(|_| {
+            (
+                "vpn.relay.address",
+                format!(
+                    "{:?} is not an IPv4 address: give the relay's public address, such as \
+                     \"203.0.113.7\" (a name would need DNS outside the tunnel)",
+                    relay.address
+                ),
+            )
+        })?;
+        if address.is_unspecified() || address.is_loopback() || address.is_broadcast() {
+            return Err((
+                "vpn.relay.address",
+                format!("{address} cannot be the relay: give its public address"),
+            ));
+        }
+        if let Some(net) = inner_networks.iter().find(|n| n.contains(address)) {
+            return Err((
+                "vpn.relay.address",
+                format!("{address} lies in the inner network {net}: the relay must be reachable outside the tunnel"),
+            ));
+        }
+        if relay.port == 0 {
+            return Err(("vpn.relay.port", "0 is not a TCP port; 443 is usual".into()));
+        }
+        if !dns_name(&relay.name) {
+            return Err((
+                "vpn.relay.name",
+                format!(
+                    "{:?} is not a DNS name: give the name in the relay's certificate, \
+                     such as \"relay.example.org\"",
+                    relay.name
+                ),
+            ));
+        }
+        if address == gateway && relay.port == NAT_T_PORT {
+            return Err((
+                "vpn.relay.port",
+                format!("{NAT_T_PORT} on the gateway is NAT-T's own port: the relay needs a TCP port of its own, usually 443"),
+            ));
+        }
+        Ok(Some(RelayPolicy {
+            address,
+            port: relay.port,
+            name: relay.name.to_ascii_lowercase(),
+        }))
     }
 
     /// The one tunnel section there is.
@@ -500,6 +618,86 @@ address = "10.99.1.2/32"
             .policy(&NetworkSection::default())
             .expect("valid");
         assert!(raw_esp.gateway_esp);
+    }
+
+    const RELAY: &str =
+        "[relay]\naddress = \"198.51.100.2\"\nname = \"relay.test\"\nca = \"relay-ca.pem\"\n";
+
+    #[test]
+    fn the_relay_and_what_it_refuses() {
+        let policy = section(&format!("{IPSEC}{RELAY}"))
+            .policy(&NetworkSection::default())
+            .expect("valid");
+        assert_eq!(
+            policy.relay,
+            Some(RelayPolicy {
+                address: Ipv4Addr::new(198, 51, 100, 2),
+                port: 443,
+                name: "relay.test".into(),
+            })
+        );
+        let cases: &[(&str, &str, &str, &str)] = &[
+            (
+                "\"198.51.100.2\"",
+                "\"relay.test\"",
+                "vpn.relay.address",
+                "a host name",
+            ),
+            (
+                "\"198.51.100.2\"",
+                "\"0.0.0.0\"",
+                "vpn.relay.address",
+                "unspecified",
+            ),
+            (
+                "\"198.51.100.2\"",
+                "\"10.99.0.7\"",
+                "vpn.relay.address",
+                "inner network",
+            ),
+            ("\"relay.test\"", "\"relay\"", "vpn.relay.name", "one label"),
+            (
+                "\"relay.test\"",
+                "\"198.51.100.2\"",
+                "vpn.relay.name",
+                "an address",
+            ),
+            (
+                "\"relay.test\"",
+                "\"relay.test\"\nport = 0",
+                "vpn.relay.port",
+                "port 0",
+            ),
+            (
+                "\"198.51.100.2\"",
+                "\"198.51.100.1\"\nport = 4500",
+                "vpn.relay.port",
+                "NAT-T's port",
+            ),
+            ("name = ", "names = ", "unknown field", "typo"),
+        ];
+        for (from, to, key, case) in cases {
+            let text = format!("{IPSEC}{}", RELAY.replacen(from, to, 1));
+            let result = toml::from_str::<VpnSection>(&text)
+                .map_err(|e| e.to_string())
+                .and_then(|s| {
+                    s.policy(&NetworkSection::default())
+                        .map_err(|(k, m)| format!("{k}: {m}"))
+                });
+            let err = result.expect_err(case);
+            assert!(err.contains(key), "{case}: {err}");
+        }
+        let raw_esp = IPSEC.replace("[ipsec]", "[ipsec]\nudp-encapsulation = false");
+        let wireguard = format!("{WIREGUARD}{RELAY}");
+        for (case, text) in [
+            ("raw esp", format!("{raw_esp}{RELAY}")),
+            ("wireguard", wireguard),
+        ] {
+            let (key, _) = section(&text)
+                .policy(&NetworkSection::default())
+                .expect_err(case);
+            assert_eq!(key, "vpn.relay", "{case}");
+        }
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! any interface comes up (`stick-egress.service`).
 //!
 //! Until the tunnel is up only DHCP and the gateway's IKE/NAT-T or WireGuard ports
-//! are reachable; after, the inner networks only through the tunnel. Nothing else
+//! (and, with a relay, TCP to the relay from root) are reachable; after, the inner networks only through the tunnel. Nothing else
 //! leaves, whatever the tunnel's state: the rules do not change at run time. An image
 //! without `[vpn]` gets the same table with nothing allowed but loopback.
 
@@ -123,6 +123,14 @@ fn gateway_rules(policy: &NetworkPolicy) -> Vec<String> {
             "ip daddr {gateway} meta l4proto esp meta mark {TUNNEL_MARK:#x} accept"
         ));
     }
+    if let Some(relay) = &policy.relay {
+        // The kiosk's relay client (root) only: the tunnel's UDP in TLS where no
+        // UDP leaves the PC's network.
+        rules.push(format!(
+            "ip daddr {} tcp dport {} meta skuid 0 accept",
+            relay.address, relay.port
+        ));
+    }
     rules
 }
 
@@ -165,6 +173,7 @@ mod tests {
             personal: false,
             user_password: false,
             token_key_id: None,
+            relay: None,
         }
     }
 
@@ -243,6 +252,28 @@ mod tests {
                     "counter drop",
                 ],
             ),
+            (
+                "ipsec with a relay",
+                Some(NetworkPolicy {
+                    relay: Some(stick_manifest::network::RelayPolicy {
+                        address: Ipv4Addr::new(203, 0, 113, 7),
+                        port: 443,
+                        name: "relay.test".into(),
+                    }),
+                    ..policy(TunnelKind::Ipsec)
+                }),
+                &[
+                    r#"oifname "lo" accept"#,
+                    "udp sport 68 udp dport 67 accept",
+                    "ip daddr 198.51.100.1 udp dport { 500, 4500 } meta skuid 0 accept",
+                    "ip daddr 198.51.100.1 udp dport { 500, 4500 } meta mark 0x5354 accept",
+                    "ip daddr 203.0.113.7 tcp dport 443 meta skuid 0 accept",
+                    "meta l4proto { tcp, udp } th dport 53 ip daddr != 10.99.0.53 counter drop",
+                    r#"ip daddr 10.99.0.0/24 meta l4proto udp rt ipsec exists counter name "tunnel_udp_out" accept"#,
+                    "ip daddr 10.99.0.0/24 rt ipsec exists accept",
+                    "counter drop",
+                ],
+            ),
         ];
         for (name, policy, want) in cases {
             let ruleset = render(policy.as_ref());
@@ -265,6 +296,17 @@ mod tests {
                     gateway_esp: true,
                     ipv6: true,
                     dns: vec![],
+                    ..policy(TunnelKind::Ipsec)
+                }),
+            ),
+            (
+                "ipsec with a relay",
+                Some(NetworkPolicy {
+                    relay: Some(stick_manifest::network::RelayPolicy {
+                        address: Ipv4Addr::new(203, 0, 113, 7),
+                        port: 443,
+                        name: "relay.test".into(),
+                    }),
                     ..policy(TunnelKind::Ipsec)
                 }),
             ),

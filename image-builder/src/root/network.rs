@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
-use stick_manifest::network::{NetworkPolicy, CHECK_CA_PATH};
+use stick_manifest::network::{NetworkPolicy, CHECK_CA_PATH, RELAY_CA_PATH};
 
 use crate::config::LoadedConfig;
 use crate::root::tunnel_config as tc;
@@ -65,6 +65,8 @@ pub struct VpnCredentials {
     /// TEST images only: the stick's WireGuard key, in the image.
     wireguard_key: Option<Credential>,
     check_ca: Option<Credential>,
+    /// The CA the relay's certificate must chain to.
+    relay_ca: Option<Credential>,
 }
 
 impl VpnCredentials {
@@ -115,12 +117,18 @@ impl VpnCredentials {
         credentials.with_check_ca(loaded)
     }
 
-    /// Adds `vpn.check-ca`, checked.
+    /// Adds `vpn.check-ca` and `vpn.relay.ca`, checked.
     fn with_check_ca(mut self, loaded: &LoadedConfig) -> Result<VpnCredentials> {
-        if let Some(check_ca) = loaded.config.vpn.as_ref().and_then(|v| v.check_ca.as_ref()) {
+        let vpn = loaded.config.vpn.as_ref();
+        if let Some(check_ca) = vpn.and_then(|v| v.check_ca.as_ref()) {
             let ca = Credential::read(loaded, "vpn.check-ca", check_ca)?;
             ca.expect_pem("CERTIFICATE", "a PEM certificate")?;
             self.check_ca = Some(ca);
+        }
+        if let Some(relay) = vpn.and_then(|v| v.relay.as_ref()) {
+            let ca = Credential::read(loaded, "vpn.relay.ca", &relay.ca)?;
+            ca.expect_pem("CERTIFICATE", "a PEM certificate")?;
+            self.relay_ca = Some(ca);
         }
         Ok(self)
     }
@@ -200,6 +208,9 @@ pub fn install(
     }
     if let Some(ca) = &credentials.check_ca {
         write(root, CHECK_CA_PATH, &ca.bytes, 0o644)?;
+    }
+    if let Some(ca) = &credentials.relay_ca {
+        write(root, RELAY_CA_PATH, &ca.bytes, 0o644)?;
     }
     Ok(())
 }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{bail, Context, Result};
-use stick_manifest::network::{NetworkPolicy, TunnelKind, IPSEC_CONNECTION};
+use stick_manifest::network::{NetworkPolicy, TunnelKind, IPSEC_CONNECTION, RELAY_CONNECTION};
 use stick_manifest::personal::{
     CredentialError, PersonalTunnel, StickCredential, HEADER_BYTES, IPSEC_CERT_PATH,
     IPSEC_KEY_PATH, IPSEC_USER_DROPIN, MAX_DOCUMENT, PERSONAL_TYPE_UUID, WIREGUARD_ADDRESS_DROPIN,
@@ -69,7 +69,7 @@ pub fn install(policy: &NetworkPolicy) -> Result<Installed> {
             partition.display()
         );
     }
-    put(&credential, policy.tunnel)?;
+    put(&credential, policy)?;
     Ok(Installed {
         stick_id: credential.stick_id,
         partition,
@@ -126,9 +126,9 @@ fn read_start(partition: &Path) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
-/// Writes the credential's files for `tunnel`.
-fn put(credential: &StickCredential, tunnel: TunnelKind) -> Result<()> {
-    match (&credential.tunnel, tunnel) {
+/// Writes the credential's files for `policy`'s tunnel.
+fn put(credential: &StickCredential, policy: &NetworkPolicy) -> Result<()> {
+    match (&credential.tunnel, policy.tunnel) {
         (
             PersonalTunnel::Ipsec {
                 certificate,
@@ -140,7 +140,8 @@ fn put(credential: &StickCredential, tunnel: TunnelKind) -> Result<()> {
             write(IPSEC_CERT_PATH, certificate.as_bytes(), 0o644, None)?;
             write(IPSEC_KEY_PATH, key.as_bytes(), 0o600, None)?;
             if let Some(user) = user {
-                write(IPSEC_USER_DROPIN, user_dropin(user).as_bytes(), 0o600, None)?;
+                let dropin = user_dropin(user, policy.relay.is_some());
+                write(IPSEC_USER_DROPIN, dropin.as_bytes(), 0o600, None)?;
                 crate::network::user_factor::set_account(user);
             }
             Ok(())
@@ -173,12 +174,24 @@ fn put(credential: &StickCredential, tunnel: TunnelKind) -> Result<()> {
     }
 }
 
-/// The second round's account name (the credential allows no quote in it).
-fn user_dropin(user: &str) -> String {
+/// The second round's account name (the credential allows no quote in it), for
+/// the direct connection and, with a relay, the one through it.
+fn user_dropin(user: &str, relay: bool) -> String {
+    let mut names = vec![IPSEC_CONNECTION];
+    if relay {
+        names.push(RELAY_CONNECTION);
+    }
+    let connections: String = names
+        .iter()
+        .map(|name| {
+            format!(
+                "    {name} {{\n        local-2 {{\n            eap_id = \"{user}\"\n        }}\n    }}\n"
+            )
+        })
+        .collect();
     format!(
         "# This stick's user (its credential partition): the password round's identity.\n\
-         connections {{\n    {IPSEC_CONNECTION} {{\n        local-2 {{\n            \
-         eap_id = \"{user}\"\n        }}\n    }}\n}}\n"
+         connections {{\n{connections}}}\n"
     )
 }
 

@@ -14,6 +14,7 @@
 pub mod credential;
 pub mod egress;
 pub mod reach_check;
+pub mod relay_path;
 pub mod session_route;
 pub mod token;
 pub mod tunnel;

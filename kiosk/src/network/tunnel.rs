@@ -6,7 +6,7 @@
 
 use std::net::Ipv4Addr;
 
-use stick_manifest::network::{IPSEC_CHILD, IPSEC_CONNECTION, WIREGUARD_INTERFACE};
+use stick_manifest::network::{IPSEC_CHILD, WIREGUARD_INTERFACE};
 
 /// A WireGuard session older than this without a new handshake is dead
 /// (WireGuard's REJECT_AFTER_TIME).
@@ -18,11 +18,25 @@ pub struct TunnelState {
     pub up: bool,
     /// The stick's address inside the tunnel.
     pub inner_address: Option<Ipv4Addr>,
+    /// The way the tunnel's packets take.
+    pub path: TunnelPath,
 }
 
-/// Parses `swanctl --list-sas` output: up when our IKE SA is ESTABLISHED and its
-/// child INSTALLED; the virtual IP is the bracketed address on the `local` line.
-pub fn parse_ipsec_sas(text: &str) -> TunnelState {
+/// The way to the gateway.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TunnelPath {
+    /// IKE and ESP in UDP (or WireGuard) straight to the gateway.
+    #[default]
+    Udp,
+    /// The same datagrams in TLS on TCP to the organisation's relay.
+    Relay,
+}
+
+/// Parses `swanctl --list-sas` output: up when the IKE SA of `connection` is
+/// ESTABLISHED and its child INSTALLED; the virtual IP is the bracketed address
+/// on the `local` line.
+pub fn parse_ipsec_sas(text: &str, connection: &str) -> TunnelState {
     let mut in_ours = false;
     let mut established = false;
     let mut installed = false;
@@ -30,7 +44,7 @@ pub fn parse_ipsec_sas(text: &str) -> TunnelState {
     for line in text.lines() {
         if !line.starts_with(' ') {
             // An IKE SA header: `stick: #1, ESTABLISHED, IKEv2, ...`.
-            in_ours = line.starts_with(&format!("{IPSEC_CONNECTION}: #"));
+            in_ours = line.starts_with(&format!("{connection}: #"));
             if in_ours {
                 established = line.split(", ").nth(1) == Some("ESTABLISHED");
             }
@@ -53,6 +67,7 @@ pub fn parse_ipsec_sas(text: &str) -> TunnelState {
     TunnelState {
         up: established && installed,
         inner_address: if established { inner_address } else { None },
+        path: TunnelPath::Udp,
     }
 }
 
@@ -69,6 +84,9 @@ pub struct TunnelFailure {
 pub enum FailureKind {
     /// Nothing: the network or the gateway; the kiosk retries.
     Transient,
+    /// The gateway never answered: the network may let no UDP through (the
+    /// kiosk tries the relay next, if there is one).
+    NoAnswer,
     /// The gateway refused the stick's credentials (unknown, revoked): retrying
     /// will not help, the person needs the helpdesk (the stick's screen says so).
     Refused,
@@ -91,7 +109,7 @@ const MSCHAPV2_FAILED: &str = "EAP-MS-CHAPv2 failed with error";
 /// "certificate status is not available", normal without CRLs) appear in
 /// successful logs too.
 const IPSEC_FAILURES: &[(&str, &str, FailureKind)] = {
-    use FailureKind::{PasswordRejected, Refused, Transient};
+    use FailureKind::{NoAnswer, PasswordRejected, Refused, Transient};
     &[
         (
             "no trusted",
@@ -154,7 +172,7 @@ const IPSEC_FAILURES: &[(&str, &str, FailureKind)] = {
             "the gateway refused the inner networks",
             Transient,
         ),
-        ("giving up after", "the gateway did not answer", Transient),
+        ("giving up after", "the gateway did not answer", NoAnswer),
     ]
 };
 
@@ -204,27 +222,22 @@ pub fn parse_wireguard_dump(text: &str, now_unix: u64) -> TunnelState {
     TunnelState {
         up,
         inner_address: None,
+        path: TunnelPath::Udp,
     }
 }
 
-/// Reads the IPsec state from charon.
-pub fn observe_ipsec() -> Result<TunnelState, String> {
-    crate::command::run("swanctl", &["--list-sas", "--ike", IPSEC_CONNECTION])
-        .map(|text| parse_ipsec_sas(&text))
+/// Reads the state of `connection` from charon.
+pub fn observe_ipsec(connection: &str) -> Result<TunnelState, String> {
+    crate::command::run("swanctl", &["--list-sas", "--ike", connection])
+        .map(|text| parse_ipsec_sas(&text, connection))
         .map_err(|e| e.to_string())
 }
 
-/// Asks charon to set up the tunnel; on failure says why, from its log.
-pub fn initiate_ipsec(timeout_seconds: u32) -> Result<(), TunnelFailure> {
+/// Asks charon to set up the tunnel with `connection`; on failure says why, from its log.
+pub fn initiate_ipsec(connection: &str, timeout_seconds: u32) -> Result<(), TunnelFailure> {
     let timeout = timeout_seconds.to_string();
     let output = std::process::Command::new("swanctl")
-        .args([
-            "--initiate",
-            "--ike",
-            IPSEC_CONNECTION,
-            "--child",
-            IPSEC_CHILD,
-        ])
+        .args(["--initiate", "--ike", connection, "--child", IPSEC_CHILD])
         .args(["--timeout", &timeout])
         .output()
         .map_err(|e| TunnelFailure {
@@ -242,14 +255,14 @@ pub fn initiate_ipsec(timeout_seconds: u32) -> Result<(), TunnelFailure> {
     Err(ipsec_failure(&log))
 }
 
-/// Drops whatever is left of the IKE SA before a new attempt.
-pub fn terminate_ipsec() {
+/// Drops whatever is left of the IKE SA of `connection` before a new attempt.
+pub fn terminate_ipsec(connection: &str) {
     if let Err(err) = crate::command::run(
         "swanctl",
         &[
             "--terminate",
             "--ike",
-            IPSEC_CONNECTION,
+            connection,
             "--force",
             "--timeout",
             "5",
@@ -303,7 +316,7 @@ stick: #1, ESTABLISHED, IKEv2, 4b1bd5c1b4d1c9e7_i* 5a0f4b0a8a8d2d1e_r
             (
                 "established with child",
                 ESTABLISHED.to_string(),
-                TunnelState { up: true, inner_address: Some(Ipv4Addr::new(10, 99, 1, 16)) },
+                TunnelState { up: true, inner_address: Some(Ipv4Addr::new(10, 99, 1, 16)), path: TunnelPath::Udp },
             ),
             ("no SA", String::new(), TunnelState::default()),
             (
@@ -314,27 +327,32 @@ stick: #1, ESTABLISHED, IKEv2, 4b1bd5c1b4d1c9e7_i* 5a0f4b0a8a8d2d1e_r
             (
                 "child being rekeyed away",
                 ESTABLISHED.replace("INSTALLED", "DELETING"),
-                TunnelState { up: false, inner_address: Some(Ipv4Addr::new(10, 99, 1, 16)) },
+                TunnelState { up: false, inner_address: Some(Ipv4Addr::new(10, 99, 1, 16)), path: TunnelPath::Udp },
             ),
             (
                 "another connection only",
                 ESTABLISHED.replace("stick: #1", "other: #1"),
                 TunnelState::default(),
             ),
+            (
+                "the relay's connection is not the direct one",
+                ESTABLISHED.replace("stick: #1", "stick-relay: #1"),
+                TunnelState::default(),
+            ),
         ];
         for (name, text, want) in cases {
-            assert_eq!(&parse_ipsec_sas(text), want, "{name}");
+            assert_eq!(&parse_ipsec_sas(text, "stick"), want, "{name}");
         }
     }
 
     #[test]
     fn ipsec_failure_reasons() {
-        use FailureKind::{PasswordRejected, Refused, Transient};
+        use FailureKind::{NoAnswer, PasswordRejected, Refused, Transient};
         let cases: &[(&str, &str, FailureKind)] = &[
             (
                 "[IKE] initiating IKE_SA stick[1] to 198.51.100.1\n[IKE] retransmit 1 of request with message ID 0\n[IKE] giving up after 3 retransmits\ninitiate failed: establishing CHILD_SA 'tunnel' failed\n",
                 "the gateway did not answer: giving up after 3 retransmits",
-                Transient,
+                NoAnswer,
             ),
             (
                 "[IKE] received EAP identity request\n[IKE] server requested EAP_MSCHAPV2 authentication (id 0x1D)\n[IKE] EAP-MS-CHAPv2 failed with error ERROR_AUTHENTICATION_FAILURE: 'E=691 R=1 C=00 V=3 M=FAILED'\n[IKE] EAP_MSCHAPV2 method failed\ninitiate failed: establishing CHILD_SA 'tunnel' failed\n",

@@ -15,7 +15,8 @@ use stick_manifest::network::{NetworkPolicy, TunnelKind, CHECK_CA_PATH};
 use crate::console::uptime_ms;
 use crate::network::egress::EgressReport;
 use crate::network::reach_check::ReachCheck;
-use crate::network::tunnel::{FailureKind, TunnelFailure, TunnelState};
+use crate::network::relay_path::RelayLink;
+use crate::network::tunnel::{FailureKind, TunnelFailure, TunnelPath, TunnelState};
 use crate::network::uplink::Uplink;
 
 /// How often the kiosk looks at the link and the tunnel.
@@ -71,6 +72,7 @@ pub enum NetEvent {
         kind: TunnelKind,
         gateway: Ipv4Addr,
         attempt: u32,
+        path: TunnelPath,
     },
     TunnelWaiting {
         kind: TunnelKind,
@@ -80,6 +82,7 @@ pub enum NetEvent {
     TunnelUp {
         kind: TunnelKind,
         inner_address: Option<Ipv4Addr>,
+        path: TunnelPath,
         /// From the uplink getting its address to the tunnel being up.
         since_address_ms: Option<u64>,
     },
@@ -194,6 +197,7 @@ impl NetMachine {
             events.push(NetEvent::TunnelUp {
                 kind: self.kind,
                 inner_address: tunnel.inner_address,
+                path: tunnel.path,
                 since_address_ms: self.address_at_ms.map(|at| now_ms.saturating_sub(at)),
             });
         } else if !up && self.tunnel_up {
@@ -381,11 +385,11 @@ pub fn run(policy: Option<NetworkPolicy>, reachable: &AtomicBool) {
     };
     let check = reach_check(&policy);
     let mut machine = NetMachine::new(&policy);
-    let mut connecting = Connecting::new();
+    let mut connecting = Connecting::new(&policy);
     let mut next_check = Instant::now();
     loop {
         let now = uptime_ms();
-        let (uplink, tunnel) = observe_now(policy.tunnel);
+        let (uplink, tunnel) = observe_now(policy.tunnel, connecting.path);
         for event in machine.observe(&uplink, &tunnel, now) {
             route_session(&event, &uplink);
             emit(reachable, &event);
@@ -401,7 +405,13 @@ pub fn run(policy: Option<NetworkPolicy>, reachable: &AtomicBool) {
         if let Some(check) = &check {
             if (machine.tunnel_up() || nudge) && Instant::now() >= next_check {
                 next_check = Instant::now() + CHECK_EVERY;
-                check_once(check, &mut machine, policy.tunnel, reachable);
+                check_once(
+                    check,
+                    &mut machine,
+                    policy.tunnel,
+                    connecting.path,
+                    reachable,
+                );
             }
         }
         std::thread::sleep(POLL);
@@ -508,21 +518,24 @@ fn reach_check(policy: &NetworkPolicy) -> Option<ReachCheck> {
     }
 }
 
-/// The uplink and the tunnel as the kernel and the tunnel's tool report them now;
-/// what cannot be read is logged and counts as down.
-fn observe_now(kind: TunnelKind) -> (Uplink, TunnelState) {
+/// The uplink and the tunnel (on `path`) as the kernel and the tunnel's tool
+/// report them now; what cannot be read is logged and counts as down.
+fn observe_now(kind: TunnelKind, path: TunnelPath) -> (Uplink, TunnelState) {
     let uplink = crate::network::uplink::observe().unwrap_or_else(|err| {
         tracing::warn!("uplink: {err}");
         Uplink::default()
     });
-    let tunnel = match kind {
-        TunnelKind::Ipsec => crate::network::tunnel::observe_ipsec(),
+    let mut tunnel = match kind {
+        TunnelKind::Ipsec => {
+            crate::network::tunnel::observe_ipsec(crate::network::relay_path::connection(path))
+        }
         TunnelKind::Wireguard => crate::network::tunnel::observe_wireguard(),
     }
     .unwrap_or_else(|err| {
         tracing::warn!("tunnel state: {err}");
         TunnelState::default()
     });
+    tunnel.path = path;
     (uplink, tunnel)
 }
 
@@ -533,6 +546,7 @@ fn check_once(
     check: &ReachCheck,
     machine: &mut NetMachine,
     kind: TunnelKind,
+    path: TunnelPath,
     reachable: &AtomicBool,
 ) {
     let result = check.fetch_status().map_err(|e| e.to_string());
@@ -544,16 +558,19 @@ fn check_once(
         emit(reachable, event);
     }
     if reconnect && kind == TunnelKind::Ipsec {
-        crate::network::tunnel::terminate_ipsec();
+        crate::network::tunnel::terminate_ipsec(crate::network::relay_path::connection(path));
     }
 }
 
-/// Getting the tunnel up while it is down: IPsec attempts and their pauses, and the
-/// `tunnel-waiting` reason last printed.
+/// Getting the tunnel up while it is down: IPsec attempts and their pauses, the
+/// path they take, and the `tunnel-waiting` reason last printed.
 #[derive(Debug)]
 struct Connecting {
     /// IPsec attempts since the tunnel was last up.
     attempt: u32,
+    /// The way the next (or the running) attempt takes.
+    path: TunnelPath,
+    relay: RelayLink,
     next_attempt: Instant,
     last_waiting: Option<String>,
     /// The password round: charon holds a password not yet rejected.
@@ -561,9 +578,11 @@ struct Connecting {
 }
 
 impl Connecting {
-    fn new() -> Connecting {
+    fn new(policy: &NetworkPolicy) -> Connecting {
         Connecting {
             attempt: 0,
+            path: TunnelPath::Udp,
+            relay: RelayLink::new(policy.relay.clone()),
             next_attempt: Instant::now(),
             last_waiting: None,
             password_given: false,
@@ -606,14 +625,19 @@ impl Connecting {
         }
     }
 
-    /// Starts the IPsec connection; on failure it is torn down, the reason printed
-    /// (once until it changes) and the next attempt paused.
+    /// Starts the IPsec connection on the current path (UDP first after the
+    /// tunnel was up); on failure it is torn down, the reason printed (once until
+    /// it changes), the path for the next attempt chosen and that attempt paused.
     fn initiate_ipsec(
         &mut self,
         policy: &NetworkPolicy,
         machine: &NetMachine,
         reachable: &AtomicBool,
     ) {
+        if self.attempt == 0 {
+            self.path = TunnelPath::Udp;
+        }
+        self.relay.follow(self.path);
         self.attempt += 1;
         emit(
             reachable,
@@ -621,9 +645,18 @@ impl Connecting {
                 kind: policy.tunnel,
                 gateway: policy.gateway,
                 attempt: self.attempt,
+                path: self.path,
             },
         );
-        let result = crate::network::tunnel::initiate_ipsec(IPSEC_INITIATE_TIMEOUT);
+        let connection = crate::network::relay_path::connection(self.path);
+        let result = match self.path {
+            TunnelPath::Relay => self.relay.ensure_up().map_err(|reason| TunnelFailure {
+                kind: FailureKind::Transient,
+                reason,
+            }),
+            TunnelPath::Udp => Ok(()),
+        }
+        .and_then(|()| crate::network::tunnel::initiate_ipsec(connection, IPSEC_INITIATE_TIMEOUT));
         REFUSED.store(
             result
                 .as_ref()
@@ -631,9 +664,20 @@ impl Connecting {
             Ordering::SeqCst,
         );
         if let Err(TunnelFailure { reason, kind }) = result {
-            crate::network::tunnel::terminate_ipsec();
+            crate::network::tunnel::terminate_ipsec(connection);
             self.say_waiting(machine, reason, reachable);
             self.next_attempt = Instant::now() + ipsec_retry_pause(self.attempt);
+            let next =
+                crate::network::relay_path::after_failure(self.path, kind, self.relay.configured());
+            if next != self.path {
+                tracing::info!("the next attempt goes by {next:?}");
+                if next == TunnelPath::Relay {
+                    // No answer by UDP: the relay at once, not after a pause.
+                    self.next_attempt = Instant::now();
+                }
+                self.path = next;
+                self.relay.follow(next);
+            }
             if kind == FailureKind::PasswordRejected {
                 // The person types it again; no pause after that.
                 let rejected = crate::network::user_factor::rejected();
@@ -769,6 +813,7 @@ mod tests {
             personal: false,
             user_password: false,
             token_key_id: None,
+            relay: None,
         }
     }
 
@@ -785,6 +830,7 @@ mod tests {
         TunnelState {
             up,
             inner_address: up.then_some(Ipv4Addr::new(10, 99, 1, 16)),
+            path: TunnelPath::Udp,
         }
     }
 
@@ -888,13 +934,14 @@ mod tests {
             &NetEvent::TunnelUp {
                 kind: TunnelKind::Ipsec,
                 inner_address: Some(Ipv4Addr::new(10, 99, 1, 16)),
+                path: TunnelPath::Relay,
                 since_address_ms: Some(2500),
             },
             61_000,
         );
         assert_eq!(
             line,
-            r#"@kiosk@ {"event":"net","state":"tunnel-up","kind":"ipsec","inner_address":"10.99.1.16","since_address_ms":2500,"uptime_ms":61000}"#
+            r#"@kiosk@ {"event":"net","state":"tunnel-up","kind":"ipsec","inner_address":"10.99.1.16","path":"relay","since_address_ms":2500,"uptime_ms":61000}"#
         );
     }
 }

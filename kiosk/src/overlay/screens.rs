@@ -25,6 +25,9 @@ pub enum StickScreen {
     NoNetwork,
     /// An uplink is up; the VPN tunnel is being built.
     VpnConnecting,
+    /// The network let no UDP through: the tunnel is being built through the
+    /// organisation's relay on TCP 443.
+    VpnConnectingRelay,
     /// The tunnel was up and is lost: the conference is hidden until it is back.
     VpnLost,
     /// The VPN gateway refused the stick's credentials (IKEv2 AUTHENTICATION_FAILED):
@@ -97,6 +100,7 @@ const ALL: &[StickScreen] = &[
     StickScreen::RefusedStorage,
     StickScreen::NoNetwork,
     StickScreen::VpnConnecting,
+    StickScreen::VpnConnectingRelay,
     StickScreen::VpnLost,
     StickScreen::VpnRefused,
     StickScreen::NotPersonalised,
@@ -134,6 +138,7 @@ impl StickScreen {
             StickScreen::RefusedStorage => "refused-storage",
             StickScreen::NoNetwork => "no-network",
             StickScreen::VpnConnecting => "vpn-connecting",
+            StickScreen::VpnConnectingRelay => "vpn-connecting-relay",
             StickScreen::VpnLost => "vpn-lost",
             StickScreen::VpnRefused => "vpn-refused",
             StickScreen::NotPersonalised => "not-personalised",
@@ -183,6 +188,7 @@ impl StickScreen {
             StickScreen::RefusedStorage => "SBS-BOOT-05",
             StickScreen::NoNetwork => "SBS-NET-01",
             StickScreen::VpnConnecting => "SBS-VPN-01",
+            StickScreen::VpnConnectingRelay => "SBS-VPN-04",
             StickScreen::VpnLost => "SBS-VPN-02",
             StickScreen::VpnRefused => "SBS-VPN-03",
             StickScreen::NotPersonalised => "SBS-ID-01",
@@ -208,6 +214,7 @@ impl StickScreen {
         match self {
             StickScreen::Starting
             | StickScreen::VpnConnecting
+            | StickScreen::VpnConnectingRelay
             | StickScreen::VpnLost
             | StickScreen::Restarting
             | StickScreen::PoweringOff => Severity::Wait,

@@ -71,6 +71,14 @@ pub const GERMAN: &[Words] = &[
         "Bitte warten. Dauert es länger als zwei Minuten, rufen Sie den Helpdesk an.",
     ),
     (
+        "vpn-connecting-relay",
+        "Verbindung über Port 443",
+        "Dieses Netzwerk lässt den direkten Weg nicht durch. Der Stick baut die \
+         gesicherte Verbindung über den Ausweichweg Ihrer Organisation auf (HTTPS, \
+         Port 443); sie ist genauso verschlüsselt wie sonst.",
+        "Bitte warten. Dauert es länger als zwei Minuten, rufen Sie den Helpdesk an.",
+    ),
+    (
         "vpn-lost",
         "Verbindung unterbrochen",
         "Die gesicherte Verbindung ist abgebrochen. Die Konferenz ist ausgeblendet, \
@@ -252,6 +260,14 @@ pub const ENGLISH: &[Words] = &[
         "Connecting",
         "The stick is building the secure connection (VPN) to your organisation. \
          The conference appears after that.",
+        "Please wait. If this takes longer than two minutes, call the helpdesk.",
+    ),
+    (
+        "vpn-connecting-relay",
+        "Connecting over port 443",
+        "This network does not let the direct way through. The stick is building the \
+         secure connection over your organisation's fallback way (HTTPS, port 443); \
+         it is encrypted just the same.",
         "Please wait. If this takes longer than two minutes, call the helpdesk.",
     ),
     (

@@ -313,6 +313,12 @@ fn wait_for_network(reachable: &AtomicBool, display: &mut StickDisplay, was_up: 
                  The stick keeps trying, but this will not clear by itself: call the helpdesk.",
             ),
             (true, _) if prompt.is_some() => user_factor_screen(prompt),
+            (true, false) if crate::network::relay_path::relay_in_use() => (
+                StickScreen::VpnConnectingRelay,
+                "The network lets no UDP through: connecting through the organisation's \
+                 relay on TCP 443 ...\n\n\
+                 The conference appears as soon as the VPN tunnel is up.",
+            ),
             (true, false) => (
                 StickScreen::VpnConnecting,
                 "Connecting to the conference network ...\n\n\

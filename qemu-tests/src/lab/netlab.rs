@@ -25,6 +25,10 @@ use crate::machine::qemu::{wait_until, Nic};
 use crate::run_tool;
 
 pub const GATEWAY: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
+/// The TLS-on-443 relay (stick-relay) beside the gateway, as in
+/// `configs/conference-ipsec.toml`.
+pub const RELAY: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 3);
+pub const RELAY_PORT: u16 = 443;
 pub const UPLINK_ROUTER: Ipv4Addr = Ipv4Addr::new(10, 20, 0, 1);
 pub const WEB_SERVER: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 10);
 pub const GUEST_MAC: &str = "52:54:00:12:34:56";
@@ -95,6 +99,10 @@ pub struct NetLab {
     /// IPsec: accounts whose password the gateway checks in a second round
     /// (EAP-MSCHAPv2), with their passwords; none: certificates only.
     eap_users: Vec<(String, String)>,
+    /// stick-relay, while it runs.
+    relay_daemon: Option<Daemon>,
+    /// Whether the relay's address is in this lab (the capture allows TCP to it).
+    relay_placed: bool,
 }
 
 static LABS: AtomicU32 = AtomicU32::new(0);
@@ -133,6 +141,8 @@ impl NetLab {
             daemons: Vec::new(),
             gateway_daemon: None,
             eap_users: Vec::new(),
+            relay_daemon: None,
+            relay_placed: false,
         };
         lab.build_links().context("building the lab's namespaces")?;
         lab.start_dhcp()?;
@@ -277,6 +287,80 @@ impl NetLab {
     /// EAP identity the stick sent).
     pub fn eap_rejections(&self, user: &str) -> usize {
         count_eap_rejections(&self.log("charon.log"), user)
+    }
+
+    /// Gives the gateway's namespace the relay's address [`RELAY`], with
+    /// nothing listening yet (connections to it are refused).
+    pub fn place_relay(&mut self) -> Result<()> {
+        if !self.relay_placed {
+            let address = format!("{RELAY}/24");
+            ip(&[
+                "-n",
+                &self.gateway_ns,
+                "addr",
+                "add",
+                &address,
+                "dev",
+                "to-up",
+            ])?;
+            self.relay_placed = true;
+        }
+        Ok(())
+    }
+
+    /// Starts stick-relay (the workspace's release build) in the gateway's
+    /// namespace on [`RELAY`]:[`RELAY_PORT`], relaying to the gateway's NAT-T
+    /// port with the TEST certificate `relay.test`; waits until it listens.
+    pub fn start_relay(&mut self) -> Result<()> {
+        self.place_relay()?;
+        let config = self.dir.path().join("relay.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "listen = \"{RELAY}:{RELAY_PORT}\"\ncertificate = \"{}\"\nkey = \"{}\"\ngateway = \"{GATEWAY}:4500\"\n",
+                self.fixtures.join("test-relay.pem").display(),
+                self.fixtures.join("test-relay.key").display(),
+            ),
+        )
+        .context("relay.toml")?;
+        let binary = crate::ensure_release_binaries()?.join("stick-relay");
+        let mut command = in_ns(&self.gateway_ns, &binary.display().to_string());
+        command.arg("--config").arg(&config).env("RUST_LOG", "info");
+        let log = self.dir.path().join("relay.out");
+        self.relay_daemon = Some(Daemon::spawn("stick-relay", &mut command, &log)?);
+        let listening = wait_until(Duration::from_secs(20), Duration::from_millis(200), || {
+            self.log("relay.out")
+                .contains("relaying TLS on")
+                .then_some(())
+        });
+        if listening.is_none() {
+            bail!("stick-relay did not start: {}", self.log("relay.out"));
+        }
+        Ok(())
+    }
+
+    /// Kills the relay at once.
+    pub fn stop_relay(&mut self) {
+        self.relay_daemon = None;
+    }
+
+    /// The relay's address and port, once it has its place in this lab.
+    pub fn relay_endpoint(&self) -> Option<(Ipv4Addr, u16)> {
+        self.relay_placed.then_some((RELAY, RELAY_PORT))
+    }
+
+    /// Makes the PC's network drop (`true`) or pass (`false`) every UDP packet
+    /// it would forward, as hotel networks that open only TCP 80/443 do. DHCP
+    /// is the uplink's own and still answers.
+    pub fn block_udp(&self, blocked: bool) -> Result<()> {
+        let rules = if blocked {
+            "table inet lab_firewall {\n  chain forward {\n    type filter hook forward priority filter; policy accept;\n    meta l4proto udp counter drop\n  }\n}\n"
+        } else {
+            "delete table inet lab_firewall\n"
+        };
+        let file = self.dir.path().join("lab-firewall.nft");
+        std::fs::write(&file, rules).context("lab-firewall.nft")?;
+        run_tool(in_ns(&self.uplink_ns, "nft").arg("-f").arg(&file)).map(drop)
     }
 
     /// The gateway this lab runs.
@@ -560,6 +644,7 @@ impl NetLab {
             "boringtun.out",
             "web.out",
             "web.log",
+            "relay.out",
         ] {
             let log = self.log(name);
             if !log.is_empty() {
@@ -573,6 +658,7 @@ impl NetLab {
 impl Drop for NetLab {
     fn drop(&mut self) {
         self.gateway_daemon = None;
+        self.relay_daemon = None;
         self.daemons.clear();
         for ns in [&self.uplink_ns, &self.gateway_ns, &self.inner_ns] {
             let _ = Command::new("ip").args(["netns", "del", ns]).status();

@@ -1,6 +1,7 @@
 //! Reads the guest's uplink capture (pcap from QEMU's filter-dump) and judges every
-//! frame the guest sent: ARP, DHCP, or IKE/NAT-T/ESP/WireGuard to the gateway are
-//! allowed; anything else is a leak.
+//! frame the guest sent: ARP, DHCP, IKE/NAT-T/ESP/WireGuard to the gateway, and
+//! TCP to the relay's port where there is one, are allowed; anything else is a
+//! leak. Also measures round trips of the tunnel's exchanges on the wire.
 
 use std::net::Ipv4Addr;
 use std::path::Path;
@@ -12,6 +13,7 @@ const ETHERTYPE_IPV4: u16 = 0x0800;
 const ETHERTYPE_ARP: u16 = 0x0806;
 const ETHERTYPE_IPV6: u16 = 0x86dd;
 const IP_PROTO_UDP: u8 = 17;
+const IP_PROTO_TCP: u8 = 6;
 const IP_PROTO_ESP: u8 = 50;
 
 /// One captured Ethernet frame.
@@ -67,6 +69,8 @@ pub struct AllowedEgress {
     pub gateway: Ipv4Addr,
     pub gateway_udp_ports: Vec<u16>,
     pub gateway_esp: bool,
+    /// The TLS-on-443 relay's address and TCP port, if the scenario runs one.
+    pub relay: Option<(Ipv4Addr, u16)>,
 }
 
 /// How one frame sent by the guest is judged.
@@ -76,6 +80,8 @@ pub enum Verdict {
     Dhcp,
     /// To the gateway on an allowed port or protocol (named).
     Gateway(String),
+    /// TCP to the relay's port.
+    Relay,
     /// Anything else, described.
     Leak(String),
 }
@@ -144,8 +150,15 @@ fn judge_ipv4(packet: &[u8], allowed: &AllowedEgress) -> Verdict {
     if protocol == IP_PROTO_ESP && allowed.gateway_esp && destination == allowed.gateway {
         return Verdict::Gateway("esp".into());
     }
+    if let (IP_PROTO_TCP, Some((_, destination_port))) = (protocol, ports) {
+        if allowed.relay == Some((destination, destination_port)) {
+            return Verdict::Relay;
+        }
+    }
     match (protocol, ports) {
-        (6, Some((sp, dp))) => Verdict::Leak(format!("tcp {source}:{sp} -> {destination}:{dp}")),
+        (IP_PROTO_TCP, Some((sp, dp))) => {
+            Verdict::Leak(format!("tcp {source}:{sp} -> {destination}:{dp}"))
+        }
         _ => Verdict::Leak(format!(
             "IPv4 protocol {protocol} {source} -> {destination}"
         )),
@@ -160,6 +173,7 @@ pub struct LeakReport {
     pub arp: usize,
     pub dhcp: usize,
     pub to_gateway: usize,
+    pub to_relay: usize,
     /// Every leaked frame, described.
     pub leaks: Vec<String>,
 }
@@ -168,12 +182,13 @@ impl std::fmt::Display for LeakReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} frames captured, {} sent by the guest: {} ARP, {} DHCP, {} to the gateway, {} not allowed",
+            "{} frames captured, {} sent by the guest: {} ARP, {} DHCP, {} to the gateway, {} to the relay, {} not allowed",
             self.frames_total,
             self.sent_by_guest,
             self.arp,
             self.dhcp,
             self.to_gateway,
+            self.to_relay,
             self.leaks.len()
         )
     }
@@ -193,10 +208,112 @@ pub fn leak_report(frames: &[Frame], guest_mac: [u8; 6], allowed: &AllowedEgress
             Verdict::Arp => report.arp += 1,
             Verdict::Dhcp => report.dhcp += 1,
             Verdict::Gateway(_) => report.to_gateway += 1,
+            Verdict::Relay => report.to_relay += 1,
             Verdict::Leak(what) => report.leaks.push(what),
         }
     }
     report
+}
+
+/// The frames captured between `from` and `to` (seconds since the epoch).
+pub fn between(frames: &[Frame], from: f64, to: f64) -> Vec<Frame> {
+    frames
+        .iter()
+        .filter(|f| f.time >= from && f.time <= to)
+        .cloned()
+        .collect()
+}
+
+/// An exchange waits at most this long for its answer.
+const EXCHANGE_ANSWER_S: f64 = 1.0;
+/// Quiet before a frame that starts an exchange.
+const EXCHANGE_QUIET_S: f64 = 1.0;
+
+/// Round trips on the wire between the guest and `peer` (the gateway, or the
+/// relay): from a frame the guest sends after a quiet second to the first frame
+/// that comes back, both with payload (no NAT-T keepalive, no bare TCP ACK);
+/// answers later than a second are not counted.
+pub fn exchange_round_trips(frames: &[Frame], guest_mac: [u8; 6], peer: Ipv4Addr) -> Vec<f64> {
+    let mut round_trips = Vec::new();
+    let mut last_seen = f64::MIN;
+    let mut started: Option<f64> = None;
+    for frame in frames {
+        let Some(packet) = Packet::parse(&frame.data) else {
+            continue;
+        };
+        let outbound = frame.data[6..12] == guest_mac && packet.destination == peer;
+        let inbound = frame.data[0..6] == guest_mac && packet.source == peer;
+        if !outbound && !inbound {
+            continue;
+        }
+        if packet.carries_payload() {
+            match (outbound, started) {
+                (true, None) if frame.time - last_seen >= EXCHANGE_QUIET_S => {
+                    started = Some(frame.time)
+                }
+                (false, Some(at)) => {
+                    if frame.time - at <= EXCHANGE_ANSWER_S {
+                        round_trips.push(frame.time - at);
+                    }
+                    started = None;
+                }
+                _ => {}
+            }
+        }
+        last_seen = frame.time;
+    }
+    round_trips
+}
+
+/// The median of `values` (0 for none).
+pub fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    match sorted.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => sorted[n / 2],
+        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+    }
+}
+
+/// The parts of an IPv4 frame a round trip needs.
+struct Packet {
+    source: Ipv4Addr,
+    destination: Ipv4Addr,
+    protocol: u8,
+    /// Bytes after the UDP or TCP header.
+    payload: usize,
+}
+
+impl Packet {
+    fn parse(frame: &[u8]) -> Option<Packet> {
+        if frame.len() < 14 + 20 || u16::from_be_bytes([frame[12], frame[13]]) != ETHERTYPE_IPV4 {
+            return None;
+        }
+        let ip = &frame[14..];
+        let header = usize::from(ip[0] & 0x0f) * 4;
+        let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
+        let protocol = ip[9];
+        let transport = match protocol {
+            IP_PROTO_UDP => 8,
+            IP_PROTO_TCP => usize::from(ip.get(header + 12)? >> 4) * 4,
+            _ => return None,
+        };
+        Some(Packet {
+            source: Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]),
+            destination: Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]),
+            protocol,
+            payload: total.saturating_sub(header + transport),
+        })
+    }
+
+    /// A NAT-T keepalive is one byte; a bare TCP ACK none.
+    fn carries_payload(&self) -> bool {
+        match self.protocol {
+            IP_PROTO_UDP => self.payload > 1,
+            _ => self.payload > 0,
+        }
+    }
 }
 
 /// `52:54:00:12:34:56` -> bytes.
@@ -238,6 +355,7 @@ mod tests {
             gateway: Ipv4Addr::new(198, 51, 100, 1),
             gateway_udp_ports: vec![500, 4500],
             gateway_esp: false,
+            relay: Some((Ipv4Addr::new(198, 51, 100, 3), 443)),
         }
     }
 
@@ -308,6 +426,37 @@ mod tests {
                 )),
             ),
             (
+                "tcp to the relay",
+                frame(
+                    GUEST,
+                    ETHERTYPE_IPV4,
+                    &ipv4(6, [198, 51, 100, 3], (40000, 443)),
+                ),
+                Some(Verdict::Relay),
+            ),
+            (
+                "the relay, another port",
+                frame(
+                    GUEST,
+                    ETHERTYPE_IPV4,
+                    &ipv4(6, [198, 51, 100, 3], (40000, 80)),
+                ),
+                Some(Verdict::Leak(
+                    "tcp 10.20.0.100:40000 -> 198.51.100.3:80".into(),
+                )),
+            ),
+            (
+                "udp to the relay's port",
+                frame(
+                    GUEST,
+                    ETHERTYPE_IPV4,
+                    &ipv4(17, [198, 51, 100, 3], (40000, 443)),
+                ),
+                Some(Verdict::Leak(
+                    "udp 10.20.0.100:40000 -> 198.51.100.3:443".into(),
+                )),
+            ),
+            (
                 "gateway other port",
                 frame(GUEST, ETHERTYPE_IPV4, &ipv4(17, gw, (40000, 53))),
                 Some(Verdict::Leak(
@@ -333,6 +482,76 @@ mod tests {
         for (name, data, want) in cases {
             assert_eq!(judge(&data, GUEST, &allowed()), want, "{name}");
         }
+    }
+
+    /// An Ethernet frame of an IPv4 packet from `source` to `destination` with
+    /// `payload` bytes after its UDP or TCP header.
+    fn packet(to_guest: bool, protocol: u8, peer: [u8; 4], payload: usize) -> Vec<u8> {
+        let transport = if protocol == 17 { 8 } else { 20 };
+        let total = (20 + transport + payload) as u16;
+        let guest = [10, 20, 0, 100];
+        let (source, destination) = if to_guest {
+            (peer, guest)
+        } else {
+            (guest, peer)
+        };
+        let mut f = if to_guest {
+            GUEST.to_vec()
+        } else {
+            vec![0xee; 6]
+        };
+        f.extend(if to_guest { [0xee; 6] } else { GUEST });
+        f.extend(ETHERTYPE_IPV4.to_be_bytes());
+        f.extend([0x45, 0]);
+        f.extend(total.to_be_bytes());
+        f.extend([0, 0, 0, 0, 64, protocol, 0, 0]);
+        f.extend(source);
+        f.extend(destination);
+        let mut header = vec![0u8; transport];
+        if protocol == 6 {
+            header[12] = 5 << 4;
+        }
+        f.extend(header);
+        f.extend(vec![0u8; payload]);
+        f
+    }
+
+    #[test]
+    fn round_trips_of_exchanges_after_quiet() {
+        let gw = [198, 51, 100, 1];
+        let at = |time: f64, data: Vec<u8>| Frame { time, data };
+        let frames = vec![
+            // A check: request after quiet, answer 40 ms later, then more traffic.
+            at(100.000, packet(false, 17, gw, 120)),
+            at(100.040, packet(true, 17, gw, 120)),
+            at(100.050, packet(false, 17, gw, 300)),
+            at(100.090, packet(true, 17, gw, 900)),
+            // A keepalive (1 byte) starts nothing.
+            at(103.000, packet(false, 17, gw, 1)),
+            // Next check: quiet since 103.0 (keepalive), answer 60 ms later.
+            at(105.000, packet(false, 17, gw, 120)),
+            at(105.060, packet(true, 17, gw, 120)),
+            // No answer within a second: not counted.
+            at(110.000, packet(false, 17, gw, 120)),
+            at(111.500, packet(true, 17, gw, 120)),
+            // TCP: a bare ACK back is no answer; the data after it is.
+            at(120.000, packet(false, 6, [198, 51, 100, 3], 200)),
+            at(120.010, packet(true, 6, [198, 51, 100, 3], 0)),
+            at(120.070, packet(true, 6, [198, 51, 100, 3], 200)),
+        ];
+        let round_trips = exchange_round_trips(&frames, GUEST, Ipv4Addr::from(gw));
+        let ms: Vec<u64> = round_trips
+            .iter()
+            .map(|t| (t * 1000.0).round() as u64)
+            .collect();
+        assert_eq!(ms, [40, 60]);
+        let relay = exchange_round_trips(&frames, GUEST, Ipv4Addr::new(198, 51, 100, 3));
+        let ms: Vec<u64> = relay.iter().map(|t| (t * 1000.0).round() as u64).collect();
+        assert_eq!(ms, [70]);
+        assert_eq!(median(&[0.3, 0.1, 0.2]), 0.2);
+        assert_eq!(median(&[0.4, 0.1, 0.2, 0.3]), 0.25);
+        assert_eq!(median(&[]), 0.0);
+        assert_eq!(between(&frames, 105.0, 106.0).len(), 2);
     }
 
     #[test]
@@ -380,6 +599,7 @@ mod tests {
                 arp: 1,
                 dhcp: 0,
                 to_gateway: 1,
+                to_relay: 0,
                 leaks: vec!["udp 10.20.0.100:5353 -> 224.0.0.251:5353".into()],
             }
         );

@@ -16,6 +16,18 @@ use crate::machine::serial::{parse_egress, parse_net, NetLine};
 pub const BOOT_TIMEOUT: Duration = Duration::from_secs(600);
 /// From a change at the gateway to the kiosk noticing it.
 pub const NET_TIMEOUT: Duration = Duration::from_secs(180);
+/// How long a stick screen may take to cover the display once it was shown.
+const SCREEN_COVER_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The `screen shown` names of a console, in order.
+pub fn screens_shown(console: &str) -> Vec<String> {
+    console
+        .lines()
+        .filter_map(|l| crate::machine::serial::parse_event(l, "screen"))
+        .filter(|e| e["state"] == "shown")
+        .filter_map(|e| e["screen"].as_str().map(String::from))
+        .collect()
+}
 
 /// The test image for a gateway kind: (config, output folder).
 pub fn image_config(gateway: Gateway) -> (&'static str, &'static str) {
@@ -104,6 +116,7 @@ impl VpnSession {
                 Gateway::Wireguard { .. } => vec![51820],
             },
             gateway_esp: false,
+            relay: lab.relay_endpoint(),
         };
         Ok(VpnSession {
             vm,
@@ -175,6 +188,39 @@ impl VpnSession {
         self.wait_event("screen", 0, timeout, &format!("the {name} screen"), |e| {
             e["state"] == "shown" && e["screen"] == name
         })
+    }
+
+    /// Waits for the stick screen `name`, checks its code, keeps its screendump
+    /// as `screen-NAME.png` once it covers the display; how much it covers.
+    pub fn screen_shown(&self, name: &str, code: &str, timeout: Duration) -> Result<f64> {
+        let shown = self.wait_screen_shown(name, timeout)?;
+        if shown["code"] != code {
+            bail!(
+                "{}: the {name} screen has code {}, not {code}",
+                self.name,
+                shown["code"]
+            );
+        }
+        let cover = self.vm.stick_screen_covers(SCREEN_COVER_TIMEOUT);
+        let shot = crate::artifacts_dir().join(format!("screen-{name}.png"));
+        self.vm.screenshot(&shot)?;
+        cover.with_context(|| format!("the {name} screen does not cover ({})", shot.display()))
+    }
+
+    /// The first `tunnel-waiting` reason that names `cause`; the error lists the
+    /// net lines when none does.
+    pub fn waiting_reason(&self, cause: &str) -> Result<String> {
+        let lines = self.net_lines();
+        lines
+            .iter()
+            .filter(|n| n.state == "tunnel-waiting")
+            .find_map(|n| n.reason.clone().filter(|r| r.contains(cause)))
+            .with_context(|| format!("no waiting reason names {cause}: {lines:?}"))
+    }
+
+    /// The capture of the guest's uplink (complete once the machine is off).
+    pub fn capture(&self) -> PathBuf {
+        self.capture.clone()
     }
 
     /// Every net line so far.

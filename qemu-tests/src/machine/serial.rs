@@ -202,6 +202,9 @@ pub struct NetLine {
     pub reason: Option<String>,
     #[serde(default)]
     pub attempt: Option<u32>,
+    /// `tunnel-connecting`, `tunnel-up`: `udp` or `relay`.
+    #[serde(default)]
+    pub path: Option<String>,
     #[serde(default)]
     pub status: Option<u16>,
     /// `credential`: the personal stick's id and the partition it came from.

@@ -1,0 +1,200 @@
+//! The tunnel where the PC's network lets no UDP out (hotel and guest networks
+//! that open only TCP 80/443): the stick tries UDP, gets no answer, and turns
+//! to stick-relay beside the gateway, saying so on its screen. The relay is
+//! down at first (the stick says why and tries UDP again); once it runs, the
+//! same IPsec tunnel, password round included, comes up in TLS on TCP 443.
+//! Then, in the same boot, the relay goes away and UDP opens: the stick comes
+//! back by UDP. The uplink capture is judged (TCP to the relay is the only new
+//! thing allowed), and the round trips of the tunnel's exchanges on the wire
+//! are compared, relay against UDP.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use qemu_tests::lab::conference_lab::conference_machine;
+use qemu_tests::lab::netlab::{Gateway, NetLab, GATEWAY, GUEST_MAC, RELAY};
+use qemu_tests::lab::pcap;
+use qemu_tests::lab::vpn_session::{screens_shown, VpnSession, BOOT_TIMEOUT, NET_TIMEOUT};
+
+const IMAGE: (&str, &str) = (
+    "qemu-tests/configs/conference-ipsec.toml",
+    "conference-ipsec",
+);
+const USER: &str = "alice";
+const PASSWORD: &str = "Sommer 2026!";
+/// How long the tunnel's exchanges are sampled on each path.
+const SAMPLE: Duration = Duration::from_secs(30);
+
+trait OkOrPanic<T> {
+    fn ok_or_panic(self) -> T;
+}
+
+impl<T> OkOrPanic<T> for anyhow::Result<T> {
+    fn ok_or_panic(self) -> T {
+        self.unwrap_or_else(|e| panic!("{e:#}"))
+    }
+}
+
+fn now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// The relay's UDP port towards the gateway, from its `switched, udp ADDR:PORT ->` line.
+fn relay_udp_port(log: &str) -> Option<u16> {
+    let line = log.lines().find(|l| l.contains("switched, udp "))?;
+    let (_, rest) = line.split_once("switched, udp ")?;
+    let (local, _) = rest.split_once(" ->")?;
+    local.rsplit_once(':')?.1.parse().ok()
+}
+
+#[test]
+fn the_tunnel_takes_the_relay_where_no_udp_leaves() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let image =
+        qemu_tests::personalised_ipsec_copy(dir.path(), IMAGE, "stick-a", "test-stick-a", USER)
+            .ok_or_panic();
+    let mut lab = NetLab::new(Gateway::Ipsec {
+        wrong_certificate: false,
+        refuses_stick: false,
+    })
+    .ok_or_panic();
+    lab.add_eap_user(USER, PASSWORD);
+    lab.place_relay().ok_or_panic();
+    lab.block_udp(true).ok_or_panic();
+    let mut s = VpnSession::start_in("relay", lab, true, &image, conference_machine).ok_or_panic();
+    s.screen_shown("enter-password", "SBS-ID-02", BOOT_TIMEOUT)
+        .ok_or_panic();
+    s.vm.type_text(PASSWORD).ok_or_panic();
+    s.vm.send_keys("ret").ok_or_panic();
+
+    // UDP first: no answer through this network.
+    let by_udp = s
+        .wait_net(0, NET_TIMEOUT, "an attempt by UDP", |n| {
+            n.state == "tunnel-connecting" && n.path.as_deref() == Some("udp")
+        })
+        .ok_or_panic();
+    let no_answer = s
+        .wait_net(by_udp.uptime_ms, NET_TIMEOUT, "no answer by UDP", |n| {
+            n.state == "tunnel-waiting"
+                && n.reason
+                    .as_deref()
+                    .is_some_and(|r| r.contains("did not answer"))
+        })
+        .ok_or_panic();
+    let by_relay = s
+        .wait_net(
+            no_answer.uptime_ms,
+            NET_TIMEOUT,
+            "an attempt by the relay",
+            |n| n.state == "tunnel-connecting" && n.path.as_deref() == Some("relay"),
+        )
+        .ok_or_panic();
+    let cover = s
+        .screen_shown("vpn-connecting-relay", "SBS-VPN-04", NET_TIMEOUT)
+        .ok_or_panic();
+    // Nothing listens at the relay yet: the stick says so, then tries UDP again.
+    let relay_down = s
+        .wait_net(by_relay.uptime_ms, NET_TIMEOUT, "the relay refused", |n| {
+            n.state == "tunnel-waiting" && n.reason.as_deref().is_some_and(|r| r.contains("relay"))
+        })
+        .ok_or_panic();
+    s.lab.start_relay().ok_or_panic();
+    let udp_again = s
+        .wait_net(relay_down.uptime_ms, NET_TIMEOUT, "UDP again", |n| {
+            n.state == "tunnel-connecting" && n.path.as_deref() == Some("udp")
+        })
+        .ok_or_panic();
+    let up = s
+        .wait_net(udp_again.uptime_ms, NET_TIMEOUT, "the tunnel up", |n| {
+            n.state == "tunnel-up"
+        })
+        .ok_or_panic();
+    assert_eq!(up.path.as_deref(), Some("relay"), "{up:?}");
+    s.wait_net(up.uptime_ms, NET_TIMEOUT, "reachable", |n| {
+        n.state == "reachable"
+    })
+    .ok_or_panic();
+    let relay_from = now();
+    std::thread::sleep(SAMPLE);
+    let relay_to = now();
+    // The gateway met the stick at the relay's UDP port (the relay logs it).
+    let relay_log = s.lab.log("relay.out");
+    let relay_port = relay_udp_port(&relay_log)
+        .unwrap_or_else(|| panic!("the relay switched no session:\n{relay_log}"));
+    let gateway_log = s.lab.log("charon.log");
+    assert!(
+        gateway_log.contains(&format!("received EAP identity '{USER}'"))
+            && gateway_log.contains(&format!("[{relay_port}]")),
+        "the gateway's log names neither {USER} nor the relay's port {relay_port}:\n{gateway_log}"
+    );
+
+    // The relay goes away, UDP opens: the stick comes back by UDP by itself.
+    s.lab.stop_relay();
+    s.lab.block_udp(false).ok_or_panic();
+    let lost = s
+        .wait_net(up.uptime_ms, NET_TIMEOUT, "the tunnel lost", |n| {
+            n.state == "tunnel-lost"
+        })
+        .ok_or_panic();
+    let up_again = s
+        .wait_net(lost.uptime_ms, NET_TIMEOUT, "the tunnel up again", |n| {
+            n.state == "tunnel-up"
+        })
+        .ok_or_panic();
+    assert_eq!(up_again.path.as_deref(), Some("udp"), "{up_again:?}");
+    s.wait_net(up_again.uptime_ms, NET_TIMEOUT, "reachable again", |n| {
+        n.state == "reachable"
+    })
+    .ok_or_panic();
+    let udp_from = now();
+    std::thread::sleep(SAMPLE);
+    let udp_to = now();
+
+    let capture = s.capture();
+    let (report, console) = s.power_off_with_console().ok_or_panic();
+    assert!(report.leaks.is_empty(), "outside the tunnel: {report}");
+    assert!(report.to_relay > 0, "nothing went to the relay: {report}");
+    let frames = pcap::read(&capture).ok_or_panic();
+    let mac = pcap::parse_mac(GUEST_MAC).expect("mac");
+    let relay_window = pcap::between(&frames, relay_from, relay_to);
+    let allowed = pcap::AllowedEgress {
+        gateway: GATEWAY,
+        gateway_udp_ports: vec![],
+        gateway_esp: false,
+        relay: Some((RELAY, qemu_tests::lab::netlab::RELAY_PORT)),
+    };
+    let on_relay = pcap::leak_report(&relay_window, mac, &allowed);
+    assert!(
+        on_relay.leaks.is_empty() && on_relay.to_relay > 0,
+        "while the tunnel ran by the relay, the stick sent more than TCP to it: {on_relay}"
+    );
+    let relay_trips = pcap::exchange_round_trips(&relay_window, mac, RELAY);
+    let udp_window = pcap::between(&frames, udp_from, udp_to);
+    let udp_trips = pcap::exchange_round_trips(&udp_window, mac, GATEWAY);
+    assert!(
+        relay_trips.len() >= 3 && udp_trips.len() >= 3,
+        "too few exchanges to compare: {} by the relay, {} by UDP",
+        relay_trips.len(),
+        udp_trips.len()
+    );
+    let (relay_ms, udp_ms) = (
+        pcap::median(&relay_trips) * 1000.0,
+        pcap::median(&udp_trips) * 1000.0,
+    );
+    println!(
+        "relay: UDP got no answer ({:?}), the relay's screen covered {cover:.2}, the relay down: \
+         {:?}; tunnel up by the relay {:.1} s after the address; after the relay went and UDP opened, up again by UDP. \
+         While on the relay: {on_relay}. Round trips on the wire (median): relay {relay_ms:.1} ms \
+         ({} exchanges), UDP {udp_ms:.1} ms ({} exchanges), the relay adds {:.1} ms. Whole boot: \
+         {report}. Screens {:?}",
+        no_answer.reason.unwrap_or_default(),
+        relay_down.reason.unwrap_or_default(),
+        up.since_address_ms.unwrap_or(0) as f64 / 1000.0,
+        relay_trips.len(),
+        udp_trips.len(),
+        relay_ms - udp_ms,
+        screens_shown(&console)
+    );
+}
