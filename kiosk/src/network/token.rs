@@ -70,8 +70,9 @@ pub fn status() -> TokenStatus {
 /// Why charon did not take the PIN.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PinRefusal {
-    /// The token rejected it (or answered the login with an error): ask again.
-    Rejected(String),
+    /// The token rejected it (or answered the login with an error): ask again;
+    /// `final_try`: its flags say one more wrong PIN locks it.
+    Rejected { reason: String, final_try: bool },
     /// The token is locked: no PIN helps any more.
     Locked(String),
     /// Not sent to the token (not a PIN, or charon could not be asked).
@@ -97,7 +98,10 @@ pub fn classify(code: Option<&str>, after: TokenStatus) -> PinRefusal {
             "the token is locked after too many wrong PINs ({said})"
         ));
     }
-    PinRefusal::Rejected(format!("the token rejected the PIN ({said})"))
+    PinRefusal::Rejected {
+        reason: format!("the token rejected the PIN ({said})"),
+        final_try: after.final_try,
+    }
 }
 
 /// The swanctl secret for the token's key `key_id` with `pin`; `None` unless
@@ -271,8 +275,13 @@ mod tests {
             locked: true,
             ..present
         };
+        let last_chance = TokenStatus {
+            final_try: true,
+            ..present
+        };
         let cases: &[(&str, &str, TokenStatus, &str, bool)] = &[
             ("wrong", log, present, "(PIN_INCORRECT)", false),
+            ("wrong, one try left", log, last_chance, "(PIN_INCORRECT)", false),
             (
                 "an error answer",
                 general,
@@ -299,7 +308,11 @@ mod tests {
         for (name, log, after, said, is_locked) in cases {
             let refusal = classify(login_failure(log), *after);
             let text = match (&refusal, is_locked) {
-                (PinRefusal::Locked(text), true) | (PinRefusal::Rejected(text), false) => text,
+                (PinRefusal::Locked(text), true) => text,
+                (PinRefusal::Rejected { reason, final_try }, false) => {
+                    assert_eq!(*final_try, after.final_try, "{name}");
+                    reason
+                }
                 _ => panic!("{name}: {refusal:?}"),
             };
             assert!(text.contains(said), "{name}: {text}");

@@ -29,6 +29,8 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 const CHECK_FAILURES_LOST: u32 = 3;
 /// A routable uplink without a WireGuard handshake for this long: say why we wait.
 const WIREGUARD_WAIT_REPORT: Duration = Duration::from_secs(12);
+/// How often the token's status is asked while a card is in and its PIN awaited.
+const TOKEN_POLL: Duration = Duration::from_secs(5);
 /// Seconds `swanctl --initiate` may take.
 const IPSEC_INITIATE_TIMEOUT: u32 = 20;
 
@@ -575,6 +577,8 @@ struct Connecting {
     last_waiting: Option<String>,
     /// The password round: charon holds a password not yet rejected.
     password_given: bool,
+    /// The token's status when last asked (each ask talks to the card).
+    token_seen: Option<(Instant, crate::network::token::TokenStatus)>,
 }
 
 impl Connecting {
@@ -586,7 +590,22 @@ impl Connecting {
             next_attempt: Instant::now(),
             last_waiting: None,
             password_given: false,
+            token_seen: None,
         }
+    }
+
+    /// The token's status: asked at once while no card is in (so an inserted
+    /// card is seen within a second), at most every [`TOKEN_POLL`] while a card
+    /// is in and its PIN awaited.
+    fn token_status(&mut self) -> crate::network::token::TokenStatus {
+        if let Some((at, status)) = self.token_seen {
+            if status.present && at.elapsed() < TOKEN_POLL {
+                return status;
+            }
+        }
+        let status = crate::network::token::status();
+        self.token_seen = Some((Instant::now(), status));
+        status
     }
 
     /// The tunnel is up: the next loss starts counting attempts anew.
@@ -722,7 +741,7 @@ impl Connecting {
             // Locked stays locked: only the card's PUK process unlocks it.
             return false;
         }
-        let status = crate::network::token::status();
+        let status = self.token_status();
         if status.locked {
             factor::token_unusable(Prompt::Locked);
             self.say_waiting(
@@ -757,10 +776,10 @@ impl Connecting {
                 tracing::info!("charon is logged in to the token");
                 self.password_given = true;
             }
-            Err(PinRefusal::Rejected(reason)) => {
+            Err(PinRefusal::Rejected { reason, final_try }) => {
                 let rejected = factor::rejected();
                 tracing::info!("the token rejected the PIN ({rejected} since boot)");
-                if crate::network::token::status().final_try {
+                if final_try {
                     factor::final_try();
                 }
                 self.say_waiting(machine, reason, reachable);
