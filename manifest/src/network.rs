@@ -147,9 +147,9 @@ pub struct NetworkPolicy {
     /// itself. The stick needs no credential partition.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_key_id: Option<String>,
-    /// IPsec: where only TCP 443 leaves the PC's network, the tunnel's UDP
-    /// travels in TLS to this relay (stick-relay), which passes it to the
-    /// gateway's NAT-T port. UDP is tried first.
+    /// Where only TCP 443 leaves the PC's network, the tunnel's UDP travels in
+    /// TLS to this relay (stick-relay), which passes it to the gateway's NAT-T
+    /// (IPsec) or WireGuard port. UDP is tried first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub relay: Option<RelayPolicy>,
 }
@@ -173,8 +173,11 @@ pub const RELAY_CONNECTION: &str = "stick-relay";
 /// The relay client's UDP port on 127.0.0.1: charon's `remote_port` for
 /// [`RELAY_CONNECTION`].
 pub const RELAY_LOCAL_PORT: u16 = 4501;
-/// charon's own NAT-T port, the only source the relay client hears.
+/// charon's own NAT-T port, the only source the relay client hears (IPsec).
 pub const CHARON_NAT_T_PORT: u16 = 4500;
+/// WireGuard's own UDP port on the stick when a relay is configured (fixed, so
+/// that the relay client hears only it); the gateway's port is the config's.
+pub const WIREGUARD_LOCAL_PORT: u16 = 51821;
 /// CA certificates (PEM) the kiosk trusts for the relay.
 pub const RELAY_CA_PATH: &str = "/usr/share/secure-stick/relay-ca.pem";
 

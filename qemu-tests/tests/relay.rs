@@ -10,7 +10,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use qemu_tests::lab::conference_lab::conference_machine;
+use qemu_tests::lab::conference_lab::{conference_machine, CONFERENCE_IMAGE};
 use qemu_tests::lab::netlab::{Gateway, NetLab, GATEWAY, GUEST_MAC, RELAY};
 use qemu_tests::lab::pcap;
 use qemu_tests::lab::vpn_session::{screens_shown, VpnSession, BOOT_TIMEOUT, NET_TIMEOUT};
@@ -196,5 +196,68 @@ fn the_tunnel_takes_the_relay_where_no_udp_leaves() {
         udp_trips.len(),
         relay_ms - udp_ms,
         screens_shown(&console)
+    );
+}
+
+/// WireGuard on the conference image, every UDP packet dropped: no handshake by
+/// UDP, so the stick points WireGuard at the relay client; the handshake and
+/// the checks run through the relay, and only TCP to it leaves the stick.
+#[test]
+fn wireguard_takes_the_relay_too() {
+    let built = qemu_tests::built_image(CONFERENCE_IMAGE.0, CONFERENCE_IMAGE.1).ok_or_panic();
+    let mut lab = NetLab::new(Gateway::Wireguard { wrong_key: false }).ok_or_panic();
+    lab.start_relay().ok_or_panic();
+    lab.block_udp(true).ok_or_panic();
+    let mut s = VpnSession::start_in(
+        "relay-wireguard",
+        lab,
+        true,
+        &built.image,
+        conference_machine,
+    )
+    .ok_or_panic();
+    let address = s.boot_to_address().ok_or_panic();
+    let by_relay = s
+        .wait_net(
+            address.uptime_ms,
+            NET_TIMEOUT,
+            "WireGuard by the relay",
+            |n| n.state == "tunnel-connecting" && n.path.as_deref() == Some("relay"),
+        )
+        .ok_or_panic();
+    let up = s
+        .wait_net(by_relay.uptime_ms, NET_TIMEOUT, "the tunnel up", |n| {
+            n.state == "tunnel-up"
+        })
+        .ok_or_panic();
+    assert_eq!(up.path.as_deref(), Some("relay"), "{up:?}");
+    s.wait_net(up.uptime_ms, NET_TIMEOUT, "reachable", |n| {
+        n.state == "reachable"
+    })
+    .ok_or_panic();
+    let from = now();
+    std::thread::sleep(Duration::from_secs(20));
+    let to = now();
+    let capture = s.capture();
+    let (report, _) = s.power_off_with_console().ok_or_panic();
+    assert!(report.leaks.is_empty(), "outside the tunnel: {report}");
+    let frames = pcap::read(&capture).ok_or_panic();
+    let mac = pcap::parse_mac(GUEST_MAC).expect("mac");
+    let allowed = pcap::AllowedEgress {
+        gateway: GATEWAY,
+        gateway_udp_ports: vec![],
+        gateway_esp: false,
+        relay: Some((RELAY, qemu_tests::lab::netlab::RELAY_PORT)),
+    };
+    let on_relay = pcap::leak_report(&pcap::between(&frames, from, to), mac, &allowed);
+    assert!(
+        on_relay.leaks.is_empty() && on_relay.to_relay > 0,
+        "while WireGuard ran by the relay, the stick sent more than TCP to it: {on_relay}"
+    );
+    println!(
+        "relay-wireguard: no handshake by UDP, by the relay {:.1} s after the address, tunnel \
+         up {:.1} s later; while on the relay: {on_relay}; whole boot: {report}",
+        (by_relay.uptime_ms - address.uptime_ms) as f64 / 1000.0,
+        (up.uptime_ms - by_relay.uptime_ms) as f64 / 1000.0,
     );
 }

@@ -1,7 +1,10 @@
-//! Which way the IPsec tunnel goes: UDP straight to the gateway, or, where the
-//! PC's network lets no UDP out, in TLS on TCP 443 through the organisation's
-//! relay. UDP is always tried first; the relay after UDP got no answer; UDP again
-//! after the relay failed. The relay client runs only while its path is in use.
+//! Which way the tunnel goes: UDP straight to the gateway, or, where the PC's
+//! network lets no UDP out, in TLS on TCP 443 through the organisation's relay.
+//! UDP is always tried first; the relay after UDP got no answer; UDP again after
+//! the relay failed. The relay client runs only while its path is in use.
+//!
+//! IPsec takes the relay through a second swanctl connection to the client on
+//! loopback; WireGuard by pointing its peer's endpoint at the client.
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::Path;
@@ -9,8 +12,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use stick_manifest::network::{
-    RelayPolicy, CHARON_NAT_T_PORT, IPSEC_CONNECTION, RELAY_CA_PATH, RELAY_CONNECTION,
-    RELAY_LOCAL_PORT,
+    RelayPolicy, TunnelKind, CHARON_NAT_T_PORT, IPSEC_CONNECTION, RELAY_CA_PATH, RELAY_CONNECTION,
+    RELAY_LOCAL_PORT, WIREGUARD_LOCAL_PORT,
 };
 use stick_relay::client::{RelayClient, RelayTarget};
 
@@ -53,17 +56,50 @@ pub fn after_failure(path: TunnelPath, kind: FailureKind, relay_configured: bool
     }
 }
 
+/// WireGuard has no attempt that fails: after this long without a handshake by
+/// UDP, the relay.
+const WIREGUARD_UDP_PATIENCE: Duration = Duration::from_secs(15);
+/// After this long without a handshake through the relay, UDP again.
+const WIREGUARD_RELAY_PATIENCE: Duration = Duration::from_secs(20);
+
+/// WireGuard: the path to switch to after `waited` without a handshake on
+/// `path`, if it is time to.
+pub fn wireguard_switch(
+    path: TunnelPath,
+    waited: Duration,
+    relay_configured: bool,
+) -> Option<TunnelPath> {
+    match path {
+        TunnelPath::Udp if relay_configured && waited >= WIREGUARD_UDP_PATIENCE => {
+            Some(TunnelPath::Relay)
+        }
+        TunnelPath::Relay if waited >= WIREGUARD_RELAY_PATIENCE => Some(TunnelPath::Udp),
+        _ => None,
+    }
+}
+
+/// Where the tunnel's datagrams go on the relay path: the relay client.
+pub fn relay_client_address() -> SocketAddrV4 {
+    SocketAddrV4::new(Ipv4Addr::LOCALHOST, RELAY_LOCAL_PORT)
+}
+
 /// The relay client while the relay path is in use.
 #[derive(Debug)]
 pub struct RelayLink {
     policy: Option<RelayPolicy>,
+    /// The tunnel's own socket on loopback: the only one the client hears.
+    tunnel_port: u16,
     client: Option<RelayClient>,
 }
 
 impl RelayLink {
-    pub fn new(policy: Option<RelayPolicy>) -> RelayLink {
+    pub fn new(policy: Option<RelayPolicy>, tunnel: TunnelKind) -> RelayLink {
         RelayLink {
             policy,
+            tunnel_port: match tunnel {
+                TunnelKind::Ipsec => CHARON_NAT_T_PORT,
+                TunnelKind::Wireguard => WIREGUARD_LOCAL_PORT,
+            },
             client: None,
         }
     }
@@ -88,7 +124,7 @@ impl RelayLink {
             return Err("no relay is configured".into());
         };
         if self.client.is_none() {
-            self.client = Some(start(policy)?);
+            self.client = Some(start(policy, self.tunnel_port)?);
         }
         let client = self
             .client
@@ -103,7 +139,7 @@ impl RelayLink {
     }
 }
 
-fn start(policy: &RelayPolicy) -> Result<RelayClient, String> {
+fn start(policy: &RelayPolicy, tunnel_port: u16) -> Result<RelayClient, String> {
     std::fs::write(LOOPBACK_XFRM, "0").map_err(|e| {
         format!("cannot let IPsec policies apply on loopback ({LOOPBACK_XFRM}): {e}")
     })?;
@@ -114,9 +150,9 @@ fn start(policy: &RelayPolicy) -> Result<RelayClient, String> {
         server_name: policy.name.clone(),
         tls,
     };
-    let local = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, RELAY_LOCAL_PORT));
-    let charon = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, CHARON_NAT_T_PORT));
-    let client = RelayClient::start(target, local, charon)
+    let local = SocketAddr::V4(relay_client_address());
+    let tunnel = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, tunnel_port));
+    let client = RelayClient::start(target, local, tunnel)
         .map_err(|e| format!("cannot start the relay client on {local}: {e}"))?;
     tracing::info!(
         "relay client started: {local} <-> {}:{}",
@@ -154,5 +190,25 @@ mod tests {
         }
         assert_eq!(connection(Udp), "stick");
         assert_eq!(connection(Relay), "stick-relay");
+    }
+
+    #[test]
+    fn wireguard_waits_for_a_handshake_before_it_switches() {
+        use TunnelPath::{Relay, Udp};
+        let s = Duration::from_secs;
+        let cases: &[(TunnelPath, Duration, bool, Option<TunnelPath>)] = &[
+            (Udp, s(14), true, None),
+            (Udp, s(15), true, Some(Relay)),
+            (Udp, s(60), false, None),
+            (Relay, s(19), true, None),
+            (Relay, s(20), true, Some(Udp)),
+        ];
+        for (path, waited, configured, want) in cases {
+            assert_eq!(
+                wireguard_switch(*path, *waited, *configured),
+                *want,
+                "{path:?} after {waited:?} (relay configured: {configured})"
+            );
+        }
     }
 }

@@ -281,7 +281,13 @@ mod tests {
         };
         let cases: &[(&str, &str, TokenStatus, &str, bool)] = &[
             ("wrong", log, present, "(PIN_INCORRECT)", false),
-            ("wrong, one try left", log, last_chance, "(PIN_INCORRECT)", false),
+            (
+                "wrong, one try left",
+                log,
+                last_chance,
+                "(PIN_INCORRECT)",
+                false,
+            ),
             (
                 "an error answer",
                 general,

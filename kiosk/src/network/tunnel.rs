@@ -272,6 +272,31 @@ pub fn terminate_ipsec(connection: &str) {
     }
 }
 
+/// Points WireGuard's one peer (the gateway) at `endpoint`: the gateway itself,
+/// or the relay client on loopback.
+pub fn set_wireguard_endpoint(endpoint: std::net::SocketAddrV4) -> Result<(), String> {
+    let peers = crate::command::run("wg", &["show", WIREGUARD_INTERFACE, "peers"])
+        .map_err(|e| e.to_string())?;
+    let peer = peers
+        .lines()
+        .next()
+        .filter(|p| !p.trim().is_empty())
+        .ok_or_else(|| format!("{WIREGUARD_INTERFACE} has no peer"))?;
+    crate::command::run(
+        "wg",
+        &[
+            "set",
+            WIREGUARD_INTERFACE,
+            "peer",
+            peer.trim(),
+            "endpoint",
+            &endpoint.to_string(),
+        ],
+    )
+    .map(drop)
+    .map_err(|e| e.to_string())
+}
+
 /// Reads the WireGuard state.
 pub fn observe_wireguard() -> Result<TunnelState, String> {
     let dump = crate::command::run("wg", &["show", WIREGUARD_INTERFACE, "dump"])

@@ -573,6 +573,10 @@ struct Connecting {
     /// The way the next (or the running) attempt takes.
     path: TunnelPath,
     relay: RelayLink,
+    /// WireGuard: when the current path was taken.
+    path_since: Instant,
+    /// The tunnel was up at the last look (WireGuard starts anew by UDP after a loss).
+    was_up: bool,
     next_attempt: Instant,
     last_waiting: Option<String>,
     /// The password round: charon holds a password not yet rejected.
@@ -586,7 +590,9 @@ impl Connecting {
         Connecting {
             attempt: 0,
             path: TunnelPath::Udp,
-            relay: RelayLink::new(policy.relay.clone()),
+            relay: RelayLink::new(policy.relay.clone(), policy.tunnel),
+            path_since: Instant::now(),
+            was_up: false,
             next_attempt: Instant::now(),
             last_waiting: None,
             password_given: false,
@@ -611,6 +617,7 @@ impl Connecting {
     /// The tunnel is up: the next loss starts counting attempts anew.
     fn connected(&mut self) {
         self.attempt = 0;
+        self.was_up = true;
         self.last_waiting = None;
     }
 
@@ -637,6 +644,7 @@ impl Connecting {
                 true
             }
             TunnelKind::Wireguard => {
+                self.wireguard_path(policy, machine, now_ms, reachable);
                 self.wireguard_waiting(machine, now_ms, reachable);
                 false
             }
@@ -799,6 +807,82 @@ impl Connecting {
             emit(reachable, &machine.waiting(reason.clone()));
             self.last_waiting = Some(reason);
         }
+    }
+
+    /// WireGuard: UDP first after a loss; the relay after UDP has had no
+    /// handshake for a while, UDP again after the relay has had none.
+    fn wireguard_path(
+        &mut self,
+        policy: &NetworkPolicy,
+        machine: &NetMachine,
+        now_ms: u64,
+        reachable: &AtomicBool,
+    ) {
+        if std::mem::take(&mut self.was_up) {
+            self.path_since = Instant::now();
+            if self.path == TunnelPath::Relay {
+                self.switch_wireguard(TunnelPath::Udp, policy, machine, reachable);
+            }
+            return;
+        }
+        let with_address = Duration::from_millis(machine.address_age_ms(now_ms).unwrap_or(0));
+        let waited = self.path_since.elapsed().min(with_address);
+        if let Some(next) =
+            crate::network::relay_path::wireguard_switch(self.path, waited, self.relay.configured())
+        {
+            self.switch_wireguard(next, policy, machine, reachable);
+        }
+    }
+
+    /// Points WireGuard at the relay client (once the relay answers) or back at
+    /// the gateway, and says so.
+    fn switch_wireguard(
+        &mut self,
+        next: TunnelPath,
+        policy: &NetworkPolicy,
+        machine: &NetMachine,
+        reachable: &AtomicBool,
+    ) {
+        self.relay.follow(next);
+        let endpoint = match next {
+            TunnelPath::Relay => match self.relay.ensure_up() {
+                Ok(()) => crate::network::relay_path::relay_client_address(),
+                Err(reason) => {
+                    self.relay.follow(TunnelPath::Udp);
+                    self.path_since = Instant::now();
+                    self.say_waiting(machine, reason, reachable);
+                    return;
+                }
+            },
+            TunnelPath::Udp => std::net::SocketAddrV4::new(
+                policy.gateway,
+                policy
+                    .gateway_udp_ports
+                    .first()
+                    .copied()
+                    .unwrap_or_default(),
+            ),
+        };
+        self.path_since = Instant::now();
+        if let Err(reason) = crate::network::tunnel::set_wireguard_endpoint(endpoint) {
+            self.relay.follow(TunnelPath::Udp);
+            self.say_waiting(
+                machine,
+                format!("cannot point WireGuard at {endpoint}: {reason}"),
+                reachable,
+            );
+            return;
+        }
+        self.path = next;
+        emit(
+            reachable,
+            &NetEvent::TunnelConnecting {
+                kind: policy.tunnel,
+                gateway: policy.gateway,
+                attempt: 0,
+                path: next,
+            },
+        );
     }
 
     /// WireGuard retries handshakes by itself: once the uplink has had its address

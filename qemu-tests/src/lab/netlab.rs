@@ -310,16 +310,21 @@ impl NetLab {
 
     /// Starts stick-relay (the workspace's release build) in the gateway's
     /// namespace on [`RELAY`]:[`RELAY_PORT`], relaying to the gateway's NAT-T
-    /// port with the TEST certificate `relay.test`; waits until it listens.
+    /// (IPsec) or WireGuard port with the TEST certificate `relay.test`; waits
+    /// until it listens.
     pub fn start_relay(&mut self) -> Result<()> {
         self.place_relay()?;
         let config = self.dir.path().join("relay.toml");
         std::fs::write(
             &config,
             format!(
-                "listen = \"{RELAY}:{RELAY_PORT}\"\ncertificate = \"{}\"\nkey = \"{}\"\ngateway = \"{GATEWAY}:4500\"\n",
+                "listen = \"{RELAY}:{RELAY_PORT}\"\ncertificate = \"{}\"\nkey = \"{}\"\ngateway = \"{GATEWAY}:{port}\"\n",
                 self.fixtures.join("test-relay.pem").display(),
                 self.fixtures.join("test-relay.key").display(),
+                port = match self.gateway {
+                    Gateway::Ipsec { .. } => 4500,
+                    Gateway::Wireguard { .. } => WIREGUARD_PORT,
+                },
             ),
         )
         .context("relay.toml")?;
