@@ -687,6 +687,13 @@ fn tunnel_cut_hides_the_conference(
     ))
 }
 
+/// `CONFERENCE_OVER_RELAY=1`: the same scenario on a network that lets no UDP
+/// out, so that the call runs through stick-relay (a measurement run, not CI's:
+/// CI runs the call by UDP and the relay's own scenarios in tests/relay.rs).
+fn over_relay() -> bool {
+    std::env::var("CONFERENCE_OVER_RELAY").is_ok_and(|v| v == "1")
+}
+
 #[test]
 fn conference_call_and_escape_attempts() {
     let mut s = VpnSession::start_image(
@@ -697,6 +704,13 @@ fn conference_call_and_escape_attempts() {
         conference_machine,
     )
     .ok_or_panic();
+    if over_relay() {
+        // The PC's network drops every UDP packet before the guest sends one: the
+        // whole session, the call included, runs through the relay on TCP 443.
+        s.lab.start_relay().ok_or_panic();
+        s.lab.block_udp(true).ok_or_panic();
+        println!("conference: the lab drops UDP; the tunnel must take the relay");
+    }
     let lab = ConferenceLab::start(&s.lab).ok_or_panic();
     // The browser's first request for the page stays unanswered: the kiosk's
     // watchdog must see that nothing was painted and load the page anew.
@@ -803,7 +817,16 @@ fn conference_call_and_escape_attempts() {
         rendered.t - kiosk_start,
         rendered.t - browser_start
     );
-    println!("conference: Janus echo test {media:?}");
+    let path = s
+        .net_lines()
+        .into_iter()
+        .rfind(|n| n.state == "tunnel-up")
+        .and_then(|n| n.path)
+        .unwrap_or_default();
+    if over_relay() {
+        assert_eq!(path, "relay", "the call's tunnel did not take the relay");
+    }
+    println!("conference: Janus echo test {media:?} (the tunnel's path: {path})");
     println!("conference: the page's ICE candidates {candidates:?}");
     println!(
         "conference: during the call kiosk RSS {} KiB, browser (Chromium, {} processes) PSS {} KiB, \

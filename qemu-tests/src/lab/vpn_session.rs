@@ -288,6 +288,8 @@ impl VpnSession {
         end: impl FnOnce(&mut Machine) -> Result<()>,
     ) -> Result<(LeakReport, String)> {
         end(&mut self.vm).with_context(|| format!("{}: no power-off", self.name))?;
+        // A relay placed after the boot began is allowed too.
+        self.allowed.relay = self.lab.relay_endpoint();
         self.vm.keep_console(&self.name)?;
         let console = self.vm.console();
         let frames = crate::lab::pcap::read(&self.capture)?;
