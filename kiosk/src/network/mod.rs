@@ -2,6 +2,9 @@
 //! the tunnel is watched and reconnected, and every change is one console line.
 //!
 //! - `watch`: brings the network up, watches the uplink and the tunnel, reconnects (the runner).
+//! - `net_state`: what the kiosk believes (NetMachine) and the `net` console lines.
+//! - `connecting`: attempts while the tunnel is down: pauses, password or PIN, the path.
+//! - `relay_path`: UDP first, else the TLS-on-443 relay; the relay client while in use.
 //! - `credential`: a personal stick's own credential, from its partition to the tunnel's files.
 //! - `egress`: the egress policy the kernel enforces, read back with `nft -j`.
 //! - `uplink`: the wired uplink: link, DHCP address, default router.
@@ -11,8 +14,10 @@
 //! - `user_factor`: what the person types before the tunnel (a password, a token's PIN).
 //! - `token`: the person's smartcard or token: is it there, its PIN flags, the PIN to charon.
 
+pub mod connecting;
 pub mod credential;
 pub mod egress;
+pub mod net_state;
 pub mod reach_check;
 pub mod relay_path;
 pub mod session_route;

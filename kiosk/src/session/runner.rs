@@ -295,7 +295,7 @@ fn wait_for_network(reachable: &AtomicBool, display: &mut StickDisplay, was_up: 
     });
     while !reachable.load(Ordering::SeqCst) {
         let link = crate::network::uplink::observe().is_ok_and(|uplink| uplink.link_up);
-        let refused = crate::network::watch::credentials_refused();
+        let refused = crate::network::connecting::credentials_refused();
         let prompt = crate::network::user_factor::prompt();
         let (screen, text) = match (link, was_up) {
             _ if crate::network::credential::never_personalised() => (
