@@ -14,6 +14,7 @@ use qemu_tests::lab::conference_lab::{conference_machine, CONFERENCE_IMAGE};
 use qemu_tests::lab::netlab::{Gateway, NetLab, GATEWAY, GUEST_MAC, RELAY};
 use qemu_tests::lab::pcap;
 use qemu_tests::lab::vpn_session::{screens_shown, VpnSession, BOOT_TIMEOUT, NET_TIMEOUT};
+use qemu_tests::machine::serial::NetLine;
 
 const IMAGE: (&str, &str) = (
     "qemu-tests/configs/conference-ipsec.toml",
@@ -39,6 +40,39 @@ fn now() -> f64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0)
+}
+
+/// Waits for the tunnel up after `after_ms` (guest uptime), checks it took
+/// `path`, then waits for `check-url` to answer through it; the tunnel-up line.
+fn up_and_reachable(s: &mut VpnSession, after_ms: u64, path: &str) -> NetLine {
+    let up = s
+        .wait_net(after_ms, NET_TIMEOUT, "the tunnel up", |n| {
+            n.state == "tunnel-up"
+        })
+        .ok_or_panic();
+    assert_eq!(up.path.as_deref(), Some(path), "{up:?}");
+    s.wait_net(up.uptime_ms, NET_TIMEOUT, "reachable", |n| {
+        n.state == "reachable"
+    })
+    .ok_or_panic();
+    up
+}
+
+/// Judges `frames` (a window while the tunnel ran by the relay): the stick sent
+/// TCP to the relay and nothing else (ARP and DHCP aside); the window's report.
+fn only_tcp_to_the_relay(frames: &[pcap::Frame], mac: [u8; 6]) -> pcap::LeakReport {
+    let allowed = pcap::AllowedEgress {
+        gateway: GATEWAY,
+        gateway_udp_ports: vec![],
+        gateway_esp: false,
+        relay: Some((RELAY, qemu_tests::lab::netlab::RELAY_PORT)),
+    };
+    let report = pcap::leak_report(frames, mac, &allowed);
+    assert!(
+        report.leaks.is_empty() && report.to_relay > 0,
+        "while the tunnel ran by the relay, the stick sent more than TCP to it: {report}"
+    );
+    report
 }
 
 /// The relay's UDP port towards the gateway, from its `switched, udp ADDR:PORT ->` line.
@@ -106,16 +140,7 @@ fn the_tunnel_takes_the_relay_where_no_udp_leaves() {
             n.state == "tunnel-connecting" && n.path.as_deref() == Some("udp")
         })
         .ok_or_panic();
-    let up = s
-        .wait_net(udp_again.uptime_ms, NET_TIMEOUT, "the tunnel up", |n| {
-            n.state == "tunnel-up"
-        })
-        .ok_or_panic();
-    assert_eq!(up.path.as_deref(), Some("relay"), "{up:?}");
-    s.wait_net(up.uptime_ms, NET_TIMEOUT, "reachable", |n| {
-        n.state == "reachable"
-    })
-    .ok_or_panic();
+    let up = up_and_reachable(&mut s, udp_again.uptime_ms, "relay");
     let relay_from = now();
     std::thread::sleep(SAMPLE);
     let relay_to = now();
@@ -138,16 +163,7 @@ fn the_tunnel_takes_the_relay_where_no_udp_leaves() {
             n.state == "tunnel-lost"
         })
         .ok_or_panic();
-    let up_again = s
-        .wait_net(lost.uptime_ms, NET_TIMEOUT, "the tunnel up again", |n| {
-            n.state == "tunnel-up"
-        })
-        .ok_or_panic();
-    assert_eq!(up_again.path.as_deref(), Some("udp"), "{up_again:?}");
-    s.wait_net(up_again.uptime_ms, NET_TIMEOUT, "reachable again", |n| {
-        n.state == "reachable"
-    })
-    .ok_or_panic();
+    up_and_reachable(&mut s, lost.uptime_ms, "udp");
     let udp_from = now();
     std::thread::sleep(SAMPLE);
     let udp_to = now();
@@ -159,17 +175,7 @@ fn the_tunnel_takes_the_relay_where_no_udp_leaves() {
     let frames = pcap::read(&capture).ok_or_panic();
     let mac = pcap::parse_mac(GUEST_MAC).expect("mac");
     let relay_window = pcap::between(&frames, relay_from, relay_to);
-    let allowed = pcap::AllowedEgress {
-        gateway: GATEWAY,
-        gateway_udp_ports: vec![],
-        gateway_esp: false,
-        relay: Some((RELAY, qemu_tests::lab::netlab::RELAY_PORT)),
-    };
-    let on_relay = pcap::leak_report(&relay_window, mac, &allowed);
-    assert!(
-        on_relay.leaks.is_empty() && on_relay.to_relay > 0,
-        "while the tunnel ran by the relay, the stick sent more than TCP to it: {on_relay}"
-    );
+    let on_relay = only_tcp_to_the_relay(&relay_window, mac);
     let relay_trips = pcap::exchange_round_trips(&relay_window, mac, RELAY);
     let udp_window = pcap::between(&frames, udp_from, udp_to);
     let udp_trips = pcap::exchange_round_trips(&udp_window, mac, GATEWAY);
@@ -225,16 +231,7 @@ fn wireguard_takes_the_relay_too() {
             |n| n.state == "tunnel-connecting" && n.path.as_deref() == Some("relay"),
         )
         .ok_or_panic();
-    let up = s
-        .wait_net(by_relay.uptime_ms, NET_TIMEOUT, "the tunnel up", |n| {
-            n.state == "tunnel-up"
-        })
-        .ok_or_panic();
-    assert_eq!(up.path.as_deref(), Some("relay"), "{up:?}");
-    s.wait_net(up.uptime_ms, NET_TIMEOUT, "reachable", |n| {
-        n.state == "reachable"
-    })
-    .ok_or_panic();
+    let up = up_and_reachable(&mut s, by_relay.uptime_ms, "relay");
     let from = now();
     std::thread::sleep(Duration::from_secs(20));
     let to = now();
@@ -243,17 +240,7 @@ fn wireguard_takes_the_relay_too() {
     assert!(report.leaks.is_empty(), "outside the tunnel: {report}");
     let frames = pcap::read(&capture).ok_or_panic();
     let mac = pcap::parse_mac(GUEST_MAC).expect("mac");
-    let allowed = pcap::AllowedEgress {
-        gateway: GATEWAY,
-        gateway_udp_ports: vec![],
-        gateway_esp: false,
-        relay: Some((RELAY, qemu_tests::lab::netlab::RELAY_PORT)),
-    };
-    let on_relay = pcap::leak_report(&pcap::between(&frames, from, to), mac, &allowed);
-    assert!(
-        on_relay.leaks.is_empty() && on_relay.to_relay > 0,
-        "while WireGuard ran by the relay, the stick sent more than TCP to it: {on_relay}"
-    );
+    let on_relay = only_tcp_to_the_relay(&pcap::between(&frames, from, to), mac);
     println!(
         "relay-wireguard: no handshake by UDP, by the relay {:.1} s after the address, tunnel \
          up {:.1} s later; while on the relay: {on_relay}; whole boot: {report}",

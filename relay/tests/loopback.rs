@@ -58,10 +58,10 @@ fn target(address: SocketAddr, ca: &str, name: &str) -> RelayTarget {
     }
 }
 
-#[test]
-fn datagrams_cross_the_relay_whole_and_both_ways() {
+/// A relay to the echoing gateway, and the stick's client, up, hearing only
+/// `charon` (charon's side: the socket the client hears from and answers).
+fn charon_and_client() -> (UdpSocket, RelayClient) {
     let relay = relay(echo_gateway());
-    // charon's side: the socket the client hears from and answers.
     let charon = UdpSocket::bind("127.0.0.1:0").expect("bind");
     let client = RelayClient::start(
         target(relay, "test-ca.pem", "relay.test"),
@@ -70,6 +70,12 @@ fn datagrams_cross_the_relay_whole_and_both_ways() {
     )
     .expect("client");
     client.wait_up(Duration::from_secs(10)).expect("relay up");
+    (charon, client)
+}
+
+#[test]
+fn datagrams_cross_the_relay_whole_and_both_ways() {
+    let (charon, client) = charon_and_client();
     charon.connect(client.local_addr()).expect("connect");
     charon
         .set_read_timeout(Some(Duration::from_secs(5)))
@@ -88,15 +94,7 @@ fn datagrams_cross_the_relay_whole_and_both_ways() {
 
 #[test]
 fn a_datagram_from_anyone_but_charon_goes_nowhere() {
-    let relay = relay(echo_gateway());
-    let charon = UdpSocket::bind("127.0.0.1:0").expect("bind");
-    let client = RelayClient::start(
-        target(relay, "test-ca.pem", "relay.test"),
-        "127.0.0.1:0".parse().expect("addr"),
-        charon.local_addr().expect("addr"),
-    )
-    .expect("client");
-    client.wait_up(Duration::from_secs(10)).expect("relay up");
+    let (charon, client) = charon_and_client();
     let stranger = UdpSocket::bind("127.0.0.1:0").expect("bind");
     stranger
         .set_read_timeout(Some(Duration::from_millis(1500)))

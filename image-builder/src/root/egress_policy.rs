@@ -177,6 +177,18 @@ mod tests {
         }
     }
 
+    /// IPsec with the TLS-on-443 relay at 203.0.113.7.
+    fn relay_policy() -> NetworkPolicy {
+        NetworkPolicy {
+            relay: Some(stick_manifest::network::RelayPolicy {
+                address: Ipv4Addr::new(203, 0, 113, 7),
+                port: 443,
+                name: "relay.test".into(),
+            }),
+            ..policy(TunnelKind::Ipsec)
+        }
+    }
+
     fn output_rules(ruleset: &str) -> Vec<&str> {
         let start = ruleset.find("chain output").expect("output chain");
         let end = ruleset[start..].find("\t}").expect("chain end") + start;
@@ -254,14 +266,7 @@ mod tests {
             ),
             (
                 "ipsec with a relay",
-                Some(NetworkPolicy {
-                    relay: Some(stick_manifest::network::RelayPolicy {
-                        address: Ipv4Addr::new(203, 0, 113, 7),
-                        port: 443,
-                        name: "relay.test".into(),
-                    }),
-                    ..policy(TunnelKind::Ipsec)
-                }),
+                Some(relay_policy()),
                 &[
                     r#"oifname "lo" accept"#,
                     "udp sport 68 udp dport 67 accept",
@@ -299,17 +304,7 @@ mod tests {
                     ..policy(TunnelKind::Ipsec)
                 }),
             ),
-            (
-                "ipsec with a relay",
-                Some(NetworkPolicy {
-                    relay: Some(stick_manifest::network::RelayPolicy {
-                        address: Ipv4Addr::new(203, 0, 113, 7),
-                        port: 443,
-                        name: "relay.test".into(),
-                    }),
-                    ..policy(TunnelKind::Ipsec)
-                }),
-            ),
+            ("ipsec with a relay", Some(relay_policy())),
         ];
         let dir = tempfile::tempdir().expect("tempdir");
         for (name, policy) in variants {

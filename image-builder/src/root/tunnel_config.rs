@@ -392,6 +392,18 @@ mod tests {
         }
     }
 
+    /// `policy` with the TLS-on-443 relay at 203.0.113.7.
+    fn with_relay(policy: NetworkPolicy) -> NetworkPolicy {
+        NetworkPolicy {
+            relay: Some(stick_manifest::network::RelayPolicy {
+                address: "203.0.113.7".parse().expect("address"),
+                port: 443,
+                name: "relay.test".into(),
+            }),
+            ..policy
+        }
+    }
+
     fn ipsec() -> IpsecSection {
         IpsecSection {
             gateway_ca: PathBuf::from("ca.pem"),
@@ -408,14 +420,7 @@ mod tests {
     fn a_relay_adds_the_same_connection_through_loopback() {
         let without = swanctl_conf(&policy(), &ipsec());
         assert!(!without.contains("stick-relay"), "{without}");
-        let policy = NetworkPolicy {
-            relay: Some(stick_manifest::network::RelayPolicy {
-                address: "203.0.113.7".parse().expect("address"),
-                port: 443,
-                name: "relay.test".into(),
-            }),
-            ..policy()
-        };
+        let policy = with_relay(policy());
         let text = swanctl_conf(&policy, &ipsec());
         let relay = &text[text.find("    stick-relay {").expect("relay connection")..];
         for line in [
@@ -539,14 +544,7 @@ mod tests {
         assert!(!netdev.contains("PersistentKeepalive"), "{netdev}");
         assert!(netdev.contains("FirewallMark=21332\n"), "{netdev}");
         assert!(!netdev.contains("ListenPort"), "{netdev}");
-        let through_relay = NetworkPolicy {
-            relay: Some(stick_manifest::network::RelayPolicy {
-                address: "203.0.113.7".parse().expect("address"),
-                port: 443,
-                name: "relay.test".into(),
-            }),
-            ..policy()
-        };
+        let through_relay = with_relay(policy());
         let netdev = wireguard_netdev(&through_relay, &wireguard);
         assert!(netdev.contains("ListenPort=51821\n"), "{netdev}");
         let network = wireguard_network(&policy(), &wireguard);
