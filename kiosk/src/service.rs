@@ -170,12 +170,13 @@ fn start_jobs(
     std::thread::spawn(move || crate::storage::watch::watch_devices(root_hash, storage));
     let reachable: &'static AtomicBool = Box::leak(Box::new(AtomicBool::new(false)));
     let has_network = network.is_some();
+    let portal = network.as_ref().and_then(|network| network.portal.clone());
     std::thread::spawn(move || crate::network::watch::run(network, reachable));
     if let Some(session) = session {
         std::thread::spawn(crate::session::shortcuts::run);
         std::thread::spawn(crate::mute::run);
         std::thread::spawn(move || {
-            crate::session::runner::run(session, language, has_network, reachable)
+            crate::session::runner::run(session, language, has_network, portal, reachable)
         });
     }
 }

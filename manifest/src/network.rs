@@ -152,7 +152,42 @@ pub struct NetworkPolicy {
     /// (IPsec) or WireGuard port. UDP is tried first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub relay: Option<RelayPolicy>,
+    /// Networks that want a sign-in first (hotels, trains): the person may open
+    /// this page in the throwaway portal browser before the tunnel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub portal: Option<PortalPolicy>,
 }
+
+/// The captive-portal sign-in: a throwaway browser in its own account and
+/// network namespace, before the tunnel only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct PortalPolicy {
+    /// The plain `http://` page the portal browser opens; the network's portal
+    /// answers it with its sign-in page.
+    pub start_page: String,
+}
+
+/// The portal browser's network namespace (`/run/netns/NAME`).
+pub const PORTAL_NAMESPACE: &str = "stick-portal";
+/// The veth end on the stick's side (the egress policy's forward rules name it).
+pub const PORTAL_HOST_INTERFACE: &str = "portal0";
+/// The veth end inside [`PORTAL_NAMESPACE`].
+pub const PORTAL_INNER_INTERFACE: &str = "uplink";
+/// The link between them: a /30 out of the shared address space (RFC 6598),
+/// masqueraded to the uplink's address, so the network's portal sees the PC.
+pub const PORTAL_HOST_ADDRESS: std::net::Ipv4Addr = std::net::Ipv4Addr::new(100, 127, 255, 253);
+pub const PORTAL_BROWSER_ADDRESS: std::net::Ipv4Addr = std::net::Ipv4Addr::new(100, 127, 255, 254);
+pub const PORTAL_PREFIX: u8 = 30;
+/// The portal browser's managed policy (bind-mounted over Chromium's policy
+/// folder in its own mount namespace, so the conference's does not apply).
+pub const PORTAL_POLICY_DIR: &str = "/usr/share/secure-stick/portal-policy";
+
+/// The link of the portal browser's namespace, as a network.
+pub const PORTAL_LINK: Ipv4Net = Ipv4Net {
+    address: std::net::Ipv4Addr::new(100, 127, 255, 252),
+    prefix: PORTAL_PREFIX,
+};
 
 /// The TLS-on-443 relay next to the gateway.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

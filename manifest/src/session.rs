@@ -19,6 +19,11 @@ pub const SESSION_GID: u32 = 900;
 pub const SCREEN_USER: &str = "stick-screen";
 pub const SCREEN_UID: u32 = 901;
 pub const SCREEN_GID: u32 = 901;
+/// The throwaway browser's account for a network's sign-in page (captive
+/// portal): neither the conference's nor the screen's.
+pub const PORTAL_USER: &str = "stick-portal";
+pub const PORTAL_UID: u32 = 902;
+pub const PORTAL_GID: u32 = 902;
 
 /// The conference session, as the kiosk runs it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -106,6 +106,9 @@ impl RootTree {
         )?;
         if let Some(session) = &loaded.session {
             crate::root::session::install(&path, session, &inputs.conference_trust)?;
+            if loaded.network.as_ref().is_some_and(|n| n.portal.is_some()) {
+                crate::root::session::install_portal(&path)?;
+            }
         }
         // The SBOM is read before anything is removed: it lists what was installed.
         let packages = crate::trees::packages::installed_packages(&path)

@@ -6,6 +6,7 @@
 
 pub mod conference;
 pub mod package_pin;
+pub mod portal;
 pub mod usb;
 pub mod vpn;
 pub mod wireguard_key;
@@ -262,6 +263,14 @@ impl LoadedConfig {
                     .into(),
             )));
         }
+        if network.as_ref().is_some_and(|n| n.portal.is_some()) && config.conference.is_none() {
+            return Err(invalid((
+                "network.portal",
+                "needs a [conference]: the sign-in page opens from the stick's screen, \
+                 which only an image with the conference session has"
+                    .into(),
+            )));
+        }
         if network.as_ref().is_some_and(|n| n.token_key_id.is_some()) && config.conference.is_none()
         {
             return Err(invalid((
@@ -390,6 +399,12 @@ impl Config {
     pub fn network_policy(
         &self,
     ) -> Result<Option<stick_manifest::network::NetworkPolicy>, (&'static str, String)> {
+        if self.vpn.is_none() && self.network.portal.is_some() {
+            return Err((
+                "network.portal",
+                "needs a [vpn]: without one the stick starts no network at all".into(),
+            ));
+        }
         self.vpn
             .as_ref()
             .map(|vpn| vpn.policy(&self.network))

@@ -24,6 +24,10 @@ pub struct NetworkSection {
     /// IPv4). Off by default: the kernel gets `ipv6.disable=1`.
     #[serde(default)]
     pub ipv6: bool,
+    /// `[network.portal]`: a sign-in page (captive portal) the person may open
+    /// before the tunnel, in a throwaway browser.
+    #[serde(default)]
+    pub portal: Option<crate::config::portal::PortalSection>,
 }
 
 /// `[vpn]`: the gateway, what lies behind it, and one of `[vpn.ipsec]` or
@@ -248,6 +252,11 @@ impl VpnSection {
             (None, None) => unreachable!("checked above"),
         };
         let relay = self.relay(gateway, &inner_networks)?;
+        let portal = network
+            .portal
+            .as_ref()
+            .map(|portal| portal.policy(&inner_networks))
+            .transpose()?;
         Ok(NetworkPolicy {
             tunnel,
             gateway,
@@ -261,6 +270,7 @@ impl VpnSection {
             user_password: self.user_password(personal)?,
             token_key_id,
             relay,
+            portal,
         })
     }
 
@@ -693,7 +703,10 @@ address = "10.99.1.2/32"
     #[test]
     fn wireguard_policy_uses_its_port() {
         let policy = section(WIREGUARD)
-            .policy(&NetworkSection { ipv6: true })
+            .policy(&NetworkSection {
+                ipv6: true,
+                ..NetworkSection::default()
+            })
             .expect("valid");
         assert_eq!(policy.tunnel, TunnelKind::Wireguard);
         assert_eq!(policy.gateway_udp_ports, vec![51820]);

@@ -101,6 +101,52 @@ pub fn render(session: &SessionPolicy, ca_der: &[Vec<u8>]) -> Value {
     })
 }
 
+/// The portal browser's policy: the network's sign-in page may be anywhere on
+/// the web, so no URL allowlist; but nothing of the browser's own ways out,
+/// nothing remembered, no camera, microphone or other device, and no
+/// click-through on a certificate error. Its trust is Chromium's own root store:
+/// the conference's CAs are not the web's.
+pub fn render_portal() -> Value {
+    json!({
+        "URLBlocklist": ["file://*", "chrome://*", "chrome-untrusted://*", "devtools://*",
+                          "view-source:*", "javascript:*", "data:*", "filesystem:*"],
+        "SSLErrorOverrideAllowed": false,
+        "VideoCaptureAllowed": false,
+        "AudioCaptureAllowed": false,
+        "ScreenCaptureAllowed": false,
+        "DeveloperToolsAvailability": 2,
+        "DownloadRestrictions": 3,
+        "AllowFileSelectionDialogs": false,
+        "PrintingEnabled": false,
+        "ExtensionInstallBlocklist": ["*"],
+        "BrowserGuestModeEnabled": false,
+        "BrowserAddPersonEnabled": false,
+        "PasswordManagerEnabled": false,
+        "AutofillAddressEnabled": false,
+        "AutofillCreditCardEnabled": false,
+        "BrowserSignin": 0,
+        "SyncDisabled": true,
+        "SavingBrowserHistoryDisabled": true,
+        "DefaultNotificationsSetting": 2,
+        "DefaultGeolocationSetting": 2,
+        "DefaultSensorsSetting": 2,
+        "DefaultSerialGuardSetting": 2,
+        "DefaultWebUsbGuardSetting": 2,
+        "DefaultWebHidGuardSetting": 2,
+        "DefaultWebBluetoothGuardSetting": 2,
+        "DefaultFileSystemReadGuardSetting": 2,
+        "DefaultFileSystemWriteGuardSetting": 2,
+        "MetricsReportingEnabled": false,
+        "SearchSuggestEnabled": false,
+        "SpellCheckServiceEnabled": false,
+        "TranslateEnabled": false,
+        "NetworkPredictionOptions": 2,
+        "BackgroundModeEnabled": false,
+        "PromotionsEnabled": false,
+        "HardwareAccelerationModeEnabled": false,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,6 +161,26 @@ mod tests {
             keyboard: None,
             ended_url: None,
         }
+    }
+
+    #[test]
+    fn the_portal_browser_loads_the_web_but_keeps_nothing_and_reaches_no_device() {
+        let policy = render_portal();
+        assert!(policy.get("URLAllowlist").is_none());
+        assert!(policy.get("CACertificates").is_none());
+        for (key, want) in [
+            ("VideoCaptureAllowed", json!(false)),
+            ("AudioCaptureAllowed", json!(false)),
+            ("SSLErrorOverrideAllowed", json!(false)),
+            ("DownloadRestrictions", json!(3)),
+            ("DeveloperToolsAvailability", json!(2)),
+            ("PasswordManagerEnabled", json!(false)),
+        ] {
+            assert_eq!(policy[key], want, "{key}");
+        }
+        let blocked = policy["URLBlocklist"].as_array().expect("a list");
+        assert!(blocked.contains(&json!("file://*")));
+        assert!(blocked.contains(&json!("chrome://*")));
     }
 
     #[test]

@@ -7,9 +7,12 @@
 //! without `[vpn]` gets the same table with nothing allowed but loopback.
 
 use stick_manifest::network::{
-    NetworkPolicy, TunnelKind, EGRESS_TABLE, TUNNEL_MARK, TUNNEL_UDP_IN as COUNTER_IN,
-    TUNNEL_UDP_OUT as COUNTER_OUT, WIREGUARD_INTERFACE,
+    NetworkPolicy, TunnelKind, EGRESS_TABLE, PORTAL_HOST_INTERFACE, PORTAL_LINK, TUNNEL_MARK,
+    TUNNEL_UDP_IN as COUNTER_IN, TUNNEL_UDP_OUT as COUNTER_OUT, WIREGUARD_INTERFACE,
 };
+
+/// The chain that gives the portal browser's packets the uplink's address.
+const PORTAL_NAT_CHAIN: &str = "portal_nat";
 
 /// Where the ruleset lives in the image.
 pub const EGRESS_RULES_PATH: &str = "/usr/lib/secure-stick/egress.nft";
@@ -88,12 +91,19 @@ pub fn render(policy: Option<&NetworkPolicy>) -> String {
 
     chain(&mut out, "output", "output", &output);
     chain(&mut out, "input", "input", &input);
-    chain(
-        &mut out,
-        "forward",
-        "forward",
-        &["counter drop".to_string()],
-    );
+    let mut forward = policy.map(portal_rules).unwrap_or_default();
+    forward.push("counter drop".to_string());
+    chain(&mut out, "forward", "forward", &forward);
+    if policy.is_some_and(|p| p.portal.is_some()) {
+        // The portal browser's packets leave with the uplink's address, so the
+        // network's portal signs in this PC.
+        out.push(format!("\tchain {PORTAL_NAT_CHAIN} {{"));
+        out.push("\t\ttype nat hook postrouting priority srcnat; policy accept;".into());
+        out.push(format!(
+            "\t\tip saddr {PORTAL_LINK} oifname != \"{PORTAL_HOST_INTERFACE}\" masquerade"
+        ));
+        out.push("\t}".into());
+    }
     out.push("}".into());
     out.push(String::new());
     out.join("\n")
@@ -132,6 +142,31 @@ fn gateway_rules(policy: &NetworkPolicy) -> Vec<String> {
         ));
     }
     rules
+}
+
+/// The portal browser's namespace, forwarded: DNS and HTTP(S) out to the PC's
+/// network, never into the inner networks, and the answers back. The rules
+/// match only while its interface exists: the kiosk makes it when the person
+/// opens the sign-in page and deletes it before the tunnel is built.
+fn portal_rules(policy: &NetworkPolicy) -> Vec<String> {
+    if policy.portal.is_none() {
+        return Vec::new();
+    }
+    let inner = set(policy.inner_networks.iter());
+    let portal = PORTAL_HOST_INTERFACE;
+    vec![
+        "# The sign-in page's browser (captive portal), only while it is open: DNS and \
+         HTTP(S) to the PC's network, never to the inner networks."
+            .to_string(),
+        "ct state invalid counter drop".into(),
+        format!(r#"oifname "{portal}" ct state established,related accept"#),
+        format!(
+            r#"iifname "{portal}" ip saddr {PORTAL_LINK} ip daddr != {inner} udp dport 53 accept"#
+        ),
+        format!(
+            r#"iifname "{portal}" ip saddr {PORTAL_LINK} ip daddr != {inner} tcp dport {{ 53, 80, 443 }} accept"#
+        ),
+    ]
 }
 
 fn chain(out: &mut Vec<String>, name: &str, hook: &str, rules: &[String]) {
@@ -174,6 +209,7 @@ mod tests {
             user_password: false,
             token_key_id: None,
             relay: None,
+            portal: None,
         }
     }
 
@@ -187,6 +223,45 @@ mod tests {
             }),
             ..policy(TunnelKind::Ipsec)
         }
+    }
+
+    fn portal_policy() -> NetworkPolicy {
+        NetworkPolicy {
+            portal: Some(stick_manifest::network::PortalPolicy {
+                start_page: "http://portal-check.test/".into(),
+            }),
+            ..policy(TunnelKind::Wireguard)
+        }
+    }
+
+    #[test]
+    fn the_portal_is_forwarded_only_from_its_interface_and_only_dns_and_web() {
+        let without = render(Some(&policy(TunnelKind::Wireguard)));
+        assert!(!without.contains("portal"), "{without}");
+        let ruleset = render(Some(&portal_policy()));
+        let start = ruleset.find("chain forward").expect("forward chain");
+        let end = ruleset[start..].find("\t}").expect("chain end") + start;
+        let forward: Vec<&str> = ruleset[start..end]
+            .lines()
+            .skip(2)
+            .map(str::trim)
+            .filter(|l| !l.starts_with('#'))
+            .collect();
+        assert_eq!(
+            forward,
+            [
+                "ct state invalid counter drop",
+                r#"oifname "portal0" ct state established,related accept"#,
+                r#"iifname "portal0" ip saddr 100.127.255.252/30 ip daddr != 10.99.0.0/24 udp dport 53 accept"#,
+                r#"iifname "portal0" ip saddr 100.127.255.252/30 ip daddr != 10.99.0.0/24 tcp dport { 53, 80, 443 } accept"#,
+                "counter drop",
+            ]
+        );
+        assert!(ruleset.contains(
+            "type nat hook postrouting priority srcnat; policy accept;\n\t\tip saddr 100.127.255.252/30 oifname != \"portal0\" masquerade"
+        ));
+        // The stick's own output is the same with or without the portal.
+        assert_eq!(output_rules(&ruleset), output_rules(&without));
     }
 
     fn output_rules(ruleset: &str) -> Vec<&str> {
@@ -305,6 +380,7 @@ mod tests {
                 }),
             ),
             ("ipsec with a relay", Some(relay_policy())),
+            ("wireguard with a portal", Some(portal_policy())),
         ];
         let dir = tempfile::tempdir().expect("tempdir");
         for (name, policy) in variants {

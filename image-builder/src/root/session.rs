@@ -4,9 +4,11 @@
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
+use stick_manifest::network::PORTAL_POLICY_DIR;
 use stick_manifest::session::{
-    KeyboardLayout, SessionPolicy, BROWSER_POLICY_PATH, CONFERENCE_CA_PATH, SCREEN_GID, SCREEN_UID,
-    SCREEN_USER, SESSION_GID, SESSION_UID, SESSION_USER, XKB_SYMBOLS_DIR,
+    KeyboardLayout, SessionPolicy, BROWSER_POLICY_PATH, CONFERENCE_CA_PATH, PORTAL_GID, PORTAL_UID,
+    PORTAL_USER, SCREEN_GID, SCREEN_UID, SCREEN_USER, SESSION_GID, SESSION_UID, SESSION_USER,
+    XKB_SYMBOLS_DIR,
 };
 
 use crate::config::LoadedConfig;
@@ -101,6 +103,14 @@ const ACCOUNTS: &[Account] = &[
         home: "/run/stick-screen",
         groups: &["video", "render"],
     },
+    Account {
+        name: PORTAL_USER,
+        uid: PORTAL_UID,
+        gid: PORTAL_GID,
+        comment: "Network sign-in page",
+        home: "/run/stick-portal",
+        groups: &[],
+    },
 ];
 
 /// Adds the session's accounts to the tree's account files.
@@ -169,6 +179,18 @@ pub fn install(root: &Path, session: &SessionPolicy, trust: &ConferenceTrust) ->
     Ok(())
 }
 
+/// The portal browser's account and managed policy (`[network.portal]`). The
+/// account is in every image with a session; only this makes it usable.
+pub fn install_portal(root: &Path) -> Result<()> {
+    let policy = crate::root::browser_policy::render_portal();
+    write(
+        root,
+        &format!("{PORTAL_POLICY_DIR}/portal.json"),
+        &serde_json::to_vec_pretty(&policy).expect("policy serialises"),
+        0o644,
+    )
+}
+
 /// The layout and variant must exist in the image's xkb-data: a name XKB does not
 /// know would leave staff with a US keyboard and no word why.
 fn check_keyboard(root: &Path, keyboard: &KeyboardLayout) -> Result<()> {
@@ -210,16 +232,19 @@ mod tests {
             passwd,
             "root:x:0:0:root:/root:/bin/bash\n\
              conference:x:900:900:Conference session:/run/conference:/usr/sbin/nologin\n\
-             stick-screen:x:901:901:Stick screens:/run/stick-screen:/usr/sbin/nologin\n"
+             stick-screen:x:901:901:Stick screens:/run/stick-screen:/usr/sbin/nologin\n\
+             stick-portal:x:902:902:Network sign-in page:/run/stick-portal:/usr/sbin/nologin\n"
         );
         assert_eq!(
             group,
             "root:x:0:\naudio:x:29:pulse,conference\nvideo:x:44:conference,stick-screen\n\
-             render:x:992:stick-screen\ninput:x:995:\nconference:x:900:\nstick-screen:x:901:\n"
+             render:x:992:stick-screen\ninput:x:995:\nconference:x:900:\nstick-screen:x:901:\n\
+             stick-portal:x:902:\n"
         );
         assert_eq!(
             shadow,
-            "root:*:19000:0:99999:7:::\nconference:!*:1::::::\nstick-screen:!*:1::::::\n"
+            "root:*:19000:0:99999:7:::\nconference:!*:1::::::\nstick-screen:!*:1::::::\n\
+             stick-portal:!*:1::::::\n"
         );
     }
 

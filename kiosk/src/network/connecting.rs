@@ -90,6 +90,7 @@ impl Connecting {
     }
 
     pub fn connected(&mut self) {
+        crate::network::portal_net::set_unanswered(false);
         self.attempt = 0;
         self.was_up = true;
         self.last_waiting = None;
@@ -104,6 +105,10 @@ impl Connecting {
         now_ms: u64,
         reachable: &AtomicBool,
     ) -> bool {
+        if crate::network::portal_net::is_open() {
+            // The sign-in page's browser is out on the network: no tunnel now.
+            return false;
+        }
         match policy.tunnel {
             TunnelKind::Ipsec if Instant::now() >= self.next_attempt => {
                 if policy.user_password && !self.password_ready(machine, reachable) {
@@ -164,6 +169,9 @@ impl Connecting {
                 .is_err_and(|failure| failure.kind == FailureKind::Refused),
             Ordering::SeqCst,
         );
+        crate::network::portal_net::set_unanswered(result.as_ref().is_err_and(|failure| {
+            failure.kind == FailureKind::NoAnswer || self.path == TunnelPath::Relay
+        }));
         if let Err(TunnelFailure { reason, kind }) = result {
             crate::network::tunnel::terminate_ipsec(connection);
             self.say_waiting(machine, reason, reachable);
@@ -369,6 +377,7 @@ impl Connecting {
                 .to_string();
             emit(reachable, &machine.waiting(reason.clone()));
             self.last_waiting = Some(reason);
+            crate::network::portal_net::set_unanswered(true);
         }
     }
 }

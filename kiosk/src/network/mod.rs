@@ -5,6 +5,7 @@
 //! - `net_state`: what the kiosk believes (NetMachine) and the `net` console lines.
 //! - `connecting`: attempts while the tunnel is down: pauses, password or PIN, the path.
 //! - `relay_path`: UDP first, else the TLS-on-443 relay; the relay client while in use.
+//! - `portal_net`: the sign-in page's own network namespace (captive portals), while it is open.
 //! - `credential`: a personal stick's own credential, from its partition to the tunnel's files.
 //! - `egress`: the egress policy the kernel enforces, read back with `nft -j`.
 //! - `uplink`: the wired uplink: link, DHCP address, default router.
@@ -18,6 +19,7 @@ pub mod connecting;
 pub mod credential;
 pub mod egress;
 pub mod net_state;
+pub mod portal_net;
 pub mod reach_check;
 pub mod relay_path;
 pub mod session_route;

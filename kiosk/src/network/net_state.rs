@@ -294,6 +294,7 @@ mod tests {
             user_password: false,
             token_key_id: None,
             relay: None,
+            portal: None,
         }
     }
 

@@ -390,6 +390,7 @@ impl FullScreen {
         role: Role,
         globals: &Globals,
         qh: &QueueHandle<Overlay>,
+        output_height: u32,
     ) -> FullScreen {
         use zwlr_layer_surface_v1::Anchor;
         let surface = globals.compositor.create_surface(qh, ());
@@ -401,9 +402,17 @@ impl FullScreen {
             qh,
             role,
         );
-        layer.set_anchor(Anchor::Top | Anchor::Bottom | Anchor::Left | Anchor::Right);
-        layer.set_size(0, 0);
-        layer.set_exclusive_zone(-1);
+        if screen.is_strip() {
+            // Over the top only, and windows keep out from under it.
+            let height = full_screen::strip_height(output_height);
+            layer.set_anchor(Anchor::Top | Anchor::Left | Anchor::Right);
+            layer.set_size(0, height);
+            layer.set_exclusive_zone(height as i32);
+        } else {
+            layer.set_anchor(Anchor::Top | Anchor::Bottom | Anchor::Left | Anchor::Right);
+            layer.set_size(0, 0);
+            layer.set_exclusive_zone(-1);
+        }
         layer.set_keyboard_interactivity(if role == Role::Question || screen.takes_keys() {
             zwlr_layer_surface_v1::KeyboardInteractivity::Exclusive
         } else {
@@ -442,7 +451,8 @@ impl FullScreen {
             old.destroy();
         }
         state.sizes[role as usize] = None;
-        wanted.map(|wanted| FullScreen::request(wanted, role, globals, qh))
+        let output_height = state.output_size.map_or(768, |(_, h)| h.max(0) as u32);
+        wanted.map(|wanted| FullScreen::request(wanted, role, globals, qh, output_height))
     }
 
     /// Paints the screen once the compositor has sized it; returns the frame.

@@ -29,6 +29,43 @@ pub fn band_colour(severity: Severity) -> Rgba {
     }
 }
 
+/// A strip's height for an output `output_height` pixels high: two lines
+/// readable from a step back, at most a tenth of the screen.
+pub fn strip_height(output_height: u32) -> u32 {
+    (output_height / 10).clamp(56, 160)
+}
+
+/// A strip over the top of the screen: the band's colour all over, the title
+/// on the first line, what is happening and what to do on the second.
+fn paint_strip(
+    screen: StickScreen,
+    language: Language,
+    font: Option<&FontVec>,
+    width: u32,
+    height: u32,
+) -> Canvas {
+    let mut canvas = Canvas::new(width, height);
+    canvas.fill(band_colour(screen.severity()));
+    let Some(font) = font else {
+        return canvas;
+    };
+    let text = screen.text(language);
+    let h = height as f32;
+    let left = h * 0.3;
+    let (title_size, body_size) = (h * 0.34, h * 0.22);
+    canvas.text(font, title_size, left, h * 0.44, text.title, STRIP_TEXT);
+    let second = format!("{} {}", text.body, text.action);
+    let line = wrap(font, body_size, &second, width as f32 - 2.0 * left)
+        .into_iter()
+        .next()
+        .unwrap_or_default();
+    canvas.text(font, body_size, left, h * 0.84, &line, STRIP_TEXT);
+    canvas
+}
+
+/// A strip's words: dark on its amber.
+const STRIP_TEXT: Rgba = Rgba(0x1a, 0x1a, 0x1a, 0xff);
+
 /// Where each part of a screen goes, in pixels (pure: tested at every size).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Layout {
@@ -68,6 +105,9 @@ pub fn paint(
     width: u32,
     height: u32,
 ) -> Canvas {
+    if screen.is_strip() {
+        return paint_strip(screen, language, font, width, height);
+    }
     let mut canvas = Canvas::new(width, height);
     canvas.fill(BACKGROUND);
     let layout = Layout::for_size(width, height);

@@ -28,6 +28,12 @@ pub enum StickScreen {
     /// The network let no UDP through: the tunnel is being built through the
     /// organisation's relay on TCP 443.
     VpnConnectingRelay,
+    /// The gateway (and the relay) did not answer: the network may want a
+    /// sign-in first; F8 opens its page (with `[network.portal]`).
+    VpnNoAnswer,
+    /// The network's sign-in page is open in the throwaway browser: a strip over
+    /// the top of the screen says it is not the secure conference.
+    PortalOpen,
     /// The tunnel was up and is lost: the conference is hidden until it is back.
     VpnLost,
     /// The VPN gateway refused the stick's credentials (IKEv2 AUTHENTICATION_FAILED):
@@ -101,6 +107,8 @@ const ALL: &[StickScreen] = &[
     StickScreen::NoNetwork,
     StickScreen::VpnConnecting,
     StickScreen::VpnConnectingRelay,
+    StickScreen::VpnNoAnswer,
+    StickScreen::PortalOpen,
     StickScreen::VpnLost,
     StickScreen::VpnRefused,
     StickScreen::NotPersonalised,
@@ -139,6 +147,8 @@ impl StickScreen {
             StickScreen::NoNetwork => "no-network",
             StickScreen::VpnConnecting => "vpn-connecting",
             StickScreen::VpnConnectingRelay => "vpn-connecting-relay",
+            StickScreen::VpnNoAnswer => "vpn-no-answer",
+            StickScreen::PortalOpen => "portal-open",
             StickScreen::VpnLost => "vpn-lost",
             StickScreen::VpnRefused => "vpn-refused",
             StickScreen::NotPersonalised => "not-personalised",
@@ -189,6 +199,8 @@ impl StickScreen {
             StickScreen::NoNetwork => "SBS-NET-01",
             StickScreen::VpnConnecting => "SBS-VPN-01",
             StickScreen::VpnConnectingRelay => "SBS-VPN-04",
+            StickScreen::VpnNoAnswer => "SBS-VPN-05",
+            StickScreen::PortalOpen => "SBS-NET-02",
             StickScreen::VpnLost => "SBS-VPN-02",
             StickScreen::VpnRefused => "SBS-VPN-03",
             StickScreen::NotPersonalised => "SBS-ID-01",
@@ -219,6 +231,8 @@ impl StickScreen {
             | StickScreen::Restarting
             | StickScreen::PoweringOff => Severity::Wait,
             StickScreen::NoNetwork
+            | StickScreen::VpnNoAnswer
+            | StickScreen::PortalOpen
             | StickScreen::ConfirmLeave
             | StickScreen::Ended
             | StickScreen::EnterPassword
@@ -240,6 +254,12 @@ impl StickScreen {
             | StickScreen::Crashed
             | StickScreen::PageWatchdog => Severity::Stop,
         }
+    }
+
+    /// A strip over the top of the screen, not over all of it: what is below
+    /// (the sign-in page) stays visible and keeps the keyboard.
+    pub fn is_strip(self) -> bool {
+        self == StickScreen::PortalOpen
     }
 
     /// A screen (not a question) that takes the keyboard: Enter answers it

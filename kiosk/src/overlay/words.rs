@@ -79,6 +79,21 @@ pub const GERMAN: &[Words] = &[
         "Bitte warten. Dauert es länger als zwei Minuten, rufen Sie den Helpdesk an.",
     ),
     (
+        "vpn-no-answer",
+        "Keine Antwort vom VPN",
+        "Der Stick erreicht das VPN Ihrer Organisation über dieses Netzwerk nicht. \
+         Manche Netze (Hotel, Zug, Gäste-WLAN) lassen erst nach einer Anmeldung etwas \
+         durch. Der Stick versucht es weiter.",
+        "Verlangt dieses Netz eine Anmeldung? Drücken Sie F8: Seine Anmeldeseite öffnet \
+         sich. Sie ist NICHT die sichere Konferenz. Sonst rufen Sie den Helpdesk an.",
+    ),
+    (
+        "portal-open",
+        "Anmeldeseite des Netzes – NICHT die sichere Konferenz",
+        "Geben Sie hier nur ein, was das Netz verlangt, keine Dienstdaten.",
+        "F8 schließt sie; danach baut der Stick die gesicherte Verbindung auf.",
+    ),
+    (
         "vpn-lost",
         "Verbindung unterbrochen",
         "Die gesicherte Verbindung ist abgebrochen. Die Konferenz ist ausgeblendet, \
@@ -269,6 +284,21 @@ pub const ENGLISH: &[Words] = &[
          secure connection over your organisation's fallback way (HTTPS, port 443); \
          it is encrypted just the same.",
         "Please wait. If this takes longer than two minutes, call the helpdesk.",
+    ),
+    (
+        "vpn-no-answer",
+        "No answer from the VPN",
+        "The stick cannot reach your organisation's VPN over this network. Some \
+         networks (hotels, trains, guest Wi-Fi) let nothing through before you sign in. \
+         The stick keeps trying.",
+        "Does this network want a sign-in? Press F8 to open its sign-in page. It is NOT \
+         the secure conference. Otherwise call the helpdesk.",
+    ),
+    (
+        "portal-open",
+        "The network's sign-in page – NOT the secure conference",
+        "Type here only what the network asks for, nothing of your work.",
+        "F8 closes it; then the stick builds the secure connection.",
     ),
     (
         "vpn-lost",

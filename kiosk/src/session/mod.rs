@@ -12,9 +12,10 @@
 //! - `guard`: what the kiosk does about every target the browser reports.
 //! - `page_watch`: the watchdog: is the conference page on the screen, and what to do if not.
 //! - `media`: is the call's media flowing (tunnel UDP counters, sound card, memory).
+//! - `portal`: a network's sign-in page (captive portal) in a throwaway browser, before the tunnel only.
 //! - `hostile`: TEST images only: a hostile process of the account, for the QEMU scenario.
 //! - `wayland_probe`: TEST images only: what the browser's account can reach on the display.
-//! - `shortcuts`: the kiosk's keys (mute, leave); logs shortcuts that would leave the conference elsewhere.
+//! - `shortcuts`: the kiosk's keys (mute, leave, the sign-in page); logs shortcuts that would leave the conference elsewhere.
 //! - `leave`: leaving on purpose: the question on screen, the browser closed, power off.
 //! - `ended`: the conference is over: its screen, and joining again.
 
@@ -29,6 +30,7 @@ pub mod leave;
 pub mod media;
 pub mod overlay_input;
 pub mod page_watch;
+pub mod portal;
 pub mod runner;
 pub mod security_context;
 pub mod shortcuts;

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde_json::json;
+use stick_manifest::network::PortalPolicy;
 use stick_manifest::session::{SessionPolicy, CONFERENCE_CA_PATH};
 
 use crate::network::reach_check::{CheckError, ReachCheck};
@@ -207,8 +208,15 @@ fn preflight(url: &str) -> Result<(), Option<String>> {
 }
 
 /// Runs the session for good. `network`: the image has a VPN, and the browser
-/// shows the conference only while `reachable` holds.
-pub fn run(policy: SessionPolicy, language: Language, network: bool, reachable: &AtomicBool) {
+/// shows the conference only while `reachable` holds; `portal`: a network's
+/// sign-in page may be opened before the tunnel.
+pub fn run(
+    policy: SessionPolicy,
+    language: Language,
+    network: bool,
+    portal: Option<PortalPolicy>,
+    reachable: &AtomicBool,
+) {
     emit(&SessionEvent::Starting {
         url: policy.url.clone(),
         origins: policy.origins.clone(),
@@ -230,7 +238,7 @@ pub fn run(policy: SessionPolicy, language: Language, network: bool, reachable: 
     let mut last_waiting = String::new();
     loop {
         if network {
-            wait_for_network(reachable, &mut display, run > 0);
+            wait_for_network(reachable, &mut display, run > 0, portal.as_ref());
             match check_conference(&policy, &mut display, &mut last_waiting) {
                 Preflight::Trusted => {}
                 Preflight::Unanswered => continue,
@@ -283,10 +291,15 @@ fn banner(policy: &SessionPolicy) -> &'static str {
 
 /// While the conference network is not reachable: the screen for it (never
 /// personalised, no link, credentials refused, the password asked, connecting,
-/// or the tunnel lost when it was up before),
-/// one `waiting` line,
-/// then waits until it is.
-fn wait_for_network(reachable: &AtomicBool, display: &mut StickDisplay, was_up: bool) {
+/// no answer (the sign-in page offered), or the tunnel lost when it was up
+/// before), one `waiting` line, then waits until it is. F8 opens the sign-in
+/// page meanwhile, if the image has one.
+fn wait_for_network(
+    reachable: &AtomicBool,
+    display: &mut StickDisplay,
+    was_up: bool,
+    portal: Option<&PortalPolicy>,
+) {
     if reachable.load(Ordering::SeqCst) {
         return;
     }
@@ -294,6 +307,9 @@ fn wait_for_network(reachable: &AtomicBool, display: &mut StickDisplay, was_up: 
         reason: "the conference network is not reachable yet".into(),
     });
     while !reachable.load(Ordering::SeqCst) {
+        if let Some(portal) = portal {
+            crate::session::portal::open_if_asked(portal, display, reachable);
+        }
         let link = crate::network::uplink::observe().is_ok_and(|uplink| uplink.link_up);
         let refused = crate::network::connecting::credentials_refused();
         let prompt = crate::network::user_factor::prompt();
@@ -319,6 +335,12 @@ fn wait_for_network(reachable: &AtomicBool, display: &mut StickDisplay, was_up: 
                  relay on TCP 443 ...\n\n\
                  The conference appears as soon as the VPN tunnel is up.",
             ),
+            (true, false) if portal.is_some() && crate::network::portal_net::unanswered() => (
+                StickScreen::VpnNoAnswer,
+                "No answer from the organisation's VPN over this network. If the network \
+                 wants a sign-in first (hotel, train, guest Wi-Fi), press F8 to open its \
+                 sign-in page: it is NOT the secure conference.",
+            ),
             (true, false) => (
                 StickScreen::VpnConnecting,
                 "Connecting to the conference network ...\n\n\
@@ -331,7 +353,18 @@ fn wait_for_network(reachable: &AtomicBool, display: &mut StickDisplay, was_up: 
             ),
         };
         display.show(screen, text);
-        std::thread::sleep(Duration::from_secs(1));
+        wait_a_second_or_key(portal.is_some());
+    }
+}
+
+/// A second, or less once F8 is pressed (the sign-in page opens at once).
+fn wait_a_second_or_key(portal: bool) {
+    let until = Instant::now() + Duration::from_secs(1);
+    while Instant::now() < until {
+        if portal && crate::session::portal::pressed() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 

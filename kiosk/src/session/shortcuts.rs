@@ -1,7 +1,8 @@
 //! The keyboards, read by the kiosk itself (`/dev/input/event*`, no grab), so the
 //! page can neither catch nor fake what matters here:
 //! - the kiosk's own keys: F9 (or a keyboard's microphone-mute key) mutes and
-//!   unmutes (`mute`), F10 asks to leave the conference (`session::leave`);
+//!   unmutes (`mute`), F10 asks to leave the conference (`session::leave`), F8
+//!   opens and closes a network's sign-in page before the tunnel (`session::portal`);
 //! - shortcuts that would leave the conference in an ordinary browser or desktop
 //!   (new windows, devtools, printing, closing, switching terminals) are logged
 //!   when pressed: the browser policy, kiosk mode, labwc without bindings or VT
@@ -28,6 +29,7 @@ const KEY_RIGHTALT: u16 = 100;
 const KEY_LEFTMETA: u16 = 125;
 const KEY_RIGHTMETA: u16 = 126;
 const KEY_Q: u16 = 16;
+const KEY_F8: u16 = 66;
 const KEY_F9: u16 = 67;
 const KEY_F10: u16 = 68;
 const KEY_MICMUTE: u16 = 248;
@@ -39,6 +41,8 @@ pub enum KioskKey {
     Mute,
     /// Leave the conference and switch off (after a question).
     Leave,
+    /// Open or close the network's sign-in page (before the tunnel only).
+    Portal,
 }
 
 impl KioskKey {
@@ -46,6 +50,7 @@ impl KioskKey {
         match self {
             KioskKey::Mute => "mute",
             KioskKey::Leave => "leave",
+            KioskKey::Portal => "portal",
         }
     }
 }
@@ -58,6 +63,7 @@ pub fn kiosk_key(mods: Modifiers, code: u16) -> Option<KioskKey> {
     match code {
         KEY_F9 | KEY_MICMUTE => Some(KioskKey::Mute),
         KEY_F10 => Some(KioskKey::Leave),
+        KEY_F8 => Some(KioskKey::Portal),
         _ => None,
     }
 }
@@ -213,7 +219,7 @@ struct KeyLine {
 fn act(key: KioskKey) {
     let mute_wanted = match key {
         KioskKey::Mute => Some(crate::mute::toggle()),
-        KioskKey::Leave => None,
+        KioskKey::Leave | KioskKey::Portal => None,
     };
     tracing::info!("kiosk key {} pressed", key.name());
     println!(
@@ -226,8 +232,10 @@ fn act(key: KioskKey) {
             }
         )
     );
-    if key == KioskKey::Leave {
-        crate::session::leave::ask();
+    match key {
+        KioskKey::Leave => crate::session::leave::ask(),
+        KioskKey::Portal => crate::session::portal::key_pressed(),
+        KioskKey::Mute => {}
     }
 }
 
@@ -341,7 +349,8 @@ mod tests {
             (&[][..], KEY_F9, Some(KioskKey::Mute)),
             (&[][..], KEY_MICMUTE, Some(KioskKey::Mute)),
             (&[][..], KEY_F10, Some(KioskKey::Leave)),
-            (&[][..], 66, None),
+            (&[][..], KEY_F8, Some(KioskKey::Portal)),
+            (&[][..], 65, None),
             (&[KEY_LEFTCTRL, KEY_LEFTALT][..], KEY_F9, None),
             (&[KEY_LEFTALT][..], KEY_F10, None),
             (&[KEY_LEFTSHIFT][..], KEY_F10, None),

@@ -368,6 +368,46 @@ impl NetLab {
         run_tool(in_ns(&self.uplink_ns, "nft").arg("-f").arg(&file)).map(drop)
     }
 
+    /// Puts a captive portal in front of the PC's network, as hotels do: the
+    /// lab's router forwards nothing from the PC until its sign-in form is
+    /// posted; every name resolves to the portal ([`UPLINK_ROUTER`], UDP 53),
+    /// every HTTP request there is redirected to the form. Its log is
+    /// `portal.log` ([`NetLab::portal_log`]).
+    pub fn start_portal(&mut self) -> Result<()> {
+        let rules = format!(
+            "table inet {PORTAL_TABLE} {{\n  set signed_in {{ type ipv4_addr; }}\n  chain forward {{\n    \
+             type filter hook forward priority filter - 10; policy accept;\n    \
+             iifname \"tap0\" ip saddr != @signed_in counter drop\n  }}\n}}\n"
+        );
+        let dir = self.dir.path().to_path_buf();
+        let file = dir.join("lab-portal.nft");
+        std::fs::write(&file, rules).context("lab-portal.nft")?;
+        run_tool(in_ns(&self.uplink_ns, "nft").arg("-f").arg(&file))?;
+        let script = dir.join("portal.py");
+        std::fs::write(&script, PORTAL_PY).context("cannot write portal.py")?;
+        let mut command = in_ns(&self.uplink_ns, "python3");
+        command
+            .arg(&script)
+            .arg(UPLINK_ROUTER.to_string())
+            .arg(dir.join("portal.log"))
+            .arg(PORTAL_TABLE);
+        let daemon = Daemon::spawn("portal", &mut command, &dir.join("portal.out"))?;
+        self.daemons.push(daemon);
+        let listening = wait_until(Duration::from_secs(20), Duration::from_millis(200), || {
+            self.log("portal.out").contains("listening").then_some(())
+        });
+        if listening.is_none() {
+            bail!("the lab's portal did not start: {}", self.log("portal.out"));
+        }
+        Ok(())
+    }
+
+    /// The portal's log: `dns CLIENT NAME type T`, `get CLIENT HOST/PATH`,
+    /// `signed-in CLIENT`, one per line.
+    pub fn portal_log(&self) -> String {
+        self.log("portal.log")
+    }
+
     /// The gateway this lab runs.
     pub fn gateway(&self) -> Gateway {
         self.gateway
@@ -650,6 +690,8 @@ impl NetLab {
             "web.out",
             "web.log",
             "relay.out",
+            "portal.out",
+            "portal.log",
         ] {
             let log = self.log(name);
             if !log.is_empty() {
@@ -737,6 +779,11 @@ fn boringtun() -> Result<String> {
 }
 
 /// A small HTTPS server: answers every GET with 200 and logs the client address.
+/// The lab's captive portal (DNS and HTTP), run by python3 in the uplink namespace.
+const PORTAL_PY: &str = include_str!("portal.py");
+/// Its nftables table in the uplink namespace.
+const PORTAL_TABLE: &str = "lab_portal";
+
 const WEB_SERVER_PY: &str = r#"
 import http.server, ssl, sys
 address, cert, key, log = sys.argv[1:5]
