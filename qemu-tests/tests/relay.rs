@@ -1,7 +1,10 @@
 //! The tunnel where the PC's network lets no UDP out (hotel and guest networks
 //! that open only TCP 80/443): the stick tries UDP, gets no answer, and turns
-//! to stick-relay beside the gateway, saying so on its screen. The relay is
-//! down at first (the stick says why and tries UDP again); once it runs, the
+//! to stick-relay beside the gateway, saying so on its screen. At first the
+//! network also holds everything behind a captive portal: the relay gets no
+//! answer either, the stick offers the network's sign-in page (F8), which opens
+//! in the throwaway browser (its own account and network namespace); the lab's
+//! form is posted with Enter, F8 closes and wipes it. Once the relay runs, the
 //! same IPsec tunnel, password round included, comes up in TLS on TCP 443.
 //! Then, in the same boot, the relay goes away and UDP opens: the stick comes
 //! back by UDP. The uplink capture is judged (TCP to the relay is the only new
@@ -14,6 +17,8 @@ use qemu_tests::lab::conference_lab::{conference_machine, CONFERENCE_IMAGE};
 use qemu_tests::lab::netlab::{Gateway, NetLab, GATEWAY, GUEST_MAC, RELAY};
 use qemu_tests::lab::pcap;
 use qemu_tests::lab::vpn_session::{screens_shown, VpnSession, BOOT_TIMEOUT, NET_TIMEOUT};
+use qemu_tests::machine::qemu::wait_until;
+use qemu_tests::machine::screen::Region;
 use qemu_tests::machine::serial::NetLine;
 
 const IMAGE: (&str, &str) = (
@@ -66,6 +71,7 @@ fn only_tcp_to_the_relay(frames: &[pcap::Frame], mac: [u8; 6]) -> pcap::LeakRepo
         gateway_udp_ports: vec![],
         gateway_esp: false,
         relay: Some((RELAY, qemu_tests::lab::netlab::RELAY_PORT)),
+        portal_open: vec![],
     };
     let report = pcap::leak_report(frames, mac, &allowed);
     assert!(
@@ -73,6 +79,148 @@ fn only_tcp_to_the_relay(frames: &[pcap::Frame], mac: [u8; 6]) -> pcap::LeakRepo
         "while the tunnel ran by the relay, the stick sent more than TCP to it: {report}"
     );
     report
+}
+
+/// The sign-in strip's colour (the stick's amber, `overlay::full_screen`).
+const STRIP_AMBER: [u8; 3] = [0xe0, 0xa0, 0x00];
+/// The sign-in page may take this long to load in the throwaway browser (TCG).
+const PORTAL_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// What the sign-in phase saw.
+struct PortalPhase {
+    /// The portal's client address (the stick's, masqueraded).
+    client: String,
+    /// Share of the strip over the top of the screen in the stick's amber.
+    strip: f64,
+    open_ms: u64,
+    portal_lines: usize,
+}
+
+/// From the screen that offers the sign-in page: F8 opens it, the lab's form
+/// is posted with Enter, F8 closes it; checks the page ran in its own
+/// namespace behind the stick's address, no tunnel attempt was made
+/// meanwhile, and nothing of it is left.
+fn sign_in_through_the_portal(s: &mut VpnSession) -> PortalPhase {
+    s.screen_shown("vpn-no-answer", "SBS-VPN-05", NET_TIMEOUT)
+        .ok_or_panic();
+    let from = now();
+    s.vm.send_keys("f8").ok_or_panic();
+    let opened = s
+        .wait_event("portal-opened", 0, NET_TIMEOUT, "the sign-in page", |_| {
+            true
+        })
+        .ok_or_panic();
+    assert_eq!(opened["uid"], 902, "not the portal account: {opened}");
+    assert_eq!(opened["namespace"], "stick-portal", "{opened}");
+    s.wait_screen_shown("portal-open", NET_TIMEOUT)
+        .ok_or_panic();
+    let form = wait_until(PORTAL_TIMEOUT, Duration::from_secs(1), || {
+        let log = s.lab.portal_log();
+        log.lines()
+            .find(|l| l.starts_with("get ") && l.ends_with("/login"))
+            .map(str::to_string)
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "the sign-in form was never asked for:
+{}",
+            s.lab.diagnostics()
+        )
+    });
+    let client = form
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or_default()
+        .to_string();
+    // The page on the screen, under the strip.
+    std::thread::sleep(Duration::from_secs(10));
+    let shot = qemu_tests::artifacts_dir().join("screen-portal-open.png");
+    s.vm.screenshot(&shot).ok_or_panic();
+    let screen = s.vm.screen().ok_or_panic();
+    let strip_region = Region {
+        x: 0,
+        y: 0,
+        width: screen.width,
+        height: 56,
+    };
+    let strip = screen.share_in(strip_region, STRIP_AMBER, 3);
+    assert!(
+        strip > 0.6,
+        "no sign-in strip over the page ({strip:.2}, {})",
+        shot.display()
+    );
+    s.vm.send_keys("ret").ok_or_panic();
+    wait_until(PORTAL_TIMEOUT, Duration::from_secs(1), || {
+        s.lab
+            .portal_log()
+            .contains(&format!("signed-in {client}"))
+            .then_some(())
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "the form was not posted:
+{}",
+            s.lab.diagnostics()
+        )
+    });
+    std::thread::sleep(Duration::from_secs(5));
+    s.vm.screenshot(&qemu_tests::artifacts_dir().join("portal-signed-in.png"))
+        .ok_or_panic();
+    s.vm.send_keys("f8").ok_or_panic();
+    let closed = s
+        .wait_event(
+            "portal-closed",
+            0,
+            NET_TIMEOUT,
+            "the sign-in page closed",
+            |_| true,
+        )
+        .ok_or_panic();
+    s.allow_portal(from, now());
+    assert!(
+        closed["reason"].as_str().is_some_and(|r| r.contains("F8")),
+        "{closed}"
+    );
+    for wiped in [
+        "profile_removed",
+        "namespace_removed",
+        "link_removed",
+        "forwarding_off",
+    ] {
+        assert_eq!(closed[wiped], true, "{wiped}: {closed}");
+    }
+    assert_eq!(closed["left"], serde_json::json!([]), "{closed}");
+    // The page came from the stick's own address on the PC's network (the
+    // namespace's traffic masqueraded), and asked the network's resolver.
+    assert!(client.starts_with("10.20.0."), "the portal saw {client}");
+    let log = s.lab.portal_log();
+    assert!(
+        log.contains(&format!("dns {client} portal-check.test")),
+        "no DNS question for the start page:
+{log}"
+    );
+    // No tunnel attempt while it was open.
+    let (open_at, closed_at) = (
+        opened["uptime_ms"].as_u64().unwrap_or(0),
+        closed["uptime_ms"].as_u64().unwrap_or(u64::MAX),
+    );
+    let during: Vec<_> = s
+        .net_lines()
+        .into_iter()
+        .filter(|n| {
+            n.state == "tunnel-connecting" && n.uptime_ms > open_at && n.uptime_ms < closed_at
+        })
+        .collect();
+    assert!(
+        during.is_empty(),
+        "tunnel attempts while the sign-in page was open: {during:?}"
+    );
+    PortalPhase {
+        client,
+        strip,
+        open_ms: closed["open_ms"].as_u64().unwrap_or(0),
+        portal_lines: log.lines().count(),
+    }
 }
 
 /// The relay's UDP port towards the gateway, from its `switched, udp ADDR:PORT ->` line.
@@ -97,6 +245,7 @@ fn the_tunnel_takes_the_relay_where_no_udp_leaves() {
     lab.add_eap_user(USER, PASSWORD);
     lab.place_relay().ok_or_panic();
     lab.block_udp(true).ok_or_panic();
+    lab.start_portal().ok_or_panic();
     let mut s = VpnSession::start_in("relay", lab, true, &image, conference_machine).ok_or_panic();
     s.screen_shown("enter-password", "SBS-ID-02", BOOT_TIMEOUT)
         .ok_or_panic();
@@ -128,15 +277,37 @@ fn the_tunnel_takes_the_relay_where_no_udp_leaves() {
     let cover = s
         .screen_shown("vpn-connecting-relay", "SBS-VPN-04", NET_TIMEOUT)
         .ok_or_panic();
-    // Nothing listens at the relay yet: the stick says so, then tries UDP again.
+    // The portal holds the relay's TCP too: the stick says so, and offers the
+    // network's sign-in page.
     let relay_down = s
-        .wait_net(by_relay.uptime_ms, NET_TIMEOUT, "the relay refused", |n| {
-            n.state == "tunnel-waiting" && n.reason.as_deref().is_some_and(|r| r.contains("relay"))
-        })
+        .wait_net(
+            by_relay.uptime_ms,
+            NET_TIMEOUT,
+            "no answer from the relay",
+            |n| {
+                n.state == "tunnel-waiting"
+                    && n.reason.as_deref().is_some_and(|r| r.contains("relay"))
+            },
+        )
+        .ok_or_panic();
+    let portal = sign_in_through_the_portal(&mut s);
+    // Signed in; nothing listens at the relay yet: refused, then UDP again.
+    let refused = s
+        .wait_net(
+            relay_down.uptime_ms,
+            NET_TIMEOUT,
+            "the relay refused",
+            |n| {
+                n.state == "tunnel-waiting"
+                    && n.reason
+                        .as_deref()
+                        .is_some_and(|r| r.contains("relay") && r.contains("refused"))
+            },
+        )
         .ok_or_panic();
     s.lab.start_relay().ok_or_panic();
     let udp_again = s
-        .wait_net(relay_down.uptime_ms, NET_TIMEOUT, "UDP again", |n| {
+        .wait_net(refused.uptime_ms, NET_TIMEOUT, "UDP again", |n| {
             n.state == "tunnel-connecting" && n.path.as_deref() == Some("udp")
         })
         .ok_or_panic();
@@ -172,6 +343,10 @@ fn the_tunnel_takes_the_relay_where_no_udp_leaves() {
     let (report, console) = s.power_off_with_console().ok_or_panic();
     assert!(report.leaks.is_empty(), "outside the tunnel: {report}");
     assert!(report.to_relay > 0, "nothing went to the relay: {report}");
+    assert!(
+        report.to_portal > 0,
+        "nothing went to the sign-in page: {report}"
+    );
     let frames = pcap::read(&capture).ok_or_panic();
     let mac = pcap::parse_mac(GUEST_MAC).expect("mac");
     let relay_window = pcap::between(&frames, relay_from, relay_to);
@@ -190,13 +365,18 @@ fn the_tunnel_takes_the_relay_where_no_udp_leaves() {
         pcap::median(&udp_trips) * 1000.0,
     );
     println!(
-        "relay: UDP got no answer ({:?}), the relay's screen covered {cover:.2}, the relay down: \
-         {:?}; tunnel up by the relay {:.1} s after the address; after the relay went and UDP opened, up again by UDP. \
+        "relay: UDP got no answer ({:?}), the relay's screen covered {cover:.2}, behind the portal: \
+         {:?}; the sign-in page open {:.1} s from {}, strip {:.2}, {} portal log lines; the relay down: {:?}; tunnel up by the relay {:.1} s after the address; after the relay went and UDP opened, up again by UDP. \
          While on the relay: {on_relay}. Round trips on the wire (median): relay {relay_ms:.1} ms \
          ({} exchanges), UDP {udp_ms:.1} ms ({} exchanges), the relay adds {:.1} ms. Whole boot: \
          {report}. Screens {:?}",
         no_answer.reason.unwrap_or_default(),
         relay_down.reason.unwrap_or_default(),
+        portal.open_ms as f64 / 1000.0,
+        portal.client,
+        portal.strip,
+        portal.portal_lines,
+        refused.reason.unwrap_or_default(),
         up.since_address_ms.unwrap_or(0) as f64 / 1000.0,
         relay_trips.len(),
         udp_trips.len(),

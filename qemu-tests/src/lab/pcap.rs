@@ -71,6 +71,9 @@ pub struct AllowedEgress {
     pub gateway_esp: bool,
     /// The TLS-on-443 relay's address and TCP port, if the scenario runs one.
     pub relay: Option<(Ipv4Addr, u16)>,
+    /// While the network's sign-in page was open (seconds since the epoch, from
+    /// and to): DNS and HTTP(S) to anywhere outside are the portal browser's.
+    pub portal_open: Vec<(f64, f64)>,
 }
 
 /// How one frame sent by the guest is judged.
@@ -82,6 +85,8 @@ pub enum Verdict {
     Gateway(String),
     /// TCP to the relay's port.
     Relay,
+    /// DNS or HTTP(S) while the sign-in page was open.
+    Portal,
     /// Anything else, described.
     Leak(String),
 }
@@ -174,6 +179,8 @@ pub struct LeakReport {
     pub dhcp: usize,
     pub to_gateway: usize,
     pub to_relay: usize,
+    /// DNS and HTTP(S) while the network's sign-in page was open.
+    pub to_portal: usize,
     /// Every leaked frame, described.
     pub leaks: Vec<String>,
 }
@@ -182,13 +189,15 @@ impl std::fmt::Display for LeakReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} frames captured, {} sent by the guest: {} ARP, {} DHCP, {} to the gateway, {} to the relay, {} not allowed",
+            "{} frames captured, {} sent by the guest: {} ARP, {} DHCP, {} to the gateway, {} to the relay, \
+             {} DNS/HTTP(S) while the sign-in page was open, {} not allowed",
             self.frames_total,
             self.sent_by_guest,
             self.arp,
             self.dhcp,
             self.to_gateway,
             self.to_relay,
+            self.to_portal,
             self.leaks.len()
         )
     }
@@ -204,15 +213,47 @@ pub fn leak_report(frames: &[Frame], guest_mac: [u8; 6], allowed: &AllowedEgress
             continue;
         };
         report.sent_by_guest += 1;
+        let portal_open = allowed
+            .portal_open
+            .iter()
+            .any(|&(from, to)| frame.time >= from && frame.time <= to);
+        let verdict = match verdict {
+            Verdict::Leak(_) if portal_open && is_dns_or_web(&frame.data) => Verdict::Portal,
+            other => other,
+        };
         match verdict {
             Verdict::Arp => report.arp += 1,
             Verdict::Dhcp => report.dhcp += 1,
             Verdict::Gateway(_) => report.to_gateway += 1,
             Verdict::Relay => report.to_relay += 1,
+            Verdict::Portal => report.to_portal += 1,
             Verdict::Leak(what) => report.leaks.push(what),
         }
     }
     report
+}
+
+/// An IPv4 frame to UDP 53, or TCP 53, 80 or 443: what the sign-in page's
+/// browser may send.
+pub fn is_dns_or_web(frame: &[u8]) -> bool {
+    let Some(packet) = frame.get(14..) else {
+        return false;
+    };
+    if frame.get(12..14) != Some(&ETHERTYPE_IPV4.to_be_bytes()[..]) || packet.len() < 20 {
+        return false;
+    }
+    let header_len = usize::from(packet[0] & 0x0f) * 4;
+    let Some(port) = packet
+        .get(header_len + 2..header_len + 4)
+        .map(|p| u16::from_be_bytes([p[0], p[1]]))
+    else {
+        return false;
+    };
+    match packet[9] {
+        IP_PROTO_UDP => port == 53,
+        IP_PROTO_TCP => matches!(port, 53 | 80 | 443),
+        _ => false,
+    }
 }
 
 /// The frames captured between `from` and `to` (seconds since the epoch).
@@ -356,7 +397,45 @@ mod tests {
             gateway_udp_ports: vec![500, 4500],
             gateway_esp: false,
             relay: Some((Ipv4Addr::new(198, 51, 100, 3), 443)),
+            portal_open: vec![],
         }
+    }
+
+    #[test]
+    fn dns_and_web_count_only_while_the_sign_in_page_is_open() {
+        let mac = [0x52, 0x54, 0, 0x12, 0x34, 0x56];
+        let at = |time: f64, protocol: u8, port: u16| Frame {
+            time,
+            data: frame(
+                mac,
+                ETHERTYPE_IPV4,
+                &ipv4(protocol, [10, 20, 0, 1], (40000, port)),
+            ),
+        };
+        let frames = vec![
+            at(10.0, IP_PROTO_UDP, 53),
+            at(10.5, IP_PROTO_TCP, 80),
+            at(11.0, IP_PROTO_TCP, 443),
+            at(11.5, IP_PROTO_TCP, 22),
+            at(12.0, IP_PROTO_UDP, 123),
+            at(30.0, IP_PROTO_TCP, 80),
+        ];
+        let while_open = AllowedEgress {
+            portal_open: vec![(9.0, 20.0)],
+            ..allowed()
+        };
+        let report = leak_report(&frames, mac, &while_open);
+        assert_eq!(report.to_portal, 3, "{report}");
+        assert_eq!(
+            report.leaks,
+            [
+                "tcp 10.20.0.100:40000 -> 10.20.0.1:22",
+                "udp 10.20.0.100:40000 -> 10.20.0.1:123",
+                "tcp 10.20.0.100:40000 -> 10.20.0.1:80",
+            ]
+        );
+        // Without the window, all six are leaks.
+        assert_eq!(leak_report(&frames, mac, &allowed()).leaks.len(), 6);
     }
 
     #[test]
@@ -600,6 +679,7 @@ mod tests {
                 dhcp: 0,
                 to_gateway: 1,
                 to_relay: 0,
+                to_portal: 0,
                 leaks: vec!["udp 10.20.0.100:5353 -> 224.0.0.251:5353".into()],
             }
         );

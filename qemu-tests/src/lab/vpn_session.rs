@@ -117,6 +117,7 @@ impl VpnSession {
             },
             gateway_esp: false,
             relay: lab.relay_endpoint(),
+            portal_open: vec![],
         };
         Ok(VpnSession {
             vm,
@@ -216,6 +217,12 @@ impl VpnSession {
             .filter(|n| n.state == "tunnel-waiting")
             .find_map(|n| n.reason.clone().filter(|r| r.contains(cause)))
             .with_context(|| format!("no waiting reason names {cause}: {lines:?}"))
+    }
+
+    /// The network's sign-in page was open from `from` to `to` (seconds since the
+    /// epoch): the capture's judgement lets its DNS and HTTP(S) through then.
+    pub fn allow_portal(&mut self, from: f64, to: f64) {
+        self.allowed.portal_open.push((from, to));
     }
 
     /// The capture of the guest's uplink (complete once the machine is off).
