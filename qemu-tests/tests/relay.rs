@@ -100,8 +100,8 @@ struct PortalPhase {
 /// is posted with Enter, F8 closes it; checks the page ran in its own
 /// namespace behind the stick's address, no tunnel attempt was made
 /// meanwhile, and nothing of it is left.
-fn sign_in_through_the_portal(s: &mut VpnSession) -> PortalPhase {
-    s.screen_shown("vpn-no-answer", "SBS-VPN-05", NET_TIMEOUT)
+fn sign_in_through_the_portal(s: &mut VpnSession, since_ms: u64) -> PortalPhase {
+    s.screen_shown_since("vpn-no-answer", "SBS-VPN-05", since_ms, NET_TIMEOUT)
         .ok_or_panic();
     let from = now();
     s.vm.send_keys("f8").ok_or_panic();
@@ -290,7 +290,7 @@ fn the_tunnel_takes_the_relay_where_no_udp_leaves() {
             },
         )
         .ok_or_panic();
-    let portal = sign_in_through_the_portal(&mut s);
+    let portal = sign_in_through_the_portal(&mut s, relay_down.uptime_ms);
     // Signed in; nothing listens at the relay yet: refused, then UDP again.
     let refused = s
         .wait_net(

@@ -38,6 +38,20 @@ const LOG_LIMIT: u64 = 4 << 20;
 /// and desktop services that a kiosk does not run (dozens per minute).
 const LOG_NOISE: &[&str] = &["dbus/", "idle_linux.cc"];
 
+/// Chromium's calls home, off: no pings, no reliability or phishing reports, no
+/// field trials, hints, time or certificate-transparency fetches (the
+/// conference's browser asked accounts.google.com and update.googleapis.com
+/// through the tunnel without them). The sign-in page's browser uses them too.
+pub const QUIET_FLAGS: &[&str] = &[
+    "--no-pings",
+    "--disable-domain-reliability",
+    "--disable-client-side-phishing-detection",
+    "--disable-field-trial-config",
+    "--disable-features=OptimizationHints,OptimizationGuideModelDownloading,\
+     MediaRouter,DialMediaRouteProvider,Translate,AutofillServerCommunication,\
+     CertificateTransparencyComponentUpdater,NetworkTimeServiceQuerying",
+];
+
 /// The browser's groups: `video` (cameras), `audio` (the sound card), its own.
 fn session_groups() -> Vec<nix::unistd::Gid> {
     let mut groups = group_ids(&["video", "audio"]);
@@ -63,17 +77,8 @@ pub fn chromium_args(policy: &SessionPolicy, profile: &Path) -> Vec<String> {
         // browser gave up ("GPU process isn't usable").
         "--in-process-gpu",
         "--noerrdialogs",
-        // Nothing but the conference: no pings, no reliability or phishing
-        // reports, no field trials or hints fetched (Chromium asked for
-        // accounts.google.com and update.googleapis.com through the tunnel with
-        // the flags above alone); the resolver rules below are the backstop.
-        "--no-pings",
-        "--disable-domain-reliability",
-        "--disable-client-side-phishing-detection",
-        "--disable-field-trial-config",
-        "--disable-features=OptimizationHints,OptimizationGuideModelDownloading,\
-         MediaRouter,DialMediaRouteProvider,Translate,AutofillServerCommunication,\
-         CertificateTransparencyComponentUpdater,NetworkTimeServiceQuerying",
+        // Nothing but the conference (QUIET_FLAGS); the resolver rules below
+        // are the backstop.
         // Warnings and errors into BROWSER_LOG (its tail goes into the kiosk's log
         // when the watchdog acts or the browser ends); a crash prints its stack there.
         "--enable-logging=stderr",
@@ -83,6 +88,7 @@ pub fn chromium_args(policy: &SessionPolicy, profile: &Path) -> Vec<String> {
         "--remote-debugging-pipe",
     ]
     .iter()
+    .chain(QUIET_FLAGS)
     .map(|s| s.to_string())
     .collect();
     args.push(format!("--user-data-dir={}", profile.display()));

@@ -30,7 +30,7 @@ use stick_manifest::session::{PORTAL_GID, PORTAL_UID};
 use crate::network::portal_net::{NetClosed, PortalNet};
 use crate::overlay::screens::StickScreen;
 use crate::session::account::{drop_to_account, fresh_session_folder, processes_of};
-use crate::session::browser::CHROMIUM;
+use crate::session::browser::{CHROMIUM, QUIET_FLAGS};
 use crate::session::security_context::BrowserDisplay;
 use crate::session::stick_display::StickDisplay;
 
@@ -230,12 +230,12 @@ pub fn chromium_args(start_page: &str, profile: &Path) -> Vec<String> {
         "--disable-gpu",
         "--in-process-gpu",
         "--noerrdialogs",
-        "--no-pings",
         "--password-store=basic",
         "--enable-logging=stderr",
         "--log-level=1",
     ]
     .iter()
+    .chain(QUIET_FLAGS)
     .map(|s| s.to_string())
     .collect();
     args.push(format!("--user-data-dir={}", profile.display()));

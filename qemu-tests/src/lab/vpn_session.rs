@@ -186,15 +186,39 @@ impl VpnSession {
     /// Waits until the stick screen `name` was shown (its `screen shown` line);
     /// that line.
     pub fn wait_screen_shown(&self, name: &str, timeout: Duration) -> Result<serde_json::Value> {
+        self.wait_screen_shown_since(name, 0, timeout)
+    }
+
+    /// [`VpnSession::wait_screen_shown`], counting only lines at or after the
+    /// guest's `since_ms` (a screen shown before that has been replaced).
+    pub fn wait_screen_shown_since(
+        &self,
+        name: &str,
+        since_ms: u64,
+        timeout: Duration,
+    ) -> Result<serde_json::Value> {
         self.wait_event("screen", 0, timeout, &format!("the {name} screen"), |e| {
-            e["state"] == "shown" && e["screen"] == name
+            e["state"] == "shown"
+                && e["screen"] == name
+                && e["uptime_ms"].as_u64().is_some_and(|at| at >= since_ms)
         })
     }
 
     /// Waits for the stick screen `name`, checks its code, keeps its screendump
     /// as `screen-NAME.png` once it covers the display; how much it covers.
     pub fn screen_shown(&self, name: &str, code: &str, timeout: Duration) -> Result<f64> {
-        let shown = self.wait_screen_shown(name, timeout)?;
+        self.screen_shown_since(name, code, 0, timeout)
+    }
+
+    /// [`VpnSession::screen_shown`] for a screen shown at or after `since_ms`.
+    pub fn screen_shown_since(
+        &self,
+        name: &str,
+        code: &str,
+        since_ms: u64,
+        timeout: Duration,
+    ) -> Result<f64> {
+        let shown = self.wait_screen_shown_since(name, since_ms, timeout)?;
         if shown["code"] != code {
             bail!(
                 "{}: the {name} screen has code {}, not {code}",
