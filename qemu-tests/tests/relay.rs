@@ -93,7 +93,8 @@ struct PortalPhase {
     /// Share of the strip over the top of the screen in the stick's amber.
     strip: f64,
     open_ms: u64,
-    portal_lines: usize,
+    /// The names the sign-in browser asked the network's resolver for.
+    names: Vec<String>,
 }
 
 /// From the screen that offers the sign-in page: F8 opens it, the lab's form
@@ -219,8 +220,23 @@ fn sign_in_through_the_portal(s: &mut VpnSession, since_ms: u64) -> PortalPhase 
         client,
         strip,
         open_ms: closed["open_ms"].as_u64().unwrap_or(0),
-        portal_lines: log.lines().count(),
+        names: asked_names(&log),
     }
+}
+
+/// The names in the portal log's DNS questions, each once, in order.
+fn asked_names(log: &str) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for name in log
+        .lines()
+        .filter_map(|l| l.strip_prefix("dns "))
+        .filter_map(|l| l.split_whitespace().nth(1))
+    {
+        if !names.iter().any(|n| n == name) {
+            names.push(name.to_string());
+        }
+    }
+    names
 }
 
 /// The relay's UDP port towards the gateway, from its `switched, udp ADDR:PORT ->` line.
@@ -366,7 +382,7 @@ fn the_tunnel_takes_the_relay_where_no_udp_leaves() {
     );
     println!(
         "relay: UDP got no answer ({:?}), the relay's screen covered {cover:.2}, behind the portal: \
-         {:?}; the sign-in page open {:.1} s from {}, strip {:.2}, {} portal log lines; the relay down: {:?}; tunnel up by the relay {:.1} s after the address; after the relay went and UDP opened, up again by UDP. \
+         {:?}; the sign-in page open {:.1} s from {}, strip {:.2}, names asked {:?}; the relay down: {:?}; tunnel up by the relay {:.1} s after the address; after the relay went and UDP opened, up again by UDP. \
          While on the relay: {on_relay}. Round trips on the wire (median): relay {relay_ms:.1} ms \
          ({} exchanges), UDP {udp_ms:.1} ms ({} exchanges), the relay adds {:.1} ms. Whole boot: \
          {report}. Screens {:?}",
@@ -375,7 +391,7 @@ fn the_tunnel_takes_the_relay_where_no_udp_leaves() {
         portal.open_ms as f64 / 1000.0,
         portal.client,
         portal.strip,
-        portal.portal_lines,
+        portal.names,
         refused.reason.unwrap_or_default(),
         up.since_address_ms.unwrap_or(0) as f64 / 1000.0,
         relay_trips.len(),

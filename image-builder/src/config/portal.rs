@@ -5,8 +5,6 @@
 use serde::Deserialize;
 use stick_manifest::network::{Ipv4Net, PortalPolicy, PORTAL_LINK};
 
-use crate::config::vpn::Invalid;
-
 /// `[network.portal]`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
@@ -21,7 +19,10 @@ pub struct PortalSection {
 impl PortalSection {
     /// Checks the start page: `http://`, a host (name or IPv4 outside the
     /// inner networks and the portal's own link), no user or password.
-    pub fn policy(&self, inner_networks: &[Ipv4Net]) -> Result<PortalPolicy, Invalid> {
+    pub fn policy(
+        &self,
+        inner_networks: &[Ipv4Net],
+    ) -> Result<PortalPolicy, (&'static str, String)> {
         const KEY: &str = "network.portal.start-page";
         let page = self.start_page.trim();
         let Some(rest) = page.strip_prefix("http://") else {

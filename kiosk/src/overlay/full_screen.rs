@@ -6,7 +6,7 @@ use ab_glyph::FontVec;
 use stick_manifest::Language;
 
 use crate::overlay::paint::{wrap, Canvas, Rgba};
-use crate::overlay::screens::{Severity, StickScreen};
+use crate::overlay::screens::{ScreenText, Severity, StickScreen};
 
 /// The screens' background: dark slate, unlike any conference page's colour
 /// the tests look for.
@@ -51,16 +51,55 @@ fn paint_strip(
     };
     let text = screen.text(language);
     let h = height as f32;
-    let left = h * 0.3;
-    let (title_size, body_size) = (h * 0.34, h * 0.22);
-    canvas.text(font, title_size, left, h * 0.44, text.title, STRIP_TEXT);
+    let layout = StripLayout::fit(font, &text, width, height);
+    canvas.text(
+        font,
+        layout.title_size,
+        layout.left,
+        h * 0.44,
+        text.title,
+        STRIP_TEXT,
+    );
     let second = format!("{} {}", text.body, text.action);
-    let line = wrap(font, body_size, &second, width as f32 - 2.0 * left)
-        .into_iter()
-        .next()
-        .unwrap_or_default();
-    canvas.text(font, body_size, left, h * 0.84, &line, STRIP_TEXT);
+    canvas.text(
+        font,
+        layout.body_size,
+        layout.left,
+        h * 0.84,
+        &second,
+        STRIP_TEXT,
+    );
     canvas
+}
+
+/// A strip's two lines: sizes from its height, made smaller where a line would
+/// not fit the width (each line must be whole: the words say what this page is).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StripLayout {
+    pub left: f32,
+    pub title_size: f32,
+    pub body_size: f32,
+}
+
+impl StripLayout {
+    pub fn fit(font: &FontVec, text: &ScreenText, width: u32, height: u32) -> StripLayout {
+        let h = height as f32;
+        let left = h * 0.3;
+        let room = width as f32 - 2.0 * left;
+        let shrink = |size: f32, line: &str| {
+            let wide = crate::overlay::paint::measure(font, size, line);
+            if wide > room {
+                size * room / wide
+            } else {
+                size
+            }
+        };
+        StripLayout {
+            left,
+            title_size: shrink(h * 0.34, text.title),
+            body_size: shrink(h * 0.22, &format!("{} {}", text.body, text.action)),
+        }
+    }
 }
 
 /// A strip's words: dark on its amber.
@@ -219,6 +258,35 @@ mod tests {
                     );
                     for line in title_lines {
                         assert!(measure(&font, layout.title_size, &line) <= layout.text_width);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_strip_holds_both_lines_whole_and_readable() {
+        let font = load_font(FONT_PATH).expect("fonts-dejavu-core on the test host");
+        for (width, height) in [(1024, 768), (1280, 800), (1920, 1080), (3840, 2160)] {
+            let strip = strip_height(height);
+            assert!((56..=160).contains(&strip), "{strip} at {height}");
+            for screen in StickScreen::all().iter().filter(|s| s.is_strip()) {
+                for language in [Language::De, Language::En] {
+                    let text = screen.text(language);
+                    let layout = StripLayout::fit(&font, &text, width, strip);
+                    let room = width as f32 - 2.0 * layout.left;
+                    let second = format!("{} {}", text.body, text.action);
+                    for (size, line) in
+                        [(layout.title_size, text.title), (layout.body_size, &second)]
+                    {
+                        assert!(
+                            measure(&font, size, line) <= room + 0.5,
+                            "{screen:?} {language:?} {width}x{height}"
+                        );
+                        assert!(
+                            size >= 11.0,
+                            "{screen:?} {language:?} {width}x{height}: {size:.1} px is too small"
+                        );
                     }
                 }
             }

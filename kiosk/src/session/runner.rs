@@ -335,12 +335,19 @@ fn wait_for_network(
                  relay on TCP 443 ...\n\n\
                  The conference appears as soon as the VPN tunnel is up.",
             ),
-            (true, false) if portal.is_some() && crate::network::portal_net::unanswered() => (
-                StickScreen::VpnNoAnswer,
-                "No answer from the organisation's VPN over this network. If the network \
+            // Also after a loss: a hotel's sign-in may have run out.
+            (true, _)
+                if portal.is_some()
+                    && crate::network::portal_net::unanswered()
+                    && !crate::network::relay_path::relay_in_use() =>
+            {
+                (
+                    StickScreen::VpnNoAnswer,
+                    "No answer from the organisation's VPN over this network. If the network \
                  wants a sign-in first (hotel, train, guest Wi-Fi), press F8 to open its \
                  sign-in page: it is NOT the secure conference.",
-            ),
+                )
+            }
             (true, false) => (
                 StickScreen::VpnConnecting,
                 "Connecting to the conference network ...\n\n\
