@@ -216,11 +216,18 @@ fn sign_in_through_the_portal(s: &mut VpnSession, since_ms: u64) -> PortalPhase 
         during.is_empty(),
         "tunnel attempts while the sign-in page was open: {during:?}"
     );
+    let names = asked_names(&log);
+    for own in ["accounts.google.com", "update.googleapis.com"] {
+        assert!(
+            !names.iter().any(|n| n == own),
+            "the sign-in browser asked for {own}: {names:?}"
+        );
+    }
     PortalPhase {
         client,
         strip,
         open_ms: closed["open_ms"].as_u64().unwrap_or(0),
-        names: asked_names(&log),
+        names,
     }
 }
 

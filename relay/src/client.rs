@@ -117,7 +117,29 @@ pub enum RelayStatus {
     Failed(String),
 }
 
-/// The relay client thread; stopped and joined when dropped.
+/// How long [`RelayClient::start`] waits for a stopped client's thread to let go
+/// of the local port: it notices the stop at the latest after a TLS handshake's
+/// timeout.
+const BIND_PATIENCE: Duration = Duration::from_secs(HANDSHAKE_TIMEOUT.as_secs() + 2);
+
+/// Binds `local`, waiting while a stopped client's thread still holds it.
+fn bind_when_free(local: SocketAddr) -> std::io::Result<UdpSocket> {
+    let deadline = Instant::now() + BIND_PATIENCE;
+    loop {
+        match UdpSocket::bind(local) {
+            Err(err)
+                if err.kind() == std::io::ErrorKind::AddrInUse && Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            bound => return bound,
+        }
+    }
+}
+
+/// The relay client thread; told to stop when dropped, and left to end by
+/// itself (it may be in a TCP connect for a few seconds, which the caller's
+/// loop must not wait for).
 #[derive(Debug)]
 pub struct RelayClient {
     stop: Arc<AtomicBool>,
@@ -134,7 +156,7 @@ impl RelayClient {
         local: SocketAddr,
         peer: SocketAddr,
     ) -> std::io::Result<RelayClient> {
-        let udp = UdpSocket::bind(local)?;
+        let udp = bind_when_free(local)?;
         udp.connect(peer)?;
         let local = udp.local_addr()?;
         let stop = Arc::new(AtomicBool::new(false));
@@ -184,9 +206,8 @@ impl RelayClient {
 impl Drop for RelayClient {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+        // Detached: the next client binds the port once this thread lets go.
+        drop(self.thread.take());
     }
 }
 

@@ -164,3 +164,33 @@ fn a_browser_gets_a_plain_404() {
         "{answer:?}"
     );
 }
+
+#[test]
+fn a_new_client_takes_the_port_of_one_just_stopped() {
+    let relay = relay(echo_gateway());
+    let charon = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let start = |local: SocketAddr| {
+        let client = RelayClient::start(
+            target(relay, "test-ca.pem", "relay.test"),
+            local,
+            charon.local_addr().expect("addr"),
+        )
+        .expect("client");
+        client.wait_up(Duration::from_secs(10)).expect("relay up");
+        client
+    };
+    let first = start("127.0.0.1:0".parse().expect("addr"));
+    let port = first.local_addr();
+    // Stopped, not joined: its thread may still hold the port for a moment.
+    drop(first);
+    let second = start(port);
+    assert_eq!(second.local_addr(), port);
+    charon.connect(port).expect("connect");
+    charon
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    charon.send(b"again").expect("send");
+    let mut buffer = [0u8; 16];
+    let n = charon.recv(&mut buffer).expect("the echo comes back");
+    assert_eq!(&buffer[..n], b"niaga");
+}
