@@ -327,32 +327,28 @@ impl Connecting {
     ) {
         self.relay.follow(next);
         let endpoint = match next {
-            TunnelPath::Relay => match self.relay.ensure_up() {
-                Ok(()) => crate::network::relay_path::relay_client_address(),
-                Err(reason) => {
-                    self.relay.follow(TunnelPath::Udp);
-                    self.path_since = Instant::now();
-                    self.say_waiting(machine, reason, reachable);
-                    return;
-                }
-            },
-            TunnelPath::Udp => std::net::SocketAddrV4::new(
+            TunnelPath::Relay => self
+                .relay
+                .ensure_up()
+                .map(|()| crate::network::relay_path::relay_client_address()),
+            TunnelPath::Udp => Ok(std::net::SocketAddrV4::new(
                 policy.gateway,
                 policy
                     .gateway_udp_ports
                     .first()
                     .copied()
                     .unwrap_or_default(),
-            ),
+            )),
         };
         self.path_since = Instant::now();
-        if let Err(reason) = crate::network::tunnel::set_wireguard_endpoint(endpoint) {
+        let pointed = endpoint.and_then(|endpoint| {
+            crate::network::tunnel::set_wireguard_endpoint(endpoint)
+                .map_err(|reason| format!("cannot point WireGuard at {endpoint}: {reason}"))
+        });
+        if let Err(reason) = pointed {
+            // The relay could not be used: UDP stays (or is again) the way.
             self.relay.follow(TunnelPath::Udp);
-            self.say_waiting(
-                machine,
-                format!("cannot point WireGuard at {endpoint}: {reason}"),
-                reachable,
-            );
+            self.say_waiting(machine, reason, reachable);
             return;
         }
         self.path = next;
