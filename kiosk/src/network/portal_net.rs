@@ -62,7 +62,7 @@ impl PortalNet {
     /// Makes the namespace and its link to the uplink; the watcher pauses from
     /// here on. The resolvers are the uplink's own (from its DHCP lease): the
     /// portal's names resolve only there.
-    pub fn open() -> Result<PortalNet, String> {
+    pub fn open() -> Result<PortalNet, (String, NetClosed)> {
         OPEN.store(true, Ordering::SeqCst);
         let made = uplink_resolvers().and_then(|resolvers| {
             remove_namespace();
@@ -71,10 +71,8 @@ impl PortalNet {
                 resolv_conf: resolv_conf(&resolvers),
             })
         });
-        if made.is_err() {
-            PortalNet::close_now();
-        }
-        made
+        // Whatever was made is taken away again (the report says so).
+        made.map_err(|reason| (reason, PortalNet::close_now()))
     }
 
     /// Deletes the namespace (and with it the link), turns forwarding off and

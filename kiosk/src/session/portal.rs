@@ -52,8 +52,6 @@ const POLL: Duration = Duration::from_millis(250);
 const BROWSER_SOCKET: &str = "wayland-0";
 
 static PRESSED: Mutex<Option<Instant>> = Mutex::new(None);
-/// The page is open (the key closes it then).
-static SHOWING: AtomicBool = AtomicBool::new(false);
 
 /// F8 was pressed: opens the page (from the screens before the tunnel) or
 /// closes it.
@@ -74,11 +72,6 @@ fn take_press() -> bool {
         .ok()
         .and_then(|mut pressed| pressed.take())
         .is_some_and(|at| at.elapsed() < PRESS_COUNTS)
-}
-
-/// Whether the sign-in page is on the screen.
-pub fn showing() -> bool {
-    SHOWING.load(Ordering::SeqCst)
 }
 
 /// The `portal-opened` console line.
@@ -112,18 +105,17 @@ pub fn open_if_asked(portal: &PortalPolicy, display: &mut StickDisplay, reachabl
     let opened = Instant::now();
     let net = match PortalNet::open() {
         Ok(net) => net,
-        Err(reason) => {
+        Err((reason, closed)) => {
             report_closed(
                 format!("cannot open: {reason}"),
                 opened,
                 Vec::new(),
                 true,
-                NetClosed::default(),
+                closed,
             );
             return;
         }
     };
-    SHOWING.store(true, Ordering::SeqCst);
     display.show(
         StickScreen::PortalOpen,
         "The network's sign-in page is open. It is NOT the secure conference: \
@@ -155,7 +147,6 @@ pub fn open_if_asked(portal: &PortalPolicy, display: &mut StickDisplay, reachabl
         ),
     };
     let profile_removed = wipe_folder();
-    SHOWING.store(false, Ordering::SeqCst);
     report_closed(reason, opened, left, profile_removed, net.close());
 }
 
