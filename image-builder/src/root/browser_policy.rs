@@ -5,7 +5,7 @@
 //!
 //! The kiosk enforces the same again over CDP (see kiosk/src/session/guard.rs).
 
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use stick_manifest::https_url::HttpsUrl;
 use stick_manifest::session::SessionPolicy;
 
@@ -25,6 +25,66 @@ pub fn origin_pattern(origin: &str) -> String {
     }
 }
 
+/// What every Chromium of the stick gets, the conference's and the sign-in
+/// page's: no camera, microphone or screen capture unless allowed elsewhere, no
+/// click-through on a certificate error, none of the browser's own ways out,
+/// nothing remembered, no device permission, no calls home.
+fn locked_down() -> Map<String, Value> {
+    let policy = json!({
+        "VideoCaptureAllowed": false,
+        "AudioCaptureAllowed": false,
+        "ScreenCaptureAllowed": false,
+        "SSLErrorOverrideAllowed": false,
+        // No tools, files, windows or extensions.
+        "DeveloperToolsAvailability": 2,
+        "DownloadRestrictions": 3,
+        "AllowFileSelectionDialogs": false,
+        "PrintingEnabled": false,
+        "ExtensionInstallBlocklist": ["*"],
+        "BrowserGuestModeEnabled": false,
+        "BrowserAddPersonEnabled": false,
+        // Nothing remembered about the user.
+        "PasswordManagerEnabled": false,
+        "AutofillAddressEnabled": false,
+        "AutofillCreditCardEnabled": false,
+        "BrowserSignin": 0,
+        "SyncDisabled": true,
+        "SavingBrowserHistoryDisabled": true,
+        // No permission a page here needs.
+        "DefaultNotificationsSetting": 2,
+        "DefaultGeolocationSetting": 2,
+        "DefaultSensorsSetting": 2,
+        "DefaultSerialGuardSetting": 2,
+        "DefaultWebUsbGuardSetting": 2,
+        "DefaultWebHidGuardSetting": 2,
+        "DefaultWebBluetoothGuardSetting": 2,
+        "DefaultFileSystemReadGuardSetting": 2,
+        "DefaultFileSystemWriteGuardSetting": 2,
+        // No calls home.
+        "MetricsReportingEnabled": false,
+        "SearchSuggestEnabled": false,
+        "SpellCheckServiceEnabled": false,
+        "TranslateEnabled": false,
+        "NetworkPredictionOptions": 2,
+        "BackgroundModeEnabled": false,
+        "HardwareAccelerationModeEnabled": false,
+        "PromotionsEnabled": false,
+    });
+    match policy {
+        Value::Object(map) => map,
+        _ => unreachable!("a JSON object literal"),
+    }
+}
+
+/// [`locked_down`] with `more` on top.
+fn locked_down_and(more: Value) -> Value {
+    let mut policy = locked_down();
+    if let Value::Object(more) = more {
+        policy.extend(more);
+    }
+    Value::Object(policy)
+}
+
 /// The policy JSON; `ca_der` are the trusted CAs as DER.
 pub fn render(session: &SessionPolicy, ca_der: &[Vec<u8>]) -> Value {
     use base64::Engine as _;
@@ -36,115 +96,45 @@ pub fn render(session: &SessionPolicy, ca_der: &[Vec<u8>]) -> Value {
         .iter()
         .map(|der| base64::engine::general_purpose::STANDARD.encode(der))
         .collect();
-    json!({
+    locked_down_and(json!({
         "URLBlocklist": ["*"],
         "URLAllowlist": allow,
         // Camera and microphone: granted without a prompt on the conference
         // origins, never anywhere else.
-        "VideoCaptureAllowed": false,
         "VideoCaptureAllowedUrls": origins,
-        "AudioCaptureAllowed": false,
         "AudioCaptureAllowedUrls": origins,
-        "ScreenCaptureAllowed": false,
         "AutoplayAllowed": true,
         // WebRTC offers only the address of the default route, which for the
         // conference account is the tunnel's (its own routing table): the page
         // never learns the PC's LAN address.
         "WebRtcIPHandling": "default_public_and_private_interfaces",
-        // Trust: the configured CAs, not the platform's store, no click-through.
+        // Trust: the configured CAs, not the platform's store.
         "CACertificates": cas,
         "CAPlatformIntegrationEnabled": false,
-        "SSLErrorOverrideAllowed": false,
-        // No tools, files, windows or extensions.
-        "DeveloperToolsAvailability": 2,
-        "DownloadRestrictions": 3,
-        "AllowFileSelectionDialogs": false,
-        "PrintingEnabled": false,
-        "ExtensionInstallBlocklist": ["*"],
+        // No windows of its own.
         "IncognitoModeAvailability": 1,
-        "BrowserGuestModeEnabled": false,
-        "BrowserAddPersonEnabled": false,
         "DefaultPopupsSetting": 2,
         "BookmarkBarEnabled": false,
         "EnableMediaRouter": false,
         "ExternalProtocolDialogShowAlwaysOpenCheckbox": false,
         "AutoLaunchProtocolsFromOrigins": [],
-        // Nothing remembered about the user.
-        "PasswordManagerEnabled": false,
-        "AutofillAddressEnabled": false,
-        "AutofillCreditCardEnabled": false,
-        "BrowserSignin": 0,
-        "SyncDisabled": true,
-        "SavingBrowserHistoryDisabled": true,
-        // No permission the conference does not need.
-        "DefaultNotificationsSetting": 2,
-        "DefaultGeolocationSetting": 2,
-        "DefaultSensorsSetting": 2,
-        "DefaultSerialGuardSetting": 2,
-        "DefaultWebUsbGuardSetting": 2,
-        "DefaultWebHidGuardSetting": 2,
-        "DefaultWebBluetoothGuardSetting": 2,
-        "DefaultFileSystemReadGuardSetting": 2,
-        "DefaultFileSystemWriteGuardSetting": 2,
         // No calls home (they could not leave the tunnel anyway).
-        "MetricsReportingEnabled": false,
         "SafeBrowsingProtectionLevel": 0,
-        "SearchSuggestEnabled": false,
-        "SpellCheckServiceEnabled": false,
-        "TranslateEnabled": false,
-        "NetworkPredictionOptions": 2,
         "AlternateErrorPagesEnabled": false,
         "UrlKeyedAnonymizedDataCollectionEnabled": false,
-        "BackgroundModeEnabled": false,
-        "HardwareAccelerationModeEnabled": false,
-        "PromotionsEnabled": false,
-    })
+    }))
 }
 
 /// The portal browser's policy: the network's sign-in page may be anywhere on
 /// the web, so no URL allowlist; but nothing of the browser's own ways out,
 /// nothing remembered, no camera, microphone or other device, and no
-/// click-through on a certificate error. Its trust is Chromium's own root store:
-/// the conference's CAs are not the web's.
+/// click-through on a certificate error ([`locked_down`]). Its trust is
+/// Chromium's own root store: the conference's CAs are not the web's.
 pub fn render_portal() -> Value {
-    json!({
+    locked_down_and(json!({
         "URLBlocklist": ["file://*", "chrome://*", "chrome-untrusted://*", "devtools://*",
                           "view-source:*", "javascript:*", "data:*", "filesystem:*"],
-        "SSLErrorOverrideAllowed": false,
-        "VideoCaptureAllowed": false,
-        "AudioCaptureAllowed": false,
-        "ScreenCaptureAllowed": false,
-        "DeveloperToolsAvailability": 2,
-        "DownloadRestrictions": 3,
-        "AllowFileSelectionDialogs": false,
-        "PrintingEnabled": false,
-        "ExtensionInstallBlocklist": ["*"],
-        "BrowserGuestModeEnabled": false,
-        "BrowserAddPersonEnabled": false,
-        "PasswordManagerEnabled": false,
-        "AutofillAddressEnabled": false,
-        "AutofillCreditCardEnabled": false,
-        "BrowserSignin": 0,
-        "SyncDisabled": true,
-        "SavingBrowserHistoryDisabled": true,
-        "DefaultNotificationsSetting": 2,
-        "DefaultGeolocationSetting": 2,
-        "DefaultSensorsSetting": 2,
-        "DefaultSerialGuardSetting": 2,
-        "DefaultWebUsbGuardSetting": 2,
-        "DefaultWebHidGuardSetting": 2,
-        "DefaultWebBluetoothGuardSetting": 2,
-        "DefaultFileSystemReadGuardSetting": 2,
-        "DefaultFileSystemWriteGuardSetting": 2,
-        "MetricsReportingEnabled": false,
-        "SearchSuggestEnabled": false,
-        "SpellCheckServiceEnabled": false,
-        "TranslateEnabled": false,
-        "NetworkPredictionOptions": 2,
-        "BackgroundModeEnabled": false,
-        "PromotionsEnabled": false,
-        "HardwareAccelerationModeEnabled": false,
-    })
+    }))
 }
 
 #[cfg(test)]
