@@ -38,11 +38,33 @@ const LOG_LIMIT: u64 = 4 << 20;
 /// and desktop services that a kiosk does not run (dozens per minute).
 const LOG_NOISE: &[&str] = &["dbus/", "idle_linux.cc"];
 
-/// Chromium's calls home, off: no pings, no reliability or phishing reports, no
+/// What every Chromium the kiosk starts gets, the conference's and the
+/// sign-in page's: Wayland, nothing in the background, no first-run or crash
+/// dialogs, software rendering in one process, warnings on stderr (its log), and
+/// Chromium's calls home off: no pings, no reliability or phishing reports, no
 /// field trials, hints, time or certificate-transparency fetches (the
 /// conference's browser asked accounts.google.com and update.googleapis.com
-/// through the tunnel without them). The sign-in page's browser uses them too.
-pub const QUIET_FLAGS: &[&str] = &[
+/// through the tunnel without them).
+pub const SHARED_FLAGS: &[&str] = &[
+    "--ozone-platform=wayland",
+    "--no-first-run",
+    "--no-default-browser-check",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-default-apps",
+    "--disable-sync",
+    "--disable-breakpad",
+    "--disable-gpu",
+    // Software compositing in the browser process: a separate GPU process
+    // crashed (SIGSEGV) under QEMU once the call's video started, and the
+    // browser gave up ("GPU process isn't usable").
+    "--in-process-gpu",
+    "--noerrdialogs",
+    "--password-store=basic",
+    // Warnings and errors into the log (its tail goes into the kiosk's log when
+    // the watchdog acts or the browser ends); a crash prints its stack there.
+    "--enable-logging=stderr",
+    "--log-level=1",
     "--no-pings",
     "--disable-domain-reliability",
     "--disable-client-side-phishing-detection",
@@ -61,36 +83,17 @@ fn session_groups() -> Vec<nix::unistd::Gid> {
 
 /// Chromium's command line: kiosk mode, nothing in the background, CDP on the pipe.
 pub fn chromium_args(policy: &SessionPolicy, profile: &Path) -> Vec<String> {
-    let mut args: Vec<String> = [
-        "--ozone-platform=wayland",
-        "--kiosk",
-        "--no-first-run",
-        "--no-default-browser-check",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-default-apps",
-        "--disable-sync",
-        "--disable-breakpad",
-        "--disable-gpu",
-        // Software compositing in the browser process: a separate GPU process
-        // crashed (SIGSEGV) under QEMU once the call's video started, and the
-        // browser gave up ("GPU process isn't usable").
-        "--in-process-gpu",
-        "--noerrdialogs",
-        // Nothing but the conference (QUIET_FLAGS); the resolver rules below
-        // are the backstop.
-        // Warnings and errors into BROWSER_LOG (its tail goes into the kiosk's log
-        // when the watchdog acts or the browser ends); a crash prints its stack there.
-        "--enable-logging=stderr",
-        "--log-level=1",
-        "--password-store=basic",
-        "--autoplay-policy=no-user-gesture-required",
-        "--remote-debugging-pipe",
-    ]
-    .iter()
-    .chain(QUIET_FLAGS)
-    .map(|s| s.to_string())
-    .collect();
+    // Nothing but the conference: SHARED_FLAGS, and the resolver rules below
+    // as the backstop.
+    let mut args: Vec<String> = SHARED_FLAGS
+        .iter()
+        .chain(&[
+            "--kiosk",
+            "--autoplay-policy=no-user-gesture-required",
+            "--remote-debugging-pipe",
+        ])
+        .map(|s| s.to_string())
+        .collect();
     args.push(format!("--user-data-dir={}", profile.display()));
     args.push(format!("--host-resolver-rules={}", resolver_rules(policy)));
     if policy.fake_capture {

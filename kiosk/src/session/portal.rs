@@ -30,7 +30,7 @@ use stick_manifest::session::{PORTAL_GID, PORTAL_UID};
 use crate::network::portal_net::{NetClosed, PortalNet};
 use crate::overlay::screens::StickScreen;
 use crate::session::account::{drop_to_account, fresh_session_folder, processes_of};
-use crate::session::browser::{CHROMIUM, QUIET_FLAGS};
+use crate::session::browser::{CHROMIUM, SHARED_FLAGS};
 use crate::session::security_context::BrowserDisplay;
 use crate::session::stick_display::StickDisplay;
 
@@ -213,28 +213,11 @@ const CHROMIUM_OWN_NAMES: &str =
 /// Chromium's command line for the sign-in page: an ordinary window (the
 /// address shows whose page it is), incognito, nothing in the background.
 pub fn chromium_args(start_page: &str, profile: &Path) -> Vec<String> {
-    let mut args: Vec<String> = [
-        "--ozone-platform=wayland",
-        "--start-maximized",
-        "--incognito",
-        "--no-first-run",
-        "--no-default-browser-check",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-default-apps",
-        "--disable-sync",
-        "--disable-breakpad",
-        "--disable-gpu",
-        "--in-process-gpu",
-        "--noerrdialogs",
-        "--password-store=basic",
-        "--enable-logging=stderr",
-        "--log-level=1",
-    ]
-    .iter()
-    .chain(QUIET_FLAGS)
-    .map(|s| s.to_string())
-    .collect();
+    let mut args: Vec<String> = SHARED_FLAGS
+        .iter()
+        .chain(&["--start-maximized", "--incognito"])
+        .map(|s| s.to_string())
+        .collect();
     args.push(format!("--user-data-dir={}", profile.display()));
     args.push(format!("--host-resolver-rules={}", CHROMIUM_OWN_NAMES));
     args.push(start_page.to_string());
