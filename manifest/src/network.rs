@@ -156,6 +156,21 @@ pub struct NetworkPolicy {
     /// this page in the throwaway portal browser before the tunnel.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub portal: Option<PortalPolicy>,
+    /// Wi-Fi when no cable has a link (iwd; the network is chosen on the screen).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wifi: Option<WifiPolicy>,
+}
+
+/// Wi-Fi: iwd joins the network the person chooses on the stick's screen;
+/// networkd takes the address by DHCP.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct WifiPolicy {
+    /// TEST IMAGES ONLY: the SSID of the lab's access point the image carries
+    /// (`mac80211_hwsim` radios and hostapd at boot, bridged to the wired card,
+    /// which the stick then does not have).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lab_access_point: Option<String>,
 }
 
 /// The captive-portal sign-in: a throwaway browser in its own account and

@@ -32,11 +32,13 @@ pub fn base_tree(inputs: &BuildInputs, cache: &TreeCache) -> Result<BaseTree> {
         .network
         .as_ref()
         .is_some_and(|n| n.token_key_id.is_some());
+    let wifi = loaded.network.as_ref().is_some_and(|n| n.wifi.is_some());
     let packages = packages_to_add(
         &debian.extra_packages,
         loaded.session.is_some(),
         &plugin_sets,
         token,
+        wifi,
     );
     let recipe = base_recipe(
         &debian.suite,
@@ -187,8 +189,12 @@ fn packages_to_add(
     session: bool,
     plugin_sets: &[crate::root::charon_plugins::PluginSet],
     token: bool,
+    wifi: bool,
 ) -> Vec<String> {
     let mut packages = extra.to_vec();
+    if wifi {
+        packages.extend(crate::root::wifi::PACKAGES.iter().map(|p| p.to_string()));
+    }
     for set in plugin_sets {
         packages.extend(set.packages.iter().map(|p| p.to_string()));
     }

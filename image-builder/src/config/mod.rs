@@ -9,6 +9,7 @@ pub mod package_pin;
 pub mod portal;
 pub mod usb;
 pub mod vpn;
+pub mod wifi;
 pub mod wireguard_key;
 
 use std::path::{Path, PathBuf};
@@ -399,16 +400,28 @@ impl Config {
     pub fn network_policy(
         &self,
     ) -> Result<Option<stick_manifest::network::NetworkPolicy>, (&'static str, String)> {
-        if self.vpn.is_none() && self.network.portal.is_some() {
-            return Err((
-                "network.portal",
-                "needs a [vpn]: without one the stick starts no network at all".into(),
-            ));
+        for (key, present) in [
+            ("network.portal", self.network.portal.is_some()),
+            ("network.wifi", self.network.wifi.is_some()),
+        ] {
+            if self.vpn.is_none() && present {
+                return Err((
+                    key,
+                    "needs a [vpn]: without one the stick starts no network at all".into(),
+                ));
+            }
         }
-        self.vpn
+        let Some(vpn) = &self.vpn else {
+            return Ok(None);
+        };
+        let mut policy = vpn.policy(&self.network)?;
+        policy.wifi = self
+            .network
+            .wifi
             .as_ref()
-            .map(|vpn| vpn.policy(&self.network))
-            .transpose()
+            .map(|wifi| wifi.policy(&self.debian.extra_packages))
+            .transpose()?;
+        Ok(Some(policy))
     }
 }
 

@@ -28,6 +28,9 @@ pub struct NetworkSection {
     /// before the tunnel, in a throwaway browser.
     #[serde(default)]
     pub portal: Option<crate::config::portal::PortalSection>,
+    /// `[network.wifi]`: Wi-Fi when no cable has a link (iwd, chosen on the screen).
+    #[serde(default)]
+    pub wifi: Option<crate::config::wifi::WifiSection>,
 }
 
 /// `[vpn]`: the gateway, what lies behind it, and one of `[vpn.ipsec]` or
@@ -271,6 +274,7 @@ impl VpnSection {
             token_key_id,
             relay,
             portal,
+            wifi: None,
         })
     }
 

@@ -210,6 +210,7 @@ mod tests {
             token_key_id: None,
             relay: None,
             portal: None,
+            wifi: None,
         }
     }
 

@@ -7,6 +7,7 @@
 //! - `session`: the conference account, browser policy and trusted CAs;
 //! - `browser_policy`: the browser's managed policy;
 //! - `usb_policy`: USBGuard's rules;
+//! - `wifi`: iwd (join only) and, in a test image, the lab access point;
 //! - `fail_closed`: failing closed at every stage of boot;
 //! - `harden`: kernel modules the image must not carry;
 //! - `diet`: files the stick never reads (documentation, other languages, developer leftovers);
@@ -25,3 +26,4 @@ pub mod privileges;
 pub mod session;
 pub mod tunnel_config;
 pub mod usb_policy;
+pub mod wifi;

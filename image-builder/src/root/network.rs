@@ -197,9 +197,26 @@ pub fn install(
     write(
         root,
         tc::UPLINK_NETWORK_PATH,
-        tc::uplink_network(policy.ipv6).as_bytes(),
+        tc::uplink_network(policy.ipv6, tc::UplinkCard::Wired).as_bytes(),
         0o644,
     )?;
+    if let Some(wifi) = &policy.wifi {
+        write(
+            root,
+            tc::WIFI_NETWORK_PATH,
+            tc::uplink_network(policy.ipv6, tc::UplinkCard::Wifi).as_bytes(),
+            0o644,
+        )?;
+        let lab = loaded
+            .config
+            .network
+            .wifi
+            .as_ref()
+            .and_then(|w| w.lab_access_point.as_ref());
+        crate::root::wifi::install(root, wifi, lab)?;
+    } else {
+        mask(root, "iwd.service")?;
+    }
     if let (Some(ipsec), Some(ca)) = (ipsec, &credentials.ipsec_ca) {
         install_ipsec(root, policy, ipsec, ca, credentials.ipsec_client.as_ref())?;
     }

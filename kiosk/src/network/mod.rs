@@ -8,12 +8,13 @@
 //! - `portal_net`: the sign-in page's own network namespace (captive portals), while it is open.
 //! - `credential`: a personal stick's own credential, from its partition to the tunnel's files.
 //! - `egress`: the egress policy the kernel enforces, read back with `nft -j`.
-//! - `uplink`: the wired uplink: link, DHCP address, default router.
+//! - `uplink`: the uplink (a cable first, else Wi-Fi): link, DHCP address, default router.
 //! - `tunnel`: the IPsec or WireGuard tunnel's state from its own tools, and (re)starting it.
 //! - `session_route`: the conference account's route into the tunnel (IPsec: from the virtual IP).
 //! - `reach_check`: an HTTPS GET through the tunnel, trusting only the configured CA.
 //! - `user_factor`: what the person types before the tunnel (a password, a token's PIN).
 //! - `token`: the person's smartcard or token: is it there, its PIN flags, the PIN to charon.
+//! - `wifi`: Wi-Fi when no cable has a link: iwd, the network chosen on the screen.
 
 pub mod connecting;
 pub mod credential;
@@ -28,3 +29,4 @@ pub mod tunnel;
 pub mod uplink;
 pub mod user_factor;
 pub mod watch;
+pub mod wifi;

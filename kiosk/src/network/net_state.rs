@@ -295,12 +295,14 @@ mod tests {
             token_key_id: None,
             relay: None,
             portal: None,
+            wifi: None,
         }
     }
 
     fn uplink(link: bool, address: bool) -> Uplink {
         Uplink {
             interface: Some("enp0s2".into()),
+            kind: Some(crate::network::uplink::LinkKind::Wired),
             link_up: link,
             address: address.then_some((Ipv4Addr::new(10, 20, 0, 100), 24)),
             router: address.then_some(Ipv4Addr::new(10, 20, 0, 1)),

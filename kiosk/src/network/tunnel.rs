@@ -252,6 +252,13 @@ pub fn initiate_ipsec(connection: &str, timeout_seconds: u32) -> Result<(), Tunn
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
+    // charon's own words for the journal (no secret is in them): which round
+    // failed and why.
+    let tail: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
+    tracing::warn!(
+        "swanctl --initiate {connection}: {}",
+        tail[tail.len().saturating_sub(12)..].join(" | ")
+    );
     Err(ipsec_failure(&log))
 }
 

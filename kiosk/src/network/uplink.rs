@@ -1,14 +1,26 @@
-//! The wired uplink as the kernel sees it: link, DHCP address, default router.
-//! Read with `ip -j` (JSON), parsed apart from running it.
+//! The uplink as the kernel sees it: which link (a cable first, else Wi-Fi), its
+//! carrier, DHCP address and default router. Read with `ip -j` (JSON), parsed
+//! apart from running it. The egress policy names no interface: whichever link
+//! this picks, the same rules hold.
 
 use std::net::Ipv4Addr;
 
 use serde::Deserialize;
 
-/// The first Ethernet interface and its IPv4 state.
+/// What kind of network card a link is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LinkKind {
+    Wired,
+    Wifi,
+}
+
+/// The uplink and its IPv4 state: the link with a route, else one with carrier,
+/// a cable before Wi-Fi at each step.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Uplink {
     pub interface: Option<String>,
+    pub kind: Option<LinkKind>,
     /// Carrier and administratively up.
     pub link_up: bool,
     /// Address with prefix length, from DHCP.
@@ -58,38 +70,54 @@ struct IpRoute {
 
 /// Parses `ip -j addr show` and `ip -j -4 route show default`. (`ip -4 addr` would
 /// leave out `link_type`, and links without an IPv4 address altogether.)
-/// `is_physical` tells a NIC from virtual Ethernet devices (bridges, ifb, veth).
+/// `kind_of` tells a network card's kind, and `None` for virtual Ethernet
+/// devices (bridges, ifb, veth).
 pub fn parse(
     addresses_json: &str,
     routes_json: &str,
-    is_physical: impl Fn(&str) -> bool,
+    kind_of: impl Fn(&str) -> Option<LinkKind>,
 ) -> Result<Uplink, String> {
     let links: Vec<IpLink> =
         serde_json::from_str(addresses_json).map_err(|e| format!("ip addr JSON: {e}"))?;
     let routes: Vec<IpRoute> =
         serde_json::from_str(routes_json).map_err(|e| format!("ip route JSON: {e}"))?;
-    let Some(link) = links
+    let candidates = links
         .into_iter()
-        .find(|l| l.link_type == "ether" && is_physical(&l.ifname))
-    else {
-        return Ok(Uplink::default());
-    };
-    let link_up = link.flags.iter().any(|f| f == "LOWER_UP") && link.operstate == "UP";
-    let address = link
-        .addr_info
-        .iter()
-        .filter(|a| a.family == "inet")
-        .find_map(|a| Some((a.local?, a.prefixlen?)));
-    let router = routes
-        .iter()
-        .filter(|r| r.dst == "default" && r.dev.as_deref() == Some(link.ifname.as_str()))
-        .find_map(|r| r.gateway);
-    Ok(Uplink {
-        interface: Some(link.ifname),
-        link_up,
-        address,
-        router,
-    })
+        .filter(|l| l.link_type == "ether")
+        .filter_map(|link| {
+            let kind = kind_of(&link.ifname)?;
+            let link_up = link.flags.iter().any(|f| f == "LOWER_UP") && link.operstate == "UP";
+            let address = link
+                .addr_info
+                .iter()
+                .filter(|a| a.family == "inet")
+                .find_map(|a| Some((a.local?, a.prefixlen?)));
+            let router = routes
+                .iter()
+                .filter(|r| r.dst == "default" && r.dev.as_deref() == Some(link.ifname.as_str()))
+                .find_map(|r| r.gateway);
+            Some(Uplink {
+                interface: Some(link.ifname),
+                kind: Some(kind),
+                link_up,
+                address,
+                router,
+            })
+        });
+    // The first of the best: routed, then carrier, then a cable.
+    let best = candidates.fold(None::<Uplink>, |best, next| match best {
+        Some(best) if rank(&best) >= rank(&next) => Some(best),
+        _ => Some(next),
+    });
+    Ok(best.unwrap_or_default())
+}
+
+fn rank(uplink: &Uplink) -> (bool, bool, bool) {
+    (
+        uplink.routable(),
+        uplink.link_up,
+        uplink.kind == Some(LinkKind::Wired),
+    )
 }
 
 /// The first IPv4 address of interface `name` in `ip -j addr show` output.
@@ -111,10 +139,14 @@ pub fn observe() -> Result<Uplink, String> {
     let routes = crate::command::run("ip", &["-j", "-4", "route", "show", "default"])
         .map_err(|e| e.to_string())?;
     parse(&addresses, &routes, |name| {
-        std::path::Path::new("/sys/class/net")
-            .join(name)
-            .join("device")
-            .exists()
+        let sys = std::path::Path::new("/sys/class/net").join(name);
+        if !sys.join("device").exists() {
+            None
+        } else if sys.join("wireless").exists() || sys.join("phy80211").exists() {
+            Some(LinkKind::Wifi)
+        } else {
+            Some(LinkKind::Wired)
+        }
     })
 }
 
@@ -140,6 +172,7 @@ mod tests {
                 "[]",
                 Uplink {
                     interface: Some("enp0s2".into()),
+                    kind: Some(LinkKind::Wired),
                     ..Uplink::default()
                 },
             ),
@@ -149,6 +182,7 @@ mod tests {
                 "[]",
                 Uplink {
                     interface: Some("enp0s2".into()),
+                    kind: Some(LinkKind::Wired),
                     link_up: true,
                     ..Uplink::default()
                 },
@@ -159,6 +193,7 @@ mod tests {
                 ROUTE,
                 Uplink {
                     interface: Some("enp0s2".into()),
+                    kind: Some(LinkKind::Wired),
                     link_up: true,
                     address: Some((Ipv4Addr::new(10, 20, 0, 100), 24)),
                     router: Some(Ipv4Addr::new(10, 20, 0, 1)),
@@ -166,7 +201,10 @@ mod tests {
             ),
         ];
         for (name, addresses, routes, want) in cases {
-            let got = parse(addresses, routes, |n| n != "ifb0").expect(name);
+            let got = parse(addresses, routes, |n| {
+                (n != "ifb0").then_some(LinkKind::Wired)
+            })
+            .expect(name);
             assert_eq!(&got, want, "{name}");
         }
         let wg = format!("[{LO},{ETH_ADDR},{WG}]");
@@ -179,7 +217,74 @@ mod tests {
             assert_eq!(interface_ipv4(&wg, name), want, "{name}");
         }
         assert_eq!(interface_ipv4("not json", "wg0"), None);
-        let physical = |_: &str| true;
+        let wlan = |flags: &str, operstate: &str, addr: &str| {
+            format!(
+                r#"{{"ifindex":5,"ifname":"wlan0","flags":[{flags}],"operstate":"{operstate}","link_type":"ether","addr_info":[{addr}]}}"#
+            )
+        };
+        let wlan_down = wlan(r#""BROADCAST""#, "DOWN", "");
+        let wlan_up = wlan(r#""UP","LOWER_UP""#, "UP", "");
+        let wlan_addr = wlan(
+            r#""UP","LOWER_UP""#,
+            "UP",
+            r#"{"family":"inet","local":"192.168.178.20","prefixlen":24}"#,
+        );
+        let wlan_route =
+            r#"[{"dst":"default","gateway":"192.168.178.1","dev":"wlan0","metric":600}]"#;
+        let both_routes = format!(
+            "[{},{}]",
+            &ROUTE[1..ROUTE.len() - 1],
+            &wlan_route[1..wlan_route.len() - 1]
+        );
+        let kinds = |n: &str| match n {
+            "wlan0" => Some(LinkKind::Wifi),
+            "ifb0" => None,
+            _ => Some(LinkKind::Wired),
+        };
+        let picks: &[(&str, String, &str, &str)] = &[
+            (
+                "nothing up: the cable's card",
+                format!("[{wlan_down},{ETH_DOWN}]"),
+                "[]",
+                "enp0s2",
+            ),
+            (
+                "Wi-Fi associated, no cable",
+                format!("[{ETH_DOWN},{wlan_up}]"),
+                "[]",
+                "wlan0",
+            ),
+            (
+                "Wi-Fi routed, no cable",
+                format!("[{ETH_DOWN},{wlan_addr}]"),
+                wlan_route,
+                "wlan0",
+            ),
+            (
+                "cable plugged in, no lease yet",
+                format!("[{wlan_addr},{ETH_UP}]"),
+                wlan_route,
+                "wlan0",
+            ),
+            (
+                "both routed: the cable",
+                format!("[{wlan_addr},{ETH_ADDR},{IFB}]"),
+                &both_routes,
+                "enp0s2",
+            ),
+            (
+                "both up, neither routed: the cable",
+                format!("[{wlan_up},{ETH_UP}]"),
+                "[]",
+                "enp0s2",
+            ),
+        ];
+        for (name, addresses, routes, want) in picks {
+            let got = parse(addresses, routes, kinds).expect(name);
+            assert_eq!(got.interface.as_deref(), Some(*want), "{name}");
+            assert_eq!(got.kind, kinds(want), "{name}");
+        }
+        let physical = |_: &str| Some(LinkKind::Wired);
         assert!(parse(&format!("[{ETH_ADDR}]"), ROUTE, physical)
             .expect("parses")
             .routable());

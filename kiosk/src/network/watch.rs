@@ -210,10 +210,21 @@ fn bring_up(policy: Option<NetworkPolicy>, reachable: &AtomicBool) -> Option<Net
     if policy.tunnel == TunnelKind::Ipsec {
         units.push("strongswan.service");
     }
+    if policy.wifi.is_some() {
+        units.push("iwd.service");
+    }
     for unit in units {
         if let Err(reason) = start_unit(unit) {
             emit(reachable, &NetEvent::Disabled { reason });
             return None;
+        }
+    }
+    if policy.wifi.is_some() {
+        let started = std::thread::Builder::new()
+            .name("wifi".into())
+            .spawn(crate::network::wifi::run);
+        if let Err(err) = started {
+            tracing::error!("cannot start the Wi-Fi thread: {err}");
         }
     }
     Some(policy)

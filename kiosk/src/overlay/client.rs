@@ -30,11 +30,13 @@ use wayland_client::{delegate_noop, Connection, Dispatch, EventQueue, QueueHandl
 use wayland_protocols_wlr::layer_shell::v1::client::{zwlr_layer_shell_v1, zwlr_layer_surface_v1};
 
 use crate::capture::CaptureState;
+use crate::network::wifi::choice::Choice;
 use crate::overlay::full_screen;
 use crate::overlay::indicator;
 use crate::overlay::paint::{load_font, FONT_PATH};
 use crate::overlay::screens::{
-    answer_line, entered_line, parse_question_line, parse_screen_line, screen_line, StickScreen,
+    answer_line, entered_line, parse_choices_line, parse_question_line, parse_screen_line,
+    screen_line, StickScreen,
 };
 use crate::overlay::text_field::{wipe, FieldStep, KeyDecoder, KeyInput, TextField};
 
@@ -73,6 +75,9 @@ enum Role {
 const KEY_ESC: u32 = 1;
 const KEY_ENTER: u32 = 28;
 const KEY_KPENTER: u32 = 96;
+/// The arrow keys that move a list's mark.
+const KEY_UP: u32 = 103;
+const KEY_DOWN: u32 = 108;
 
 /// What the compositor told the overlay.
 #[derive(Debug, Default)]
@@ -368,7 +373,11 @@ struct FullScreen {
     frame: Option<u64>,
     /// The dots of its text field, for a screen that takes text.
     field: Option<usize>,
-    /// Painted, but what it shows changed (the field): paint again.
+    /// Its list's rows, or the network it is about (the kiosk's `choices`).
+    rows: Vec<Choice>,
+    /// The marked row of a list.
+    marked: usize,
+    /// Painted, but what it shows changed (the field, the list): paint again.
     stale: bool,
 }
 
@@ -427,7 +436,36 @@ impl FullScreen {
             buffer: None,
             frame: None,
             field: screen.takes_text().then_some(0),
+            rows: Vec::new(),
+            marked: 0,
             stale: false,
+        }
+    }
+
+    /// New rows from the kiosk; the mark stays on the network it was on.
+    fn show_rows(&mut self, rows: &[Choice]) {
+        if self.rows == rows {
+            return;
+        }
+        let marked_name = self.rows.get(self.marked).map(|r| r.name.clone());
+        self.marked = marked_name
+            .and_then(|name| rows.iter().position(|r| r.name == name))
+            .unwrap_or(0);
+        self.rows = rows.to_vec();
+        self.stale = true;
+    }
+
+    /// The arrow keys move the mark within the list.
+    fn move_mark(&mut self, down: bool) {
+        let last = self.rows.len().saturating_sub(1);
+        let next = if down {
+            (self.marked + 1).min(last)
+        } else {
+            self.marked.saturating_sub(1)
+        };
+        if next != self.marked {
+            self.marked = next;
+            self.stale = true;
         }
     }
 
@@ -471,8 +509,13 @@ impl FullScreen {
         let Some((width, height)) = size.filter(|&(w, h)| w > 0 && h > 0) else {
             return Ok(None);
         };
+        let extras = full_screen::Extras {
+            field: self.field,
+            rows: &self.rows,
+            marked: self.marked,
+        };
         let bytes =
-            full_screen::paint(self.screen, self.field, language, font, width, height).to_bytes();
+            full_screen::paint(self.screen, extras, language, font, width, height).to_bytes();
         let file = shared_memory(bytes.len())?;
         file.write_all_at(&bytes, 0)
             .context("cannot paint into the screen's shared memory")?;
@@ -661,6 +704,8 @@ struct FullScreens {
     frames: u64,
     /// The text field of a screen that [takes text](StickScreen::takes_text).
     field: TextField,
+    /// The kiosk's latest rows (`choices`), for the screen now and the next.
+    rows: Vec<Choice>,
 }
 
 /// What a key answers to a question: Enter yes, Esc no.
@@ -688,6 +733,9 @@ impl FullScreens {
             self.field.wipe();
             self.screen =
                 FullScreen::replace(self.screen.take(), wanted, Role::Screen, state, with);
+            if let Some(screen) = self.screen.as_mut() {
+                screen.show_rows(&self.rows);
+            }
             if let Some(question) = self.question.take() {
                 let asked = Some(question.screen);
                 self.question =
@@ -699,6 +747,11 @@ impl FullScreens {
         } else if let Some(question) = parse_question_line(line) {
             let old = self.question.take();
             self.question = FullScreen::replace(old, Some(question), Role::Question, state, with);
+        } else if let Some(rows) = parse_choices_line(line) {
+            if let Some(screen) = self.screen.as_mut() {
+                screen.show_rows(&rows);
+            }
+            self.rows = rows;
         }
         Ok(())
     }
@@ -722,8 +775,25 @@ impl FullScreens {
         let Some(full) = self.screen.as_mut() else {
             return Ok(());
         };
-        if full.screen.takes_text() {
+        if full.screen.takes_choice() {
+            for (key, _) in pressed {
+                match key {
+                    KEY_UP | KEY_DOWN => full.move_mark(key == KEY_DOWN),
+                    KEY_ENTER | KEY_KPENTER => {
+                        if let Some(row) = full.rows.get(full.marked) {
+                            tell_kiosk(stdout, &entered_line(full.screen, &row.name))?;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        } else if full.screen.takes_text() {
             for (_, input) in pressed {
+                if input == KeyInput::Escape && self.field.is_empty() && full.screen.esc_goes_back()
+                {
+                    tell_kiosk(stdout, &answer_line(full.screen, false))?;
+                    continue;
+                }
                 match self.field.apply(input) {
                     FieldStep::Changed(dots) => full.show_field(dots),
                     FieldStep::Submitted(text) => {

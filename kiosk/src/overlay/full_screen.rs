@@ -5,6 +5,7 @@
 use ab_glyph::FontVec;
 use stick_manifest::Language;
 
+use crate::network::wifi::choice::Choice;
 use crate::overlay::paint::{wrap, Canvas, Rgba};
 use crate::overlay::screens::{ScreenText, Severity, StickScreen};
 
@@ -115,6 +116,121 @@ pub struct Layout {
     pub body_size: f32,
 }
 
+/// What a screen shows besides its words.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Extras<'a> {
+    /// The dots of its text field (a screen that takes text).
+    pub field: Option<usize>,
+    /// Its list's rows, or the one network a Wi-Fi screen is about.
+    pub rows: &'a [Choice],
+    /// The marked row of a list.
+    pub marked: usize,
+}
+
+/// Rows of a list on screen at once (the mark scrolls the rest into view).
+pub const LIST_ROWS: usize = 5;
+
+/// Where a screen's title starts: a quarter down, a list's screen higher (its
+/// rows need the room).
+fn top(screen: StickScreen, height: u32) -> f32 {
+    let share = if screen.takes_choice() { 0.1 } else { 0.25 };
+    height as f32 * share
+}
+
+/// The height one row of a list takes.
+fn row_height(layout: &Layout) -> f32 {
+    layout.body_size * 1.8
+}
+
+/// The height a screen's list, or its network's line, takes below the words.
+fn rows_height(screen: StickScreen, layout: &Layout) -> f32 {
+    if screen.takes_choice() {
+        row_height(layout) * LIST_ROWS as f32 + layout.body_size * 1.5
+    } else if screen.names_network() {
+        row_height(layout) + layout.body_size * 0.5
+    } else {
+        0.0
+    }
+}
+
+/// A row's signal as bars (filled and empty blocks).
+fn bars_text(bars: u8) -> String {
+    let filled = usize::from(bars.min(4));
+    format!(
+        "{}{}",
+        "\u{25ae}".repeat(filled),
+        "\u{25af}".repeat(4 - filled)
+    )
+}
+
+/// What a row says about joining it.
+fn security_text(security: &str, language: Language) -> &'static str {
+    match (security, language) {
+        ("open", Language::De) => "offen",
+        ("open", Language::En) => "open",
+        ("psk", _) => "WPA",
+        ("8021x", Language::De) => "802.1X (nicht möglich)",
+        ("8021x", Language::En) => "802.1X (not possible)",
+        (_, Language::De) => "nicht möglich",
+        (_, Language::En) => "not possible",
+    }
+}
+
+/// The list's rows from `y` on, the marked one in a light box; returns the new `y`.
+fn paint_rows(
+    canvas: &mut Canvas,
+    font: &FontVec,
+    layout: &Layout,
+    extras: Extras<'_>,
+    language: Language,
+    mut y: f32,
+) -> f32 {
+    let size = layout.body_size;
+    let first = extras.marked.saturating_sub(LIST_ROWS - 1);
+    if extras.rows.is_empty() {
+        let searching = match language {
+            Language::De => "Suche WLANs \u{2026}",
+            Language::En => "Looking for networks \u{2026}",
+        };
+        canvas.text(
+            font,
+            size,
+            layout.left,
+            y + row_height(layout),
+            searching,
+            BODY,
+        );
+    }
+    for (index, row) in extras.rows.iter().enumerate().skip(first).take(LIST_ROWS) {
+        let top = y + size * 0.3;
+        y += row_height(layout);
+        let marked = index == extras.marked;
+        let colour = if marked {
+            canvas.rounded_box(
+                layout.left as u32,
+                top as u32,
+                layout.text_width as u32,
+                (size * 1.6) as u32,
+                (size / 4.0) as u32,
+                FIELD_BOX,
+            );
+            FIELD_DOTS
+        } else {
+            BODY
+        };
+        let baseline = top + size * 1.15;
+        let pad = size * 0.6;
+        let name_room = layout.text_width * 0.5 - pad;
+        let name = crate::overlay::paint::fit_line(font, size, &row.name, name_room);
+        canvas.text(font, size, layout.left + pad, baseline, &name, colour);
+        let right = layout.left + layout.text_width * 0.55;
+        canvas.text(font, size, right, baseline, &bars_text(row.bars), colour);
+        let security = security_text(row.security, language);
+        canvas.text(font, size, right + size * 4.0, baseline, security, colour);
+    }
+    y
+}
+
 /// The height a text field takes below the words (its box and the gap).
 fn field_height(layout: &Layout) -> f32 {
     layout.body_size * 3.2
@@ -133,12 +249,13 @@ impl Layout {
     }
 }
 
-/// The screen, `width` x `height`, with a text field holding `field` dots for a
-/// screen that takes text. Without a font: the band and the background (the
-/// console line still names the screen).
+/// The screen, `width` x `height`, with its extras: a text field holding
+/// `field` dots for a screen that takes text, a list or its network's name.
+/// Without a font: the band and the background (the console line still names
+/// the screen).
 pub fn paint(
     screen: StickScreen,
-    field: Option<usize>,
+    extras: Extras<'_>,
     language: Language,
     font: Option<&FontVec>,
     width: u32,
@@ -162,7 +279,7 @@ pub fn paint(
         return canvas;
     };
     let text = screen.text(language);
-    let mut y = height as f32 * 0.25;
+    let mut y = top(screen, height);
     for line in wrap(font, layout.title_size, text.title, layout.text_width) {
         y += layout.title_size;
         canvas.text(font, layout.title_size, layout.left, y, &line, TITLE);
@@ -175,7 +292,23 @@ pub fn paint(
             canvas.text(font, layout.body_size, layout.left, y, &line, BODY);
         }
     }
-    if let Some(dots) = field {
+    if screen.takes_choice() {
+        y += layout.body_size * 0.5;
+        let top = y;
+        paint_rows(&mut canvas, font, &layout, extras, language, y);
+        y = top + rows_height(screen, &layout);
+    } else if let (true, Some(row)) = (screen.names_network(), extras.rows.first()) {
+        y += row_height(&layout);
+        let line = match language {
+            Language::De => format!("WLAN: {}", row.name),
+            Language::En => format!("Network: {}", row.name),
+        };
+        let line =
+            crate::overlay::paint::fit_line(font, layout.body_size, &line, layout.text_width);
+        canvas.text(font, layout.body_size, layout.left, y, &line, TITLE);
+        y += layout.body_size * 0.5;
+    }
+    if let Some(dots) = extras.field {
         y += layout.body_size;
         let box_height = layout.body_size * 2.0;
         canvas.rounded_box(
@@ -246,8 +379,8 @@ mod tests {
                         field_height(&layout)
                     } else {
                         0.0
-                    };
-                    let bottom = height as f32 * 0.25
+                    } + rows_height(screen, &layout);
+                    let bottom = top(screen, height)
                         + title_lines.len() as f32 * layout.title_size
                         + layout.body_size * (1.0 + 1.2 + body_lines as f32 * 1.35 + 2.0)
                         + field
@@ -303,9 +436,13 @@ mod tests {
         // The field's box: each dot covers some of its light pixels.
         let light_pixels = |canvas: &Canvas| canvas.pixels.iter().filter(|&&p| p == light).count();
         let screen = StickScreen::EnterPassword;
-        let empty = paint(screen, Some(0), Language::De, Some(&font), width, height);
-        let three = paint(screen, Some(3), Language::De, Some(&font), width, height);
-        let six = paint(screen, Some(6), Language::De, Some(&font), width, height);
+        let dots = |n: usize| Extras {
+            field: Some(n),
+            ..Extras::default()
+        };
+        let empty = paint(screen, dots(0), Language::De, Some(&font), width, height);
+        let three = paint(screen, dots(3), Language::De, Some(&font), width, height);
+        let six = paint(screen, dots(6), Language::De, Some(&font), width, height);
         let (e, t, x) = (
             light_pixels(&empty),
             light_pixels(&three),
@@ -318,7 +455,7 @@ mod tests {
         // No field on a screen that takes no text.
         let plain = paint(
             StickScreen::VpnLost,
-            None,
+            Extras::default(),
             Language::De,
             Some(&font),
             width,
@@ -334,7 +471,7 @@ mod tests {
             (StickScreen::NoNetwork, band_colour(Severity::Act)),
             (StickScreen::CertificateStop, band_colour(Severity::Stop)),
         ] {
-            let canvas = paint(screen, None, Language::De, None, 1024, 768);
+            let canvas = paint(screen, Extras::default(), Language::De, None, 1024, 768);
             let expected = Canvas {
                 width: 1,
                 height: 1,

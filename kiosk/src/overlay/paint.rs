@@ -132,6 +132,19 @@ pub fn measure(font: &FontVec, size: f32, text: &str) -> f32 {
     width
 }
 
+/// `text` on one line no wider than `max_width`: cut short with an ellipsis
+/// where it would not fit (a network's name).
+pub fn fit_line(font: &FontVec, size: f32, text: &str, max_width: f32) -> String {
+    if measure(font, size, text) <= max_width {
+        return text.to_string();
+    }
+    let mut cut: String = text.to_string();
+    while !cut.is_empty() && measure(font, size, &format!("{cut}\u{2026}")) > max_width {
+        cut.pop();
+    }
+    format!("{cut}\u{2026}")
+}
+
 /// `text` broken into lines no wider than `max_width` at the spaces (a word
 /// wider than that stands on its own line).
 pub fn wrap(font: &FontVec, size: f32, text: &str, max_width: f32) -> Vec<String> {
@@ -189,6 +202,23 @@ pub fn load_font(path: &str) -> std::io::Result<FontVec> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_long_line_is_cut_with_an_ellipsis() {
+        let font = load_font(FONT_PATH).expect("fonts-dejavu-core on the test host");
+        let size = 20.0;
+        let room = measure(&font, size, "Home network");
+        for (text, cut) in [
+            ("Home", false),
+            ("Home network", false),
+            ("Home network of the neighbours", true),
+        ] {
+            let line = fit_line(&font, size, text, room);
+            assert!(measure(&font, size, &line) <= room, "{line}");
+            assert_eq!(line.ends_with('\u{2026}'), cut, "{line}");
+            assert_eq!(line == text, !cut, "{line}");
+        }
+    }
 
     #[test]
     fn premultiplied_colours() {

@@ -4,6 +4,7 @@
 
 use stick_manifest::Language;
 
+use crate::network::wifi::choice::Choice;
 use crate::overlay::words::{Words, ENGLISH, GERMAN};
 
 /// Every screen the stick shows in place of the conference.
@@ -23,6 +24,17 @@ pub enum StickScreen {
     RefusedStorage,
     /// No uplink has a link: no cable, or a cable to nothing.
     NoNetwork,
+    /// No cable: the Wi-Fi networks in range, one chosen with the arrow keys
+    /// and Enter (the screen takes keys and shows a list).
+    WifiChoose,
+    /// The chosen network's passphrase is typed here; Esc goes back to the list.
+    WifiPassphrase,
+    /// iwd is joining the chosen network.
+    WifiConnecting,
+    /// The network refused: the passphrase is typed again.
+    WifiRefused,
+    /// No cable and no Wi-Fi device the stick can use.
+    NoWifiHardware,
     /// An uplink is up; the VPN tunnel is being built.
     VpnConnecting,
     /// The network let no UDP through: the tunnel is being built through the
@@ -105,6 +117,11 @@ const ALL: &[StickScreen] = &[
     StickScreen::RefusedOutdated,
     StickScreen::RefusedStorage,
     StickScreen::NoNetwork,
+    StickScreen::WifiChoose,
+    StickScreen::WifiPassphrase,
+    StickScreen::WifiConnecting,
+    StickScreen::WifiRefused,
+    StickScreen::NoWifiHardware,
     StickScreen::VpnConnecting,
     StickScreen::VpnConnectingRelay,
     StickScreen::VpnNoAnswer,
@@ -145,6 +162,11 @@ impl StickScreen {
             StickScreen::RefusedOutdated => "refused-outdated",
             StickScreen::RefusedStorage => "refused-storage",
             StickScreen::NoNetwork => "no-network",
+            StickScreen::WifiChoose => "wifi-choose",
+            StickScreen::WifiPassphrase => "wifi-passphrase",
+            StickScreen::WifiConnecting => "wifi-connecting",
+            StickScreen::WifiRefused => "wifi-refused",
+            StickScreen::NoWifiHardware => "no-wifi-hardware",
             StickScreen::VpnConnecting => "vpn-connecting",
             StickScreen::VpnConnectingRelay => "vpn-connecting-relay",
             StickScreen::VpnNoAnswer => "vpn-no-answer",
@@ -197,6 +219,11 @@ impl StickScreen {
             StickScreen::RefusedOutdated => "SBS-BOOT-04",
             StickScreen::RefusedStorage => "SBS-BOOT-05",
             StickScreen::NoNetwork => "SBS-NET-01",
+            StickScreen::WifiChoose => "SBS-WLAN-01",
+            StickScreen::WifiPassphrase => "SBS-WLAN-02",
+            StickScreen::WifiConnecting => "SBS-WLAN-03",
+            StickScreen::WifiRefused => "SBS-WLAN-04",
+            StickScreen::NoWifiHardware => "SBS-WLAN-05",
             StickScreen::VpnConnecting => "SBS-VPN-01",
             StickScreen::VpnConnectingRelay => "SBS-VPN-04",
             StickScreen::VpnNoAnswer => "SBS-VPN-05",
@@ -228,9 +255,14 @@ impl StickScreen {
             | StickScreen::VpnConnecting
             | StickScreen::VpnConnectingRelay
             | StickScreen::VpnLost
+            | StickScreen::WifiConnecting
             | StickScreen::Restarting
             | StickScreen::PoweringOff => Severity::Wait,
             StickScreen::NoNetwork
+            | StickScreen::WifiChoose
+            | StickScreen::WifiPassphrase
+            | StickScreen::WifiRefused
+            | StickScreen::NoWifiHardware
             | StickScreen::VpnNoAnswer
             | StickScreen::PortalOpen
             | StickScreen::ConfirmLeave
@@ -265,7 +297,26 @@ impl StickScreen {
     /// A screen (not a question) that takes the keyboard: Enter answers it
     /// (`answer NAME yes`), and it stays until the kiosk replaces it.
     pub fn takes_keys(self) -> bool {
-        self == StickScreen::Ended || self.takes_text()
+        self == StickScreen::Ended || self.takes_text() || self.takes_choice()
+    }
+
+    /// A screen with a list (the Wi-Fi networks): the arrow keys move the mark,
+    /// Enter sends the marked row's name (`entered NAME HEX`).
+    pub fn takes_choice(self) -> bool {
+        self == StickScreen::WifiChoose
+    }
+
+    /// A Wi-Fi screen about one network: it shows the network's name.
+    pub fn names_network(self) -> bool {
+        matches!(
+            self,
+            StickScreen::WifiPassphrase | StickScreen::WifiConnecting | StickScreen::WifiRefused
+        )
+    }
+
+    /// A screen Esc answers with `answer NAME no` (back to the list).
+    pub fn esc_goes_back(self) -> bool {
+        matches!(self, StickScreen::WifiPassphrase | StickScreen::WifiRefused)
     }
 
     /// A screen with a text field (a password): the overlay decodes the keys
@@ -279,6 +330,8 @@ impl StickScreen {
                 | StickScreen::EnterPin
                 | StickScreen::PinRejected
                 | StickScreen::PinFinalTry
+                | StickScreen::WifiPassphrase
+                | StickScreen::WifiRefused
         )
     }
 
@@ -353,10 +406,54 @@ pub fn entered_line(screen: StickScreen, text: &str) -> String {
 /// The inverse of [`entered_line`]: the screen and the hex as sent.
 pub fn parse_entered_line(line: &str) -> Option<(StickScreen, &str)> {
     let (name, hex) = line.strip_prefix("entered ")?.split_once(' ')?;
-    let screen = StickScreen::from_name(name).filter(|s| s.takes_text())?;
+    let screen = StickScreen::from_name(name).filter(|s| s.takes_text() || s.takes_choice())?;
     let well_formed = hex.len().is_multiple_of(2) && hex.chars().all(|c| c.is_ascii_hexdigit());
     well_formed.then_some((screen, hex))
 }
+
+/// The kiosk's rows for a screen's list (the Wi-Fi networks), or the one
+/// network a Wi-Fi screen is about: `choices HEX,BARS,SECURITY ...` (names in
+/// hex: an SSID may hold spaces and any byte).
+pub fn choices_line(rows: &[Choice]) -> String {
+    let mut line = "choices".to_string();
+    for row in rows {
+        line.push_str(&format!(
+            " {},{},{}",
+            hex::encode(row.name.as_bytes()),
+            row.bars,
+            row.security
+        ));
+    }
+    line
+}
+
+/// The inverse of [`choices_line`]; rows that do not parse are left out.
+pub fn parse_choices_line(line: &str) -> Option<Vec<Choice>> {
+    let rest = line.strip_prefix("choices")?;
+    if !(rest.is_empty() || rest.starts_with(' ')) {
+        return None;
+    }
+    Some(
+        rest.split_whitespace()
+            .filter_map(|row| {
+                let mut parts = row.split(',');
+                let name = String::from_utf8(hex::decode(parts.next()?).ok()?).ok()?;
+                let bars: u8 = parts.next()?.parse().ok()?;
+                let named = parts.next()?;
+                let security = SECURITIES.iter().find(|&&s| s == named)?;
+                Some(Choice {
+                    name,
+                    bars: bars.min(4),
+                    security,
+                    signal_dbm: 0,
+                })
+            })
+            .collect(),
+    )
+}
+
+/// The security names a row may carry.
+const SECURITIES: &[&str] = &["open", "psk", "8021x", "other"];
 
 /// The inverse of [`answer_line`].
 pub fn parse_answer_line(line: &str) -> Option<(StickScreen, bool)> {
@@ -431,6 +528,36 @@ mod tests {
         ] {
             assert_eq!(parse_entered_line(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn choices_round_trip_with_any_name() {
+        let rows = vec![
+            Choice {
+                name: "Home Wi-Fi, 2.4".into(),
+                bars: 3,
+                security: "psk",
+                signal_dbm: 0,
+            },
+            Choice {
+                name: "Café".into(),
+                bars: 1,
+                security: "open",
+                signal_dbm: 0,
+            },
+        ];
+        let line = choices_line(&rows);
+        assert_eq!(line.split(' ').count(), 3, "{line}");
+        assert_eq!(parse_choices_line(&line), Some(rows));
+        assert_eq!(parse_choices_line("choices"), Some(vec![]));
+        assert_eq!(parse_choices_line("choicesx"), None);
+        assert_eq!(parse_choices_line("screen none"), None);
+        // A row that does not parse is left out, the others stay.
+        let parsed = parse_choices_line("choices zz,1,psk 41,2,psk 42,2,wpa9").expect("a list");
+        assert_eq!(
+            parsed.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
+            ["A"]
+        );
     }
 
     #[test]

@@ -64,6 +64,42 @@ pub const GERMAN: &[Words] = &[
         "Stecken Sie ein Netzwerkkabel ein. Die Verbindung startet dann von selbst.",
     ),
     (
+        "wifi-choose",
+        "WLAN wählen",
+        "Kein Netzwerkkabel ist eingesteckt. Diese WLANs sind in Reichweite; \
+         die Liste wird laufend aktualisiert.",
+        "Wählen Sie Ihr WLAN mit den Pfeiltasten und drücken Sie Enter. Oder stecken \
+         Sie ein Netzwerkkabel ein.",
+    ),
+    (
+        "wifi-passphrase",
+        "WLAN-Passwort",
+        "Das gewählte WLAN verlangt sein Passwort (WPA).",
+        "Tippen Sie das Passwort des WLANs und drücken Sie Enter. Esc führt zurück \
+         zur Liste.",
+    ),
+    (
+        "wifi-connecting",
+        "Verbinde mit dem WLAN",
+        "Der Stick meldet sich am gewählten WLAN an.",
+        "Bitte warten.",
+    ),
+    (
+        "wifi-refused",
+        "WLAN-Passwort falsch?",
+        "Das WLAN hat die Anmeldung abgelehnt. Meist ist das Passwort falsch \
+         (es hat 8 bis 63 Zeichen).",
+        "Tippen Sie das Passwort noch einmal und drücken Sie Enter. Esc führt zurück \
+         zur Liste.",
+    ),
+    (
+        "no-wifi-hardware",
+        "Kein Netzwerk",
+        "Kein Netzwerkkabel ist eingesteckt, und der Stick findet in diesem PC kein \
+         WLAN-Gerät, das er benutzen kann.",
+        "Stecken Sie ein Netzwerkkabel ein. Die Verbindung startet dann von selbst.",
+    ),
+    (
         "vpn-connecting",
         "Verbindung wird aufgebaut",
         "Der Stick baut die gesicherte Verbindung (VPN) zu Ihrer Organisation auf. \
@@ -268,6 +304,40 @@ pub const ENGLISH: &[Words] = &[
         "no-network",
         "No network",
         "The stick finds no network connection.",
+        "Plug in a network cable. The connection then starts by itself.",
+    ),
+    (
+        "wifi-choose",
+        "Choose a Wi-Fi network",
+        "No network cable is plugged in. These Wi-Fi networks are in range; the list \
+         updates as the stick looks.",
+        "Choose your network with the arrow keys and press Enter. Or plug in a \
+         network cable.",
+    ),
+    (
+        "wifi-passphrase",
+        "Wi-Fi password",
+        "The chosen network asks for its password (WPA).",
+        "Type the network's password and press Enter. Esc goes back to the list.",
+    ),
+    (
+        "wifi-connecting",
+        "Joining the Wi-Fi network",
+        "The stick is signing on to the chosen network.",
+        "Please wait.",
+    ),
+    (
+        "wifi-refused",
+        "Wrong Wi-Fi password?",
+        "The network refused to let the stick on. Most often the password is wrong \
+         (it has 8 to 63 characters).",
+        "Type the password again and press Enter. Esc goes back to the list.",
+    ),
+    (
+        "no-wifi-hardware",
+        "No network",
+        "No network cable is plugged in, and the stick finds no Wi-Fi device in this \
+         PC that it can use.",
         "Plug in a network cable. The connection then starts by itself.",
     ),
     (

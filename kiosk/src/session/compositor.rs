@@ -182,6 +182,21 @@ impl Compositor {
         }
     }
 
+    /// Gives the overlay the rows of a screen's list (or the network a Wi-Fi
+    /// screen is about).
+    pub fn show_rows(&self, rows: &[crate::network::wifi::choice::Choice]) {
+        let sent = self
+            .overlay_input
+            .lock()
+            .map_err(|_| std::io::Error::other("the overlay's input is poisoned"))
+            .and_then(|mut input| {
+                writeln!(input, "{}", crate::overlay::screens::choices_line(rows))
+            });
+        if let Err(err) = sent {
+            tracing::warn!("cannot give the overlay the list's rows: {err}");
+        }
+    }
+
     /// Waits until the compositor has shown `screen` (true), at most `timeout`.
     pub fn wait_shown(&self, screen: StickScreen, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;

@@ -14,6 +14,7 @@ use stick_manifest::session::{SessionPolicy, CONFERENCE_CA_PATH};
 
 use crate::network::reach_check::{CheckError, ReachCheck};
 use crate::network::user_factor::Prompt;
+use crate::network::wifi::choice::{Choice, WifiView};
 use crate::session::browser::Browser;
 use crate::session::cdp::{Cdp, CdpError, Event};
 use crate::session::guard::{
@@ -319,10 +320,12 @@ fn wait_for_network(
                 "This stick was never personalised: it carries no VPN credential and \
                  starts no network.\n\nGive it to the helpdesk.",
             ),
-            (false, _) => (
-                StickScreen::NoNetwork,
-                "No network: plug in a network cable. The connection starts by itself.",
-            ),
+            (false, _) => {
+                let (screen, text, rows) = no_link_screen();
+                display.show_with_rows(screen, text, rows);
+                wait_a_second_or_key(portal.is_some());
+                continue;
+            }
             (true, _) if refused => (
                 StickScreen::VpnRefused,
                 "The VPN gateway refuses this stick's credentials.\n\n\
@@ -361,6 +364,52 @@ fn wait_for_network(
         };
         display.show(screen, text);
         wait_a_second_or_key(portal.is_some());
+    }
+}
+
+/// No link: the Wi-Fi screens while Wi-Fi is in use (the list, the passphrase,
+/// joining, refused, no device), else the cable's.
+fn no_link_screen() -> (StickScreen, &'static str, Vec<Choice>) {
+    let about = |name: String| {
+        vec![Choice {
+            name,
+            bars: 0,
+            security: "psk",
+            signal_dbm: 0,
+        }]
+    };
+    match crate::network::wifi::choice::view() {
+        WifiView::NoHardware => (
+            StickScreen::NoWifiHardware,
+            "No network: no cable, and no Wi-Fi device this stick can use. Plug in a \
+             network cable.",
+            Vec::new(),
+        ),
+        WifiView::Choosing { choices } => (
+            StickScreen::WifiChoose,
+            "No cable: choose a Wi-Fi network on the screen (arrow keys, Enter).",
+            choices,
+        ),
+        WifiView::Passphrase { name } => (
+            StickScreen::WifiPassphrase,
+            "Type the Wi-Fi network's password on the screen.",
+            about(name),
+        ),
+        WifiView::Refused { name } => (
+            StickScreen::WifiRefused,
+            "The Wi-Fi network refused the password: type it again on the screen.",
+            about(name),
+        ),
+        WifiView::Connecting { name } | WifiView::Connected { name } => (
+            StickScreen::WifiConnecting,
+            "Joining the Wi-Fi network ...",
+            about(name),
+        ),
+        WifiView::Idle => (
+            StickScreen::NoNetwork,
+            "No network: plug in a network cable. The connection starts by itself.",
+            Vec::new(),
+        ),
     }
 }
 

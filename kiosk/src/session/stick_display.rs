@@ -8,6 +8,7 @@ use std::time::Duration;
 use stick_manifest::session::KeyboardLayout;
 use stick_manifest::Language;
 
+use crate::network::wifi::choice::Choice;
 use crate::overlay::screens::StickScreen;
 use crate::session::compositor::{Compositor, OverlayAnswers};
 use crate::session::overlay_input::emit_requested;
@@ -25,6 +26,8 @@ pub struct StickDisplay {
     /// A test image's warning, above the terminal's text.
     pub banner: &'static str,
     showing: Option<StickScreen>,
+    /// The rows the overlay has (a list's, or the network a screen is about).
+    rows: Vec<Choice>,
 }
 
 impl StickDisplay {
@@ -35,6 +38,7 @@ impl StickDisplay {
             language,
             banner,
             showing: None,
+            rows: Vec::new(),
         }
     }
 
@@ -56,6 +60,7 @@ impl StickDisplay {
             crate::session::overlay_input::connect(compositor.overlay_input());
             self.compositor = Some(compositor);
             self.showing = None;
+            self.rows.clear();
         }
         self.compositor
             .as_ref()
@@ -75,6 +80,19 @@ impl StickDisplay {
             Err(err) => tracing::warn!("no compositor for the {} screen: {err:#}", screen.name()),
         }
         self.showing = Some(screen);
+    }
+
+    /// [`StickDisplay::show`] with the rows of its list or the network it is
+    /// about (sent to the overlay when they change).
+    pub fn show_with_rows(&mut self, screen: StickScreen, text: &str, rows: Vec<Choice>) {
+        if self.rows != rows {
+            match self.compositor() {
+                Ok(compositor) => compositor.show_rows(&rows),
+                Err(err) => tracing::warn!("no compositor for the list's rows: {err:#}"),
+            }
+            self.rows = rows;
+        }
+        self.show(screen, text);
     }
 
     /// [`StickDisplay::show`], then waits until the compositor has shown it (at
@@ -105,10 +123,24 @@ impl StickDisplay {
 /// Where the overlay's answers go.
 const ANSWERS: OverlayAnswers = OverlayAnswers { answered, entered };
 
-/// A text field's content, to whom it belongs: the password to the network.
+/// A text field's content or a list's choice, to whom it belongs: the Wi-Fi
+/// network chosen and its passphrase to the Wi-Fi thread, the password or PIN
+/// to the network thread.
 fn entered(screen: StickScreen, hex: String) {
-    if screen.takes_text() {
-        crate::network::user_factor::typed(hex);
+    use crate::network::wifi::choice;
+    match screen {
+        StickScreen::WifiChoose => {
+            let name = hex::decode(&hex)
+                .ok()
+                .and_then(|bytes| String::from_utf8(bytes).ok())
+                .unwrap_or_default();
+            if !choice::choose(&name) {
+                tracing::warn!("the network chosen cannot be joined: {name:?}");
+            }
+        }
+        StickScreen::WifiPassphrase | StickScreen::WifiRefused => choice::typed(&hex),
+        _ if screen.takes_text() => crate::network::user_factor::typed(hex),
+        _ => {}
     }
 }
 
@@ -117,6 +149,9 @@ fn answered(screen: StickScreen, yes: bool) {
     match screen {
         StickScreen::ConfirmLeave => crate::session::leave::answered(yes),
         StickScreen::Ended => crate::session::ended::answered(yes),
+        StickScreen::WifiPassphrase | StickScreen::WifiRefused if !yes => {
+            crate::network::wifi::choice::back_to_list()
+        }
         other => tracing::warn!("an answer on a screen that asks nothing: {}", other.name()),
     }
 }

@@ -46,6 +46,9 @@ pub struct VpnSession {
     capture: PathBuf,
     allowed: AllowedEgress,
     pub name: String,
+    /// Whose frames are judged: the wired card's, or the Wi-Fi card's address
+    /// once the stick joined the lab's access point.
+    guest_mac: String,
 }
 
 impl VpnSession {
@@ -125,6 +128,7 @@ impl VpnSession {
             capture,
             allowed,
             name: name.to_string(),
+            guest_mac: GUEST_MAC.to_string(),
         })
     }
 
@@ -302,6 +306,11 @@ impl VpnSession {
         })
     }
 
+    /// Judges the frames of `mac` (the Wi-Fi card's) instead of the wired card's.
+    pub fn judge_frames_from(&mut self, mac: &str) {
+        self.guest_mac = mac.to_string();
+    }
+
     /// Powers off by ACPI, keeps the console, and judges the whole capture.
     pub fn power_off_and_judge(self) -> Result<LeakReport> {
         self.power_off_with_console().map(|(report, _)| report)
@@ -324,7 +333,7 @@ impl VpnSession {
         self.vm.keep_console(&self.name)?;
         let console = self.vm.console();
         let frames = crate::lab::pcap::read(&self.capture)?;
-        let mac = parse_mac(GUEST_MAC).context("guest MAC")?;
+        let mac = parse_mac(&self.guest_mac).context("guest MAC")?;
         let report = leak_report(&frames, mac, &self.allowed);
         println!(
             "{}: {report} (capture {})",
