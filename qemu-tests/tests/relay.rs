@@ -72,6 +72,7 @@ fn only_tcp_to_the_relay(frames: &[pcap::Frame], mac: [u8; 6]) -> pcap::LeakRepo
         gateway_esp: false,
         relay: Some((RELAY, qemu_tests::lab::netlab::RELAY_PORT)),
         portal_open: vec![],
+        access_point: false,
     };
     let report = pcap::leak_report(frames, mac, &allowed);
     assert!(

@@ -97,7 +97,7 @@ fn the_stick_joins_wifi_chosen_on_its_screen() {
     let interface = joined["interface"].as_str().unwrap_or_default().to_string();
     let wifi_mac = joined["address"].as_str().unwrap_or_default().to_string();
     assert_ne!(wifi_mac, GUEST_MAC, "{joined}");
-    s.judge_frames_from(&wifi_mac);
+    s.judge_frames_from_wifi(&wifi_mac);
 
     // DHCP over the air, then the password round and the tunnel as on a cable.
     let address = s
@@ -143,6 +143,9 @@ fn the_stick_joins_wifi_chosen_on_its_screen() {
         report.leaks.join("\n")
     );
     assert!(report.to_gateway > 0 && report.dhcp > 0, "{report}");
+    // The access point tells the wire about each association (two here: the
+    // refused one and the one that held), no more.
+    assert!(report.access_point_updates <= 2, "{report}");
     // The wired card is the access point's bridge port now: it sends nothing
     // of its own.
     let frames = pcap::read(&capture).ok_or_panic();

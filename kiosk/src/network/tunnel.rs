@@ -254,7 +254,10 @@ pub fn initiate_ipsec(connection: &str, timeout_seconds: u32) -> Result<(), Tunn
     );
     // charon's own words for the journal (no secret is in them): which round
     // failed and why.
-    let tail: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
+    let tail: Vec<&str> = log
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with("plugin '"))
+        .collect();
     tracing::warn!(
         "swanctl --initiate {connection}: {}",
         tail[tail.len().saturating_sub(12)..].join(" | ")

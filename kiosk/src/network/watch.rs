@@ -219,6 +219,16 @@ fn bring_up(policy: Option<NetworkPolicy>, reachable: &AtomicBool) -> Option<Net
             return None;
         }
     }
+    // charon may have started at boot on its own, before the credential's files
+    // were written (then it lacks the stick's account for the password round):
+    // it reads the configuration again now that every file is in place.
+    if policy.tunnel == TunnelKind::Ipsec && policy.personal && policy.token_key_id.is_none() {
+        if let Err(err) = crate::command::run("swanctl", &["--load-all", "--noprompt"]) {
+            let reason = format!("charon cannot load the stick's credential: {err}");
+            emit(reachable, &NetEvent::Disabled { reason });
+            return None;
+        }
+    }
     if policy.wifi.is_some() {
         let started = std::thread::Builder::new()
             .name("wifi".into())

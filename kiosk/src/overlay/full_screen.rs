@@ -465,6 +465,69 @@ mod tests {
     }
 
     #[test]
+    fn the_list_marks_one_row_in_a_light_box() {
+        let font = load_font(FONT_PATH).expect("fonts-dejavu-core on the test host");
+        let (width, height) = (1280, 800);
+        let rows: Vec<Choice> = ["Home", "Neighbours", &"long name ".repeat(8)]
+            .iter()
+            .map(|name| Choice {
+                name: name.to_string(),
+                bars: 2,
+                security: "psk",
+                signal_dbm: -70,
+            })
+            .collect();
+        let mut probe = Canvas::new(1, 1);
+        probe.fill(FIELD_BOX);
+        let light = probe.at(0, 0);
+        // The light box's rows (pixel lines holding any of its colour).
+        let box_lines = |marked: usize| -> Vec<u32> {
+            let extras = Extras {
+                field: None,
+                rows: &rows,
+                marked,
+            };
+            let canvas = paint(
+                StickScreen::WifiChoose,
+                extras,
+                Language::De,
+                Some(&font),
+                width,
+                height,
+            );
+            (0..height)
+                .filter(|&y| (0..width).any(|x| canvas.at(x, y) == light))
+                .collect()
+        };
+        let (first, last) = (box_lines(0), box_lines(2));
+        assert!(!first.is_empty() && !last.is_empty());
+        // One box, a row's height, and the mark two rows further down.
+        let span = |lines: &[u32]| lines[lines.len() - 1] - lines[0] + 1;
+        assert_eq!(span(&first), span(&last));
+        let layout = Layout::for_size(width, height);
+        let step = (last[0] - first[0]) as f32;
+        assert!(
+            (step - 2.0 * row_height(&layout)).abs() <= 2.0,
+            "the mark moved {step} px for two rows"
+        );
+        // No list on a screen about one network: its name, no box.
+        let about = Extras {
+            field: None,
+            rows: &rows[..1],
+            marked: 0,
+        };
+        let connecting = paint(
+            StickScreen::WifiConnecting,
+            about,
+            Language::De,
+            Some(&font),
+            width,
+            height,
+        );
+        assert!(!(0..height).any(|y| (0..width).any(|x| connecting.at(x, y) == light)));
+    }
+
+    #[test]
     fn the_band_says_how_serious() {
         for (screen, band) in [
             (StickScreen::VpnLost, band_colour(Severity::Wait)),

@@ -74,6 +74,10 @@ pub struct AllowedEgress {
     /// While the network's sign-in page was open (seconds since the epoch, from
     /// and to): DNS and HTTP(S) to anywhere outside are the portal browser's.
     pub portal_open: Vec<(f64, f64)>,
+    /// The stick is a Wi-Fi station of an access point bridged to the wire: the
+    /// access point's layer-2 update for it (see [`is_layer2_update`]) is the
+    /// access point's frame, not the stick's.
+    pub access_point: bool,
 }
 
 /// How one frame sent by the guest is judged.
@@ -87,6 +91,8 @@ pub enum Verdict {
     Relay,
     /// DNS or HTTP(S) while the sign-in page was open.
     Portal,
+    /// The access point's layer-2 update for the stick (Wi-Fi).
+    AccessPoint,
     /// Anything else, described.
     Leak(String),
 }
@@ -181,6 +187,8 @@ pub struct LeakReport {
     pub to_relay: usize,
     /// DNS and HTTP(S) while the network's sign-in page was open.
     pub to_portal: usize,
+    /// The Wi-Fi access point's layer-2 updates for the stick.
+    pub access_point_updates: usize,
     /// Every leaked frame, described.
     pub leaks: Vec<String>,
 }
@@ -199,7 +207,15 @@ impl std::fmt::Display for LeakReport {
             self.to_relay,
             self.to_portal,
             self.leaks.len()
-        )
+        )?;
+        if self.access_point_updates > 0 {
+            write!(
+                f,
+                " (and {} layer-2 updates the Wi-Fi access point sent for the stick)",
+                self.access_point_updates
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -219,6 +235,9 @@ pub fn leak_report(frames: &[Frame], guest_mac: [u8; 6], allowed: &AllowedEgress
             .any(|&(from, to)| frame.time >= from && frame.time <= to);
         let verdict = match verdict {
             Verdict::Leak(_) if portal_open && is_dns_or_web(&frame.data) => Verdict::Portal,
+            Verdict::Leak(_) if allowed.access_point && is_layer2_update(&frame.data) => {
+                Verdict::AccessPoint
+            }
             other => other,
         };
         match verdict {
@@ -227,10 +246,23 @@ pub fn leak_report(frames: &[Frame], guest_mac: [u8; 6], allowed: &AllowedEgress
             Verdict::Gateway(_) => report.to_gateway += 1,
             Verdict::Relay => report.to_relay += 1,
             Verdict::Portal => report.to_portal += 1,
+            Verdict::AccessPoint => report.access_point_updates += 1,
             Verdict::Leak(what) => report.leaks.push(what),
         }
     }
     report
+}
+
+/// The frame an access point sends to the wire, with a station's address as
+/// its source, when the station associates (IEEE 802.11F's layer-2 update:
+/// an 802.2 LLC XID frame to broadcast, so that switches learn where the
+/// station is; hostapd sends one per association). Nothing the stick's kernel
+/// sends looks like it.
+pub fn is_layer2_update(frame: &[u8]) -> bool {
+    frame.len() >= 17
+        && frame[0..6] == [0xff; 6]
+        && u16::from_be_bytes([frame[12], frame[13]]) == 6
+        && frame[14..17] == [0x00, 0x01, 0xaf]
 }
 
 /// An IPv4 frame to UDP 53, or TCP 53, 80 or 443: what the sign-in page's
@@ -398,6 +430,7 @@ mod tests {
             gateway_esp: false,
             relay: Some((Ipv4Addr::new(198, 51, 100, 3), 443)),
             portal_open: vec![],
+            access_point: false,
         }
     }
 
@@ -436,6 +469,37 @@ mod tests {
         );
         // Without the window, all six are leaks.
         assert_eq!(leak_report(&frames, mac, &allowed()).leaks.len(), 6);
+    }
+
+    #[test]
+    fn an_access_points_layer2_update_is_its_own_only_on_wifi() {
+        let station = [0xd6, 0x27, 0x28, 0x4e, 0xc6, 0x4a];
+        // hostapd's update: broadcast, the station as source, 802.3 length 6,
+        // LLC XID (DSAP 0, SSAP 1, control 0xaf) and its three bytes.
+        let mut update = vec![0xff; 6];
+        update.extend_from_slice(&station);
+        update.extend_from_slice(&[0x00, 0x06, 0x00, 0x01, 0xaf, 0x81, 0x01, 0x00]);
+        let mut unicast = update.clone();
+        unicast[0..6].copy_from_slice(&[0x52, 0x54, 0, 0, 0, 1]);
+        let arp = frame(station, ETHERTYPE_ARP, &[0; 28]);
+        for (data, is_update) in [(&update, true), (&unicast, false), (&arp, false)] {
+            assert_eq!(is_layer2_update(data), is_update, "{data:02x?}");
+        }
+        let frames = [Frame {
+            time: 1.0,
+            data: update,
+        }];
+        let on_wifi = AllowedEgress {
+            access_point: true,
+            ..allowed()
+        };
+        let report = leak_report(&frames, station, &on_wifi);
+        assert_eq!((report.access_point_updates, report.leaks.len()), (1, 0));
+        // On a cable nothing sends it: a leak.
+        assert_eq!(
+            leak_report(&frames, station, &allowed()).leaks,
+            ["ethertype 0x0006"]
+        );
     }
 
     #[test]
@@ -680,6 +744,7 @@ mod tests {
                 to_gateway: 1,
                 to_relay: 0,
                 to_portal: 0,
+                access_point_updates: 0,
                 leaks: vec!["udp 10.20.0.100:5353 -> 224.0.0.251:5353".into()],
             }
         );

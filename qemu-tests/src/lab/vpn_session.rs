@@ -121,6 +121,7 @@ impl VpnSession {
             gateway_esp: false,
             relay: lab.relay_endpoint(),
             portal_open: vec![],
+            access_point: false,
         };
         Ok(VpnSession {
             vm,
@@ -306,9 +307,11 @@ impl VpnSession {
         })
     }
 
-    /// Judges the frames of `mac` (the Wi-Fi card's) instead of the wired card's.
-    pub fn judge_frames_from(&mut self, mac: &str) {
+    /// Judges the frames of `mac` (the Wi-Fi card's) instead of the wired card's;
+    /// the access point's layer-2 updates for it are the access point's.
+    pub fn judge_frames_from_wifi(&mut self, mac: &str) {
         self.guest_mac = mac.to_string();
+        self.allowed.access_point = true;
     }
 
     /// Powers off by ACPI, keeps the console, and judges the whole capture.
