@@ -1,19 +1,22 @@
 //! Wi-Fi where no cable is: the Wi-Fi test image carries a TEST access point
 //! (two `mac80211_hwsim` radios, hostapd on one, bridged to the wired card in
 //! a namespace of its own, qemu-tests/configs/conference-wifi.toml). The stick
-//! keeps the other radio and no cable: the kiosk's real path runs. iwd scans, the network list shows on the stick's screen, the
-//! person chooses with Enter, types a wrong passphrase (refused, the screen
-//! says so), then the right one; networkd takes the address by DHCP over the
-//! air, the password round and the tunnel follow as on a cable. The uplink
-//! capture is judged for the Wi-Fi card's address: nothing but DHCP, ARP and
-//! the gateway's ports; the wired card's own address sends nothing.
+//! keeps the other radio and no cable: the kiosk's real path runs. iwd scans,
+//! the network list shows on the stick's screen, the person chooses with
+//! Enter, types a wrong passphrase (refused, the screen says so), goes back to
+//! the list with Esc, chooses again and types the right one; networkd takes
+//! the address by DHCP over the air, the password round and the tunnel follow
+//! as on a cable, and the conference page renders through it. The uplink capture is judged for the Wi-Fi card's address:
+//! nothing but DHCP, ARP and the gateway's ports; the wired card's own address
+//! sends nothing.
 
 use std::time::Duration;
 
-use qemu_tests::lab::conference_lab::conference_machine;
+use qemu_tests::lab::conference_lab::{conference_machine, ConferenceLab};
 use qemu_tests::lab::netlab::{Gateway, NetLab, GUEST_MAC};
 use qemu_tests::lab::pcap;
 use qemu_tests::lab::vpn_session::{VpnSession, BOOT_TIMEOUT, NET_TIMEOUT};
+use qemu_tests::machine::qemu::wait_until;
 
 const IMAGE: (&str, &str) = ("qemu-tests/configs/conference-wifi.toml", "conference-wifi");
 const USER: &str = "alice";
@@ -21,6 +24,8 @@ const PASSWORD: &str = "Sommer 2026!";
 /// The lab access point's network (qemu-tests/configs/conference-wifi.toml).
 const SSID: &str = "stick-lab";
 const PASSPHRASE: &str = "Lab passphrase 2026";
+/// Chromium's first page under TCG, after the tunnel is up.
+const PAGE_TIMEOUT: Duration = Duration::from_secs(300);
 
 trait OkOrPanic<T> {
     fn ok_or_panic(self) -> T;
@@ -45,6 +50,7 @@ fn the_stick_joins_wifi_chosen_on_its_screen() {
     .ok_or_panic();
     lab.add_eap_user(USER, PASSWORD);
     let mut s = VpnSession::start_in("wifi", lab, true, &image, conference_machine).ok_or_panic();
+    let conference = ConferenceLab::start(&s.lab).ok_or_panic();
 
     // The scan's list, on the screen.
     let listed = s
@@ -86,6 +92,14 @@ fn the_stick_joins_wifi_chosen_on_its_screen() {
     std::thread::sleep(Duration::from_secs(3));
     s.vm.screenshot(&qemu_tests::artifacts_dir().join("screen-wifi-refused.png"))
         .ok_or_panic();
+    // Esc goes back to the list; Enter on the network asks again.
+    let refused_at = refused["uptime_ms"].as_u64().unwrap_or(0);
+    s.vm.send_keys("esc").ok_or_panic();
+    s.screen_shown_since("wifi-choose", "SBS-WLAN-01", refused_at, NET_TIMEOUT)
+        .ok_or_panic();
+    s.vm.send_keys("ret").ok_or_panic();
+    s.screen_shown_since("wifi-passphrase", "SBS-WLAN-02", refused_at, NET_TIMEOUT)
+        .ok_or_panic();
     s.vm.type_text(PASSPHRASE).ok_or_panic();
     s.vm.send_keys("ret").ok_or_panic();
     let joined = s
@@ -124,6 +138,27 @@ fn the_stick_joins_wifi_chosen_on_its_screen() {
         n.state == "reachable"
     })
     .ok_or_panic();
+    // The conference page, through the tunnel over the air.
+    let rendered = wait_until(PAGE_TIMEOUT, Duration::from_millis(500), || {
+        conference
+            .reports()
+            .into_iter()
+            .find(|r| r.what == "rendered")
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "the conference page never rendered over Wi-Fi: {:?}",
+            conference.reports()
+        )
+    });
+    assert_eq!(
+        Some(rendered.client.as_str()),
+        up.inner_address.as_deref(),
+        "the page came through the tunnel"
+    );
+    std::thread::sleep(Duration::from_secs(5));
+    s.vm.screenshot(&qemu_tests::artifacts_dir().join("wifi-conference.png"))
+        .ok_or_panic();
     println!(
         "wifi: listed at {} ms, joined at {} ms ({} on {interface}), address at {} ms, \
          tunnel up at {} ms ({} ms after the address)",
