@@ -182,6 +182,13 @@ struct CredentialArgs {
     /// WireGuard: this stick's address in the tunnel, e.g. 10.99.1.7/32.
     #[arg(long, requires = "wireguard_key")]
     wireguard_address: Option<String>,
+    /// For an image with Wi-Fi (`[network.wifi]`): the person's own networks
+    /// (their home network), joined without asking. A TOML file, readable only
+    /// by you, with one `[[network]]` per network (at most 8):
+    /// `name = "FRITZ!Box 7590"` and `passphrase = "..."` (WPA, 8 to 63 characters).
+    /// They go into this stick's credential partition only.
+    #[arg(long, requires = "stick_id")]
+    wifi: Option<PathBuf>,
 }
 
 impl CredentialArgs {
@@ -212,7 +219,12 @@ impl CredentialArgs {
         let Some(stick_id) = &self.stick_id else {
             anyhow::bail!("name the stick: --stick-id (letters, digits, `.`, `_`, `-`)");
         };
-        read_credential(stick_id, &files).map(Some)
+        let mut credential = read_credential(stick_id, &files)?;
+        if let Some(path) = &self.wifi {
+            credential.wifi = image_builder::commands::personalize::read_wifi_presets(path)?;
+            credential.validate()?;
+        }
+        Ok(Some(credential))
     }
 }
 

@@ -74,6 +74,10 @@ pub struct Manifest {
     /// gateway checks in a second round (`[vpn.ipsec] user-password`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub personal_user: bool,
+    /// The image joins Wi-Fi (`[network.wifi]`): a stick's credential may
+    /// carry its person's networks.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub wifi: bool,
 }
 
 /// Path of the kiosk's boot policy inside the image (under the verity root).
@@ -284,6 +288,7 @@ mod tests {
             uki_signer: None,
             test_fake_capture: false,
             personal_credential: None,
+            wifi: false,
             personal_user: false,
         }
     }

@@ -54,6 +54,62 @@ pub struct StickCredential {
     /// The admin's name for this stick (in the console lines and the gateway's log).
     pub stick_id: String,
     pub tunnel: PersonalTunnel,
+    /// Wi-Fi networks this stick's person uses (their home network), joined
+    /// without a question on images with Wi-Fi.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub wifi: Vec<WifiPreset>,
+}
+
+/// Where iwd keeps the networks it knows (in RAM on the stick).
+pub const IWD_STATE_DIR: &str = "/var/lib/iwd";
+/// The most Wi-Fi presets one stick carries.
+pub const MAX_WIFI_PRESETS: usize = 8;
+
+/// A WPA2/WPA3-Personal network and its passphrase.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct WifiPreset {
+    /// The network's name (SSID): 1 to 32 bytes.
+    pub name: String,
+    /// 8 to 63 printable ASCII characters.
+    pub passphrase: String,
+}
+
+impl WifiPreset {
+    /// What is wrong with it, if anything.
+    pub fn problem(&self) -> Option<&'static str> {
+        let printable = |s: &str| s.chars().all(|c| c.is_ascii_graphic() || c == ' ');
+        if self.name.is_empty() || self.name.len() > 32 || self.name.chars().any(char::is_control) {
+            Some("a network name of 1 to 32 bytes, without control characters")
+        } else if !(8..=63).contains(&self.passphrase.len()) || !printable(&self.passphrase) {
+            Some("a WPA passphrase of 8 to 63 printable ASCII characters")
+        } else {
+            None
+        }
+    }
+
+    /// iwd's file for it in [`IWD_STATE_DIR`]: the name itself when it holds
+    /// only letters, digits, `-` and `_`, else `=` and the name in hex
+    /// (iwd.network(5)); `.psk` for WPA-Personal.
+    pub fn iwd_file_name(&self) -> String {
+        let plain = self
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if plain {
+            format!("{}.psk", self.name)
+        } else {
+            format!("={}.psk", hex::encode(self.name.as_bytes()))
+        }
+    }
+
+    /// The file's text.
+    pub fn iwd_file(&self) -> String {
+        format!(
+            "# From this stick's credential partition.\n[Security]\nPassphrase={}\n",
+            self.passphrase
+        )
+    }
 }
 
 /// The tunnel credential of one stick.
@@ -114,6 +170,12 @@ impl StickCredential {
             return Err(CredentialError::BadStickId(self.stick_id.clone()));
         }
         let bad = |what, expected| Err(CredentialError::BadField { what, expected });
+        if self.wifi.len() > MAX_WIFI_PRESETS {
+            return bad("list of Wi-Fi networks", "at most 8 networks");
+        }
+        if let Some(problem) = self.wifi.iter().find_map(WifiPreset::problem) {
+            return bad("Wi-Fi network", problem);
+        }
         match &self.tunnel {
             PersonalTunnel::Ipsec {
                 certificate,
@@ -209,6 +271,7 @@ mod tests {
                 key: "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n".into(),
                 user: None,
             },
+            wifi: Vec::new(),
         }
     }
 
@@ -219,10 +282,72 @@ mod tests {
                 private_key: key.into(),
                 address: address.into(),
             },
+            wifi: Vec::new(),
         }
     }
 
     const WG_KEY: &str = "yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=";
+
+    #[test]
+    fn wifi_presets_are_checked_and_named_as_iwd_names_them() {
+        let preset = |name: &str, passphrase: &str| WifiPreset {
+            name: name.into(),
+            passphrase: passphrase.into(),
+        };
+        let cases = [
+            (preset("Home", "long enough"), None, "Home.psk"),
+            (
+                preset("FRITZ!Box 7590", "long enough"),
+                None,
+                "=465249545a21426f782037353930.psk",
+            ),
+            (preset("home_2-4", "long enough"), None, "home_2-4.psk"),
+            (preset("", "long enough"), Some("a network name"), ""),
+            (
+                preset(&"x".repeat(33), "long enough"),
+                Some("a network name"),
+                "",
+            ),
+            (
+                preset("Home", "short"),
+                Some("a WPA passphrase"),
+                "Home.psk",
+            ),
+            (
+                preset("Home", "zwei Wörter!"),
+                Some("a WPA passphrase"),
+                "Home.psk",
+            ),
+        ];
+        for (preset, problem, file) in cases {
+            assert_eq!(
+                preset
+                    .problem()
+                    .map(|p| p.split(" of ").next().unwrap_or(p)),
+                problem,
+                "{preset:?}"
+            );
+            if !file.is_empty() {
+                assert_eq!(preset.iwd_file_name(), file, "{preset:?}");
+            }
+        }
+        assert_eq!(
+            preset("Home", "long enough").iwd_file(),
+            "# From this stick's credential partition.\n[Security]\nPassphrase=long enough\n"
+        );
+        // Carried in the credential, checked with it.
+        let mut credential = ipsec();
+        credential.wifi = vec![preset("Home", "long enough")];
+        let bytes = credential.encode().expect("encodes");
+        assert_eq!(
+            StickCredential::decode(&bytes).expect("decodes"),
+            credential
+        );
+        credential.wifi.push(preset("Cafe", "short"));
+        assert!(credential.encode().is_err());
+        credential.wifi = vec![preset("Home", "long enough"); 9];
+        assert!(credential.validate().is_err());
+    }
 
     #[test]
     fn round_trips_and_pads() {

@@ -6,9 +6,9 @@
 //! Enter, types a wrong passphrase (refused, the screen says so), goes back to
 //! the list with Esc, chooses again and types the right one; networkd takes
 //! the address by DHCP over the air, the password round and the tunnel follow
-//! as on a cable, and the conference page renders through it. The uplink capture is judged for the Wi-Fi card's address:
-//! nothing but DHCP, ARP and the gateway's ports; the wired card's own address
-//! sends nothing.
+//! as on a cable, and the conference page renders through it. The uplink
+//! capture is judged for the Wi-Fi card's address: nothing but DHCP, ARP and
+//! the gateway's ports; the wired card's own address sends nothing.
 
 use std::time::Duration;
 
@@ -190,4 +190,75 @@ fn the_stick_joins_wifi_chosen_on_its_screen() {
         .filter(|f| f.data.len() >= 12 && f.data[6..12] == wired)
         .count();
     assert_eq!(from_wired, 0, "frames from the wired card's own address");
+}
+
+/// The person's home network preset on their stick (`personalize --wifi`): iwd
+/// joins it by itself, no list and no passphrase on the screen; the password
+/// round and the tunnel follow.
+#[test]
+fn a_preset_home_network_is_joined_without_a_question() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let presets = dir.path().join("wifi.toml");
+    std::fs::write(
+        &presets,
+        format!("[[network]]\nname = \"{SSID}\"\npassphrase = \"{PASSPHRASE}\"\n"),
+    )
+    .expect("presets");
+    let cert = qemu_tests::vpn_fixture("test-stick-a.pem");
+    let key = qemu_tests::vpn_fixture("test-stick-a.key");
+    let args: [&std::ffi::OsStr; 8] = [
+        "--client-cert".as_ref(),
+        cert.as_os_str(),
+        "--client-key".as_ref(),
+        key.as_os_str(),
+        "--user".as_ref(),
+        USER.as_ref(),
+        "--wifi".as_ref(),
+        presets.as_os_str(),
+    ];
+    let image = qemu_tests::personalised_copy(dir.path(), IMAGE, "stick-a", &args).ok_or_panic();
+    let mut lab = NetLab::new(Gateway::Ipsec {
+        wrong_certificate: false,
+        refuses_stick: false,
+    })
+    .ok_or_panic();
+    lab.add_eap_user(USER, PASSWORD);
+    let mut s =
+        VpnSession::start_in("wifi-preset", lab, true, &image, conference_machine).ok_or_panic();
+    let credential = s
+        .wait_event("net", 0, BOOT_TIMEOUT, "the credential", |e| {
+            e["state"] == "credential"
+        })
+        .ok_or_panic();
+    assert_eq!(credential["wifi_networks"], 1, "{credential}");
+    let joined = s
+        .wait_event("wifi", 0, NET_TIMEOUT, "the preset joined", |e| {
+            e["state"] == "connected"
+        })
+        .ok_or_panic();
+    assert_eq!(joined["network"], SSID, "{joined}");
+    s.judge_frames_from_wifi(joined["address"].as_str().unwrap_or_default());
+    s.screen_shown("enter-password", "SBS-ID-02", NET_TIMEOUT)
+        .ok_or_panic();
+    s.vm.type_text(PASSWORD).ok_or_panic();
+    s.vm.send_keys("ret").ok_or_panic();
+    let up = s
+        .wait_net(0, NET_TIMEOUT, "the tunnel up", |n| n.state == "tunnel-up")
+        .ok_or_panic();
+    let (report, console) = s.power_off_with_console().ok_or_panic();
+    let screens = qemu_tests::lab::vpn_session::screens_shown(&console);
+    for asked in ["wifi-passphrase", "wifi-refused"] {
+        assert!(
+            !screens.iter().any(|s| s == asked),
+            "the preset network still asked ({asked}): {screens:?}"
+        );
+    }
+    assert!(
+        report.leaks.is_empty(),
+        "the stick leaked on Wi-Fi: {report}"
+    );
+    println!(
+        "wifi-preset: joined at {} ms, tunnel up at {} ms; screens {screens:?}",
+        joined["uptime_ms"], up.uptime_ms
+    );
 }

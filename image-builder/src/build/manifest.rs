@@ -121,6 +121,7 @@ fn manifest(inputs: &BuildInputs, built: &Described) -> Manifest {
             .filter(|n| n.personal)
             .map(|n| n.tunnel),
         personal_user: loaded.network.as_ref().is_some_and(|n| n.user_password),
+        wifi: loaded.network.as_ref().is_some_and(|n| n.wifi.is_some()),
     }
 }
 

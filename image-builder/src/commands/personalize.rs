@@ -5,15 +5,15 @@
 //! through. Personalising again replaces the credential in place.
 
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::FileTypeExt;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use stick_manifest::personal::{
-    valid_user, PersonalTunnel, StickCredential, PERSONAL_PARTITION_NAME, PERSONAL_PARTITION_SIZE,
-    PERSONAL_TYPE_UUID, USER_RULE,
+    valid_user, PersonalTunnel, StickCredential, WifiPreset, MAX_WIFI_PRESETS,
+    PERSONAL_PARTITION_NAME, PERSONAL_PARTITION_SIZE, PERSONAL_TYPE_UUID, USER_RULE,
 };
 
 use crate::disk::gpt::{
@@ -94,6 +94,7 @@ pub fn read_credential(stick_id: &str, files: &CredentialFiles) -> Result<StickC
     let credential = StickCredential {
         stick_id: stick_id.to_string(),
         tunnel,
+        wifi: Vec::new(),
     };
     credential.validate()?;
     Ok(credential)
@@ -137,8 +138,63 @@ fn expects(manifest: &stick_manifest::Manifest, credential: &StickCredential) ->
     let wants = ImageWants {
         credential: manifest.personal_credential,
         user: manifest.personal_user,
+        wifi: manifest.wifi,
     };
     takes(&image, wants, credential)
+}
+
+/// `--wifi FILE`: the person's own Wi-Fi networks, TOML, one `[[network]]`
+/// (`name`, `passphrase`) per network.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WifiFile {
+    #[serde(default)]
+    network: Vec<WifiPreset>,
+}
+
+/// Reads and checks `--wifi FILE`; every error names the file and the network.
+pub fn read_wifi_presets(path: &Path) -> Result<Vec<WifiPreset>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let presets = parse_wifi_presets(&text).with_context(|| format!("{}", path.display()))?;
+    let mode = std::fs::metadata(path)
+        .map(|m| m.permissions().mode())
+        .unwrap_or(0);
+    if mode & 0o077 != 0 {
+        tracing::warn!(
+            "{} holds Wi-Fi passphrases and others may read it (mode {:o}): chmod 600",
+            path.display(),
+            mode & 0o777
+        );
+    }
+    Ok(presets)
+}
+
+fn parse_wifi_presets(text: &str) -> Result<Vec<WifiPreset>> {
+    let file: WifiFile = toml::from_str(text).map_err(|e| {
+        anyhow::anyhow!(
+            "{}; expected one [[network]] with name = \"...\" and passphrase = \"...\" per network",
+            e.message()
+        )
+    })?;
+    if file.network.is_empty() {
+        bail!("names no network: add a [[network]] with name and passphrase");
+    }
+    if file.network.len() > MAX_WIFI_PRESETS {
+        bail!(
+            "names {} networks; a stick carries at most {MAX_WIFI_PRESETS}",
+            file.network.len()
+        );
+    }
+    for (index, preset) in file.network.iter().enumerate() {
+        if let Some(problem) = preset.problem() {
+            bail!("network {} ({:?}): needs {problem}", index + 1, preset.name);
+        }
+        if file.network[..index].iter().any(|p| p.name == preset.name) {
+            bail!("network {} ({:?}) is named twice", index + 1, preset.name);
+        }
+    }
+    Ok(file.network)
 }
 
 /// What an image's manifest says a stick's credential must hold.
@@ -147,6 +203,8 @@ struct ImageWants {
     credential: Option<stick_manifest::network::TunnelKind>,
     /// The person's account (the gateway checks a password for it).
     user: bool,
+    /// The image joins Wi-Fi: the credential may carry networks.
+    wifi: bool,
 }
 
 /// Whether `image` (its name, for messages) with `wants` takes `credential`.
@@ -167,6 +225,12 @@ fn takes(image: &str, wants: ImageWants, credential: &StickCredential) -> Result
         bail!(
             "{image} uses {wanted}, the credential is for {}",
             tunnel_name(&credential.tunnel)
+        );
+    }
+    if !credential.wifi.is_empty() && !wants.wifi {
+        bail!(
+            "{image} has no Wi-Fi ([network.wifi]): the stick would never use the networks \
+             of --wifi; leave it out"
         );
     }
     let password = wants.user;
@@ -357,6 +421,7 @@ mod tests {
                 private_key: "yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=".into(),
                 address: address.into(),
             },
+            wifi: Vec::new(),
         }
     }
 
@@ -410,6 +475,33 @@ mod tests {
     }
 
     #[test]
+    fn wifi_files_are_read_with_errors_that_name_the_network() {
+        let good = "[[network]]\nname = \"FRITZ!Box\"\npassphrase = \"long enough\"\n\n\
+                    [[network]]\nname = \"Home\"\npassphrase = \"also long enough\"\n";
+        let names: Vec<String> = parse_wifi_presets(good)
+            .expect("parses")
+            .into_iter()
+            .map(|p| p.name)
+            .collect();
+        assert_eq!(names, ["FRITZ!Box", "Home"]);
+        let many = "[[network]]\nname = \"N\"\npassphrase = \"long enough\"\n".repeat(9);
+        for (text, part) in [
+            ("", "names no network"),
+            ("[[network]]\nname = \"Home\"\n", "passphrase"),
+            ("[[network]]\nname = \"Home\"\npassphrase = \"short\"\n", "network 1 (\"Home\"): needs a WPA passphrase"),
+            ("[[network]]\nname = \"Home\"\npassphrase = \"long enough\"\nhidden = true\n", "unknown field"),
+            (&many, "at most 8"),
+            (
+                "[[network]]\nname = \"A\"\npassphrase = \"long enough\"\n[[network]]\nname = \"A\"\npassphrase = \"long enough\"\n",
+                "network 2 (\"A\") is named twice",
+            ),
+        ] {
+            let err = format!("{:#}", parse_wifi_presets(text).expect_err(text));
+            assert!(err.contains(part), "{text:?}: {err}");
+        }
+    }
+
+    #[test]
     fn the_credential_must_be_what_the_image_wants() {
         use stick_manifest::network::TunnelKind;
         let ipsec = |user: Option<&str>| StickCredential {
@@ -419,8 +511,13 @@ mod tests {
                 key: "-----BEGIN PRIVATE KEY-----\nB\n-----END PRIVATE KEY-----\n".into(),
                 user: user.map(String::from),
             },
+            wifi: Vec::new(),
         };
-        let wants = |credential, user| ImageWants { credential, user };
+        let wants = |credential, user| ImageWants {
+            credential,
+            user,
+            wifi: false,
+        };
         let cases: Vec<(&str, ImageWants, StickCredential, Result<(), &str>)> = vec![
             (
                 "ipsec",
@@ -451,6 +548,33 @@ mod tests {
                 wants(Some(TunnelKind::Wireguard), false),
                 ipsec(None),
                 Err("uses wireguard, the credential is for ipsec"),
+            ),
+            (
+                "Wi-Fi networks for an image without Wi-Fi",
+                wants(Some(TunnelKind::Ipsec), false),
+                StickCredential {
+                    wifi: vec![WifiPreset {
+                        name: "Home".into(),
+                        passphrase: "long enough".into(),
+                    }],
+                    ..ipsec(None)
+                },
+                Err("has no Wi-Fi ([network.wifi])"),
+            ),
+            (
+                "Wi-Fi networks for an image with Wi-Fi",
+                ImageWants {
+                    wifi: true,
+                    ..wants(Some(TunnelKind::Ipsec), false)
+                },
+                StickCredential {
+                    wifi: vec![WifiPreset {
+                        name: "Home".into(),
+                        passphrase: "long enough".into(),
+                    }],
+                    ..ipsec(None)
+                },
+                Ok(()),
             ),
             (
                 "no personal credential at all",

@@ -260,6 +260,7 @@ mod tests {
             test_fake_capture: false,
             personal_credential: None,
             personal_user: false,
+            wifi: false,
         }
     }
 

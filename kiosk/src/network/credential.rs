@@ -11,8 +11,8 @@ use anyhow::{bail, Context, Result};
 use stick_manifest::network::{NetworkPolicy, TunnelKind, IPSEC_CONNECTION, RELAY_CONNECTION};
 use stick_manifest::personal::{
     CredentialError, PersonalTunnel, StickCredential, HEADER_BYTES, IPSEC_CERT_PATH,
-    IPSEC_KEY_PATH, IPSEC_USER_DROPIN, MAX_DOCUMENT, PERSONAL_TYPE_UUID, WIREGUARD_ADDRESS_DROPIN,
-    WIREGUARD_KEY_PATH,
+    IPSEC_KEY_PATH, IPSEC_USER_DROPIN, IWD_STATE_DIR, MAX_DOCUMENT, PERSONAL_TYPE_UUID,
+    WIREGUARD_ADDRESS_DROPIN, WIREGUARD_KEY_PATH,
 };
 
 /// The header before the document (mark, length, checksum) plus the longest document.
@@ -23,6 +23,8 @@ const READ_BYTES: usize = HEADER_BYTES + MAX_DOCUMENT;
 pub struct Installed {
     pub stick_id: String,
     pub partition: PathBuf,
+    /// The person's own Wi-Fi networks given to iwd.
+    pub wifi_networks: usize,
 }
 
 /// Set when the stick carries no credential at all: it was never personalised
@@ -71,6 +73,11 @@ pub fn install(policy: &NetworkPolicy) -> Result<Installed> {
     }
     put(&credential, policy)?;
     Ok(Installed {
+        wifi_networks: if policy.wifi.is_some() {
+            credential.wifi.len()
+        } else {
+            0
+        },
         stick_id: credential.stick_id,
         partition,
     })
@@ -126,8 +133,26 @@ fn read_start(partition: &Path) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
-/// Writes the credential's files for `policy`'s tunnel.
+/// Gives iwd the person's own Wi-Fi networks (in RAM: /var/lib/iwd is on the
+/// volatile overlay), each readable by root only; iwd picks new files up itself.
+/// A stick whose image has no Wi-Fi leaves them unused.
+fn put_wifi_presets(credential: &StickCredential, policy: &NetworkPolicy) -> Result<()> {
+    if policy.wifi.is_none() {
+        if !credential.wifi.is_empty() {
+            tracing::warn!("the credential names Wi-Fi networks; this image has no Wi-Fi");
+        }
+        return Ok(());
+    }
+    for preset in &credential.wifi {
+        let path = format!("{IWD_STATE_DIR}/{}", preset.iwd_file_name());
+        write(&path, preset.iwd_file().as_bytes(), 0o600, None)?;
+    }
+    Ok(())
+}
+
+/// Writes the credential's files for `policy`'s tunnel, and its Wi-Fi networks.
 fn put(credential: &StickCredential, policy: &NetworkPolicy) -> Result<()> {
+    put_wifi_presets(credential, policy)?;
     match (&credential.tunnel, policy.tunnel) {
         (
             PersonalTunnel::Ipsec {

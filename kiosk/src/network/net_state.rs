@@ -27,6 +27,8 @@ pub enum NetEvent {
     Credential {
         stick_id: String,
         partition: String,
+        /// The person's own Wi-Fi networks it carried (given to iwd).
+        wifi_networks: usize,
     },
     LinkUp {
         interface: String,

@@ -190,6 +190,7 @@ fn bring_up(policy: Option<NetworkPolicy>, reachable: &AtomicBool) -> Option<Net
                 &NetEvent::Credential {
                     stick_id: installed.stick_id,
                     partition: installed.partition.display().to_string(),
+                    wifi_networks: installed.wifi_networks,
                 },
             ),
             Err(err) => {
