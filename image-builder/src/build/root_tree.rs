@@ -106,6 +106,12 @@ impl RootTree {
             loaded.network.as_ref(),
             &inputs.vpn_credentials,
         )?;
+        let lab_access_point = config
+            .network
+            .wifi
+            .as_ref()
+            .and_then(|w| w.lab_access_point.as_ref());
+        crate::root::wifi::install(&path, loaded.network.as_ref(), lab_access_point)?;
         if let Some(session) = &loaded.session {
             crate::root::session::install(&path, session, &inputs.conference_trust)?;
             if loaded.network.as_ref().is_some_and(|n| n.portal.is_some()) {

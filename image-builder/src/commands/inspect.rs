@@ -133,5 +133,11 @@ pub fn render(i: &Inspection) -> String {
             }
         ));
     }
+    if i.manifest.as_ref().is_some_and(|m| m.wifi) {
+        out.push_str(
+            "wifi: joins Wi-Fi when no cable has a link; a stick may carry its person's \
+             networks (personalize --wifi)\n",
+        );
+    }
     out
 }

@@ -84,7 +84,9 @@ mod tests {
     #[test]
     fn the_lab_access_point_is_checked() {
         let packages: Vec<String> = vec!["hostapd".into(), "iw".into()];
-        let cases: &[(WifiSection, &[String], Result<Option<&str>, &str>)] = &[
+        /// The section, the extra packages, and the SSID or the key named in the error.
+        type Case<'a> = (WifiSection, &'a [String], Result<Option<&'a str>, &'a str>);
+        let cases: &[Case] = &[
             (WifiSection::default(), &[], Ok(None)),
             (
                 lab("stick-lab", "lab passphrase"),

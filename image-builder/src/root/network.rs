@@ -200,23 +200,7 @@ pub fn install(
         tc::uplink_network(policy.ipv6, tc::UplinkCard::Wired).as_bytes(),
         0o644,
     )?;
-    if let Some(wifi) = &policy.wifi {
-        write(
-            root,
-            tc::WIFI_NETWORK_PATH,
-            tc::uplink_network(policy.ipv6, tc::UplinkCard::Wifi).as_bytes(),
-            0o644,
-        )?;
-        let lab = loaded
-            .config
-            .network
-            .wifi
-            .as_ref()
-            .and_then(|w| w.lab_access_point.as_ref());
-        crate::root::wifi::install(root, wifi, lab)?;
-    } else {
-        mask(root, "iwd.service")?;
-    }
+
     if let (Some(ipsec), Some(ca)) = (ipsec, &credentials.ipsec_ca) {
         install_ipsec(root, policy, ipsec, ca, credentials.ipsec_client.as_ref())?;
     }
@@ -352,7 +336,7 @@ pub(crate) fn write(root: &Path, path: &str, bytes: &[u8], mode: u32) -> Result<
 }
 
 /// Masks a unit in the tree (a link to /dev/null in /etc/systemd/system).
-fn mask(root: &Path, unit: &str) -> Result<()> {
+pub(crate) fn mask(root: &Path, unit: &str) -> Result<()> {
     let link = root.join("etc/systemd/system").join(unit);
     if link.symlink_metadata().is_ok() {
         std::fs::remove_file(&link)

@@ -5,10 +5,11 @@
 use std::path::Path;
 
 use anyhow::Result;
-use stick_manifest::network::WifiPolicy;
+use stick_manifest::network::NetworkPolicy;
 
 use crate::config::wifi::LabAccessPoint;
-use crate::root::network::write;
+use crate::root::network::{mask, write};
+use crate::root::tunnel_config::{uplink_network, UplinkCard, WIFI_NETWORK_PATH};
 
 /// What Wi-Fi adds to the image (iwd brings libell).
 pub const PACKAGES: &[&str] = &["iwd"];
@@ -33,8 +34,19 @@ pub fn iwd_conf() -> String {
         .to_string()
 }
 
-/// Writes iwd's config and, for a test image, the lab access point.
-pub fn install(root: &Path, _policy: &WifiPolicy, lab: Option<&LabAccessPoint>) -> Result<()> {
+/// With `[network.wifi]`: networkd's Wi-Fi `.network`, iwd's config and, for a
+/// test image, the lab access point. Without: iwd (if any package brought it)
+/// is masked.
+pub fn install(
+    root: &Path,
+    policy: Option<&NetworkPolicy>,
+    lab: Option<&LabAccessPoint>,
+) -> Result<()> {
+    let Some(policy) = policy.filter(|p| p.wifi.is_some()) else {
+        return mask(root, "iwd.service");
+    };
+    let network = uplink_network(policy.ipv6, UplinkCard::Wifi);
+    write(root, WIFI_NETWORK_PATH, network.as_bytes(), 0o644)?;
     write(root, IWD_CONF_PATH, iwd_conf().as_bytes(), 0o644)?;
     let Some(lab) = lab else {
         return Ok(());

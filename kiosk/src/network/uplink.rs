@@ -217,6 +217,17 @@ mod tests {
             assert_eq!(interface_ipv4(&wg, name), want, "{name}");
         }
         assert_eq!(interface_ipv4("not json", "wg0"), None);
+        let physical = |_: &str| Some(LinkKind::Wired);
+        assert!(parse(&format!("[{ETH_ADDR}]"), ROUTE, physical)
+            .expect("parses")
+            .routable());
+        assert!(!parse(&format!("[{ETH_ADDR}]"), "[]", physical)
+            .expect("parses")
+            .routable());
+    }
+
+    #[test]
+    fn the_uplink_is_a_routed_link_then_a_cable_then_wifi() {
         let wlan = |flags: &str, operstate: &str, addr: &str| {
             format!(
                 r#"{{"ifindex":5,"ifname":"wlan0","flags":[{flags}],"operstate":"{operstate}","link_type":"ether","addr_info":[{addr}]}}"#
@@ -284,12 +295,5 @@ mod tests {
             assert_eq!(got.interface.as_deref(), Some(*want), "{name}");
             assert_eq!(got.kind, kinds(want), "{name}");
         }
-        let physical = |_: &str| Some(LinkKind::Wired);
-        assert!(parse(&format!("[{ETH_ADDR}]"), ROUTE, physical)
-            .expect("parses")
-            .routable());
-        assert!(!parse(&format!("[{ETH_ADDR}]"), "[]", physical)
-            .expect("parses")
-            .routable());
     }
 }

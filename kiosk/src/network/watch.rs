@@ -207,6 +207,13 @@ fn bring_up(policy: Option<NetworkPolicy>, reachable: &AtomicBool) -> Option<Net
     if policy.token_key_id.is_some() {
         crate::network::user_factor::use_token_pin();
     }
+    if policy.wifi.is_some() {
+        // Until iwd reports: the list, still empty ("looking for networks"),
+        // rather than the cable's screen.
+        crate::network::wifi::choice::publish(crate::network::wifi::choice::WifiView::Choosing {
+            choices: Vec::new(),
+        });
+    }
     let mut units = vec!["systemd-networkd.service"];
     if policy.tunnel == TunnelKind::Ipsec {
         units.push("strongswan.service");

@@ -231,6 +231,58 @@ fn paint_rows(
     y
 }
 
+/// The line naming the network a Wi-Fi screen is about; returns the new `y`.
+fn paint_network_name(
+    canvas: &mut Canvas,
+    font: &FontVec,
+    layout: &Layout,
+    name: &str,
+    language: Language,
+    y: f32,
+) -> f32 {
+    let y = y + row_height(layout);
+    let line = match language {
+        Language::De => format!("WLAN: {name}"),
+        Language::En => format!("Network: {name}"),
+    };
+    let line = crate::overlay::paint::fit_line(font, layout.body_size, &line, layout.text_width);
+    canvas.text(font, layout.body_size, layout.left, y, &line, TITLE);
+    y + layout.body_size * 0.5
+}
+
+/// A text field holding `dots` characters (one dot each), from `y` on; returns
+/// the new `y`.
+fn paint_field(
+    canvas: &mut Canvas,
+    font: &FontVec,
+    layout: &Layout,
+    dots: usize,
+    mut y: f32,
+) -> f32 {
+    y += layout.body_size;
+    let box_height = layout.body_size * 2.0;
+    canvas.rounded_box(
+        layout.left as u32,
+        y as u32,
+        (layout.text_width * 0.6) as u32,
+        box_height as u32,
+        (layout.body_size / 4.0) as u32,
+        FIELD_BOX,
+    );
+    let shown: String = "\u{25cf}".repeat(dots.min(MAX_DOTS));
+    // A caret after the dots: the field has the keyboard.
+    canvas.text(
+        font,
+        layout.body_size,
+        layout.left + layout.body_size * 0.6,
+        y + layout.body_size * 1.35,
+        &format!("{shown}|"),
+        FIELD_DOTS,
+    );
+    y += field_height(layout) - layout.body_size;
+    y
+}
+
 /// The height a text field takes below the words (its box and the gap).
 fn field_height(layout: &Layout) -> f32 {
     layout.body_size * 3.2
@@ -298,38 +350,10 @@ pub fn paint(
         paint_rows(&mut canvas, font, &layout, extras, language, y);
         y = top + rows_height(screen, &layout);
     } else if let (true, Some(row)) = (screen.names_network(), extras.rows.first()) {
-        y += row_height(&layout);
-        let line = match language {
-            Language::De => format!("WLAN: {}", row.name),
-            Language::En => format!("Network: {}", row.name),
-        };
-        let line =
-            crate::overlay::paint::fit_line(font, layout.body_size, &line, layout.text_width);
-        canvas.text(font, layout.body_size, layout.left, y, &line, TITLE);
-        y += layout.body_size * 0.5;
+        y = paint_network_name(&mut canvas, font, &layout, &row.name, language, y);
     }
     if let Some(dots) = extras.field {
-        y += layout.body_size;
-        let box_height = layout.body_size * 2.0;
-        canvas.rounded_box(
-            layout.left as u32,
-            y as u32,
-            (layout.text_width * 0.6) as u32,
-            box_height as u32,
-            (layout.body_size / 4.0) as u32,
-            FIELD_BOX,
-        );
-        let shown: String = "\u{25cf}".repeat(dots.min(MAX_DOTS));
-        // A caret after the dots: the field has the keyboard.
-        canvas.text(
-            font,
-            layout.body_size,
-            layout.left + layout.body_size * 0.6,
-            y + layout.body_size * 1.35,
-            &format!("{shown}|"),
-            FIELD_DOTS,
-        );
-        y += field_height(&layout) - layout.body_size;
+        y = paint_field(&mut canvas, font, &layout, dots, y);
     }
     // The code in a box, where a person reads it out on the phone.
     let code_size = layout.body_size * 1.1;
