@@ -235,6 +235,48 @@ mod tests {
         }
     }
 
+    /// The kill switch holds on any uplink (a cable's card, Wi-Fi, whatever the
+    /// PC names them): no rule names one; the only interfaces named are the
+    /// stick's own (loopback, the WireGuard tunnel, the sign-in page's veth).
+    #[test]
+    fn no_rule_names_an_uplink() {
+        let own = ["lo", WIREGUARD_INTERFACE, PORTAL_HOST_INTERFACE];
+        for policy in [
+            policy(TunnelKind::Ipsec),
+            policy(TunnelKind::Wireguard),
+            relay_policy(),
+            portal_policy(),
+        ] {
+            let rules = render(Some(&policy));
+            let named = named_interfaces(&rules);
+            assert!(!named.is_empty(), "{rules}");
+            for name in named {
+                assert!(
+                    own.contains(&name.as_str()),
+                    "a rule names the interface {name:?}:\n{rules}"
+                );
+            }
+        }
+        // The reading catches a rule that would.
+        assert_eq!(
+            named_interfaces("iifname \"lo\" accept\n oifname != \"enp0s2\" drop"),
+            ["lo", "enp0s2"]
+        );
+    }
+
+    /// Every interface an `iifname`/`oifname` match names.
+    fn named_interfaces(rules: &str) -> Vec<String> {
+        rules
+            .split("ifname ")
+            .skip(1)
+            .map(|rest| {
+                let rest = rest.trim_start_matches("!= ");
+                let name = rest.split_whitespace().next().unwrap_or_default();
+                name.trim_matches('"').to_string()
+            })
+            .collect()
+    }
+
     #[test]
     fn the_portal_is_forwarded_only_from_its_interface_and_only_dns_and_web() {
         let without = render(Some(&policy(TunnelKind::Wireguard)));
