@@ -84,6 +84,8 @@ fn only_tcp_to_the_relay(frames: &[pcap::Frame], mac: [u8; 6]) -> pcap::LeakRepo
 
 /// The sign-in strip's colour (the stick's amber, `overlay::full_screen`).
 const STRIP_AMBER: [u8; 3] = [0xe0, 0xa0, 0x00];
+/// The lab's sign-in page: black on white.
+const PAGE_WHITE: [u8; 3] = [0xff, 0xff, 0xff];
 /// The sign-in page may take this long to load in the throwaway browser (TCG).
 const PORTAL_TIMEOUT: Duration = Duration::from_secs(180);
 
@@ -134,11 +136,25 @@ fn sign_in_through_the_portal(s: &mut VpnSession, since_ms: u64) -> PortalPhase 
         .nth(1)
         .unwrap_or_default()
         .to_string();
-    // The page on the screen, under the strip.
-    std::thread::sleep(Duration::from_secs(10));
+    // The page on the screen, under the strip: Enter is pressed only once the
+    // window shows it (under load, Chromium may paint its window many seconds
+    // after the request; a key before that is lost).
     let shot = qemu_tests::artifacts_dir().join("screen-portal-open.png");
+    let screen = wait_until(PORTAL_TIMEOUT, Duration::from_secs(2), || {
+        let screen = s.vm.screen().ok()?;
+        let page = Region {
+            x: 0,
+            y: 300,
+            width: screen.width,
+            height: screen.height.saturating_sub(300),
+        };
+        (screen.share_in(page, PAGE_WHITE, 3) > 0.5).then_some(screen)
+    })
+    .unwrap_or_else(|| {
+        let _ = s.vm.screenshot(&shot);
+        panic!("the sign-in page never showed ({})", shot.display())
+    });
     s.vm.screenshot(&shot).ok_or_panic();
-    let screen = s.vm.screen().ok_or_panic();
     let strip_region = Region {
         x: 0,
         y: 0,
