@@ -237,3 +237,14 @@ pub fn run_tool(command: &mut Command) -> Result<String> {
     }
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
+
+/// A scenario's step that must work: its error chain as the panic message.
+pub trait OkOrPanic<T> {
+    fn ok_or_panic(self) -> T;
+}
+
+impl<T> OkOrPanic<T> for anyhow::Result<T> {
+    fn ok_or_panic(self) -> T {
+        self.unwrap_or_else(|e| panic!("{e:#}"))
+    }
+}

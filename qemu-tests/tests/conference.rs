@@ -19,6 +19,7 @@ use qemu_tests::lab::vpn_session::{VpnSession, BOOT_TIMEOUT};
 use qemu_tests::machine::qemu::{wait_until, Machine};
 use qemu_tests::machine::screen::Region;
 use qemu_tests::machine::serial::parse_event;
+use qemu_tests::OkOrPanic;
 
 /// The tunnel address the WireGuard test image has.
 const GUEST_TUNNEL_ADDRESS: &str = "10.99.1.2";
@@ -62,16 +63,6 @@ const INDICATOR_MUTED: [u8; 3] = [0x50, 0x5a, 0x62];
 const MEDIA_WINDOW: Duration = Duration::from_secs(10);
 /// The page's own box over the indicator's place (page.html, key h).
 const COVER_BLUE: [u8; 3] = [0, 0, 0xff];
-
-trait OkOrPanic<T> {
-    fn ok_or_panic(self) -> T;
-}
-
-impl<T> OkOrPanic<T> for anyhow::Result<T> {
-    fn ok_or_panic(self) -> T {
-        self.unwrap_or_else(|e| panic!("{e:#}"))
-    }
-}
 
 /// What must follow an attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -14,6 +14,7 @@ use qemu_tests::lab::netlab::{Gateway, NetLab};
 use qemu_tests::lab::smartcard::EmulatedCard;
 use qemu_tests::lab::vpn_session::{screens_shown, VpnSession, BOOT_TIMEOUT, NET_TIMEOUT};
 use qemu_tests::machine::qemu::wait_until;
+use qemu_tests::OkOrPanic;
 
 /// The conference image for personal sticks with a password round
 /// (`(config, output folder)`).
@@ -39,16 +40,6 @@ const IPSEC: Gateway = Gateway::Ipsec {
     wrong_certificate: false,
     refuses_stick: false,
 };
-
-trait OkOrPanic<T> {
-    fn ok_or_panic(self) -> T;
-}
-
-impl<T> OkOrPanic<T> for anyhow::Result<T> {
-    fn ok_or_panic(self) -> T {
-        self.unwrap_or_else(|e| panic!("{e:#}"))
-    }
-}
 
 /// A copy of the image personalised as `stick_id` with the TEST certificate
 /// `name` and `user`'s account.

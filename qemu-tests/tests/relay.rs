@@ -20,6 +20,7 @@ use qemu_tests::lab::vpn_session::{screens_shown, VpnSession, BOOT_TIMEOUT, NET_
 use qemu_tests::machine::qemu::wait_until;
 use qemu_tests::machine::screen::Region;
 use qemu_tests::machine::serial::NetLine;
+use qemu_tests::OkOrPanic;
 
 const IMAGE: (&str, &str) = (
     "qemu-tests/configs/conference-ipsec.toml",
@@ -29,16 +30,6 @@ const USER: &str = "alice";
 const PASSWORD: &str = "Sommer 2026!";
 /// How long the tunnel's exchanges are sampled on each path.
 const SAMPLE: Duration = Duration::from_secs(30);
-
-trait OkOrPanic<T> {
-    fn ok_or_panic(self) -> T;
-}
-
-impl<T> OkOrPanic<T> for anyhow::Result<T> {
-    fn ok_or_panic(self) -> T {
-        self.unwrap_or_else(|e| panic!("{e:#}"))
-    }
-}
 
 fn now() -> f64 {
     SystemTime::now()

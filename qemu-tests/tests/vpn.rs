@@ -11,17 +11,7 @@ use qemu_tests::lab::netlab::Gateway;
 use qemu_tests::lab::pcap::LeakReport;
 use qemu_tests::lab::vpn_session::{VpnSession, NET_TIMEOUT};
 use qemu_tests::machine::serial::parse_event;
-
-/// Test failures print the whole error chain (console and lab logs included).
-trait OkOrPanic<T> {
-    fn ok_or_panic(self) -> T;
-}
-
-impl<T> OkOrPanic<T> for anyhow::Result<T> {
-    fn ok_or_panic(self) -> T {
-        self.unwrap_or_else(|e| panic!("{e:#}"))
-    }
-}
+use qemu_tests::OkOrPanic;
 
 fn judged(session: VpnSession) -> LeakReport {
     let name = session.name.clone();

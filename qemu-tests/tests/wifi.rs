@@ -17,6 +17,7 @@ use qemu_tests::lab::netlab::{Gateway, NetLab, GUEST_MAC};
 use qemu_tests::lab::pcap;
 use qemu_tests::lab::vpn_session::{VpnSession, BOOT_TIMEOUT, NET_TIMEOUT};
 use qemu_tests::machine::qemu::wait_until;
+use qemu_tests::OkOrPanic;
 
 const IMAGE: (&str, &str) = ("qemu-tests/configs/conference-wifi.toml", "conference-wifi");
 const USER: &str = "alice";
@@ -26,16 +27,6 @@ const SSID: &str = "stick-lab";
 const PASSPHRASE: &str = "Lab passphrase 2026";
 /// Chromium's first page under TCG, after the tunnel is up.
 const PAGE_TIMEOUT: Duration = Duration::from_secs(300);
-
-trait OkOrPanic<T> {
-    fn ok_or_panic(self) -> T;
-}
-
-impl<T> OkOrPanic<T> for anyhow::Result<T> {
-    fn ok_or_panic(self) -> T {
-        self.unwrap_or_else(|e| panic!("{e:#}"))
-    }
-}
 
 #[test]
 fn the_stick_joins_wifi_chosen_on_its_screen() {
