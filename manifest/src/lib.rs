@@ -55,6 +55,10 @@ pub struct Manifest {
     /// Filesystem module folders left in the kernel (all others were removed).
     #[serde(default)]
     pub kernel_filesystems: Vec<String>,
+    /// The firmware the image carries, per owner (`intel-wifi`... or `other`):
+    /// only what its drivers can load.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub firmware: Vec<FirmwareShare>,
     pub builder_version: String,
     /// sha256 of the config file's bytes.
     pub config_sha256: String,
@@ -78,6 +82,16 @@ pub struct Manifest {
     /// carry its person's networks.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub wifi: bool,
+}
+
+/// Firmware files whose drivers are one owner's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct FirmwareShare {
+    /// `intel-wifi`, `realtek-wifi`, `mediatek-wifi`, `atheros-wifi`, or `other`.
+    pub drivers: String,
+    pub files: u32,
+    pub bytes: u64,
 }
 
 /// Path of the kiosk's boot policy inside the image (under the verity root).
@@ -285,6 +299,7 @@ mod tests {
             builder_version: "0.1.0".into(),
             config_sha256: "00".repeat(32),
             kernel_filesystems: vec![],
+            firmware: vec![],
             uki_signer: None,
             test_fake_capture: false,
             personal_credential: None,

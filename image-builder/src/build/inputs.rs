@@ -62,7 +62,10 @@ impl BuildInputs {
             },
             None => host_mirrors(Path::new("/etc/apt"))?,
         };
-        let sources = mirrors.source_lines(&config.debian.suite);
+        let sources = mirrors.source_lines(
+            &config.debian.suite,
+            !config.wifi_firmware().is_empty(),
+        );
         let pins = config
             .debian
             .pins()

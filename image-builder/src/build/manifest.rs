@@ -113,6 +113,7 @@ fn manifest(inputs: &BuildInputs, built: &Described) -> Manifest {
         builder_version: env!("CARGO_PKG_VERSION").into(),
         config_sha256: hex::encode(Sha256::digest(&loaded.raw)),
         kernel_filesystems: built.root.pruning.kept_filesystems.clone(),
+        firmware: built.root.firmware.kept.clone(),
         uki_signer: built.uki.signer.clone(),
         test_fake_capture: loaded.session.as_ref().is_some_and(|s| s.test_capture()),
         personal_credential: loaded

@@ -38,7 +38,7 @@ pub fn base_tree(inputs: &BuildInputs, cache: &TreeCache) -> Result<BaseTree> {
         loaded.session.is_some(),
         &plugin_sets,
         token,
-        wifi,
+        wifi.then(|| loaded.config.wifi_firmware()),
     );
     let recipe = base_recipe(
         &debian.suite,
@@ -62,6 +62,7 @@ pub struct RootTree {
     /// The SBOM: every installed package with its version.
     pub packages: Vec<Package>,
     pub pruning: ModulePruning,
+    pub firmware: crate::root::firmware::FirmwareReport,
 }
 
 impl RootTree {
@@ -122,6 +123,7 @@ impl RootTree {
         let packages = crate::trees::packages::installed_packages(&path)
             .with_context(|| format!("cannot read the package list of {}", path.display()))?;
         let pruning = prune_modules(&path, &base.kernel_version)?;
+        let firmware = crate::root::firmware::prune(&path, &base.kernel_version)?;
         // The stick's language, and English (the fallback of every program).
         let languages = [config.kiosk.language.code(), "en"];
         let diet = crate::root::diet::apply(&path, &languages)?;
@@ -140,6 +142,7 @@ impl RootTree {
             path,
             packages,
             pruning,
+            firmware,
         })
     }
 }
@@ -189,17 +192,19 @@ pub const TOKEN_PACKAGES: &[&str] = &["pcscd", "libccid", "opensc", "opensc-pkcs
 
 /// The config's extra packages, plus the browser stack when the image has a
 /// session, plus charon's plugins for a user factor (and the smart-card stack
-/// for a token).
+/// for a token), plus iwd and the Wi-Fi firmware (`wifi`: the families).
 fn packages_to_add(
     extra: &[String],
     session: bool,
     plugin_sets: &[crate::root::charon_plugins::PluginSet],
     token: bool,
-    wifi: bool,
+    wifi: Option<&[crate::config::wifi::FirmwareFamily]>,
 ) -> Vec<String> {
     let mut packages = extra.to_vec();
-    if wifi {
+    if let Some(families) = wifi {
         packages.extend(crate::root::wifi::PACKAGES.iter().map(|p| p.to_string()));
+        let firmware = families.iter().flat_map(|f| f.packages());
+        packages.extend(firmware.map(|p| p.to_string()));
     }
     for set in plugin_sets {
         packages.extend(set.packages.iter().map(|p| p.to_string()));

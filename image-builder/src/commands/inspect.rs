@@ -139,5 +139,20 @@ pub fn render(i: &Inspection) -> String {
              networks (personalize --wifi)\n",
         );
     }
+    if let Some(m) = i.manifest.as_ref().filter(|m| !m.firmware.is_empty()) {
+        let shares: Vec<String> = m
+            .firmware
+            .iter()
+            .map(|s| {
+                format!(
+                    "{} {} files {:.1} MiB",
+                    s.drivers,
+                    s.files,
+                    s.bytes as f64 / (1024.0 * 1024.0)
+                )
+            })
+            .collect();
+        out.push_str(&format!("firmware: {}\n", shares.join(", ")));
+    }
     out
 }

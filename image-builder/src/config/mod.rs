@@ -396,6 +396,14 @@ impl Config {
         Ok(())
     }
 
+    /// The Wi-Fi firmware the image carries (none without `[network.wifi]`).
+    pub fn wifi_firmware(&self) -> &[crate::config::wifi::FirmwareFamily] {
+        self.network
+            .wifi
+            .as_ref()
+            .map_or(&[], |wifi| wifi.firmware.as_slice())
+    }
+
     /// The kiosk's network policy, `None` for an image without network.
     pub fn network_policy(
         &self,

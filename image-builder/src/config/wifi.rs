@@ -6,15 +6,87 @@ use serde::Deserialize;
 use stick_manifest::network::WifiPolicy;
 
 /// `[network.wifi]`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct WifiSection {
+    /// The Wi-Fi cards whose firmware the image carries (from Debian's
+    /// `non-free-firmware`), and of that only what the cards' drivers name.
+    /// Default: all four, so that most laptops find their card.
+    #[serde(default = "FirmwareFamily::all")]
+    pub firmware: Vec<FirmwareFamily>,
     /// TEST IMAGES ONLY: a lab access point inside the image (two
     /// `mac80211_hwsim` radios at boot, hostapd on one, bridged to the wired
     /// card, which the stick then does not have). Needs `hostapd` and `iw` in
     /// `[debian] extra-packages`.
     #[serde(default)]
     pub lab_access_point: Option<LabAccessPoint>,
+}
+
+impl Default for WifiSection {
+    fn default() -> Self {
+        WifiSection {
+            firmware: FirmwareFamily::all(),
+            lab_access_point: None,
+        }
+    }
+}
+
+/// A maker of Wi-Fi cards whose drivers need firmware the kernel does not carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FirmwareFamily {
+    /// iwlwifi (and iwlegacy): most business laptops.
+    Intel,
+    /// rtw88, rtw89, rtlwifi, rtl8xxxu: many consumer laptops and USB sticks.
+    Realtek,
+    /// mt76, mt7601u.
+    Mediatek,
+    /// Qualcomm Atheros ath6kl to ath12k, ath9k_htc, carl9170.
+    Atheros,
+}
+
+impl FirmwareFamily {
+    pub const ALL: [FirmwareFamily; 4] = [
+        FirmwareFamily::Intel,
+        FirmwareFamily::Realtek,
+        FirmwareFamily::Mediatek,
+        FirmwareFamily::Atheros,
+    ];
+
+    pub fn all() -> Vec<FirmwareFamily> {
+        Self::ALL.to_vec()
+    }
+
+    /// The config's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            FirmwareFamily::Intel => "intel",
+            FirmwareFamily::Realtek => "realtek",
+            FirmwareFamily::Mediatek => "mediatek",
+            FirmwareFamily::Atheros => "atheros",
+        }
+    }
+
+    /// Debian's packages with the family's firmware (`non-free-firmware`), and the
+    /// free ones for ath9k_htc and carl9170 (`main`).
+    pub fn packages(self) -> &'static [&'static str] {
+        match self {
+            FirmwareFamily::Intel => &["firmware-iwlwifi"],
+            FirmwareFamily::Realtek => &["firmware-realtek"],
+            FirmwareFamily::Mediatek => &["firmware-mediatek"],
+            FirmwareFamily::Atheros => &["firmware-atheros", "firmware-ath9k-htc", "firmware-carl9170"],
+        }
+    }
+
+    /// The family's drivers, relative to the kernel's module folder.
+    pub fn driver_folder(self) -> &'static str {
+        match self {
+            FirmwareFamily::Intel => "kernel/drivers/net/wireless/intel",
+            FirmwareFamily::Realtek => "kernel/drivers/net/wireless/realtek",
+            FirmwareFamily::Mediatek => "kernel/drivers/net/wireless/mediatek",
+            FirmwareFamily::Atheros => "kernel/drivers/net/wireless/ath",
+        }
+    }
 }
 
 /// The lab access point's network.
@@ -30,6 +102,14 @@ pub struct LabAccessPoint {
 impl WifiSection {
     /// The kiosk's policy; `extra_packages` must hold what a lab access point runs.
     pub fn policy(&self, extra_packages: &[String]) -> Result<WifiPolicy, (&'static str, String)> {
+        for (i, family) in self.firmware.iter().enumerate() {
+            if self.firmware[..i].contains(family) {
+                return Err((
+                    "network.wifi.firmware",
+                    format!("\"{}\" is named twice", family.name()),
+                ));
+            }
+        }
         let Some(lab) = &self.lab_access_point else {
             return Ok(WifiPolicy {
                 lab_access_point: None,
@@ -74,11 +154,41 @@ mod tests {
 
     fn lab(ssid: &str, passphrase: &str) -> WifiSection {
         WifiSection {
+            firmware: FirmwareFamily::all(),
             lab_access_point: Some(LabAccessPoint {
                 ssid: ssid.into(),
                 passphrase: passphrase.into(),
             }),
         }
+    }
+
+    #[test]
+    fn firmware_families_default_to_all_and_are_named_once() {
+        let parse = |text: &str| toml::from_str::<WifiSection>(text).map_err(|e| e.to_string());
+        let cases: &[(&str, Result<&[FirmwareFamily], &str>)] = &[
+            ("", Ok(&FirmwareFamily::ALL)),
+            ("firmware = []", Ok(&[])),
+            (
+                "firmware = [\"intel\", \"mediatek\"]",
+                Ok(&[FirmwareFamily::Intel, FirmwareFamily::Mediatek]),
+            ),
+            (
+                "firmware = [\"broadcom\"]",
+                Err("unknown variant `broadcom`, expected one of `intel`, `realtek`, `mediatek`, `atheros`"),
+            ),
+        ];
+        for (text, want) in cases {
+            match (parse(text), want) {
+                (Ok(section), Ok(families)) => assert_eq!(section.firmware, *families, "{text}"),
+                (Err(err), Err(part)) => assert!(err.contains(part), "{text}: {err}"),
+                (got, _) => panic!("{text}: {got:?}"),
+            }
+        }
+        let twice = parse("firmware = [\"intel\", \"realtek\", \"intel\"]").expect("parses");
+        assert_eq!(
+            twice.policy(&[]).map_err(|(key, message)| (key, message)),
+            Err(("network.wifi.firmware", "\"intel\" is named twice".to_string()))
+        );
     }
 
     #[test]

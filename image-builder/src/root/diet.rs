@@ -163,7 +163,7 @@ fn select(root: &Path, selector: Selector, languages: &[&str]) -> Result<Vec<Pat
 
 /// Calls `visit` for every file and symlink under `folder` (not following
 /// symlinks); a missing folder has none.
-fn walk(folder: &Path, visit: &mut dyn FnMut(&Path, &std::fs::Metadata)) -> Result<()> {
+pub(crate) fn walk(folder: &Path, visit: &mut dyn FnMut(&Path, &std::fs::Metadata)) -> Result<()> {
     let Ok(entries) = std::fs::read_dir(folder) else {
         return Ok(());
     };
@@ -182,7 +182,7 @@ fn walk(folder: &Path, visit: &mut dyn FnMut(&Path, &std::fs::Metadata)) -> Resu
 }
 
 /// Removes the folders under `folder` (and `folder`) that the diet left empty.
-fn remove_empty_folders(folder: &Path) -> Result<()> {
+pub(crate) fn remove_empty_folders(folder: &Path) -> Result<()> {
     let Ok(entries) = std::fs::read_dir(folder) else {
         return Ok(());
     };

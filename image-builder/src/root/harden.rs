@@ -3,7 +3,7 @@
 //! and their parsers never see a hostile disk), network filesystems, network
 //! protocols the stick never speaks (each one a parser a local process could
 //! reach with a socket), the buses that give a plugged-in device DMA (Thunderbolt,
-//! FireWire), and efi-pstore (which would write crash logs into the PC's firmware
+//! FireWire), Bluetooth, and efi-pstore (which would write crash logs into the PC's firmware
 //! NVRAM). The kernel enforces module signatures, so what is removed here cannot
 //! come back from anywhere else.
 //!
@@ -36,6 +36,10 @@ pub const REMOVED_MODULES: &[&str] = &[
     "kernel/drivers/thunderbolt",
     "kernel/drivers/net/thunderbolt",
     "kernel/drivers/firewire",
+    // Bluetooth: a radio the stick never uses (no pairing, no daemon), and a
+    // kernel stack reachable from anyone within range while a controller is up.
+    "kernel/net/bluetooth",
+    "kernel/drivers/bluetooth",
     // Network protocols: the stick speaks IPv4/IPv6 (TCP, UDP, ESP) over Ethernet
     // or Wi-Fi, and nothing else.
     "kernel/net/6lowpan",

@@ -22,14 +22,20 @@ pub struct Mirrors {
 }
 
 impl Mirrors {
-    /// apt source lines for `suite`, as mmdebstrap takes them.
-    pub fn source_lines(&self, suite: &str) -> Vec<String> {
+    /// apt source lines for `suite`, as mmdebstrap takes them: `main`, and
+    /// `non-free-firmware` when the image carries firmware from it.
+    pub fn source_lines(&self, suite: &str, non_free_firmware: bool) -> Vec<String> {
+        let components = if non_free_firmware {
+            "main non-free-firmware"
+        } else {
+            "main"
+        };
         let mut lines = vec![
-            format!("deb {} {suite} main", self.main),
-            format!("deb {} {suite}-updates main", self.main),
+            format!("deb {} {suite} {components}", self.main),
+            format!("deb {} {suite}-updates {components}", self.main),
         ];
         if let Some(security) = &self.security {
-            lines.push(format!("deb {security} {suite}-security main"));
+            lines.push(format!("deb {security} {suite}-security {components}"));
         }
         lines
     }
@@ -194,12 +200,16 @@ mod tests {
             }
         );
         assert_eq!(
-            mirrors.source_lines("trixie"),
+            mirrors.source_lines("trixie", false),
             vec![
                 "deb http://mirror.example/debian trixie main",
                 "deb http://mirror.example/debian trixie-updates main",
                 "deb http://mirror.example/debian-security trixie-security main",
             ]
+        );
+        assert_eq!(
+            mirrors.source_lines("trixie", true)[2],
+            "deb http://mirror.example/debian-security trixie-security main non-free-firmware"
         );
         assert_eq!(
             pick_mirrors(&parse_one_line("deb https://vendor.example/apt x main")),

@@ -213,6 +213,7 @@ mod tests {
             builder_version: "0.1.0".into(),
             config_sha256: "00".repeat(32),
             kernel_filesystems: vec![],
+            firmware: vec![],
             uki_signer: None,
             test_fake_capture: false,
             personal_credential: None,
