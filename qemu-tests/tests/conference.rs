@@ -292,19 +292,7 @@ fn wait_report_within(
     detail: Option<&str>,
     timeout: Duration,
 ) -> PageReport {
-    let found = wait_until(timeout, Duration::from_millis(500), || {
-        lab.reports()
-            .into_iter()
-            .skip(after)
-            .find(|r| r.what == what && detail.is_none_or(|d| r.detail == d))
-    });
-    found.unwrap_or_else(|| {
-        panic!(
-            "the page did not report {what} {detail:?}; it reported {:?}\n--- Janus ---\n{}",
-            lab.reports(),
-            lab.janus_log()
-        )
-    })
+    lab.wait_report(after, what, detail, timeout).ok_or_panic()
 }
 
 /// The first line of `kind` after the first `after` that `matches`, within `timeout`.

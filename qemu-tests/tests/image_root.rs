@@ -4,9 +4,14 @@
 //! removes (network protocols the stick never speaks, Thunderbolt, FireWire).
 //! No boot needed.
 
+use std::collections::BTreeSet;
+
+use image_builder::config::wifi::FirmwareFamily;
 use image_builder::root::harden::REMOVED_MODULES;
 use image_builder::root::privileges::REMOVED_PROGRAMS;
-use qemu_tests::machine::root_listing::{root_listing, RootEntry};
+use qemu_tests::machine::root_listing::{root_listing, RootEntry, RootSquashfs};
+
+const WIFI_IMAGE: (&str, &str) = ("qemu-tests/configs/conference-wifi.toml", "conference-wifi");
 
 /// Named here as well as in the builder, so that emptying the builder's lists
 /// cannot make this test pass.
@@ -66,6 +71,116 @@ fn the_demo_and_conference_roots_hold_no_setuid_program_account_tool_perl_or_rem
             entries.len()
         );
     }
+}
+
+/// The firmware names a module declares (`MODULE_FIRMWARE`), read from its
+/// `.ko.xz` bytes: `firmware=NAME` strings of its modinfo section.
+fn declared_firmware(module_xz: &[u8]) -> Vec<String> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let packed = dir.path().join("m.ko.xz");
+    std::fs::write(&packed, module_xz).expect("write");
+    let out = std::process::Command::new("xz")
+        .arg("-dc")
+        .arg(&packed)
+        .output()
+        .expect("xz runs");
+    assert!(out.status.success(), "xz -dc failed");
+    let key = b"\0firmware=";
+    let data = out.stdout;
+    let mut names = Vec::new();
+    let mut at = 0;
+    while let Some(i) = data[at..].windows(key.len()).position(|w| w == key) {
+        let start = at + i + key.len();
+        let end = data[start..].iter().position(|b| *b == 0).map_or(data.len(), |e| start + e);
+        names.push(String::from_utf8_lossy(&data[start..end]).into_owned());
+        at = end;
+    }
+    names
+}
+
+/// `iwlwifi-cc-a0-77.ucode` -> `iwlwifi-cc-a0`.
+fn ucode_base(name: &str) -> Option<&str> {
+    let (base, version) = name.strip_suffix(".ucode")?.rsplit_once('-')?;
+    version.bytes().all(|b| b.is_ascii_digit()).then_some(base)
+}
+
+/// The Wi-Fi image carries firmware for each family's cards, as their drivers
+/// in the image declare it (read from the modules' own bytes), one loadable
+/// version per Intel card, and no Bluetooth firmware: the image has no
+/// Bluetooth driver.
+#[test]
+fn the_wifi_root_carries_what_its_wifi_drivers_name_and_no_bluetooth() {
+    let built = qemu_tests::built_image(WIFI_IMAGE.0, WIFI_IMAGE.1).expect("image builds");
+    let root = RootSquashfs::open(&built.image).expect("root read");
+    let entries = root.listing().expect("root listed");
+    let firmware: BTreeSet<&str> = entries
+        .iter()
+        .filter(|e| e.kind != "dir")
+        .filter_map(|e| e.path.strip_prefix("usr/lib/firmware/"))
+        .collect();
+    let bluetooth: Vec<&&str> = firmware
+        .iter()
+        .filter(|p| {
+            ["rtl_bt/", "ibt-", "intel/ibt-", "qca/", "mediatek/BT_RAM_CODE"]
+                .iter()
+                .any(|prefix| p.starts_with(prefix))
+        })
+        .collect();
+    assert!(bluetooth.is_empty(), "Bluetooth firmware: {bluetooth:?}");
+    let bluetooth_modules: Vec<&str> = entries
+        .iter()
+        .map(|e| e.path.as_str())
+        .filter(|p| p.contains("/kernel/net/bluetooth/") || p.contains("/kernel/drivers/bluetooth/"))
+        .collect();
+    assert!(bluetooth_modules.is_empty(), "{bluetooth_modules:?}");
+    let mut intel_bases = BTreeSet::new();
+    for family in FirmwareFamily::ALL {
+        let folder = format!("/{}/", family.driver_folder());
+        let modules: Vec<&RootEntry> = entries
+            .iter()
+            .filter(|e| e.kind == "file" && e.path.contains(&folder) && e.path.ends_with(".ko.xz"))
+            .collect();
+        let mut named = BTreeSet::new();
+        for module in &modules {
+            named.extend(declared_firmware(&root.read(&module.path).expect("module read")));
+        }
+        let present = named.iter().filter(|n| firmware.contains(n.as_str())).count();
+        println!(
+            "{}: {} modules declare {} firmware names; {present} of them are in the image",
+            family.name(),
+            modules.len(),
+            named.len()
+        );
+        assert!(present > 0, "{}: none of {named:?} is in the image", family.name());
+        if family == FirmwareFamily::Intel {
+            intel_bases.extend(named.iter().filter_map(|n| ucode_base(n).map(str::to_string)));
+        }
+    }
+    // Intel ships several API versions of each card's code; the driver loads
+    // one, and that one is all the image carries.
+    let mut ucode_per_card: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+    for file in firmware.iter().filter(|f| f.starts_with("iwlwifi-")) {
+        if let Some(base) = ucode_base(file) {
+            ucode_per_card.entry(base).or_default().push(file);
+        }
+    }
+    assert!(!ucode_per_card.is_empty(), "no Intel Wi-Fi code in the image");
+    for (base, files) in &ucode_per_card {
+        assert!(intel_bases.contains(*base), "{base}: no Intel driver declares it");
+        assert_eq!(files.len(), 1, "{base}: {files:?}");
+    }
+    let counted: u64 = built.manifest["firmware"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|share| share["files"].as_u64())
+        .sum();
+    assert_eq!(counted, firmware.len() as u64, "the manifest counts the firmware files");
+    println!(
+        "firmware: {} files, {} Intel cards with one version each, no Bluetooth",
+        firmware.len(),
+        ucode_per_card.len()
+    );
 }
 
 #[test]

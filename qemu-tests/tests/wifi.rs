@@ -6,7 +6,8 @@
 //! Enter, types a wrong passphrase (refused, the screen says so), goes back to
 //! the list with Esc, chooses again and types the right one; networkd takes
 //! the address by DHCP over the air, the password round and the tunnel follow
-//! as on a cable, and the conference page renders through it. The uplink
+//! as on a cable, the conference page renders through it and its echo call
+//! runs (the image's virtual camera and microphone, Janus' echo test). The uplink
 //! capture is judged for the Wi-Fi card's address: nothing but DHCP, ARP and
 //! the gateway's ports; the wired card's own address sends nothing.
 
@@ -27,6 +28,10 @@ const SSID: &str = "stick-lab";
 const PASSPHRASE: &str = "Lab passphrase 2026";
 /// Chromium's first page under TCG, after the tunnel is up.
 const PAGE_TIMEOUT: Duration = Duration::from_secs(300);
+/// From the page to media both ways through the echo test (as tests/conference.rs).
+const CALL_TIMEOUT: Duration = Duration::from_secs(300);
+/// Audio and video packets each way that make a call.
+const MEDIA_PACKETS: u64 = 100;
 
 #[test]
 fn the_stick_joins_wifi_chosen_on_its_screen() {
@@ -147,9 +152,42 @@ fn the_stick_joins_wifi_chosen_on_its_screen() {
         up.inner_address.as_deref(),
         "the page came through the tunnel"
     );
-    std::thread::sleep(Duration::from_secs(5));
-    s.vm.screenshot(&qemu_tests::artifacts_dir().join("wifi-conference.png"))
+    // The call: camera and microphone captured, the peer connection up, media
+    // both ways through Janus' echo test, and the kiosk sees it flowing.
+    let capture_report = conference
+        .wait_report(0, "capture", None, CALL_TIMEOUT)
         .ok_or_panic();
+    assert!(
+        capture_report.detail.contains("audio:") && capture_report.detail.contains("video:"),
+        "{capture_report:?}"
+    );
+    let connection = conference
+        .wait_report(0, "connection", Some("connected"), CALL_TIMEOUT)
+        .ok_or_panic();
+    let media = wait_until(CALL_TIMEOUT, Duration::from_secs(2), || {
+        conference
+            .janus_media()
+            .ok()
+            .filter(|m| m.both_ways(MEDIA_PACKETS))
+    })
+    .unwrap_or_else(|| panic!("no media both ways over Wi-Fi: {:?}", conference.janus_media()));
+    let flowing = s
+        .wait_event("session", 0, CALL_TIMEOUT, "media flowing", |e| {
+            e["state"] == "media" && e["flowing"] == true
+        })
+        .ok_or_panic();
+    s.vm.screenshot(&qemu_tests::artifacts_dir().join("wifi-call.png"))
+        .ok_or_panic();
+    println!(
+        "wifi: the call: connected {:.1} s after the page; Janus saw audio {} in / {} out, \
+         video {} in / {} out; the kiosk saw media flowing at {} ms",
+        connection.t - rendered.t,
+        media.audio_packets_in,
+        media.audio_packets_out,
+        media.video_packets_in,
+        media.video_packets_out,
+        flowing["uptime_ms"]
+    );
     println!(
         "wifi: listed at {} ms, joined at {} ms ({} on {interface}), address at {} ms, \
          tunnel up at {} ms ({} ms after the address)",

@@ -24,6 +24,9 @@ pub struct BuildInputs {
     pub pins: Vec<PackagePin>,
     /// apt source lines for mmdebstrap: the config's mirror, else the host's.
     pub sources: Vec<String>,
+    /// The same with `non-free-firmware` where the image carries Wi-Fi firmware
+    /// (for the base tree only: the tools tree needs none, and stays shared).
+    pub base_sources: Vec<String>,
     /// The manifest's build time: SOURCE_DATE_EPOCH, else now.
     pub build_time: u64,
     /// File times inside the root, fixed so that equal inputs give equal bytes.
@@ -62,7 +65,8 @@ impl BuildInputs {
             },
             None => host_mirrors(Path::new("/etc/apt"))?,
         };
-        let sources = mirrors.source_lines(
+        let sources = mirrors.source_lines(&config.debian.suite, false);
+        let base_sources = mirrors.source_lines(
             &config.debian.suite,
             !config.wifi_firmware().is_empty(),
         );
@@ -83,6 +87,7 @@ impl BuildInputs {
             conference_trust,
             pins,
             sources,
+            base_sources,
             build_time,
             fs_time: options.source_date_epoch.unwrap_or(0),
         })

@@ -42,7 +42,7 @@ pub fn base_tree(inputs: &BuildInputs, cache: &TreeCache) -> Result<BaseTree> {
     );
     let recipe = base_recipe(
         &debian.suite,
-        &inputs.sources,
+        &inputs.base_sources,
         &package_pin::apply(&packages, &inputs.pins),
     );
     match BaseTree::ensure(cache, &recipe) {

@@ -391,6 +391,35 @@ impl ConferenceLab {
         parse_reports(&read(&self.dir.join("trusted.log")))
     }
 
+    /// The first report past the first `after` that is `what` (with `detail`,
+    /// if given), within `timeout`; else an error with every report and
+    /// Janus' log.
+    pub fn wait_report(
+        &self,
+        after: usize,
+        what: &str,
+        detail: Option<&str>,
+        timeout: std::time::Duration,
+    ) -> Result<PageReport> {
+        let found = crate::machine::qemu::wait_until(
+            timeout,
+            std::time::Duration::from_millis(500),
+            || {
+                self.reports()
+                    .into_iter()
+                    .skip(after)
+                    .find(|r| r.what == what && detail.is_none_or(|d| r.detail == d))
+            },
+        );
+        found.with_context(|| {
+            format!(
+                "the page did not report {what} {detail:?}; it reported {:?}\n--- Janus ---\n{}",
+                self.reports(),
+                self.janus_log()
+            )
+        })
+    }
+
     /// What the other-origin frame's server logged (nothing, when the policy held).
     pub fn frame_reports(&self) -> Vec<PageReport> {
         parse_reports(&read(&self.dir.join("frame.log")))

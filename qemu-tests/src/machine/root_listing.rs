@@ -22,20 +22,58 @@ pub struct RootEntry {
 
 /// Every entry of the root partition of `image`.
 pub fn root_listing(image: &Path) -> Result<Vec<RootEntry>> {
-    let table = GptTable::read_from(
-        &mut std::fs::File::open(image)
-            .with_context(|| format!("cannot open {}", image.display()))?,
-    )
-    .with_context(|| format!("{} has no readable GPT", image.display()))?;
-    let root = table
-        .find(ROOT_X86_64_TYPE)
-        .with_context(|| format!("{} has no root partition", image.display()))?;
-    let dir = tempfile::tempdir().context("temporary folder")?;
-    let squashfs = dir.path().join("root.squashfs");
-    crate::machine::tamper::extract(image, root.offset(), root.size(), &squashfs)?;
-    let described = crate::run_tool(Command::new("rdsquashfs").arg("-d").arg(&squashfs))
-        .context("rdsquashfs comes from the Debian package squashfs-tools-ng")?;
-    parse_description(&described)
+    RootSquashfs::open(image)?.listing()
+}
+
+/// The root partition's squashfs, copied out of an image to read from.
+#[derive(Debug)]
+pub struct RootSquashfs {
+    _dir: tempfile::TempDir,
+    squashfs: std::path::PathBuf,
+}
+
+impl RootSquashfs {
+    pub fn open(image: &Path) -> Result<RootSquashfs> {
+        let table = GptTable::read_from(
+            &mut std::fs::File::open(image)
+                .with_context(|| format!("cannot open {}", image.display()))?,
+        )
+        .with_context(|| format!("{} has no readable GPT", image.display()))?;
+        let root = table
+            .find(ROOT_X86_64_TYPE)
+            .with_context(|| format!("{} has no root partition", image.display()))?;
+        let dir = tempfile::tempdir().context("temporary folder")?;
+        let squashfs = dir.path().join("root.squashfs");
+        crate::machine::tamper::extract(image, root.offset(), root.size(), &squashfs)?;
+        Ok(RootSquashfs {
+            _dir: dir,
+            squashfs,
+        })
+    }
+
+    /// Every entry.
+    pub fn listing(&self) -> Result<Vec<RootEntry>> {
+        let described = crate::run_tool(Command::new("rdsquashfs").arg("-d").arg(&self.squashfs))
+            .context("rdsquashfs comes from the Debian package squashfs-tools-ng")?;
+        parse_description(&described)
+    }
+
+    /// The bytes of the file at `path` (relative to the root).
+    pub fn read(&self, path: &str) -> Result<Vec<u8>> {
+        let out = Command::new("rdsquashfs")
+            .arg("-c")
+            .arg(format!("/{path}"))
+            .arg(&self.squashfs)
+            .output()
+            .context("cannot run rdsquashfs")?;
+        if !out.status.success() {
+            bail!(
+                "rdsquashfs -c /{path}: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(out.stdout)
+    }
 }
 
 /// Parses `rdsquashfs -d` output: `KIND PATH MODE UID GID [...]`, with PATH in

@@ -55,22 +55,24 @@ pub fn owner_of(module: &str) -> Owner {
         .find(|f| module.contains(&format!("/{}/", f.driver_folder())))
 }
 
-/// `path`'s folder and name without extension and API version, and the version:
-/// `iwlwifi-cc-a0-77.ucode` is (`iwlwifi-cc-a0`, 77), `iwlwifi-so-a0-gf-a0.pnvm`
-/// is (`iwlwifi-so-a0-gf-a0`, none).
-fn versioned(path: &str) -> (String, Option<u32>) {
-    let stem = match path.rfind('.') {
-        Some(dot) if dot > path.rfind('/').map_or(0, |s| s + 1) => &path[..dot],
-        _ => path,
+/// `path`'s folder and name without extension and API version, the version,
+/// and the extension: `iwlwifi-cc-a0-77.ucode` is (`iwlwifi-cc-a0`, 77,
+/// `ucode`), `iwlwifi-so-a0-gf-a0.pnvm` is (`iwlwifi-so-a0-gf-a0`, none, `pnvm`).
+fn versioned(path: &str) -> (String, Option<u32>, String) {
+    let (stem, extension) = match path.rfind('.') {
+        Some(dot) if dot > path.rfind('/').map_or(0, |s| s + 1) => {
+            (&path[..dot], path[dot + 1..].to_string())
+        }
+        _ => (path, String::new()),
     };
     if let Some((base, version)) = stem.rsplit_once('-') {
         if !version.is_empty() && version.bytes().all(|b| b.is_ascii_digit()) {
             if let Ok(version) = version.parse() {
-                return (base.to_string(), Some(version));
+                return (base.to_string(), Some(version), extension);
             }
         }
     }
-    (stem.to_string(), None)
+    (stem.to_string(), None, extension)
 }
 
 /// `*` and `?` within one path component, as the kernel's patterns use them.
@@ -89,13 +91,14 @@ fn pattern_matches(pattern: &str, path: &str) -> bool {
     matches(pattern.as_bytes(), path.as_bytes())
 }
 
-/// A name's version family: the newest version named, and whether the name
-/// itself carries none (rtw89 names `rtw8852c_fw.bin` and loads `rtw8852c_fw-1.bin`).
+/// The names declared with one base: per extension, the newest version named,
+/// and the extensions named without a version (rtw89 names `rtw8852c_fw.bin`
+/// and loads `rtw8852c_fw-1.bin`; Intel names `X.pnvm` beside `X-93.ucode`).
 #[derive(Debug, Default)]
 struct Family {
     owner: Owner,
-    newest_named: Option<u32>,
-    unversioned_named: bool,
+    newest_named: BTreeMap<String, u32>,
+    unversioned_named: BTreeSet<String>,
 }
 
 /// Splits `files` into what the `modules` can load and the rest.
@@ -111,20 +114,25 @@ pub fn plan(modules: &[ModuleFirmware], files: &[FirmwareFile]) -> FirmwarePlan 
                 continue;
             }
             exact.entry(name).or_insert(owner);
-            let (base, version) = versioned(name);
+            let (base, version, extension) = versioned(name);
             let family = families.entry(base).or_default();
             family.owner = family.owner.or(owner);
             match version {
-                Some(v) => family.newest_named = family.newest_named.max(Some(v)),
-                None => family.unversioned_named = true,
+                Some(v) => {
+                    let newest = family.newest_named.entry(extension).or_insert(v);
+                    *newest = (*newest).max(v);
+                }
+                None => {
+                    family.unversioned_named.insert(extension);
+                }
             }
         }
     }
     // The version a driver falls back to: the newest shipped at or below the named.
-    let mut shipped: BTreeMap<String, BTreeSet<u32>> = BTreeMap::new();
+    let mut shipped: BTreeMap<(String, String), BTreeSet<u32>> = BTreeMap::new();
     for file in files {
-        if let (base, Some(v)) = versioned(&file.path) {
-            shipped.entry(base).or_default().insert(v);
+        if let (base, Some(v), extension) = versioned(&file.path) {
+            shipped.entry((base, extension)).or_default().insert(v);
         }
     }
     let undeclared: Vec<&Undeclared> = UNDECLARED
@@ -138,15 +146,15 @@ pub fn plan(modules: &[ModuleFirmware], files: &[FirmwareFile]) -> FirmwarePlan 
         if let Some((_, owner)) = patterns.iter().find(|(p, _)| pattern_matches(p, path)) {
             return Some(*owner);
         }
-        let (base, version) = versioned(path);
+        let (base, version, extension) = versioned(path);
         if let Some(family) = families.get(&base) {
-            let loaded = match (version, family.newest_named) {
-                // A companion (Intel's .pnvm beside its .ucode) or an unversioned name.
+            let loaded = match (version, family.newest_named.get(&extension)) {
+                // A companion of a declared name (Intel's .pnvm beside its .ucode).
                 (None, _) => true,
-                (Some(_), _) if family.unversioned_named => true,
-                (Some(v), Some(newest)) => {
+                (Some(_), _) if family.unversioned_named.contains(&extension) => true,
+                (Some(v), Some(&newest)) => {
                     let fallback = shipped
-                        .get(&base)
+                        .get(&(base, extension))
                         .and_then(|vs| vs.range(..=newest).next_back().copied());
                     fallback == Some(v)
                 }
@@ -203,18 +211,27 @@ mod tests {
 
     #[test]
     fn versions_are_split_from_names() {
-        let cases: &[(&str, &str, Option<u32>)] = &[
-            ("iwlwifi-cc-a0-77.ucode", "iwlwifi-cc-a0", Some(77)),
-            ("iwlwifi-so-a0-gf-a0.pnvm", "iwlwifi-so-a0-gf-a0", None),
-            ("ath10k/QCA6174/hw3.0/firmware-6.bin", "ath10k/QCA6174/hw3.0/firmware", Some(6)),
-            ("ath9k_htc/htc_9271-1.4.0.fw", "ath9k_htc/htc_9271-1.4.0", None),
-            ("rtw89/rtw8852c_fw-1.bin", "rtw89/rtw8852c_fw", Some(1)),
-            ("ath11k/WCN6855/hw2.0/amss.bin", "ath11k/WCN6855/hw2.0/amss", None),
-            ("regulatory.db", "regulatory", None),
-            ("a.b/noext", "a.b/noext", None),
+        let cases: &[(&str, &str, Option<u32>, &str)] = &[
+            ("iwlwifi-cc-a0-77.ucode", "iwlwifi-cc-a0", Some(77), "ucode"),
+            ("iwlwifi-so-a0-gf-a0.pnvm", "iwlwifi-so-a0-gf-a0", None, "pnvm"),
+            (
+                "ath10k/QCA6174/hw3.0/firmware-6.bin",
+                "ath10k/QCA6174/hw3.0/firmware",
+                Some(6),
+                "bin",
+            ),
+            ("ath9k_htc/htc_9271-1.4.0.fw", "ath9k_htc/htc_9271-1.4.0", None, "fw"),
+            ("rtw89/rtw8852c_fw-1.bin", "rtw89/rtw8852c_fw", Some(1), "bin"),
+            ("ath11k/WCN6855/hw2.0/amss.bin", "ath11k/WCN6855/hw2.0/amss", None, "bin"),
+            ("regulatory.db", "regulatory", None, "db"),
+            ("a.b/noext", "a.b/noext", None, ""),
         ];
-        for (path, base, version) in cases {
-            assert_eq!(versioned(path), (base.to_string(), *version), "{path}");
+        for (path, base, version, extension) in cases {
+            assert_eq!(
+                versioned(path),
+                (base.to_string(), *version, extension.to_string()),
+                "{path}"
+            );
         }
     }
 
@@ -237,7 +254,12 @@ mod tests {
         let modules = [
             module(
                 "@W/intel/iwlwifi/iwlwifi.ko.xz",
-                &["iwlwifi-cc-a0-77.ucode", "iwlwifi-so-a0-gf-a0-89.ucode"],
+                &[
+                    "iwlwifi-cc-a0-77.ucode",
+                    "iwlwifi-so-a0-gf-a0-89.ucode",
+                    "iwlwifi-gl-c0-fm-c0.pnvm",
+                    "iwlwifi-gl-c0-fm-c0-93.ucode",
+                ],
             ),
             module("@W/realtek/rtw89/rtw89_8852ce.ko.xz", &["rtw89/rtw8852c_fw.bin"]),
             module("@W/ath/ath11k/ath11k_pci.ko.xz", &["ath11k/WCN6855/hw2.0/*"]),
@@ -253,6 +275,10 @@ mod tests {
             "iwlwifi-so-a0-gf-a0-86.ucode",
             "iwlwifi-so-a0-gf-a0.pnvm",
             "iwlwifi-ty-a0-gf-a0-89.ucode",
+            // A named .pnvm keeps itself, not every version of the .ucode.
+            "iwlwifi-gl-c0-fm-c0-92.ucode",
+            "iwlwifi-gl-c0-fm-c0-94.ucode",
+            "iwlwifi-gl-c0-fm-c0.pnvm",
             "rtw89/rtw8852c_fw.bin",
             "rtw89/rtw8852c_fw-1.bin",
             "rtw89/rtw8852b_fw-1.bin",
@@ -285,6 +311,8 @@ mod tests {
                 ("ath11k/WCN6855/hw2.0/board-2.bin", Some("atheros")),
                 ("ath12k/WCN7850/hw2.0/amss.bin", Some("atheros")),
                 ("iwlwifi-cc-a0-74.ucode", Some("intel")),
+                ("iwlwifi-gl-c0-fm-c0-92.ucode", Some("intel")),
+                ("iwlwifi-gl-c0-fm-c0.pnvm", Some("intel")),
                 ("iwlwifi-so-a0-gf-a0-89.ucode", Some("intel")),
                 ("iwlwifi-so-a0-gf-a0.pnvm", Some("intel")),
                 ("rtl_nic/rtl8168h-2.fw", None),
@@ -299,6 +327,7 @@ mod tests {
                 "iwlwifi-cc-a0-79.ucode",
                 "iwlwifi-so-a0-gf-a0-86.ucode",
                 "iwlwifi-ty-a0-gf-a0-89.ucode",
+                "iwlwifi-gl-c0-fm-c0-94.ucode",
                 "rtw89/rtw8852b_fw-1.bin",
                 "ath11k/QCN9074/hw1.0/amss.bin",
                 "rtl_bt/rtl8852cu_fw.bin",
