@@ -97,6 +97,8 @@ fn lab_unit() -> String {
          [Service]\n\
          Type=oneshot\n\
          RemainAfterExit=yes\n\
+         StandardOutput=journal+console\n\
+         StandardError=journal+console\n\
          ExecStart={LAB_SCRIPT_PATH}\n"
     )
 }
@@ -106,7 +108,7 @@ fn lab_unit() -> String {
 /// serves it; the stick keeps the first and no cable.
 const LAB_SCRIPT: &str = r#"#!/bin/sh
 # TEST IMAGE ONLY: the lab's Wi-Fi access point (image-builder, root/wifi.rs).
-set -eu
+set -eux
 udevadm settle --timeout=10 || true
 modprobe mac80211_hwsim radios=2
 for _ in $(seq 100); do
@@ -114,17 +116,23 @@ for _ in $(seq 100); do
     sleep 0.1
 done
 ap_phy=$(ls /sys/class/ieee80211 | sort | tail -n 1)
-wired=""
-for card in /sys/class/net/*; do
-    if [ -e "$card/device" ] && [ ! -e "$card/wireless" ] && [ ! -e "$card/phy80211" ]; then
-        wired=$(basename "$card")
-        break
-    fi
-done
-[ -n "$wired" ] || { echo "lab access point: no wired card" >&2; exit 1; }
 ip netns add lab-ap
 iw phy "$ap_phy" set netns name lab-ap
-ip link set "$wired" netns lab-ap
+# udev may still rename the wired card (eth0 -> enp0s3) while this runs: find
+# it and move it until the move holds; in the namespace its name stays.
+wired=""
+for _ in $(seq 50); do
+    for card in /sys/class/net/*; do
+        if [ -e "$card/device" ] && [ ! -e "$card/wireless" ] && [ ! -e "$card/phy80211" ]; then
+            wired=$(basename "$card")
+            break
+        fi
+    done
+    [ -n "$wired" ] && ip link set "$wired" netns lab-ap && break
+    wired=""
+    sleep 0.2
+done
+[ -n "$wired" ] || { echo "lab access point: no wired card" >&2; exit 1; }
 ip netns exec lab-ap sh -eu -c '
     ap=$(ls /sys/class/net | grep -v -e "^lo$" -e "^'"$wired"'$" | head -n 1)
     ip link add br0 type bridge
