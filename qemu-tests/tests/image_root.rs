@@ -91,7 +91,10 @@ fn declared_firmware(module_xz: &[u8]) -> Vec<String> {
     let mut at = 0;
     while let Some(i) = data[at..].windows(key.len()).position(|w| w == key) {
         let start = at + i + key.len();
-        let end = data[start..].iter().position(|b| *b == 0).map_or(data.len(), |e| start + e);
+        let end = data[start..]
+            .iter()
+            .position(|b| *b == 0)
+            .map_or(data.len(), |e| start + e);
         names.push(String::from_utf8_lossy(&data[start..end]).into_owned());
         at = end;
     }
@@ -121,16 +124,24 @@ fn the_wifi_root_carries_what_its_wifi_drivers_name_and_no_bluetooth() {
     let bluetooth: Vec<&&str> = firmware
         .iter()
         .filter(|p| {
-            ["rtl_bt/", "ibt-", "intel/ibt-", "qca/", "mediatek/BT_RAM_CODE"]
-                .iter()
-                .any(|prefix| p.starts_with(prefix))
+            [
+                "rtl_bt/",
+                "ibt-",
+                "intel/ibt-",
+                "qca/",
+                "mediatek/BT_RAM_CODE",
+            ]
+            .iter()
+            .any(|prefix| p.starts_with(prefix))
         })
         .collect();
     assert!(bluetooth.is_empty(), "Bluetooth firmware: {bluetooth:?}");
     let bluetooth_modules: Vec<&str> = entries
         .iter()
         .map(|e| e.path.as_str())
-        .filter(|p| p.contains("/kernel/net/bluetooth/") || p.contains("/kernel/drivers/bluetooth/"))
+        .filter(|p| {
+            p.contains("/kernel/net/bluetooth/") || p.contains("/kernel/drivers/bluetooth/")
+        })
         .collect();
     assert!(bluetooth_modules.is_empty(), "{bluetooth_modules:?}");
     let mut intel_bases = BTreeSet::new();
@@ -142,18 +153,31 @@ fn the_wifi_root_carries_what_its_wifi_drivers_name_and_no_bluetooth() {
             .collect();
         let mut named = BTreeSet::new();
         for module in &modules {
-            named.extend(declared_firmware(&root.read(&module.path).expect("module read")));
+            named.extend(declared_firmware(
+                &root.read(&module.path).expect("module read"),
+            ));
         }
-        let present = named.iter().filter(|n| firmware.contains(n.as_str())).count();
+        let present = named
+            .iter()
+            .filter(|n| firmware.contains(n.as_str()))
+            .count();
         println!(
             "{}: {} modules declare {} firmware names; {present} of them are in the image",
             family.name(),
             modules.len(),
             named.len()
         );
-        assert!(present > 0, "{}: none of {named:?} is in the image", family.name());
+        assert!(
+            present > 0,
+            "{}: none of {named:?} is in the image",
+            family.name()
+        );
         if family == FirmwareFamily::Intel {
-            intel_bases.extend(named.iter().filter_map(|n| ucode_base(n).map(str::to_string)));
+            intel_bases.extend(
+                named
+                    .iter()
+                    .filter_map(|n| ucode_base(n).map(str::to_string)),
+            );
         }
     }
     // Intel ships several API versions of each card's code; the driver loads
@@ -164,9 +188,15 @@ fn the_wifi_root_carries_what_its_wifi_drivers_name_and_no_bluetooth() {
             ucode_per_card.entry(base).or_default().push(file);
         }
     }
-    assert!(!ucode_per_card.is_empty(), "no Intel Wi-Fi code in the image");
+    assert!(
+        !ucode_per_card.is_empty(),
+        "no Intel Wi-Fi code in the image"
+    );
     for (base, files) in &ucode_per_card {
-        assert!(intel_bases.contains(*base), "{base}: no Intel driver declares it");
+        assert!(
+            intel_bases.contains(*base),
+            "{base}: no Intel driver declares it"
+        );
         assert_eq!(files.len(), 1, "{base}: {files:?}");
     }
     let counted: u64 = built.manifest["firmware"]
@@ -175,7 +205,11 @@ fn the_wifi_root_carries_what_its_wifi_drivers_name_and_no_bluetooth() {
         .flatten()
         .filter_map(|share| share["files"].as_u64())
         .sum();
-    assert_eq!(counted, firmware.len() as u64, "the manifest counts the firmware files");
+    assert_eq!(
+        counted,
+        firmware.len() as u64,
+        "the manifest counts the firmware files"
+    );
     println!(
         "firmware: {} files, {} Intel cards with one version each, no Bluetooth",
         firmware.len(),

@@ -170,7 +170,12 @@ fn the_stick_joins_wifi_chosen_on_its_screen() {
             .ok()
             .filter(|m| m.both_ways(MEDIA_PACKETS))
     })
-    .unwrap_or_else(|| panic!("no media both ways over Wi-Fi: {:?}", conference.janus_media()));
+    .unwrap_or_else(|| {
+        panic!(
+            "no media both ways over Wi-Fi: {:?}",
+            conference.janus_media()
+        )
+    });
     let flowing = s
         .wait_event("session", 0, CALL_TIMEOUT, "media flowing", |e| {
             e["state"] == "media" && e["flowing"] == true

@@ -66,10 +66,8 @@ impl BuildInputs {
             None => host_mirrors(Path::new("/etc/apt"))?,
         };
         let sources = mirrors.source_lines(&config.debian.suite, false);
-        let base_sources = mirrors.source_lines(
-            &config.debian.suite,
-            !config.wifi_firmware().is_empty(),
-        );
+        let base_sources =
+            mirrors.source_lines(&config.debian.suite, !config.wifi_firmware().is_empty());
         let pins = config
             .debian
             .pins()

@@ -74,7 +74,11 @@ impl FirmwareFamily {
             FirmwareFamily::Intel => &["firmware-iwlwifi"],
             FirmwareFamily::Realtek => &["firmware-realtek"],
             FirmwareFamily::Mediatek => &["firmware-mediatek"],
-            FirmwareFamily::Atheros => &["firmware-atheros", "firmware-ath9k-htc", "firmware-carl9170"],
+            FirmwareFamily::Atheros => &[
+                "firmware-atheros",
+                "firmware-ath9k-htc",
+                "firmware-carl9170",
+            ],
         }
     }
 
@@ -186,8 +190,11 @@ mod tests {
         }
         let twice = parse("firmware = [\"intel\", \"realtek\", \"intel\"]").expect("parses");
         assert_eq!(
-            twice.policy(&[]).map_err(|(key, message)| (key, message)),
-            Err(("network.wifi.firmware", "\"intel\" is named twice".to_string()))
+            twice.policy(&[]),
+            Err((
+                "network.wifi.firmware",
+                "\"intel\" is named twice".to_string()
+            ))
         );
     }
 

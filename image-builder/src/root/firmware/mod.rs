@@ -232,7 +232,11 @@ mod tests {
             .collect();
         assert_eq!(
             got,
-            vec![("intel-wifi", 1, 5), ("other", 1, 1), ("realtek-wifi", 2, 17)]
+            vec![
+                ("intel-wifi", 1, 5),
+                ("other", 1, 1),
+                ("realtek-wifi", 2, 17)
+            ]
         );
     }
 }

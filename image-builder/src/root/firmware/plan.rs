@@ -164,7 +164,10 @@ pub fn plan(modules: &[ModuleFirmware], files: &[FirmwareFile]) -> FirmwarePlan 
                 return Some(family.owner);
             }
         }
-        undeclared.iter().find(|u| path.starts_with(u.folder)).map(|u| owner_of(u.driver))
+        undeclared
+            .iter()
+            .find(|u| path.starts_with(u.folder))
+            .map(|u| owner_of(u.driver))
     };
     let mut kept: BTreeMap<String, Owner> = files
         .iter()
@@ -213,16 +216,36 @@ mod tests {
     fn versions_are_split_from_names() {
         let cases: &[(&str, &str, Option<u32>, &str)] = &[
             ("iwlwifi-cc-a0-77.ucode", "iwlwifi-cc-a0", Some(77), "ucode"),
-            ("iwlwifi-so-a0-gf-a0.pnvm", "iwlwifi-so-a0-gf-a0", None, "pnvm"),
+            (
+                "iwlwifi-so-a0-gf-a0.pnvm",
+                "iwlwifi-so-a0-gf-a0",
+                None,
+                "pnvm",
+            ),
             (
                 "ath10k/QCA6174/hw3.0/firmware-6.bin",
                 "ath10k/QCA6174/hw3.0/firmware",
                 Some(6),
                 "bin",
             ),
-            ("ath9k_htc/htc_9271-1.4.0.fw", "ath9k_htc/htc_9271-1.4.0", None, "fw"),
-            ("rtw89/rtw8852c_fw-1.bin", "rtw89/rtw8852c_fw", Some(1), "bin"),
-            ("ath11k/WCN6855/hw2.0/amss.bin", "ath11k/WCN6855/hw2.0/amss", None, "bin"),
+            (
+                "ath9k_htc/htc_9271-1.4.0.fw",
+                "ath9k_htc/htc_9271-1.4.0",
+                None,
+                "fw",
+            ),
+            (
+                "rtw89/rtw8852c_fw-1.bin",
+                "rtw89/rtw8852c_fw",
+                Some(1),
+                "bin",
+            ),
+            (
+                "ath11k/WCN6855/hw2.0/amss.bin",
+                "ath11k/WCN6855/hw2.0/amss",
+                None,
+                "bin",
+            ),
             ("regulatory.db", "regulatory", None, "db"),
             ("a.b/noext", "a.b/noext", None, ""),
         ];
@@ -238,9 +261,21 @@ mod tests {
     #[test]
     fn patterns_match_within_one_folder() {
         let cases: &[(&str, &str, bool)] = &[
-            ("ath11k/WCN6855/hw2.0/*", "ath11k/WCN6855/hw2.0/amss.bin", true),
-            ("ath11k/WCN6855/hw2.0/*", "ath11k/WCN6855/hw2.0/x/y.bin", false),
-            ("ath11k/WCN6855/hw2.0/*", "ath11k/WCN6855/hw2.1/amss.bin", false),
+            (
+                "ath11k/WCN6855/hw2.0/*",
+                "ath11k/WCN6855/hw2.0/amss.bin",
+                true,
+            ),
+            (
+                "ath11k/WCN6855/hw2.0/*",
+                "ath11k/WCN6855/hw2.0/x/y.bin",
+                false,
+            ),
+            (
+                "ath11k/WCN6855/hw2.0/*",
+                "ath11k/WCN6855/hw2.1/amss.bin",
+                false,
+            ),
             ("mt7?.bin", "mt76.bin", true),
             ("mt7?.bin", "mt7.bin", false),
         ];
@@ -261,10 +296,19 @@ mod tests {
                     "iwlwifi-gl-c0-fm-c0-93.ucode",
                 ],
             ),
-            module("@W/realtek/rtw89/rtw89_8852ce.ko.xz", &["rtw89/rtw8852c_fw.bin"]),
-            module("@W/ath/ath11k/ath11k_pci.ko.xz", &["ath11k/WCN6855/hw2.0/*"]),
+            module(
+                "@W/realtek/rtw89/rtw89_8852ce.ko.xz",
+                &["rtw89/rtw8852c_fw.bin"],
+            ),
+            module(
+                "@W/ath/ath11k/ath11k_pci.ko.xz",
+                &["ath11k/WCN6855/hw2.0/*"],
+            ),
             module("@W/ath/ath12k/ath12k.ko.xz", &[]),
-            module("/usr/lib/modules/6.12/kernel/drivers/net/ethernet/realtek/r8169.ko.xz", &["rtl_nic/rtl8168h-2.fw"]),
+            module(
+                "/usr/lib/modules/6.12/kernel/drivers/net/ethernet/realtek/r8169.ko.xz",
+                &["rtl_nic/rtl8168h-2.fw"],
+            ),
         ];
         let mut files: Vec<FirmwareFile> = [
             // Intel: 77 is named but not shipped, so the driver falls back to 74.
@@ -339,7 +383,10 @@ mod tests {
 
     #[test]
     fn a_kept_symlink_keeps_its_target_and_undeclared_folders_need_their_driver() {
-        let modules = [module("@W/intel/iwlwifi/iwlwifi.ko.xz", &["iwlwifi-x-5.ucode"])];
+        let modules = [module(
+            "@W/intel/iwlwifi/iwlwifi.ko.xz",
+            &["iwlwifi-x-5.ucode"],
+        )];
         let files = vec![
             FirmwareFile {
                 path: "iwlwifi-x-5.ucode".into(),
