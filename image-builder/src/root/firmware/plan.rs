@@ -101,59 +101,85 @@ struct Family {
     unversioned_named: BTreeSet<String>,
 }
 
-/// Splits `files` into what the `modules` can load and the rest.
-pub fn plan(modules: &[ModuleFirmware], files: &[FirmwareFile]) -> FirmwarePlan {
-    let mut exact: BTreeMap<&str, Owner> = BTreeMap::new();
-    let mut patterns: Vec<(&str, Owner)> = Vec::new();
-    let mut families: BTreeMap<String, Family> = BTreeMap::new();
-    for module in modules {
-        let owner = owner_of(&module.module);
-        for name in &module.names {
-            if name.contains(['*', '?']) {
-                patterns.push((name, owner));
-                continue;
+/// What the modules declare, and the versions the firmware folder ships.
+struct Declarations<'a> {
+    exact: BTreeMap<&'a str, Owner>,
+    patterns: Vec<(&'a str, Owner)>,
+    families: BTreeMap<String, Family>,
+    /// Per base and extension, the versions shipped.
+    shipped: BTreeMap<(String, String), BTreeSet<u32>>,
+    undeclared: Vec<&'static Undeclared>,
+}
+
+impl<'a> Declarations<'a> {
+    fn new(modules: &'a [ModuleFirmware], files: &[FirmwareFile]) -> Declarations<'a> {
+        let mut declared = Declarations {
+            exact: BTreeMap::new(),
+            patterns: Vec::new(),
+            families: BTreeMap::new(),
+            shipped: BTreeMap::new(),
+            undeclared: UNDECLARED
+                .iter()
+                .filter(|u| modules.iter().any(|m| m.module.contains(u.driver)))
+                .collect(),
+        };
+        for module in modules {
+            let owner = owner_of(&module.module);
+            for name in &module.names {
+                declared.add(name, owner);
             }
-            exact.entry(name).or_insert(owner);
-            let (base, version, extension) = versioned(name);
-            let family = families.entry(base).or_default();
-            family.owner = family.owner.or(owner);
-            match version {
-                Some(v) => {
-                    let newest = family.newest_named.entry(extension).or_insert(v);
-                    *newest = (*newest).max(v);
-                }
-                None => {
-                    family.unversioned_named.insert(extension);
-                }
+        }
+        for file in files {
+            if let (base, Some(v), extension) = versioned(&file.path) {
+                declared
+                    .shipped
+                    .entry((base, extension))
+                    .or_default()
+                    .insert(v);
+            }
+        }
+        declared
+    }
+
+    fn add(&mut self, name: &'a str, owner: Owner) {
+        if name.contains(['*', '?']) {
+            self.patterns.push((name, owner));
+            return;
+        }
+        self.exact.entry(name).or_insert(owner);
+        let (base, version, extension) = versioned(name);
+        let family = self.families.entry(base).or_default();
+        family.owner = family.owner.or(owner);
+        match version {
+            Some(v) => {
+                let newest = family.newest_named.entry(extension).or_insert(v);
+                *newest = (*newest).max(v);
+            }
+            None => {
+                family.unversioned_named.insert(extension);
             }
         }
     }
-    // The version a driver falls back to: the newest shipped at or below the named.
-    let mut shipped: BTreeMap<(String, String), BTreeSet<u32>> = BTreeMap::new();
-    for file in files {
-        if let (base, Some(v), extension) = versioned(&file.path) {
-            shipped.entry((base, extension)).or_default().insert(v);
-        }
-    }
-    let undeclared: Vec<&Undeclared> = UNDECLARED
-        .iter()
-        .filter(|u| modules.iter().any(|m| m.module.contains(u.driver)))
-        .collect();
-    let owner_of_file = |path: &str| -> Option<Owner> {
-        if let Some(owner) = exact.get(path) {
+
+    /// Whose driver loads `path`, if any driver does.
+    fn owner(&self, path: &str) -> Option<Owner> {
+        if let Some(owner) = self.exact.get(path) {
             return Some(*owner);
         }
-        if let Some((_, owner)) = patterns.iter().find(|(p, _)| pattern_matches(p, path)) {
+        if let Some((_, owner)) = self.patterns.iter().find(|(p, _)| pattern_matches(p, path)) {
             return Some(*owner);
         }
         let (base, version, extension) = versioned(path);
-        if let Some(family) = families.get(&base) {
+        if let Some(family) = self.families.get(&base) {
             let loaded = match (version, family.newest_named.get(&extension)) {
                 // A companion of a declared name (Intel's .pnvm beside its .ucode).
                 (None, _) => true,
                 (Some(_), _) if family.unversioned_named.contains(&extension) => true,
+                // The version a driver falls back to: the newest shipped at or
+                // below the newest declared.
                 (Some(v), Some(&newest)) => {
-                    let fallback = shipped
+                    let fallback = self
+                        .shipped
                         .get(&(base, extension))
                         .and_then(|vs| vs.range(..=newest).next_back().copied());
                     fallback == Some(v)
@@ -164,14 +190,19 @@ pub fn plan(modules: &[ModuleFirmware], files: &[FirmwareFile]) -> FirmwarePlan 
                 return Some(family.owner);
             }
         }
-        undeclared
+        self.undeclared
             .iter()
             .find(|u| path.starts_with(u.folder))
             .map(|u| owner_of(u.driver))
-    };
+    }
+}
+
+/// Splits `files` into what the `modules` can load and the rest.
+pub fn plan(modules: &[ModuleFirmware], files: &[FirmwareFile]) -> FirmwarePlan {
+    let declared = Declarations::new(modules, files);
     let mut kept: BTreeMap<String, Owner> = files
         .iter()
-        .filter_map(|f| owner_of_file(&f.path).map(|o| (f.path.clone(), o)))
+        .filter_map(|f| declared.owner(&f.path).map(|o| (f.path.clone(), o)))
         .collect();
     // A kept symlink keeps its target.
     let targets: Vec<(String, Owner)> = files
