@@ -135,10 +135,8 @@ done
 [ -n "$wired" ] || { echo "lab access point: no wired card" >&2; exit 1; }
 ip netns exec lab-ap sh -eu -c '
     ap=$(ls /sys/class/net | grep -v -e "^lo$" -e "^'"$wired"'$" | head -n 1)
-    # The bridge only passes frames: no IGMP of its own, no IPv6 address.
+    # The bridge only passes frames: no IGMP of its own (the stick has no IPv6).
     ip link add br0 type bridge mcast_snooping 0
-    ip link set br0 addrgenmode none
-    ip link set "'"$wired"'" addrgenmode none
     ip link set "'"$wired"'" master br0
     ip link set "'"$wired"'" up
     ip link set br0 up
