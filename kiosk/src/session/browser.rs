@@ -69,9 +69,12 @@ pub const SHARED_FLAGS: &[&str] = &[
     "--disable-domain-reliability",
     "--disable-client-side-phishing-detection",
     "--disable-field-trial-config",
+    // The on-device model service (Chromium 156.0.8078.129 starts it; it fails
+    // with "Error loading backend" under QEMU) is no part of a conference.
     "--disable-features=OptimizationHints,OptimizationGuideModelDownloading,\
      MediaRouter,DialMediaRouteProvider,Translate,AutofillServerCommunication,\
-     CertificateTransparencyComponentUpdater,NetworkTimeServiceQuerying",
+     CertificateTransparencyComponentUpdater,NetworkTimeServiceQuerying,\
+     OnDeviceModelService,OptimizationGuideOnDeviceModel",
 ];
 
 /// The browser's groups: `video` (cameras), `audio` (the sound card), its own.
