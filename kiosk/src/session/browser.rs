@@ -69,12 +69,9 @@ pub const SHARED_FLAGS: &[&str] = &[
     "--disable-domain-reliability",
     "--disable-client-side-phishing-detection",
     "--disable-field-trial-config",
-    // The on-device model service (Chromium 156.0.8078.129 starts it; it fails
-    // with "Error loading backend" under QEMU) is no part of a conference.
     "--disable-features=OptimizationHints,OptimizationGuideModelDownloading,\
      MediaRouter,DialMediaRouteProvider,Translate,AutofillServerCommunication,\
-     CertificateTransparencyComponentUpdater,NetworkTimeServiceQuerying,\
-     OnDeviceModelService,OptimizationGuideOnDeviceModel",
+     CertificateTransparencyComponentUpdater,NetworkTimeServiceQuerying",
 ];
 
 /// The browser's groups: `video` (cameras), `audio` (the sound card), its own.
