@@ -135,18 +135,9 @@ fn the_stick_joins_wifi_chosen_on_its_screen() {
     })
     .ok_or_panic();
     // The conference page, through the tunnel over the air.
-    let rendered = wait_until(PAGE_TIMEOUT, Duration::from_millis(500), || {
-        conference
-            .reports()
-            .into_iter()
-            .find(|r| r.what == "rendered")
-    })
-    .unwrap_or_else(|| {
-        panic!(
-            "the conference page never rendered over Wi-Fi: {:?}",
-            conference.reports()
-        )
-    });
+    let rendered = conference
+        .wait_report(0, "rendered", None, PAGE_TIMEOUT)
+        .ok_or_panic();
     assert_eq!(
         Some(rendered.client.as_str()),
         up.inner_address.as_deref(),

@@ -209,8 +209,9 @@ pub fn plan(modules: &[ModuleFirmware], files: &[FirmwareFile]) -> FirmwarePlan 
         .iter()
         .filter_map(|f| Some((f.link.clone()?, *kept.get(&f.path)?)))
         .collect();
+    let present: BTreeSet<&str> = files.iter().map(|f| f.path.as_str()).collect();
     for (target, owner) in targets {
-        if files.iter().any(|f| f.path == target) {
+        if present.contains(target.as_str()) {
             kept.entry(target).or_insert(owner);
         }
     }
