@@ -17,7 +17,7 @@ use qemu_tests::lab::conference_lab::{
 use qemu_tests::lab::netlab::Gateway;
 use qemu_tests::lab::vpn_session::{VpnSession, BOOT_TIMEOUT};
 use qemu_tests::machine::qemu::{wait_until, Machine};
-use qemu_tests::machine::screen::Region;
+use qemu_tests::machine::screen::{Region, Screen};
 use qemu_tests::machine::serial::parse_event;
 use qemu_tests::OkOrPanic;
 
@@ -1089,24 +1089,34 @@ fn indicator_follows_the_kernel(s: &mut VpnSession, lab: &ConferenceLab) -> Resu
             .find(|r| r.what == "cover")
     })
     .ok_or("the page did not draw its cover")?;
-    std::thread::sleep(SETTLE);
+    // The cover stays until the next key; under TCG its paint can come seconds
+    // after the page's report, so the screen is watched for it.
+    let (width, height) = INDICATOR_SIZE;
+    let measure = |screen: &Screen| {
+        let place = Region::top_right(screen.width, INDICATOR_MARGIN, width, height);
+        // The cover is 480 x 220 at the top right: below the indicator it shows.
+        let below = Region::top_right(screen.width, 0, 480, 220);
+        let below = Region {
+            y: INDICATOR_MARGIN + height + INDICATOR_KEYS_HEIGHT + 20,
+            height: 60,
+            ..below
+        };
+        (
+            screen.share_in(place, INDICATOR_RED, 12),
+            screen.share_in(below, COVER_BLUE, 12),
+        )
+    };
+    let painted = wait_until(REACTION_TIMEOUT, Duration::from_millis(500), || {
+        let screen = s.vm.screen().ok()?;
+        (measure(&screen).1 >= 0.5).then_some(())
+    });
     let screen = s.vm.screen().map_err(|e| format!("{e:#}"))?;
     let shot = qemu_tests::artifacts_dir().join("indicator-over-page-cover.png");
     s.vm.screenshot(&shot).map_err(|e| format!("{e:#}"))?;
-    let (width, height) = INDICATOR_SIZE;
-    let place = Region::top_right(screen.width, INDICATOR_MARGIN, width, height);
-    // The cover is 480 x 220 at the top right: below the indicator it shows.
-    let below = Region::top_right(screen.width, 0, 480, 220);
-    let below = Region {
-        y: INDICATOR_MARGIN + height + INDICATOR_KEYS_HEIGHT + 20,
-        height: 60,
-        ..below
-    };
-    let (red, blue) = (
-        screen.share_in(place, INDICATOR_RED, 12),
-        screen.share_in(below, COVER_BLUE, 12),
-    );
-    if blue < 0.5 {
+    // Any key takes the cover away again (the page's own rule).
+    s.vm.send_keys("u").map_err(|e| format!("{e:#}"))?;
+    let (red, blue) = measure(&screen);
+    if painted.is_none() || blue < 0.5 {
         return Err(format!(
             "the page's cover is not on screen ({blue:.2} blue below the indicator, {})",
             shot.display()
