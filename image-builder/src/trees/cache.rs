@@ -111,6 +111,7 @@ impl TreeCache {
         }
         let partial = trees.join(format!("{name}.partial"));
         if partial.exists() {
+            Self::io(&partial, super::stale_mounts::unmount_beneath(&partial))?;
             Self::io(&partial, std::fs::remove_dir_all(&partial))?;
         }
         Self::io(&partial, std::fs::create_dir_all(&partial))?;
@@ -138,8 +139,11 @@ impl TreeCache {
 
     fn mmdebstrap(&self, recipe: &TreeRecipe, target: &Path) -> Result<(), CommandError> {
         let apt = self.root.join("apt");
-        let mut cmd = Command::new("mmdebstrap");
-        cmd.arg("--variant=minbase")
+        // In a mount namespace of its own: the /proc, /sys and /dev mounts it makes
+        // in the tree end with it, even when the build is killed.
+        let mut cmd = Command::new("unshare");
+        cmd.args(["--mount", "--propagation", "private", "--", "mmdebstrap"])
+            .arg("--variant=minbase")
             .arg("--mode=root")
             .arg("--format=directory")
             .arg(format!("--include={}", recipe.packages.join(",")))
