@@ -42,6 +42,8 @@ pub struct BuildOptions {
     pub overlays: PathBuf,
     /// Fixed time for file timestamps and the manifest (SOURCE_DATE_EPOCH).
     pub source_date_epoch: Option<u64>,
+    /// zstd level of the root squashfs (mksquashfs' default when `None`).
+    pub compression_level: Option<u8>,
 }
 
 /// What a build produced and how long each stage took.
@@ -78,7 +80,13 @@ pub fn build(options: &BuildOptions) -> Result<BuildReport> {
         RootTree::customize(&inputs, options, &base, work)
     })?;
     let squashfs = clock.run("squashfs", || {
-        Squashfs::make(&tools, work, &root.path, inputs.fs_time)
+        Squashfs::make(
+            &tools,
+            work,
+            &root.path,
+            inputs.fs_time,
+            options.compression_level,
+        )
     })?;
     let verity = clock.run("verity", || squashfs.verity(work))?;
     let uki = clock.run("uki", || uki(&inputs, &tools, work, &base, &root, &verity))?;

@@ -31,14 +31,26 @@ pub struct RootVerity {
 }
 
 impl Squashfs {
-    /// Packs `root` into `work/root.squashfs` with every time set to `fs_time`.
-    pub fn make(tools: &ToolsTree, work: &Path, root: &Path, fs_time: u64) -> Result<Squashfs> {
+    /// Packs `root` into `work/root.squashfs` with every time set to `fs_time`,
+    /// zstd at `level` (mksquashfs' default, 15, when `None`).
+    pub fn make(
+        tools: &ToolsTree,
+        work: &Path,
+        root: &Path,
+        fs_time: u64,
+        level: Option<u8>,
+    ) -> Result<Squashfs> {
         let path = work.join("root.squashfs");
-        tools
-            .command(work, "mksquashfs")
+        let mut command = tools.command(work, "mksquashfs");
+        command
             .arg(in_work(work, root))
             .arg(in_work(work, &path))
-            .args(["-noappend", "-no-progress", "-comp", "zstd", "-processors"])
+            .args(["-noappend", "-no-progress", "-comp", "zstd"]);
+        if let Some(level) = level {
+            command.args(["-Xcompression-level", &level.to_string()]);
+        }
+        command
+            .arg("-processors")
             .arg(
                 std::thread::available_parallelism()
                     .map(|n| n.get())
