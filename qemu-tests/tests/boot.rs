@@ -1,12 +1,21 @@
-//! The demo image boots under OVMF from a USB stick to a verified kiosk status.
+//! The demo image boots under OVMF from a USB stick to a verified kiosk status,
+//! and in the same boot its USB device policy holds from power-on to the
+//! session. Present at power-on beside the boot stick: a USB network adapter and
+//! a second USB stick get no driver, a keyboard does (USBGuard's rules apply to
+//! present devices too); the boot stick is the one the firmware's boot path
+//! names. Then devices are hot-plugged through QMP: a keyboard and a headset
+//! (audio) get a driver; a USB stick stays unauthorized, never becomes a block
+//! device, and is reported. With Secure Boot off, the same image is refused.
 
 use std::time::Duration;
 
-use qemu_tests::machine::qemu::{Machine, MachineConfig, SecureBootKeys};
+use qemu_tests::machine::disks::{make_usb_stick, HostileDisk};
+use qemu_tests::machine::qemu::{wait_until, Machine, MachineConfig, SecureBootKeys};
 use qemu_tests::machine::serial::{
     find_forbidden, parse_egress, parse_event, parse_net, parse_status, parse_storage, parse_usb,
-    KIOSK_MARKER,
+    UsbDevice, UsbReport, KIOSK_MARKER,
 };
+use serde_json::json;
 
 /// The kiosk's other line kinds (`"event":"KIND"`, a JSON object each). The demo
 /// has a `[conference]` without a VPN: its session shows the starting screen.
@@ -21,6 +30,208 @@ const KIOSK_EVENTS: &[&str] = &[
     "key",
     "leave",
 ];
+
+const DECISION_TIMEOUT: Duration = Duration::from_secs(120);
+
+const CLASS_AUDIO: &str = "01";
+const CLASS_HID: &str = "03";
+const CLASS_MASS_STORAGE: &str = "08";
+const CLASS_HUB: &str = "09";
+const CLASS_COMM: &str = "02";
+const CLASS_CDC_DATA: &str = "0a";
+
+fn last_usb_report(console: &str) -> Option<UsbReport> {
+    console.lines().rev().find_map(parse_usb)
+}
+
+/// QEMU arguments for what is plugged in at power-on, after the boot stick: a
+/// network adapter (no peer: it must not even get a driver), a second stick, a
+/// keyboard.
+fn power_on_devices(second_stick: &std::path::Path) -> Vec<String> {
+    [
+        "-device",
+        "usb-net,bus=xhci.0,id=early-net",
+        "-drive",
+        &format!(
+            "if=none,id=earlystick,format=raw,file={}",
+            second_stick.display()
+        ),
+        "-device",
+        "usb-storage,bus=xhci.0,drive=earlystick,id=early-stick",
+        "-device",
+        "usb-kbd,bus=xhci.0,id=early-kbd",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// Waits until the policy has decided on the four devices present at power-on
+/// (once USBGuard ran) and checks each decision; returns that usb line.
+fn power_on_decisions(vm: &Machine) -> UsbReport {
+    let at_power_on = wait_until(DECISION_TIMEOUT, Duration::from_secs(1), || {
+        let report = last_usb_report(&vm.console())?;
+        let has = |classes: &[&str], authorized: bool| {
+            report
+                .devices
+                .iter()
+                .any(|d| d.classes == classes && d.authorized == authorized)
+        };
+        (report.devices.len() >= 4
+            && has(&[CLASS_COMM, CLASS_CDC_DATA], false)
+            && has(&[CLASS_HID], true)
+            && report
+                .devices
+                .iter()
+                .filter(|d| d.classes == [CLASS_MASS_STORAGE])
+                .count()
+                == 2)
+            .then_some(report)
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "power-on devices: adapter blocked, keyboard allowed expected; last usb line: {:?}\n{}",
+            last_usb_report(&vm.console()),
+            vm.diagnostics()
+        )
+    });
+    let sticks: Vec<_> = at_power_on
+        .devices
+        .iter()
+        .filter(|d| d.classes == [CLASS_MASS_STORAGE])
+        .collect();
+    let boot: Vec<_> = sticks.iter().filter(|d| d.boot.is_some()).collect();
+    assert_eq!(boot.len(), 1, "one boot stick: {sticks:?}");
+    assert_eq!(boot[0].boot.as_deref(), Some("firmware-path"), "{sticks:?}");
+    assert!(boot[0].authorized, "{sticks:?}");
+    assert!(
+        sticks.iter().all(|d| d.boot.is_some() || !d.authorized),
+        "the second stick present at power-on stays out: {sticks:?}\n{}",
+        vm.diagnostics()
+    );
+    at_power_on
+}
+
+/// Hot-plugs a keyboard, a headset and a USB stick through QMP and checks the
+/// policy's decisions and that no new block device appeared; returns what was new.
+fn hotplug_follows_the_policy(vm: &mut Machine, hot_stick: &HostileDisk) -> Vec<UsbDevice> {
+    // Before plugging anything: the block devices as udev has them all, including
+    // q35's own CD drive (sr0), which its AHCI controller brings up late.
+    vm.wait_for_line(boot_timeout(), |l| {
+        parse_storage(l).is_some_and(|r| {
+            r.devices.iter().all(|d| d.settled) && r.devices.iter().any(|d| d.name == "sr0")
+        })
+    })
+    .unwrap_or_else(|e| panic!("{e:#}"));
+    // Counted in whole lines: the console grows, its earlier lines stay.
+    let before_plug = vm.console().lines().count();
+    let at_boot = last_usb_report(&vm.console()).expect("usb line");
+    let ports_at_boot: Vec<String> = at_boot.devices.iter().map(|d| d.port.clone()).collect();
+
+    // (what, QMP device_add arguments)
+    let plugs = [
+        (
+            "keyboard",
+            json!({"driver": "usb-kbd", "bus": "xhci.0", "id": "hot-kbd"}),
+        ),
+        (
+            "headset",
+            json!({"driver": "usb-audio", "bus": "xhci.0", "id": "hot-audio", "audiodev": "snd0"}),
+        ),
+        (
+            "USB stick",
+            json!({"driver": "usb-storage", "bus": "xhci.0", "id": "hot-stick", "drive": "hotstick"}),
+        ),
+    ];
+    vm.qmp(&json!({"execute": "blockdev-add", "arguments": {
+        "driver": "raw", "node-name": "hotstick",
+        "file": {"driver": "file", "filename": hot_stick.path.to_string_lossy()}
+    }}))
+    .expect("blockdev-add");
+    for (what, args) in &plugs {
+        vm.qmp(&json!({"execute": "device_add", "arguments": args}))
+            .unwrap_or_else(|e| panic!("device_add {what}: {e:#}"));
+    }
+
+    // Settled: three new devices, and the policy has decided on each.
+    let settled = wait_until(DECISION_TIMEOUT, Duration::from_secs(1), || {
+        let report = last_usb_report(&vm.console())?;
+        let new: Vec<_> = report
+            .devices
+            .iter()
+            .filter(|d| !ports_at_boot.contains(&d.port))
+            .cloned()
+            .collect();
+        let has = |class: &str, authorized: bool| {
+            new.iter()
+                .any(|d| d.classes == [class] && d.authorized == authorized)
+        };
+        // A hub in between is allowed by class (09); with eight root ports
+        // (Machine) QEMU adds none.
+        let only_policy = new.iter().all(|d| {
+            d.authorized
+                == d.classes
+                    .iter()
+                    .all(|c| [CLASS_HUB, CLASS_HID, CLASS_AUDIO].contains(&c.as_str()))
+        });
+        (new.len() >= 3
+            && only_policy
+            && has(CLASS_HID, true)
+            && has(CLASS_AUDIO, true)
+            && has(CLASS_MASS_STORAGE, false))
+        .then_some(new)
+    });
+    // A little longer: a late driver binding would show up in the storage line.
+    std::thread::sleep(Duration::from_secs(10));
+    let console = vm.console();
+    let new = settled.unwrap_or_else(|| {
+        panic!(
+            "expected keyboard and headset authorized, USB stick blocked; last usb line: {:?}\n{}",
+            last_usb_report(&console),
+            vm.diagnostics()
+        )
+    });
+    no_usb_stick_became_a_disk(vm, &console, before_plug);
+    new
+}
+
+/// Neither the stick present at power-on nor the hot-plugged one became a block
+/// device (`before_plug`: the console's lines before the hotplug).
+fn no_usb_stick_became_a_disk(vm: &Machine, console: &str, before_plug: usize) {
+    // The second stick never was a block device: one USB disk (the boot stick)
+    // in every storage line, from the first.
+    for report in console.lines().filter_map(parse_storage) {
+        let usb_disks: Vec<_> = report
+            .devices
+            .iter()
+            .filter(|d| {
+                d.name.starts_with("sd") && !d.name[2..].contains(|c: char| c.is_ascii_digit())
+            })
+            .map(|d| d.name.clone())
+            .collect();
+        assert!(
+            usb_disks.len() <= 1,
+            "a second USB disk appeared: {usb_disks:?}\n{}",
+            vm.diagnostics()
+        );
+    }
+    // The blocked stick never became a block device: no storage line after the
+    // hotplug names a device that the lines before it did not have.
+    let at_boot: Vec<String> = console
+        .lines()
+        .take(before_plug)
+        .filter_map(parse_storage)
+        .flat_map(|r| r.devices.into_iter().map(|d| d.name))
+        .collect();
+    for report in console.lines().skip(before_plug).filter_map(parse_storage) {
+        for device in &report.devices {
+            assert!(
+                at_boot.contains(&device.name),
+                "a block device appeared after the hotplug: {device:?}\n{}",
+                vm.diagnostics()
+            );
+        }
+    }
+}
 
 fn boot_timeout() -> Duration {
     let secs = std::env::var("QEMU_BOOT_TIMEOUT")
@@ -43,6 +254,20 @@ fn demo_image_boots_to_verified_kiosk_status() {
         .extend(["-rtc".into(), "base=2015-06-01T12:00:00".into()]);
     // A PC with an IOMMU: the signed cmdline turns it on, strict.
     config.iommu = true;
+    // USB devices at power-on beside the boot stick, and sticks to check after.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hot_stick = make_usb_stick(dir.path()).expect("USB stick image");
+    let hot_before = hot_stick.sha256().expect("hash");
+    let early_dir = dir.path().join("power-on");
+    std::fs::create_dir_all(&early_dir).expect("mkdir");
+    let early_stick = make_usb_stick(&early_dir).expect("USB stick image");
+    let early_before = early_stick.sha256().expect("hash");
+    config
+        .extra_args
+        .extend(["-audiodev".to_string(), "none,id=snd0".to_string()]);
+    config
+        .extra_args
+        .extend(power_on_devices(&early_stick.path));
     let mut vm = Machine::start(&config).expect("QEMU starts");
     let line = vm
         .wait_for_line(boot_timeout(), |l| parse_status(l).is_some())
@@ -94,8 +319,10 @@ fn demo_image_boots_to_verified_kiosk_status() {
     })
     .unwrap_or_else(|e| panic!("the browser did not start: {e:#}"));
 
-    // Let the rest of the boot run: a getty or shell would show up here.
-    std::thread::sleep(Duration::from_secs(5));
+    // The USB policy, at power-on and for devices plugged in during the session
+    // (this also lets the rest of the boot run: a getty or shell would show up).
+    let at_power_on = power_on_decisions(&vm);
+    let hot_plugged = hotplug_follows_the_policy(&mut vm, &hot_stick);
     let console = vm.console();
     let egress = console
         .lines()
@@ -167,6 +394,25 @@ fn demo_image_boots_to_verified_kiosk_status() {
             context()
         );
     }
+    vm.press_power_button(Duration::from_secs(120))
+        .unwrap_or_else(|e| panic!("powers off: {e:#}"));
+    assert_eq!(
+        hot_stick.sha256().expect("hash"),
+        hot_before,
+        "the blocked stick is unchanged"
+    );
+    assert_eq!(
+        early_stick.sha256().expect("hash"),
+        early_before,
+        "the stick present at power-on is unchanged"
+    );
+    eprintln!("usb at power-on: {:?}", at_power_on.devices);
+    eprintln!(
+        "usb: {} new devices (3 hot-plugged), allowed {}, blocked {}: {hot_plugged:?}",
+        hot_plugged.len(),
+        hot_plugged.iter().filter(|d| d.authorized).count(),
+        hot_plugged.iter().filter(|d| !d.authorized).count()
+    );
 }
 
 /// The same image with Secure Boot off: `require-secure-boot = true` in the demo
