@@ -27,9 +27,11 @@ while read -r name options; do
     printf '%-24s %11d bytes %7.1f s  (%s)\n' "$name" "$(stat -c %s "$work/out.sqfs")" \
         "$(awk "BEGIN { print $end - $start }")" "$options"
 done <<'VARIANTS'
+zstd-3-128K    -comp zstd -Xcompression-level 3 -b 128K
 zstd-15-128K   -comp zstd -b 128K
 zstd-19-128K   -comp zstd -Xcompression-level 19 -b 128K
 zstd-19-1M     -comp zstd -Xcompression-level 19 -b 1M
+zstd-22-1M     -comp zstd -Xcompression-level 22 -b 1M
 xz-128K        -comp xz -b 128K
 xz-bcj-128K    -comp xz -Xbcj x86 -b 128K
 xz-bcj-1M      -comp xz -Xbcj x86 -b 1M

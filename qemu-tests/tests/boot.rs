@@ -31,8 +31,10 @@ const KIOSK_EVENTS: &[&str] = &[
     "leave",
 ];
 
+/// From a device's arrival to the USB policy's decision on it.
 const DECISION_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// USB interface classes (the policy allows hubs, keyboards/mice, audio).
 const CLASS_AUDIO: &str = "01";
 const CLASS_HID: &str = "03";
 const CLASS_MASS_STORAGE: &str = "08";
@@ -40,6 +42,7 @@ const CLASS_HUB: &str = "09";
 const CLASS_COMM: &str = "02";
 const CLASS_CDC_DATA: &str = "0a";
 
+/// The kiosk's latest `usb` line.
 fn last_usb_report(console: &str) -> Option<UsbReport> {
     console.lines().rev().find_map(parse_usb)
 }
