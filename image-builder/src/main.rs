@@ -56,7 +56,8 @@ struct BuildArgs {
     report: Option<PathBuf>,
     /// zstd level of the root filesystem, 1 (fastest build, largest image) to 22
     /// [default: 15, mksquashfs' own]. The stick reads every level equally fast;
-    /// the QEMU tests build with 3, which is about four times quicker.
+    /// the QEMU tests build with 3 (the browser image's root: 3 s instead of 70 s
+    /// to pack, 11 % larger).
     #[arg(long, value_parser = clap::value_parser!(u8).range(1..=22))]
     compression_level: Option<u8>,
 }

@@ -84,9 +84,10 @@ pub fn ensure_release_binaries() -> Result<PathBuf> {
     Ok(root.join("target/release"))
 }
 
-/// The zstd level the tests' images are built with: the squashfs stage takes a
-/// quarter of its time at the default level (15), and the guest reads both alike.
-/// The shipped default is built by `tests/reproducible.rs` and the benchmarks.
+/// The zstd level the tests' images are built with: the squashfs stage of the
+/// browser image took 2.9 s at 3 against 69.7 s at the default (15), for a root
+/// 11 % larger, and the guest reads both alike. The shipped default is built by
+/// `tests/reproducible.rs` and the benchmarks.
 pub const TEST_COMPRESSION_LEVEL: u8 = 3;
 
 /// How many of the builder's last log lines a failed build shows.
