@@ -328,6 +328,7 @@ fn run(cli: Cli) -> Result<()> {
                     ""
                 }
             );
+            print!("{}", boot_chain(m));
         }
         Command::Inspect(args) => {
             let inspection = image_builder::commands::inspect::inspect_image(&args.image)
@@ -343,6 +344,23 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 /// The manifest public key (PEM) at `path`.
+/// Who signed what the firmware starts, as the verified manifest records it.
+fn boot_chain(m: &stick_manifest::Manifest) -> String {
+    let uki = m.uki_signer.as_deref().unwrap_or("nobody (unsigned)");
+    match &m.shim {
+        None => format!("boot: the firmware starts the UKI, signed by {uki}\n"),
+        Some(shim) => format!(
+            "boot: shim {} (signed by {}) starts the UKI (signed by {uki}); shim also trusts \
+             {}; MokManager signed by {}; certificate to enrol: {}\n",
+            shim.version,
+            shim.shim_signers.join(", "),
+            shim.shim_vendor_certificate,
+            shim.mok_manager_signers.join(", "),
+            shim.mok_certificate
+        ),
+    }
+}
+
 fn read_pubkey(path: &std::path::Path) -> Result<stick_manifest::ManifestVerifyingKey> {
     let pem = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read public key {}", path.display()))?;

@@ -9,6 +9,7 @@ use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, 
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use serde::{Deserialize, Serialize};
 
+pub mod boot_trust;
 pub mod https_url;
 pub mod initrd;
 pub mod language;
@@ -65,6 +66,10 @@ pub struct Manifest {
     /// Subject and sha256 fingerprint of the Secure Boot db certificate the UKI is
     /// signed with; `None` for an unsigned UKI.
     pub uki_signer: Option<String>,
+    /// Debian's shim and MokManager in front of the UKI (`[signing] shim`);
+    /// `None`: the firmware starts the UKI itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shim: Option<boot_trust::ShimRecord>,
     /// True when the image gives the browser a fake camera and microphone (a test
     /// image: it also says so on screen).
     #[serde(default)]
@@ -112,6 +117,9 @@ pub struct KioskPolicy {
     /// The conference session; `None`: the image runs no browser.
     #[serde(default)]
     pub session: Option<session::SessionPolicy>,
+    /// Which key may have trusted the UKI; `None`: an unsigned image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_trust: Option<boot_trust::BootTrustPolicy>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -301,6 +309,7 @@ mod tests {
             kernel_filesystems: vec![],
             firmware: vec![],
             uki_signer: None,
+            shim: None,
             test_fake_capture: false,
             personal_credential: None,
             wifi: false,

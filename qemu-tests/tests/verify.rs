@@ -43,7 +43,21 @@ fn verify_accepts_the_image_and_names_each_tamper() {
     let key = stick_manifest::verifying_key_from_pem(&pem).expect("key parses");
     let verified = verify_image(&built.image, &key).expect("untouched image verifies");
     assert_eq!(verified.partitions_checked, 2);
-    assert_eq!(verified.esp_files_checked, 1);
+    // The demo boots through shim (`[signing] shim = true`): shim, the UKI as
+    // its second stage, MokManager and the certificate to enrol.
+    assert_eq!(verified.esp_files_checked, 4);
+    let shim = verified
+        .manifest
+        .shim
+        .as_ref()
+        .expect("the manifest records shim");
+    let shim_signers = shim.shim_signers.join(" | ");
+    assert!(
+        shim_signers.contains("Microsoft") && shim_signers.contains("TEST ONLY"),
+        "shim carries Microsoft's signature and ours: {shim_signers}"
+    );
+    assert!(!shim.mok_manager_signers.is_empty(), "{shim:?}");
+    assert!(shim.shim_vendor_certificate.contains("Debian"), "{shim:?}");
 
     let table =
         GptTable::read_from(&mut std::fs::File::open(&built.image).expect("open")).expect("GPT");
@@ -53,6 +67,16 @@ fn verify_accepts_the_image_and_names_each_tamper() {
         .expect("verity")
         .offset();
     let uki_cmdline = find_in_esp(&built.image, &table, b"roothash=");
+    let shim = find_in_esp(
+        &built.image,
+        &table,
+        &middle_of(&built.image, "EFI/BOOT/BOOTX64.EFI"),
+    );
+    let mok_manager = find_in_esp(
+        &built.image,
+        &table,
+        &middle_of(&built.image, "EFI/BOOT/mmx64.efi"),
+    );
     let manifest_text = find_in_esp(&built.image, &table, b"\"rollback-index\"");
     let other_key = unrelated_key();
 
@@ -87,6 +111,8 @@ fn verify_accepts_the_image_and_names_each_tamper() {
             &key,
             "EspFileHash",
         ),
+        ("byte in shim", Some(shim), &key, "EspFileHash"),
+        ("byte in MokManager", Some(mok_manager), &key, "EspFileHash"),
         (
             "byte in the manifest",
             Some(manifest_text + 2),
@@ -107,6 +133,19 @@ fn verify_accepts_the_image_and_names_each_tamper() {
         assert!(got.starts_with(want), "{name}: expected {want}, got {err}");
         eprintln!("{name}: {err}");
     }
+}
+
+/// 256 bytes from the middle of an ESP file: found once on the ESP.
+fn middle_of(image: &Path, path: &str) -> Vec<u8> {
+    let files = image_builder::commands::verify::read_esp(image)
+        .expect("reads the ESP")
+        .files;
+    let file = files
+        .iter()
+        .find(|f| f.path == path)
+        .unwrap_or_else(|| panic!("{path} on the ESP"));
+    let mid = file.contents.len() / 2;
+    file.contents[mid..mid + 256].to_vec()
 }
 
 fn unrelated_key() -> stick_manifest::ManifestVerifyingKey {

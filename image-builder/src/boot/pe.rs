@@ -19,6 +19,10 @@ const PE_SIGNATURE: &[u8; 4] = b"PE\0\0";
 const COFF_HEADER_SIZE: usize = 20;
 /// COFF header fields, relative to its start.
 const COFF_SECTION_COUNT: usize = 2;
+const COFF_SYMBOL_TABLE: usize = 8;
+const COFF_SYMBOL_COUNT: usize = 12;
+/// A COFF symbol table entry; the string table follows the last one.
+const COFF_SYMBOL_SIZE: usize = 18;
 const COFF_OPTIONAL_HEADER_SIZE: usize = 16;
 const SECTION_HEADER_SIZE: usize = 40;
 const SECTION_NAME_SIZE: usize = 8;
@@ -57,6 +61,11 @@ fn section_headers(bytes: &[u8]) -> Result<Vec<SectionHeader>, PeError> {
     let optional_size = u16_at(bytes, coff + COFF_OPTIONAL_HEADER_SIZE)
         .ok_or(PeError::Truncated("COFF header"))? as usize;
     let table = coff + COFF_HEADER_SIZE + optional_size;
+    // Names longer than eight bytes (`.vendor_cert`) are `/OFFSET` into the
+    // COFF string table, as GNU ld writes them.
+    let strings = u32_at(bytes, coff + COFF_SYMBOL_TABLE)
+        .zip(u32_at(bytes, coff + COFF_SYMBOL_COUNT))
+        .map(|(at, n)| at as usize + n as usize * COFF_SYMBOL_SIZE);
     (0..count)
         .map(|i| {
             let at = table + i * SECTION_HEADER_SIZE;
@@ -69,14 +78,24 @@ fn section_headers(bytes: &[u8]) -> Result<Vec<SectionHeader>, PeError> {
                 .position(|&c| c == 0)
                 .unwrap_or(SECTION_NAME_SIZE);
             let field = |at| u32_at(raw, at).ok_or(PeError::Truncated("section header"));
+            let short = String::from_utf8_lossy(&name[..name_end]).into_owned();
             Ok(SectionHeader {
-                name: String::from_utf8_lossy(&name[..name_end]).into_owned(),
+                name: long_name(bytes, strings, &short).unwrap_or(short),
                 virtual_size: field(SECTION_VIRTUAL_SIZE)?,
                 raw_size: field(SECTION_RAW_SIZE)?,
                 raw_offset: field(SECTION_RAW_OFFSET)?,
             })
         })
         .collect()
+}
+
+/// The string table entry a `/OFFSET` section name points to.
+fn long_name(bytes: &[u8], strings: Option<usize>, short: &str) -> Option<String> {
+    let offset: usize = short.strip_prefix('/')?.parse().ok()?;
+    let start = strings?.checked_add(offset)?;
+    let rest = bytes.get(start..)?;
+    let end = rest.iter().position(|&c| c == 0)?;
+    Some(String::from_utf8_lossy(&rest[..end]).into_owned())
 }
 
 /// Names of all sections in order.
@@ -102,12 +121,14 @@ pub fn section<'a>(bytes: &'a [u8], name: &str) -> Result<Option<&'a [u8]>, PeEr
         .ok_or(PeError::Truncated("section data"))
 }
 
+/// PE files for unit tests, here and in modules that read PE sections.
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub(crate) mod tests_support {
+    use super::SECTION_HEADER_SIZE;
 
-    /// A tiny PE with the given sections, laid out the way linkers do.
-    fn make_pe(sections: &[(&str, &[u8])]) -> Vec<u8> {
+    /// A tiny PE with the given sections, laid out the way linkers do; names
+    /// longer than eight bytes go into a COFF string table after the data.
+    pub(crate) fn pe_with(sections: &[(&str, &[u8])]) -> Vec<u8> {
         let pe_offset = 0x40usize;
         let optional_size = 0xf0usize;
         let table = pe_offset + 4 + 20 + optional_size;
@@ -119,9 +140,19 @@ mod tests {
         bytes[pe_offset + 6..pe_offset + 8].copy_from_slice(&(sections.len() as u16).to_le_bytes());
         bytes[pe_offset + 20..pe_offset + 22]
             .copy_from_slice(&(optional_size as u16).to_le_bytes());
+        // The string table's first four bytes are its size, counted in offsets.
+        let mut strings = vec![0u8; 4];
         for (i, (name, data)) in sections.iter().enumerate() {
             let h = table + i * SECTION_HEADER_SIZE;
-            bytes[h..h + name.len()].copy_from_slice(name.as_bytes());
+            let short = if name.len() > 8 {
+                let offset = strings.len();
+                strings.extend_from_slice(name.as_bytes());
+                strings.push(0);
+                format!("/{offset}")
+            } else {
+                name.to_string()
+            };
+            bytes[h..h + short.len()].copy_from_slice(short.as_bytes());
             bytes[h + 8..h + 12].copy_from_slice(&(data.len() as u32).to_le_bytes());
             let raw_size = data.len().div_ceil(512) * 512;
             bytes[h + 16..h + 20].copy_from_slice(&(raw_size as u32).to_le_bytes());
@@ -130,8 +161,19 @@ mod tests {
             bytes[data_at..data_at + data.len()].copy_from_slice(data);
             data_at += raw_size;
         }
+        if strings.len() > 4 {
+            bytes[pe_offset + 12..pe_offset + 16].copy_from_slice(&(data_at as u32).to_le_bytes());
+            bytes.extend_from_slice(&strings);
+        }
         bytes
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use super::tests_support::pe_with as make_pe;
 
     #[test]
     fn finds_sections_by_name() {
@@ -152,6 +194,20 @@ mod tests {
         for (name, want) in cases {
             assert_eq!(section(&pe, name).expect("parses"), *want, "{name}");
         }
+    }
+
+    #[test]
+    fn long_names_come_from_the_string_table() {
+        let pe = make_pe(&[(".vendor_cert", b"cert"), ("/99", b"x"), (".sbat", b"s")]);
+        assert_eq!(
+            section_names(&pe).expect("parses"),
+            vec![".vendor_cert", "/99", ".sbat"],
+            "an offset past the table keeps its short name"
+        );
+        assert_eq!(
+            section(&pe, ".vendor_cert").expect("parses"),
+            Some(&b"cert"[..])
+        );
     }
 
     #[test]

@@ -19,9 +19,9 @@ pub enum SecureBootError {
     Exists { path: PathBuf },
     #[error("cannot generate Secure Boot keys: {0}")]
     Openssl(CommandError),
-    #[error("cannot sign the UKI: {0}")]
+    #[error("cannot sign with the db key: {0}")]
     Sign(CommandError),
-    #[error("the signed UKI does not verify against {cert}: {source}")]
+    #[error("the signed file does not verify against {cert}: {source}")]
     Verify { cert: String, source: CommandError },
     #[error("cannot set the permissions of {path}: {source}")]
     Permissions {
@@ -91,9 +91,9 @@ pub fn generate(
     Ok(pairs)
 }
 
-/// Signs `unsigned` into `signed` with sbsign and checks the result with sbverify.
+/// Signs the PE file `unsigned` (the UKI, shim) into `signed` with sbsign and checks the result with sbverify.
 /// All paths lie in the build folder the tools see.
-pub fn sign_uki(
+pub fn sign_pe(
     tools: &dyn Tools,
     key: &Path,
     cert: &Path,

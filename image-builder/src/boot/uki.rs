@@ -109,7 +109,7 @@ impl Uki {
         let unsigned = assemble(tools, work, parts)?;
         let (path, signer) = match signing {
             Some(signing) => {
-                let (signed, signer) = sign(tools, work, signing, &unsigned)?;
+                let (signed, signer) = sign(tools, work, signing, &unsigned, "uki.signed.efi")?;
                 (signed, Some(signer))
             }
             None => (unsigned, None),
@@ -157,13 +157,16 @@ fn assemble(tools: &ToolsTree, work: &Path, parts: &UkiParts) -> Result<PathBuf>
     Ok(uki)
 }
 
-/// Signs the UKI with sbsign in the tools tree; the key's copy in the work folder
-/// is readable by root only and removed afterwards.
-fn sign(
+/// Signs a PE file (the UKI, or shim beside Microsoft's signatures) with sbsign in
+/// the tools tree into `work/signed_name`; the key's copy in the work folder is
+/// readable by root only and removed afterwards. Returns the signed file and the
+/// signer as the manifest records it.
+pub(crate) fn sign(
     tools: &ToolsTree,
     work: &Path,
     signing: &UkiSigning,
     unsigned: &Path,
+    signed_name: &str,
 ) -> Result<(PathBuf, String)> {
     let signer = describe_certificate(&signing.cert)?;
     let work_key = work.join("db.key");
@@ -175,8 +178,8 @@ fn sign(
             signing.cert.display()
         )
     })?;
-    let signed = work.join("uki.signed.efi");
-    crate::boot::secure_boot::sign_uki(
+    let signed = work.join(signed_name);
+    crate::boot::secure_boot::sign_pe(
         &InToolsTree { tree: tools, work },
         &work_key,
         &work_cert,
@@ -184,7 +187,7 @@ fn sign(
         &signed,
     )?;
     std::fs::remove_file(&work_key).context("cannot remove the key copy")?;
-    tracing::info!("UKI signed for Secure Boot by {signer}");
+    tracing::info!("{signed_name} signed for Secure Boot by {signer}");
     Ok((signed, signer))
 }
 

@@ -8,6 +8,7 @@ use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
 use stick_manifest::{FileDigest, Manifest, PartitionDigest, VerityInfo};
 
+use crate::boot::shim::ShimLoader;
 use crate::boot::uki::{Uki, UKI_ESP_PATH};
 use crate::build::inputs::BuildInputs;
 use crate::build::root_tree::RootTree;
@@ -30,7 +31,21 @@ pub struct Described<'a> {
     pub root: &'a RootTree,
     pub verity: &'a RootVerity,
     pub uki: &'a Uki,
+    /// Shim and MokManager in front of the UKI (`[signing] shim`).
+    pub shim: Option<&'a ShimLoader>,
     pub partitions: &'a [PartitionDigest],
+}
+
+/// The files that boot: the UKI at the removable-media path, or shim there with
+/// the UKI as its second stage, MokManager and the certificate to enrol.
+pub fn boot_files(uki: &Uki, shim: Option<&ShimLoader>) -> Vec<EspFile> {
+    match shim {
+        Some(shim) => shim.esp_files(&uki.bytes),
+        None => vec![EspFile {
+            path: UKI_ESP_PATH.into(),
+            contents: uki.bytes.clone(),
+        }],
+    }
 }
 
 impl SignedManifest {
@@ -53,14 +68,10 @@ impl SignedManifest {
         SignedManifest { bytes, signature }
     }
 
-    /// The ESP's files: the UKI at the removable-media boot path, the manifest and
-    /// its signature.
-    pub fn esp_files(&self, uki: &Uki) -> Vec<EspFile> {
-        vec![
-            EspFile {
-                path: UKI_ESP_PATH.into(),
-                contents: uki.bytes.clone(),
-            },
+    /// The ESP's files: the boot files, the manifest and its signature.
+    pub fn esp_files(&self, boot_files: Vec<EspFile>) -> Vec<EspFile> {
+        let mut files = boot_files;
+        files.extend([
             EspFile {
                 path: stick_manifest::MANIFEST_FILE.into(),
                 contents: self.bytes.clone(),
@@ -69,7 +80,8 @@ impl SignedManifest {
                 path: stick_manifest::SIGNATURE_FILE.into(),
                 contents: self.signature.clone().into_bytes(),
             },
-        ]
+        ]);
+        files
     }
 
     /// Writes `STEM.manifest.json` and `STEM.manifest.json.sig` into `dir`, each
@@ -86,7 +98,14 @@ impl SignedManifest {
 fn manifest(inputs: &BuildInputs, built: &Described) -> Manifest {
     let loaded = &inputs.loaded;
     let config = &loaded.config;
-    let uki = &built.uki.bytes;
+    let esp_files = boot_files(built.uki, built.shim)
+        .iter()
+        .map(|file| FileDigest {
+            path: file.path.clone(),
+            size: file.contents.len() as u64,
+            sha256: hex::encode(Sha256::digest(&file.contents)),
+        })
+        .collect();
     Manifest {
         format: stick_manifest::FORMAT,
         name: config.image.name.clone(),
@@ -103,11 +122,7 @@ fn manifest(inputs: &BuildInputs, built: &Described) -> Manifest {
         },
         cmdline: built.uki.cmdline.clone(),
         partitions: built.partitions.to_vec(),
-        esp_files: vec![FileDigest {
-            path: UKI_ESP_PATH.into(),
-            size: uki.len() as u64,
-            sha256: hex::encode(Sha256::digest(uki)),
-        }],
+        esp_files,
         packages: built.root.packages.clone(),
         kernel_version: built.base.kernel_version.clone(),
         builder_version: env!("CARGO_PKG_VERSION").into(),
@@ -115,6 +130,7 @@ fn manifest(inputs: &BuildInputs, built: &Described) -> Manifest {
         kernel_filesystems: built.root.pruning.kept_filesystems.clone(),
         firmware: built.root.firmware.kept.clone(),
         uki_signer: built.uki.signer.clone(),
+        shim: built.shim.map(|shim| shim.record.clone()),
         test_fake_capture: loaded.session.as_ref().is_some_and(|s| s.test_capture()),
         personal_credential: loaded
             .network

@@ -21,9 +21,10 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 
+use crate::boot::shim::{certificate_sha256, ShimLoader};
 use crate::boot::uki::{kernel_cmdline, Uki, UkiParts, UkiSigning};
 use crate::build::inputs::BuildInputs;
-use crate::build::manifest::{Described, SignedManifest};
+use crate::build::manifest::{boot_files, Described, SignedManifest};
 use crate::build::root_tree::{base_tree, RootTree};
 use crate::build::stage_clock::StageClock;
 use crate::disk::image::DiskImage;
@@ -76,8 +77,14 @@ pub fn build(options: &BuildOptions) -> Result<BuildReport> {
     let base = clock.run("base tree", || base_tree(&inputs, &cache))?;
     let work_dir = work_dir(options)?;
     let work = work_dir.path();
+    let signing = uki_signing(&inputs);
+    let shim = clock.run("shim", || match (&signing, config.signing.shim) {
+        (Some(signing), true) => ShimLoader::prepare(&tools, work, signing).map(Some),
+        _ => Ok(None),
+    })?;
+    let boot_trust = boot_trust(&inputs, signing.as_ref(), shim.as_ref())?;
     let root = clock.run("customize", || {
-        RootTree::customize(&inputs, options, &base, work)
+        RootTree::customize(&inputs, options, &base, work, boot_trust)
     })?;
     let squashfs = clock.run("squashfs", || {
         Squashfs::make(
@@ -89,11 +96,23 @@ pub fn build(options: &BuildOptions) -> Result<BuildReport> {
         )
     })?;
     let verity = clock.run("verity", || squashfs.verity(work))?;
-    let uki = clock.run("uki", || uki(&inputs, &tools, work, &base, &root, &verity))?;
+    let uki = clock.run("uki", || {
+        uki(
+            &inputs,
+            &tools,
+            work,
+            &base,
+            &root,
+            &verity,
+            signing.as_ref(),
+        )
+    })?;
+    let boot = boot_files(&uki, shim.as_ref());
+    let boot_size: u64 = boot.iter().map(|f| f.contents.len() as u64).sum();
     let stem = format!("{}-{}", config.image.name, config.image.version);
     let image_path = options.output_dir.join(format!("{stem}.raw"));
     let disk = clock.run("disk image", || {
-        DiskImage::assemble(&image_path, &squashfs, &verity, uki.bytes.len() as u64)
+        DiskImage::assemble(&image_path, &squashfs, &verity, boot_size)
     })?;
     let (image, image_size, manifest, signature) = clock.run("manifest", || {
         let described = Described {
@@ -101,10 +120,11 @@ pub fn build(options: &BuildOptions) -> Result<BuildReport> {
             root: &root,
             verity: &verity,
             uki: &uki,
+            shim: shim.as_ref(),
             partitions: &disk.partitions,
         };
         let signed = SignedManifest::sign(&inputs, &described);
-        let complete = disk.complete(&tools, work, &signed.esp_files(&uki), inputs.fs_time)?;
+        let complete = disk.complete(&tools, work, &signed.esp_files(boot), inputs.fs_time)?;
         let (manifest, signature) = signed.write_beside(&options.output_dir, &stem)?;
         let size = complete.size;
         Ok((complete.publish()?, size, manifest, signature))
@@ -132,20 +152,11 @@ fn work_dir(options: &BuildOptions) -> Result<tempfile::TempDir> {
         .with_context(|| format!("cannot create a build folder in {}", parent.display()))
 }
 
-/// The UKI for this root hash, signed when the config names a db key.
-fn uki(
-    inputs: &BuildInputs,
-    tools: &ToolsTree,
-    work: &std::path::Path,
-    base: &BaseTree,
-    root: &RootTree,
-    verity: &RootVerity,
-) -> Result<Uki> {
+/// The db key and certificate from the config; `None` (with a warning): unsigned.
+fn uki_signing(inputs: &BuildInputs) -> Option<UkiSigning> {
     let loaded = &inputs.loaded;
     let config = &loaded.config;
-    let ipv6 = loaded.network.as_ref().is_some_and(|p| p.ipv6);
-    let cmdline = kernel_cmdline(&verity.root_hash, ipv6, &config.kernel.extra_cmdline);
-    let signing = match (
+    match (
         &config.signing.secure_boot_key,
         &config.signing.secure_boot_cert,
     ) {
@@ -160,7 +171,39 @@ fn uki(
             );
             None
         }
+    }
+}
+
+/// What the kiosk needs to tell which key trusted the UKI; `None` when unsigned.
+fn boot_trust(
+    inputs: &BuildInputs,
+    signing: Option<&UkiSigning>,
+    shim: Option<&ShimLoader>,
+) -> Result<Option<stick_manifest::boot_trust::BootTrustPolicy>> {
+    let Some(signing) = signing else {
+        return Ok(None);
     };
+    Ok(Some(stick_manifest::boot_trust::BootTrustPolicy {
+        uki_signer_sha256: certificate_sha256(&signing.cert)?,
+        shim_vendor_sha256: shim.map(|shim| shim.vendor_sha256.clone()),
+        accept_mok: inputs.loaded.config.kiosk.accept_mok,
+    }))
+}
+
+/// The UKI for this root hash, signed when the config names a db key.
+fn uki(
+    inputs: &BuildInputs,
+    tools: &ToolsTree,
+    work: &std::path::Path,
+    base: &BaseTree,
+    root: &RootTree,
+    verity: &RootVerity,
+    signing: Option<&UkiSigning>,
+) -> Result<Uki> {
+    let loaded = &inputs.loaded;
+    let config = &loaded.config;
+    let ipv6 = loaded.network.as_ref().is_some_and(|p| p.ipv6);
+    let cmdline = kernel_cmdline(&verity.root_hash, ipv6, &config.kernel.extra_cmdline);
     let parts = UkiParts {
         vmlinuz: &base.vmlinuz,
         initrd: &base.initrd,
@@ -169,5 +212,5 @@ fn uki(
         cmdline: &cmdline,
         fs_time: inputs.fs_time,
     };
-    Uki::build(tools, work, &parts, signing.as_ref())
+    Uki::build(tools, work, &parts, signing)
 }

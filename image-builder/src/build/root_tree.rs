@@ -72,6 +72,7 @@ impl RootTree {
         options: &BuildOptions,
         base: &BaseTree,
         work: &Path,
+        boot_trust: Option<stick_manifest::boot_trust::BootTrustPolicy>,
     ) -> Result<RootTree> {
         let loaded = &inputs.loaded;
         let config = &loaded.config;
@@ -97,6 +98,7 @@ impl RootTree {
                     language: config.kiosk.language,
                     network: loaded.network.clone(),
                     session: loaded.session.clone(),
+                    boot_trust,
                 },
                 usb_allow: &usb_allow(config, loaded.network.as_ref()),
             },

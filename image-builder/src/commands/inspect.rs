@@ -38,19 +38,24 @@ pub fn inspect_image(path: &Path) -> Result<Inspection, VerifyError> {
     let manifest = esp
         .file(stick_manifest::MANIFEST_FILE)
         .and_then(|f| serde_json::from_slice::<Manifest>(&f.contents).ok());
-    let uki_cmdline = esp
-        .file(crate::boot::uki::UKI_ESP_PATH)
-        .and_then(|f| {
-            crate::boot::pe::section(&f.contents, ".cmdline")
-                .ok()
-                .flatten()
-        })
-        .map(|c| {
-            String::from_utf8_lossy(c)
-                .trim_end_matches('\0')
-                .trim()
-                .to_string()
-        });
+    // Behind shim, the UKI is shim's second stage.
+    let uki_cmdline = [
+        crate::boot::shim::SECOND_STAGE_ESP_PATH,
+        crate::boot::uki::UKI_ESP_PATH,
+    ]
+    .iter()
+    .find_map(|path| esp.file(path))
+    .and_then(|f| {
+        crate::boot::pe::section(&f.contents, ".cmdline")
+            .ok()
+            .flatten()
+    })
+    .map(|c| {
+        String::from_utf8_lossy(c)
+            .trim_end_matches('\0')
+            .trim()
+            .to_string()
+    });
     let root_hash = uki_cmdline.as_deref().and_then(|c| {
         c.split_whitespace()
             .find_map(|a| a.strip_prefix("roothash="))

@@ -70,6 +70,10 @@ pub struct KioskSection {
     /// The language of the stick's screens and indicator: `"de"` or `"en"`.
     #[serde(default)]
     pub language: stick_manifest::Language,
+    /// Whether the UKI may be trusted through shim's MOK list (PCs that trust
+    /// only Microsoft's keys): `"never"`, `"only-ours"` or `"any"`.
+    #[serde(default)]
+    pub accept_mok: stick_manifest::boot_trust::AcceptMok,
 }
 
 impl Default for KioskSection {
@@ -78,6 +82,7 @@ impl Default for KioskSection {
             require_secure_boot: true,
             min_rollback_index: 0,
             language: stick_manifest::Language::De,
+            accept_mok: stick_manifest::boot_trust::AcceptMok::Never,
         }
     }
 }
@@ -162,6 +167,11 @@ pub struct SigningSection {
     /// Secure Boot db certificate (PEM) matching `secure-boot-key`.
     #[serde(default)]
     pub secure_boot_cert: Option<PathBuf>,
+    /// Put Debian's Microsoft-signed shim in front of the UKI (also signed with
+    /// the db key), with MokManager and the db certificate for the one-time
+    /// enrolment: the stick then boots on PCs that trust only Microsoft's keys.
+    #[serde(default)]
+    pub shim: bool,
 }
 
 /// `[kernel]`: additions to the kernel command line inside the signed UKI.
@@ -352,6 +362,7 @@ impl Config {
                     .to_string(),
             ));
         }
+        self.check_shim()?;
         let suite = &self.debian.suite;
         if suite.is_empty() || !suite.chars().all(|c| c.is_ascii_lowercase() || c == '-') {
             return Err((
@@ -393,6 +404,31 @@ impl Config {
             ));
         }
         self.network_policy()?;
+        Ok(())
+    }
+
+    /// Shim needs the db key (it is signed with it too), and trust through the
+    /// MOK list is possible only with shim on the stick.
+    fn check_shim(&self) -> Result<(), (&'static str, String)> {
+        if self.signing.shim && self.signing.secure_boot_key.is_none() {
+            return Err((
+                "signing.shim",
+                "needs `secure-boot-key` and `secure-boot-cert`: shim is signed with the db key \
+                 too, and the MOK to enrol is its certificate"
+                    .to_string(),
+            ));
+        }
+        let accept = self.kiosk.accept_mok;
+        if accept != stick_manifest::boot_trust::AcceptMok::Never && !self.signing.shim {
+            return Err((
+                "kiosk.accept-mok",
+                format!(
+                    "{:?} needs `shim = true` in [signing]: without shim nothing on the stick \
+                     reads the MOK list (allowed without shim: \"never\")",
+                    accept.as_str()
+                ),
+            ));
+        }
         Ok(())
     }
 
@@ -549,6 +585,9 @@ manifest-key = "../keys/test-manifest-signing.key"
                 "kernel.extra-cmdline",
             ), // appended to [signing], the last table of GOOD
             ("secure-boot-key = \"db.key\"\n", "signing.secure-boot-key"),
+            ("shim = true\n", "signing.shim"),
+            ("[kiosk]\naccept-mok = \"only-ours\"\n", "kiosk.accept-mok"),
+            ("[kiosk]\naccept-mok = \"any\"\n", "kiosk.accept-mok"),
             ("[network]\nipv6 = true\n", "network.ipv6"),
             (
                 "[vpn]\ngateway = \"198.51.100.1\"\ninner-networks = [\"10.99.0.0/24\"]\n",
@@ -564,6 +603,27 @@ manifest-key = "../keys/test-manifest-signing.key"
             let (got, _) = config.validate().expect_err(section);
             assert_eq!(got, *key, "{section}");
         }
+    }
+
+    #[test]
+    fn shim_and_mok_trust_go_together() {
+        let signed = "secure-boot-key = \"db.key\"\nsecure-boot-cert = \"db.crt\"\n";
+        let cases = [
+            ("", "never", true),
+            ("shim = true\n", "never", true),
+            ("shim = true\n", "only-ours", true),
+            ("shim = true\n", "any", true),
+            ("", "only-ours", false),
+        ];
+        for (shim, accept, valid) in cases {
+            let text = format!("{GOOD}{signed}{shim}[kiosk]\naccept-mok = \"{accept}\"\n");
+            let config = Config::parse(&text).expect("parses");
+            assert_eq!(config.validate().is_ok(), valid, "{text}");
+            assert_eq!(config.kiosk.accept_mok.as_str(), accept);
+        }
+        let unknown = format!("{GOOD}[kiosk]\naccept-mok = \"sometimes\"\n");
+        let err = Config::parse(&unknown).expect_err("unknown variant");
+        assert!(err.contains("only-ours"), "{err}");
     }
 
     #[test]

@@ -20,6 +20,9 @@ pub const TOOLS_PACKAGES: &[&str] = &[
     "sbsigntool",
     "dosfstools",
     "mtools",
+    // Debian's Microsoft-signed shim and MokManager (`[signing] shim`).
+    "shim-signed",
+    "shim-helpers-amd64-signed",
 ];
 
 /// The systemd EFI stub inside the tools tree.

@@ -258,6 +258,7 @@ mod tests {
             kernel_filesystems: vec![],
             firmware: vec![],
             uki_signer: None,
+            shim: None,
             test_fake_capture: false,
             personal_credential: None,
             personal_user: false,

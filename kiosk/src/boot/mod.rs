@@ -10,11 +10,13 @@
 //! - `load_option`: the firmware's boot option (`BootCurrent`) and the USB device its path names.
 //! - `esp`: the signed manifest on the ESP the UKI was booted from.
 //! - `policy`: Secure Boot, kernel lockdown and the admin's boot policy, judged.
+//! - `boot_trust`: which key trusted the UKI (firmware db or shim's MOK list), judged.
 //! - `device_mapper`: the verity device `root`: its table and its health.
 //! - `mounts`: where the root filesystem comes from (mountinfo, volatile overlay).
 //! - `status`: the observations judged, as the `"event":"status"` console line.
 //! - `refusal`: why a boot is refused, by kind (the console's words, the screen's code).
 
+pub mod boot_trust;
 pub mod clock;
 pub mod cmdline;
 pub mod device_mapper;

@@ -167,6 +167,7 @@ mod tests {
             language: stick_manifest::Language::De,
             network: None,
             session: None,
+            boot_trust: None,
         };
         let lax = KioskPolicy {
             require_secure_boot: false,
@@ -174,6 +175,7 @@ mod tests {
             language: stick_manifest::Language::De,
             network: None,
             session: None,
+            boot_trust: None,
         };
         // (name, policy, secure boot, rollback index, refusals, warnings)
         // (name, policy, secure boot, rollback index, refusals, warnings)

@@ -40,7 +40,14 @@ pub fn observe() -> Observations {
         crate::sysfs::entry_names(std::path::Path::new(crate::boot::policy::IOMMU_CLASS_DIR));
     tracing::info!("IOMMU units: {iommu:?}");
     let policy = read_policy();
+    let boot_trust = crate::boot::boot_trust::boot_trust(
+        &crate::boot::boot_trust::TrustVariables::read(),
+        secure_boot,
+        policy.as_ref().and_then(|p| p.boot_trust.as_ref()),
+    );
+    tracing::info!("boot trust: {boot_trust:?}");
     Observations {
+        boot_trust,
         cmdline,
         cmdline_root_hash,
         dm_root_hash,

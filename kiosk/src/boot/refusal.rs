@@ -14,6 +14,9 @@ pub enum RefusalKind {
     /// The firmware did not verify the boot (Secure Boot off or in setup mode)
     /// where the image requires it.
     SecureBoot,
+    /// The firmware verified the boot, but in a way `[kiosk] accept-mok` does not
+    /// accept (shim's MOK list, other keys in it, shim not verifying).
+    BootTrust,
     /// The image is older than the policy's minimum (rollback).
     Outdated,
     /// A disk of the PC could not be locked.

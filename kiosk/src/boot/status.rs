@@ -3,6 +3,7 @@
 use crate::boot::refusal::{Refusal, RefusalKind};
 use serde::Serialize;
 
+use crate::boot::boot_trust::{judge_trust, BootTrust};
 use crate::boot::cmdline::cmdline_difference;
 use crate::boot::esp::{ManifestCheck, SignatureState};
 use crate::boot::policy::{judge, SecureBootState, NO_IOMMU_WARNING};
@@ -51,6 +52,8 @@ pub struct Observations {
     pub root: RootCheck,
     pub manifest: ManifestCheck,
     pub secure_boot: SecureBootState,
+    /// Which key trusted the UKI, and what else the PC trusts.
+    pub boot_trust: BootTrust,
     pub lockdown: Option<String>,
     /// IOMMU units the kernel drives (`/sys/class/iommu`).
     pub iommu: Vec<String>,
@@ -79,6 +82,7 @@ pub struct Status {
     /// The running kernel's command line is exactly the one the manifest signs.
     pub cmdline_signed: bool,
     pub secure_boot: SecureBootState,
+    pub boot_trust: BootTrust,
     pub lockdown: Option<String>,
     /// IOMMU units translating devices' DMA; empty: none (a warning).
     pub iommu: Vec<String>,
@@ -146,6 +150,11 @@ impl Status {
             manifest.map(|m| m.rollback_index),
         );
         refusals.extend(judgement.refusals);
+        let (trust_refusals, trust_warnings) = judge_trust(
+            &obs.boot_trust,
+            obs.policy.as_ref().and_then(|p| p.boot_trust.as_ref()),
+        );
+        refusals.extend(trust_refusals);
         let ok = refusals.is_empty();
         Status {
             event: "status",
@@ -165,10 +174,12 @@ impl Status {
             manifest_root_hash_matches,
             cmdline_signed: cmdline_difference.is_none(),
             secure_boot: obs.secure_boot,
+            boot_trust: obs.boot_trust,
             lockdown: obs.lockdown,
             warnings: judgement
                 .warnings
                 .into_iter()
+                .chain(trust_warnings)
                 .chain(obs.iommu.is_empty().then(|| NO_IOMMU_WARNING.to_string()))
                 .collect(),
             iommu: obs.iommu,
@@ -215,6 +226,7 @@ mod tests {
             kernel_filesystems: vec![],
             firmware: vec![],
             uki_signer: None,
+            shim: None,
             test_fake_capture: false,
             personal_credential: None,
             personal_user: false,
@@ -239,6 +251,14 @@ mod tests {
                 manifest: Some(manifest(HASH)),
             },
             secure_boot: SecureBootState::Enabled,
+            boot_trust: crate::boot::boot_trust::BootTrust {
+                path: crate::boot::boot_trust::TrustPath::FirmwareDb,
+                db_entries: 1,
+                shim: false,
+                shim_verifies: true,
+                shim_vendor_key: false,
+                other_moks: 0,
+            },
             lockdown: Some("integrity".into()),
             iommu: vec!["dmar0".into()],
             policy: Some(KioskPolicy {
@@ -247,6 +267,7 @@ mod tests {
                 language: stick_manifest::Language::De,
                 network: None,
                 session: None,
+                boot_trust: None,
             }),
         }
     }
@@ -265,7 +286,10 @@ mod tests {
                     "\"manifest_rollback_index\":4,\"signature\":\"valid\",",
                     "\"signature_detail\":\"signed by the image's manifest key (TEST key)\",",
                     "\"test_keys\":true,\"manifest_root_hash_matches\":true,",
-                    "\"cmdline_signed\":true,\"secure_boot\":\"enabled\",\"lockdown\":\"integrity\",",
+                    "\"cmdline_signed\":true,\"secure_boot\":\"enabled\",",
+                    "\"boot_trust\":{{\"path\":\"firmware-db\",\"db_entries\":1,\"shim\":false,",
+                    "\"shim_verifies\":true,\"shim_vendor_key\":false,\"other_moks\":0}},",
+                    "\"lockdown\":\"integrity\",",
                     "\"iommu\":[\"dmar0\"],\"refusals\":[],\"warnings\":[]}}"
                 ),
                 HASH = HASH
@@ -330,6 +354,7 @@ mod tests {
                         language: stick_manifest::Language::De,
                         network: None,
                         session: None,
+                        boot_trust: None,
                     })
                 },
                 true,

@@ -18,6 +18,9 @@ pub enum StickScreen {
     RefusedCmdline,
     /// Refused at boot: Secure Boot is off where the image requires it.
     RefusedSecureBoot,
+    /// Refused at boot: the PC trusted the stick in a way the image does not
+    /// accept (through shim's MOK list, or a MOK list with other keys).
+    RefusedBootTrust,
     /// Refused at boot: the image is older than the policy's minimum.
     RefusedOutdated,
     /// Refused at boot: a disk of the PC could not be locked.
@@ -114,6 +117,7 @@ const ALL: &[StickScreen] = &[
     StickScreen::RefusedImage,
     StickScreen::RefusedCmdline,
     StickScreen::RefusedSecureBoot,
+    StickScreen::RefusedBootTrust,
     StickScreen::RefusedOutdated,
     StickScreen::RefusedStorage,
     StickScreen::NoNetwork,
@@ -159,6 +163,7 @@ impl StickScreen {
             StickScreen::RefusedImage => "refused-image",
             StickScreen::RefusedCmdline => "refused-cmdline",
             StickScreen::RefusedSecureBoot => "refused-secure-boot",
+            StickScreen::RefusedBootTrust => "refused-boot-trust",
             StickScreen::RefusedOutdated => "refused-outdated",
             StickScreen::RefusedStorage => "refused-storage",
             StickScreen::NoNetwork => "no-network",
@@ -199,6 +204,7 @@ impl StickScreen {
             RefusalKind::Image => StickScreen::RefusedImage,
             RefusalKind::Cmdline => StickScreen::RefusedCmdline,
             RefusalKind::SecureBoot => StickScreen::RefusedSecureBoot,
+            RefusalKind::BootTrust => StickScreen::RefusedBootTrust,
             RefusalKind::Outdated => StickScreen::RefusedOutdated,
             RefusalKind::Storage => StickScreen::RefusedStorage,
         }
@@ -216,6 +222,7 @@ impl StickScreen {
             StickScreen::RefusedImage => "SBS-BOOT-01",
             StickScreen::RefusedCmdline => "SBS-BOOT-02",
             StickScreen::RefusedSecureBoot => "SBS-BOOT-03",
+            StickScreen::RefusedBootTrust => "SBS-BOOT-06",
             StickScreen::RefusedOutdated => "SBS-BOOT-04",
             StickScreen::RefusedStorage => "SBS-BOOT-05",
             StickScreen::NoNetwork => "SBS-NET-01",
@@ -276,6 +283,7 @@ impl StickScreen {
             StickScreen::RefusedImage
             | StickScreen::RefusedCmdline
             | StickScreen::RefusedSecureBoot
+            | StickScreen::RefusedBootTrust
             | StickScreen::RefusedOutdated
             | StickScreen::RefusedStorage
             | StickScreen::VpnRefused

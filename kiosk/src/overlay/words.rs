@@ -44,6 +44,15 @@ pub const GERMAN: &[Words] = &[
          einen anderen PC. Der Helpdesk hilft dabei.",
     ),
     (
+        "refused-boot-trust",
+        "Diesem PC fehlt die Freigabe",
+        "Der PC hat den Stick zwar geprüft, aber auf einem Weg, den Ihre Organisation \
+         für diesen Stick nicht zulässt (über die MOK-Liste von shim, oder neben \
+         fremden Schlüsseln darin). Es startet keine Konferenz; der PC schaltet sich in \
+         einer Minute aus.",
+        "Nehmen Sie einen anderen PC oder rufen Sie den Helpdesk an.",
+    ),
+    (
         "refused-outdated",
         "Veralteter Stick",
         "Dieser Stick hat eine alte Version, die nicht mehr verwendet werden darf. \
@@ -285,6 +294,14 @@ pub const ENGLISH: &[Words] = &[
          minute.",
         "Switch Secure Boot on in the PC's firmware settings, or use another PC. The \
          helpdesk can help.",
+    ),
+    (
+        "refused-boot-trust",
+        "This PC is not cleared for the stick",
+        "The PC did check the stick, but in a way your organisation does not allow \
+         for this stick (through shim's MOK list, or beside other keys in it). No \
+         conference starts; the PC switches off in a minute.",
+        "Use another PC, or call the helpdesk.",
     ),
     (
         "refused-outdated",

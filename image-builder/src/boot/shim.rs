@@ -1,0 +1,312 @@
+//! Debian's Microsoft-signed shim in front of the UKI (`[signing] shim`), so the
+//! stick boots with Secure Boot on PCs that trust only Microsoft's keys.
+//!
+//! The ESP then holds, at the removable-media path, shim carrying Microsoft's
+//! signatures and ours (the firmware accepts an image when any one signature
+//! chains to its db, so PCs with our own keys keep booting); the signed UKI where
+//! shim looks for its second stage; MokManager, which shim starts when the UKI
+//! fails its checks; and our db certificate in DER, which staff enrol once from
+//! MokManager's "Enroll key from disk".
+
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+use base64::Engine;
+use sha2::{Digest, Sha256};
+use stick_manifest::boot_trust::ShimRecord;
+
+use crate::boot::uki::UkiSigning;
+use crate::disk::esp::EspFile;
+use crate::runner::{require_tool, CommandRunExt};
+use crate::trees::tools::{in_work, ToolsTree};
+
+/// Where the firmware starts a removable medium: shim.
+pub const SHIM_ESP_PATH: &str = "EFI/BOOT/BOOTX64.EFI";
+/// The second stage shim starts from its own folder (its built-in default).
+pub const SECOND_STAGE_ESP_PATH: &str = "EFI/BOOT/grubx64.efi";
+/// What shim starts when the second stage fails verification.
+pub const MOK_MANAGER_ESP_PATH: &str = "EFI/BOOT/mmx64.efi";
+/// Our db certificate (DER) for MokManager's "Enroll key from disk": at the top
+/// of the ESP, named so that staff pick the right file.
+pub const MOK_CERTIFICATE_ESP_PATH: &str = "ENROLL-STICK-KEY.cer";
+
+/// The tools tree's packages that carry them (Debian's `shim-signed` and
+/// `shim-helpers-amd64-signed`).
+const SHIM_SIGNED: &str = "usr/lib/shim/shimx64.efi.signed";
+const MOK_MANAGER_SIGNED: &str = "usr/lib/shim/mmx64.efi.signed";
+const SHIM_PACKAGE: &str = "shim-signed";
+
+/// Shim, MokManager and the certificate to enrol, ready for the ESP.
+#[derive(Debug, Clone)]
+pub struct ShimLoader {
+    pub shim: Vec<u8>,
+    pub mok_manager: Vec<u8>,
+    pub certificate_der: Vec<u8>,
+    /// sha256 (hex) of the certificate built into shim.
+    pub vendor_sha256: String,
+    pub record: ShimRecord,
+}
+
+impl ShimLoader {
+    /// Signs Debian's shim with the db key beside Microsoft's signatures and
+    /// reads who signed shim and MokManager.
+    pub fn prepare(tools: &ToolsTree, work: &Path, signing: &UkiSigning) -> Result<ShimLoader> {
+        let shim_in_tree = tools.root().join(SHIM_SIGNED);
+        let unsigned = work.join("shimx64.efi");
+        std::fs::copy(&shim_in_tree, &unsigned).with_context(|| {
+            format!(
+                "cannot read {} from the tools tree (Debian package {SHIM_PACKAGE})",
+                shim_in_tree.display()
+            )
+        })?;
+        let (signed, _) =
+            crate::boot::uki::sign(tools, work, signing, &unsigned, "shimx64.signed.efi")?;
+        let shim = std::fs::read(&signed).context("cannot read the signed shim")?;
+        let mok_manager_in_tree = tools.root().join(MOK_MANAGER_SIGNED);
+        let mok_manager = std::fs::read(&mok_manager_in_tree).with_context(|| {
+            format!(
+                "cannot read {} from the tools tree (Debian package shim-helpers-amd64-signed)",
+                mok_manager_in_tree.display()
+            )
+        })?;
+        let staged_mok_manager = work.join("mmx64.efi");
+        std::fs::write(&staged_mok_manager, &mok_manager)
+            .context("cannot stage MokManager in the build folder")?;
+        let vendor = vendor_certificate(&shim)?.to_vec();
+        let cert_pem = std::fs::read_to_string(&signing.cert).with_context(|| {
+            format!(
+                "cannot read the Secure Boot certificate {}",
+                signing.cert.display()
+            )
+        })?;
+        let record = ShimRecord {
+            version: package_version(tools, work)?,
+            shim_signers: signers(tools, work, &signed)?,
+            mok_manager_signers: signers(tools, work, &staged_mok_manager)?,
+            shim_vendor_certificate: der_subject(&vendor)?,
+            mok_certificate: MOK_CERTIFICATE_ESP_PATH.to_string(),
+        };
+        tracing::info!(
+            "shim {} signed by {}; it trusts {} on its own",
+            record.version,
+            record.shim_signers.join(" and "),
+            record.shim_vendor_certificate
+        );
+        Ok(ShimLoader {
+            shim,
+            mok_manager,
+            certificate_der: certificate_der(&cert_pem).with_context(|| {
+                format!(
+                    "{} (key `signing.secure-boot-cert`) is not a PEM certificate",
+                    signing.cert.display()
+                )
+            })?,
+            vendor_sha256: hex::encode(Sha256::digest(&vendor)),
+            record,
+        })
+    }
+
+    /// The ESP's boot files with shim in front: the UKI moves to shim's second stage.
+    pub fn esp_files(&self, uki: &[u8]) -> Vec<EspFile> {
+        vec![
+            EspFile {
+                path: MOK_CERTIFICATE_ESP_PATH.into(),
+                contents: self.certificate_der.clone(),
+            },
+            EspFile {
+                path: SHIM_ESP_PATH.into(),
+                contents: self.shim.clone(),
+            },
+            EspFile {
+                path: SECOND_STAGE_ESP_PATH.into(),
+                contents: uki.to_vec(),
+            },
+            EspFile {
+                path: MOK_MANAGER_ESP_PATH.into(),
+                contents: self.mok_manager.clone(),
+            },
+        ]
+    }
+}
+
+/// The DER bytes of the first certificate in a PEM text.
+pub fn certificate_der(pem: &str) -> Result<Vec<u8>> {
+    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
+    const END: &str = "-----END CERTIFICATE-----";
+    let start = pem.find(BEGIN).context("no BEGIN CERTIFICATE line")? + BEGIN.len();
+    let len = pem[start..].find(END).context("no END CERTIFICATE line")?;
+    let body: String = pem[start..start + len]
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .context("the certificate is not base64")
+}
+
+/// sha256 (hex) of the DER form of a PEM certificate file: how the kiosk finds
+/// our key in the firmware's db and in shim's MOK list.
+pub fn certificate_sha256(cert: &Path) -> Result<String> {
+    let pem = std::fs::read_to_string(cert)
+        .with_context(|| format!("cannot read the Secure Boot certificate {}", cert.display()))?;
+    let der = certificate_der(&pem).with_context(|| {
+        format!(
+            "{} (key `signing.secure-boot-cert`) is not a PEM certificate",
+            cert.display()
+        )
+    })?;
+    Ok(hex::encode(Sha256::digest(der)))
+}
+
+/// The certificate built into shim: its `.vendor_cert` section starts with four
+/// little-endian u32 (authorized size, deauthorized size, authorized offset,
+/// deauthorized offset), offsets from the section's start.
+pub fn vendor_certificate(shim: &[u8]) -> Result<&[u8]> {
+    let section = crate::boot::pe::section(shim, ".vendor_cert")?
+        .context("shim has no .vendor_cert section")?;
+    let field = |at: usize| -> Option<usize> {
+        Some(u32::from_le_bytes(section.get(at..at + 4)?.try_into().ok()?) as usize)
+    };
+    let (Some(size), Some(offset)) = (field(0), field(8)) else {
+        bail!("shim's .vendor_cert section is too short");
+    };
+    match section.get(offset..offset.saturating_add(size)) {
+        Some(cert) if size > 0 => Ok(cert),
+        _ => bail!("shim's .vendor_cert section holds no certificate"),
+    }
+}
+
+/// The leaf signer of each signature in `sbverify --list` output, in order.
+pub fn parse_signers(list: &str) -> Vec<String> {
+    let mut signers = Vec::new();
+    let mut in_certificates = false;
+    let mut have_leaf = false;
+    for line in list.lines().map(str::trim) {
+        if line.starts_with("signature ") {
+            in_certificates = false;
+            have_leaf = false;
+        } else if line == "image signature certificates:" {
+            in_certificates = true;
+        } else if let Some(subject) = line.strip_prefix("- subject:") {
+            if in_certificates && !have_leaf {
+                signers.push(subject.trim().to_string());
+                have_leaf = true;
+            }
+        }
+    }
+    signers
+}
+
+fn signers(tools: &ToolsTree, work: &Path, file: &Path) -> Result<Vec<String>> {
+    let list = tools
+        .command(work, "sbverify")
+        .arg("--list")
+        .arg(in_work(work, file))
+        .run_capture()?;
+    let signers = parse_signers(&list);
+    if signers.is_empty() {
+        bail!("{} carries no signature", file.display());
+    }
+    Ok(signers)
+}
+
+fn package_version(tools: &ToolsTree, work: &Path) -> Result<String> {
+    let version = tools
+        .command(work, "dpkg-query")
+        .args(["-W", "-f", "${Version}", SHIM_PACKAGE])
+        .run_capture()?;
+    Ok(version.trim().to_string())
+}
+
+/// The subject of a DER certificate, by openssl.
+fn der_subject(der: &[u8]) -> Result<String> {
+    require_tool("openssl", "openssl")?;
+    let file = tempfile::NamedTempFile::new().context("cannot create a temporary file")?;
+    std::fs::write(file.path(), der).context("cannot write shim's vendor certificate")?;
+    let text = Command::new("openssl")
+        .args([
+            "x509", "-inform", "DER", "-noout", "-subject", "-nameopt", "RFC2253", "-in",
+        ])
+        .arg(file.path())
+        .run_capture()
+        .context("shim's vendor certificate is not X.509")?;
+    Ok(text
+        .trim()
+        .strip_prefix("subject=")
+        .unwrap_or(text.trim())
+        .to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `sbverify --list` of Debian's shim after our sbsign (trimmed).
+    const LIST: &str = "\
+signature 1
+image signature issuers:
+ - /C=US/O=Microsoft Corporation/CN=Microsoft Corporation UEFI CA 2011
+image signature certificates:
+ - subject: /C=US/O=Microsoft Corporation/CN=Microsoft Windows UEFI Driver Publisher
+   issuer:  /C=US/O=Microsoft Corporation/CN=Microsoft Corporation UEFI CA 2011
+ - subject: /C=US/O=Microsoft Corporation/CN=Microsoft Corporation UEFI CA 2011
+   issuer:  /C=US/O=Microsoft Corporation/CN=Microsoft Third Party Marketplace Root
+signature 2
+image signature issuers:
+ - /O=TEST ONLY/CN=TEST ONLY Secure Boot DB
+image signature certificates:
+ - subject: /O=TEST ONLY/CN=TEST ONLY Secure Boot DB
+   issuer:  /O=TEST ONLY/CN=TEST ONLY Secure Boot DB
+";
+
+    #[test]
+    fn signers_are_each_signatures_leaf() {
+        let cases: &[(&str, &[&str])] = &[
+            (
+                LIST,
+                &[
+                    "/C=US/O=Microsoft Corporation/CN=Microsoft Windows UEFI Driver Publisher",
+                    "/O=TEST ONLY/CN=TEST ONLY Secure Boot DB",
+                ],
+            ),
+            ("No signature table present\n", &[]),
+            ("", &[]),
+        ];
+        for (list, want) in cases {
+            assert_eq!(parse_signers(list), *want, "{list}");
+        }
+    }
+
+    #[test]
+    fn the_committed_test_certificate_decodes_to_der() {
+        let pem = include_str!("../../../keys/test-sb-db.crt");
+        let der = certificate_der(pem).expect("decodes");
+        // A DER certificate is one SEQUENCE with a two-byte long length.
+        assert_eq!(&der[..2], &[0x30, 0x82]);
+        let len = u16::from_be_bytes([der[2], der[3]]) as usize;
+        assert_eq!(der.len(), len + 4);
+        for bad in [
+            "",
+            "-----BEGIN CERTIFICATE-----\n!!\n-----END CERTIFICATE-----\n",
+        ] {
+            assert!(certificate_der(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn vendor_certificate_is_read_from_its_table() {
+        let cert = b"0\x82certificate";
+        let mut section = Vec::new();
+        for v in [cert.len() as u32, 0, 16, 16 + cert.len() as u32] {
+            section.extend_from_slice(&v.to_le_bytes());
+        }
+        section.extend_from_slice(cert);
+        let pe = crate::boot::pe::tests_support::pe_with(&[(".vendor_cert", &section)]);
+        assert_eq!(vendor_certificate(&pe).expect("reads"), cert);
+        let empty = crate::boot::pe::tests_support::pe_with(&[(".vendor_cert", &[0u8; 16])]);
+        assert!(vendor_certificate(&empty).is_err());
+        let none = crate::boot::pe::tests_support::pe_with(&[(".text", b"x")]);
+        assert!(vendor_certificate(&none).is_err());
+    }
+}
