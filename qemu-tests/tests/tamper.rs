@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use image_builder::boot::uki::UKI_ESP_PATH;
+use image_builder::boot::shim::{SECOND_STAGE_ESP_PATH, SHIM_ESP_PATH};
 use image_builder::disk::gpt::ROOT_X86_64_VERITY_TYPE;
 use qemu_tests::machine::qemu::{Machine, MachineConfig, SecureBootKeys};
 use qemu_tests::machine::serial::{find_forbidden, parse_event, parse_status, KioskStatus};
@@ -16,6 +16,10 @@ use stick_manifest::{MANIFEST_FILE, SIGNATURE_FILE};
 const INTEGRITY_FAILURE: &str = "@stick@ fail-closed reason=integrity";
 /// What OVMF prints when Secure Boot rejects the stick's UKI.
 const FIRMWARE_REFUSAL: &str = "Access Denied";
+/// What shim shows when the UKI it is to start fails verification.
+const SHIM_REFUSAL: &str = "Security Violation";
+/// The demo boots through shim: the UKI is shim's second stage.
+const UKI: &str = SECOND_STAGE_ESP_PATH;
 /// OVMF has tried every boot option and stops.
 const FIRMWARE_GAVE_UP: &str = "No bootable option or device was found";
 /// From a start to a refusal under TCG takes well under a minute; this bounds a hang.
@@ -86,6 +90,32 @@ fn expect_firmware_refusal(name: &str, stick: &TamperedStick) {
     eprintln!(
         "tamper {name}: refused by the firmware ({refusal:?}) {:.1} s after QEMU started",
         refused_after.as_secs_f64()
+    );
+}
+
+/// Shim (accepted by the firmware) must refuse to run the stick's UKI: no kernel
+/// ever starts. Shim then offers MokManager; nobody presses a key.
+fn expect_shim_refusal(name: &str, stick: &TamperedStick) {
+    let vm = start(name, stick);
+    let refused = qemu_tests::machine::qemu::wait_until(
+        REFUSAL_TIMEOUT,
+        Duration::from_secs(1),
+        || vm.console().contains(SHIM_REFUSAL).then(|| vm.elapsed()),
+    )
+    .unwrap_or_else(|| panic!("{name}: shim did not refuse\n{}", vm.diagnostics()));
+    let console = vm.console();
+    vm.keep_console(name).expect("keeps log");
+    for kernel_sign in ["EFI stub", "Linux version"] {
+        assert!(
+            !console.contains(kernel_sign),
+            "{name}: the kernel started ({kernel_sign:?})\n{}",
+            vm.diagnostics()
+        );
+    }
+    assert_no_session(&vm, &console);
+    eprintln!(
+        "tamper {name}: refused by shim ({SHIM_REFUSAL:?}) {:.1} s after QEMU started",
+        refused.as_secs_f64()
     );
 }
 
@@ -280,42 +310,54 @@ fn byte_flipped_in_the_verity_partition() {
 }
 
 #[test]
+fn shim_changed() {
+    let stick = TamperedStick::copy_of(&demo().image).expect("copy");
+    let mut shim = stick.read_esp_file(SHIM_ESP_PATH).expect("shim on the ESP");
+    // A byte in the middle of shim's code: neither Microsoft's signature nor
+    // ours matches any more.
+    let middle = shim.len() / 2;
+    shim[middle] ^= 0x01;
+    stick.write_esp_file(SHIM_ESP_PATH, &shim).expect("write shim");
+    expect_firmware_refusal("tamper-shim-changed", &stick);
+}
+
+#[test]
 fn uki_changed_after_signing() {
     let stick = TamperedStick::copy_of(&demo().image).expect("copy");
-    let mut uki = stick.read_esp_file(UKI_ESP_PATH).expect("UKI on the ESP");
+    let mut uki = stick.read_esp_file(UKI).expect("UKI on the ESP");
     // What an attacker wants: the initrd shell back (`rd.shell=0` -> `rd.shell=1`).
     let at = uki
         .windows(b"rd.shell=0".len())
         .position(|w| w == b"rd.shell=0")
         .expect("the UKI's cmdline says rd.shell=0");
     uki[at + 9] = b'1';
-    stick.write_esp_file(UKI_ESP_PATH, &uki).expect("write UKI");
-    expect_firmware_refusal("tamper-uki-changed", &stick);
+    stick.write_esp_file(UKI, &uki).expect("write UKI");
+    expect_shim_refusal("tamper-uki-changed", &stick);
 }
 
 #[test]
 fn uki_signed_with_another_db_key() {
     let stick = TamperedStick::copy_of(&demo().image).expect("copy");
-    let uki = stick.read_esp_file(UKI_ESP_PATH).expect("UKI on the ESP");
+    let uki = stick.read_esp_file(UKI).expect("UKI on the ESP");
     let foreign = ForeignDbKey::generate().expect("openssl makes a key");
     let resigned = resigned_uki(&uki, &foreign, stick.scratch()).expect("sbsign");
     assert_ne!(resigned, uki);
     stick
-        .write_esp_file(UKI_ESP_PATH, &resigned)
+        .write_esp_file(UKI, &resigned)
         .expect("write UKI");
-    expect_firmware_refusal("tamper-uki-foreign-key", &stick);
+    expect_shim_refusal("tamper-uki-foreign-key", &stick);
 }
 
 #[test]
 fn uki_without_signature() {
     let stick = TamperedStick::copy_of(&demo().image).expect("copy");
-    let uki = stick.read_esp_file(UKI_ESP_PATH).expect("UKI on the ESP");
+    let uki = stick.read_esp_file(UKI).expect("UKI on the ESP");
     let unsigned = unsigned_uki(&uki, stick.scratch()).expect("sbattach --remove");
     assert!(unsigned.len() < uki.len(), "the signature was removed");
     stick
-        .write_esp_file(UKI_ESP_PATH, &unsigned)
+        .write_esp_file(UKI, &unsigned)
         .expect("write UKI");
-    expect_firmware_refusal("tamper-uki-unsigned", &stick);
+    expect_shim_refusal("tamper-uki-unsigned", &stick);
 }
 
 /// The manifest as an attacker would want it: the rollback index raised so an old

@@ -135,6 +135,9 @@ pub struct Firmware {
     /// The build that enforces Secure Boot (needs SMM).
     pub secure_boot_code: PathBuf,
     pub vars_template: PathBuf,
+    /// Variables with Microsoft's keys enrolled and Secure Boot on, as on PCs
+    /// sold with Windows (Debian's `OVMF_VARS_4M.ms.fd`).
+    pub microsoft_vars: PathBuf,
 }
 
 impl Firmware {
@@ -149,10 +152,14 @@ impl Firmware {
         let vars_template = std::env::var_os("OVMF_VARS")
             .map(PathBuf::from)
             .unwrap_or_else(|| "/usr/share/OVMF/OVMF_VARS_4M.fd".into());
-        for path in [&code, &secure_boot_code, &vars_template] {
+        let microsoft_vars = std::env::var_os("OVMF_VARS_MS")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| "/usr/share/OVMF/OVMF_VARS_4M.ms.fd".into());
+        for path in [&code, &secure_boot_code, &vars_template, &microsoft_vars] {
             if !path.is_file() {
                 bail!(
-                    "OVMF firmware {} not found: install the Debian package ovmf (or set OVMF_CODE/OVMF_VARS)",
+                    "OVMF firmware {} not found: install the Debian package ovmf (or set \
+                     OVMF_CODE/OVMF_CODE_SECBOOT/OVMF_VARS/OVMF_VARS_MS)",
                     path.display()
                 );
             }
@@ -161,6 +168,7 @@ impl Firmware {
             code,
             secure_boot_code,
             vars_template,
+            microsoft_vars,
         })
     }
 }
@@ -227,6 +235,10 @@ pub struct MachineConfig {
     pub stick: Option<PathBuf>,
     /// Enrolled keys and Secure Boot on (OVMF's secboot build, SMM); `None`: off.
     pub secure_boot: Option<SecureBootKeys>,
+    /// A variable store used in place of a fresh one (with OVMF's Secure Boot
+    /// build): Secure Boot as enrolled in it, and what the guest writes there
+    /// (MokManager's MOK list) stays for the next boot.
+    pub firmware_vars: Option<PathBuf>,
     pub memory_mib: u32,
     pub cpus: u32,
     pub extra_args: Vec<String>,
@@ -254,6 +266,7 @@ impl MachineConfig {
             name: name.to_string(),
             stick: None,
             secure_boot: None,
+            firmware_vars: None,
             memory_mib: 2048,
             // One vCPU: multi-threaded TCG with two vCPUs once crashed the guest
             // kernel while it patched its own code (int3 oops in sched_clock_cpu,
@@ -298,13 +311,17 @@ impl Machine {
             .prefix(&format!("qemu-{}-", config.name))
             .tempdir()
             .context("cannot create the machine's temporary folder")?;
-        let vars = dir.path().join("OVMF_VARS.fd");
-        let code = match &config.secure_boot {
-            Some(keys) => {
+        let mut vars = dir.path().join("OVMF_VARS.fd");
+        let code = match (&config.firmware_vars, &config.secure_boot) {
+            (Some(kept), _) => {
+                vars = kept.clone();
+                firmware.secure_boot_code.clone()
+            }
+            (None, Some(keys)) => {
                 enroll(&firmware.vars_template, &vars, keys)?;
                 firmware.secure_boot_code.clone()
             }
-            None => {
+            (None, None) => {
                 std::fs::copy(&firmware.vars_template, &vars)
                     .with_context(|| format!("cannot copy {}", firmware.vars_template.display()))?;
                 firmware.code.clone()
@@ -313,15 +330,16 @@ impl Machine {
         let serial_log = dir.path().join("serial.log");
         let qemu_stderr = dir.path().join("qemu.stderr");
         let qmp_socket = dir.path().join("qmp.sock");
-        let mut args: Vec<String> = match config.secure_boot {
+        let secure_boot = config.secure_boot.is_some() || config.firmware_vars.is_some();
+        let mut args: Vec<String> = match secure_boot {
             // The secboot firmware keeps its variables behind SMM.
-            Some(_) => vec![
+            true => vec![
                 "-machine".into(),
                 "q35,smm=on".into(),
                 "-global".into(),
                 "driver=cfi.pflash01,property=secure,value=on".into(),
             ],
-            None => vec!["-machine".into(), "q35".into()],
+            false => vec!["-machine".into(), "q35".into()],
         };
         if config.iommu {
             // Before every other PCI device, as QEMU requires; no interrupt
@@ -432,6 +450,12 @@ impl Machine {
     }
 
     /// The serial console so far, cleaned of escapes and carriage returns.
+    /// The serial console as written, escape sequences included (the firmware's
+    /// text screens place their text with them).
+    pub fn raw_console(&self) -> Vec<u8> {
+        std::fs::read(&self.serial_log).unwrap_or_default()
+    }
+
     pub fn console(&self) -> String {
         clean_console(&String::from_utf8_lossy(
             &std::fs::read(&self.serial_log).unwrap_or_default(),

@@ -24,12 +24,27 @@ pub struct KioskStatus {
     pub manifest_root_hash_matches: bool,
     pub cmdline_signed: bool,
     pub secure_boot: String,
+    /// Which key trusted the UKI (absent in lines of older images).
+    #[serde(default)]
+    pub boot_trust: Option<BootTrust>,
     pub lockdown: Option<String>,
     /// IOMMU units the kernel drives (absent in lines of older images).
     #[serde(default)]
     pub iommu: Vec<String>,
     pub refusals: Vec<String>,
     pub warnings: Vec<String>,
+}
+
+/// The status line's `boot_trust`: the trust path and what else the PC trusts.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct BootTrust {
+    /// `firmware-db`, `shim-mok`, `not-verified` or `unknown`.
+    pub path: String,
+    pub db_entries: usize,
+    pub shim: bool,
+    pub shim_verifies: bool,
+    pub shim_vendor_key: bool,
+    pub other_moks: usize,
 }
 
 /// Removes ANSI escape sequences and carriage returns.
