@@ -48,7 +48,8 @@ pub struct Manifest {
     /// The kernel command line inside the UKI.
     pub cmdline: String,
     pub partitions: Vec<PartitionDigest>,
-    /// Files on the ESP other than the manifest and its signature (the UKI).
+    /// Files on the ESP other than the manifest and its signature: the UKI (and
+    /// with shim: shim, MokManager and the certificate to enrol).
     pub esp_files: Vec<FileDigest>,
     /// Debian packages installed in the root filesystem (the SBOM).
     pub packages: Vec<Package>,

@@ -116,7 +116,10 @@ fn enrol_through_mok_manager(image: &Path, vars: &Path) {
     screenshot(&vm, "shim_mok_manager_files");
     let mut keys = vec!["down"; downs as usize];
     keys.push("ret");
-    step(&vm, MOK_CERTIFICATE, SCREEN_TIMEOUT, &keys);
+    for key in keys {
+        std::thread::sleep(Duration::from_millis(500));
+        vm.send_keys(key).expect("send key");
+    }
     step(&vm, "View key 0", SCREEN_TIMEOUT, &["down", "ret"]);
     step(&vm, "Enroll the key(s)?", SCREEN_TIMEOUT, &["down", "ret"]);
     step(&vm, "Reboot", SCREEN_TIMEOUT, &[]);
