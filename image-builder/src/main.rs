@@ -350,10 +350,13 @@ fn boot_chain(m: &stick_manifest::Manifest) -> String {
     match &m.shim {
         None => format!("boot: the firmware starts the UKI, signed by {uki}\n"),
         Some(shim) => format!(
-            "boot: shim {} (signed by {}) starts the UKI (signed by {uki}); shim also trusts \
-             {}; MokManager signed by {}; certificate to enrol: {}\n",
+            "boot: shim {} (signed by {}) starts GRUB {} (signed by {}), which starts the \
+             UKI (signed by {uki}); shim also trusts {}; MokManager signed by {}; \
+             certificate to enrol: {}\n",
             shim.version,
             shim.shim_signers.join(", "),
+            shim.grub_version,
+            shim.grub_signers.join(", "),
             shim.shim_vendor_certificate,
             shim.mok_manager_signers.join(", "),
             shim.mok_certificate

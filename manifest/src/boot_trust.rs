@@ -52,6 +52,10 @@ pub struct ShimRecord {
     pub version: String,
     /// Signers of shim (Microsoft's, then ours), one "subject" each.
     pub shim_signers: Vec<String>,
+    /// Debian's signed GRUB package version: GRUB chainloads the UKI.
+    pub grub_version: String,
+    /// Signers of GRUB (Debian's key, which shim trusts).
+    pub grub_signers: Vec<String>,
     /// Signers of MokManager (Debian's key, which shim trusts).
     pub mok_manager_signers: Vec<String>,
     /// Subject of the certificate built into shim (shim trusts what it signed).

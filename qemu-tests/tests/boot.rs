@@ -377,9 +377,15 @@ fn demo_image_boots_to_verified_kiosk_status() {
     // The demo boots through shim (`[signing] shim = true`) on a PC with our own
     // keys: the firmware accepts shim by our signature beside Microsoft's, and
     // shim finds our certificate in the firmware's db.
-    let trust = status.boot_trust.as_ref().expect("the status has boot_trust");
+    let trust = status
+        .boot_trust
+        .as_ref()
+        .expect("the status has boot_trust");
     assert_eq!(trust.path, "firmware-db", "{trust:?}");
-    assert!(trust.shim && trust.shim_verifies && trust.shim_vendor_key, "{trust:?}");
+    assert!(
+        trust.shim && trust.shim_verifies && trust.shim_vendor_key,
+        "{trust:?}"
+    );
     assert_eq!((trust.db_entries, trust.other_moks), (1, 0), "{trust:?}");
     assert_eq!(
         console.matches(KIOSK_MARKER).count(),

@@ -1,7 +1,8 @@
 //! A PC that trusts only Microsoft's keys (OVMF with Debian's Microsoft variable
 //! store, Secure Boot on) and the demo image, which boots through Debian's shim.
 //!
-//! The first boot stops at shim ("Security Violation": the PC does not know our
+//! The first boot stops at the stick's guide (GRUB, started by shim, shows it in
+//! German and English when shim does not trust the UKI: the PC does not know our
 //! key yet); MokManager enrols our certificate from the stick's ESP, with the
 //! keys a person would press, sent over QMP and each screen awaited on the
 //! serial console (the firmware mirrors its text screens there). The next boot
@@ -12,20 +13,22 @@
 use std::path::Path;
 use std::time::Duration;
 
-use image_builder::boot::shim::{MOK_CERTIFICATE_ESP_PATH, SECOND_STAGE_ESP_PATH};
+use image_builder::boot::shim::{
+    FIRST_START_HEADLINE, MOK_CERTIFICATE_ESP_PATH, UKI_BEHIND_SHIM_ESP_PATH,
+};
 use qemu_tests::machine::qemu::{wait_until, Firmware, Machine, MachineConfig};
 use qemu_tests::machine::serial::parse_status;
 use qemu_tests::machine::tamper::{resigned_uki, ForeignDbKey, TamperedStick};
 
-/// OVMF's Secure Boot build under TCG reaches shim in about 30 s.
+/// OVMF's Secure Boot build under TCG reaches shim and GRUB in about 30 s.
 const SHIM_TIMEOUT: Duration = Duration::from_secs(300);
 /// A MokManager screen follows a key press within seconds.
 const SCREEN_TIMEOUT: Duration = Duration::from_secs(60);
 /// Boot to the kiosk's status line (about 3 min under TCG).
 const BOOT_TIMEOUT: Duration = Duration::from_secs(600);
-/// What shim shows when the UKI fails its checks.
-const REFUSED: &[u8] = b"Security Violation";
-const SECOND_STAGE: &str = SECOND_STAGE_ESP_PATH;
+/// What the stick's GRUB script shows when shim does not trust the UKI.
+const REFUSED: &[u8] = FIRST_START_HEADLINE.as_bytes();
+const SECOND_STAGE: &str = UKI_BEHIND_SHIM_ESP_PATH;
 const MOK_CERTIFICATE: &str = MOK_CERTIFICATE_ESP_PATH;
 
 #[test]
@@ -54,7 +57,10 @@ fn shim_enrols_our_key_once_then_boots_verified_and_refuses_changed_ukis() {
     assert_eq!(status.secure_boot, "enabled", "{line}");
     let trust = status.boot_trust.as_ref().expect("boot_trust");
     assert_eq!(trust.path, "shim-mok", "{line}");
-    assert!(trust.shim && trust.shim_verifies && trust.shim_vendor_key, "{line}");
+    assert!(
+        trust.shim && trust.shim_verifies && trust.shim_vendor_key,
+        "{line}"
+    );
     assert_eq!(trust.other_moks, 0, "only our key was enrolled: {line}");
     assert!(trust.db_entries >= 1, "Microsoft's CAs are in db: {line}");
     drop(vm);
@@ -64,15 +70,21 @@ fn shim_enrols_our_key_once_then_boots_verified_and_refuses_changed_ukis() {
     let mut uki = changed.read_esp_file(SECOND_STAGE).expect("UKI on the ESP");
     let at = find(&uki, b"roothash=").expect("the UKI has its command line") + 9;
     uki[at] ^= 0x01;
-    changed.write_esp_file(SECOND_STAGE, &uki).expect("write UKI");
+    changed
+        .write_esp_file(SECOND_STAGE, &uki)
+        .expect("write UKI");
     refused_by_shim("shim-changed-uki", &changed.path, dir.path(), &enrolled);
 
     // Signed by another key: our signature removed, someone else's added.
     let resigned = TamperedStick::copy_of(&built.image).expect("copy");
-    let uki = resigned.read_esp_file(SECOND_STAGE).expect("UKI on the ESP");
+    let uki = resigned
+        .read_esp_file(SECOND_STAGE)
+        .expect("UKI on the ESP");
     let foreign = ForeignDbKey::generate().expect("openssl makes a key");
     let theirs = resigned_uki(&uki, &foreign, resigned.scratch()).expect("sbsign");
-    resigned.write_esp_file(SECOND_STAGE, &theirs).expect("write UKI");
+    resigned
+        .write_esp_file(SECOND_STAGE, &theirs)
+        .expect("write UKI");
     refused_by_shim("shim-other-key", &resigned.path, dir.path(), &enrolled);
 }
 
@@ -83,8 +95,8 @@ fn machine(name: &str, image: &Path, vars: &Path) -> MachineConfig {
     config
 }
 
-/// The first boot on the PC: shim refuses, MokManager enrols the certificate
-/// from the stick, then reboots (QEMU exits: `-no-reboot`).
+/// The first boot on the PC: the guide, then MokManager enrols the certificate
+/// from the stick and reboots (QEMU exits: `-no-reboot`).
 fn enrol_through_mok_manager(image: &Path, vars: &Path) {
     let mut vm = Machine::start(&machine("shim-first-boot", image, vars)).expect("QEMU starts");
     let mut at = 0;
@@ -98,11 +110,22 @@ fn enrol_through_mok_manager(image: &Path, vars: &Path) {
         }
         at
     };
-    step(&vm, "Security Violation", SHIM_TIMEOUT, &[]);
-    screenshot(&vm, "shim_first_boot_refused");
-    vm.send_keys("ret").expect("send key");
-    step(&vm, "Press any key to perform MOK management", SCREEN_TIMEOUT, &["spc"]);
-    step(&vm, "Enroll key from disk", SCREEN_TIMEOUT, &["down", "ret"]);
+    // The stick's guide (DE/EN), shown by GRUB when shim does not trust the UKI.
+    step(&vm, FIRST_START_HEADLINE, SHIM_TIMEOUT, &[]);
+    screenshot(&vm, "shim_first_boot_guide");
+    vm.send_keys("esc").expect("send key");
+    step(
+        &vm,
+        "Press any key to perform MOK management",
+        SCREEN_TIMEOUT,
+        &["spc"],
+    );
+    step(
+        &vm,
+        "Enroll key from disk",
+        SCREEN_TIMEOUT,
+        &["down", "ret"],
+    );
     step(&vm, "STICK-ESP", SCREEN_TIMEOUT, &["ret"]);
     let listed = step(&vm, MOK_CERTIFICATE, SCREEN_TIMEOUT, &[]);
     // The ESP's root as MokManager lists it, top to bottom: the rows of the
@@ -134,8 +157,8 @@ fn enrol_through_mok_manager(image: &Path, vars: &Path) {
     );
 }
 
-/// Boots `image` on a copy of the enrolled variables: shim must refuse the UKI,
-/// and no kernel may start.
+/// Boots `image` on a copy of the enrolled variables: shim must refuse the UKI
+/// (the guide shows), and no kernel may start.
 fn refused_by_shim(name: &str, image: &Path, dir: &Path, enrolled: &[u8]) {
     let vars = dir.join(format!("{name}.fd"));
     std::fs::write(&vars, enrolled).expect("copy enrolled vars");
@@ -154,7 +177,10 @@ fn refused_by_shim(name: &str, image: &Path, dir: &Path, enrolled: &[u8]) {
         "{name}: a kernel started\n{}",
         vm.diagnostics()
     );
-    eprintln!("{name}: refused by shim after {:.1} s", vm.elapsed().as_secs_f64());
+    eprintln!(
+        "{name}: refused by shim after {:.1} s",
+        vm.elapsed().as_secs_f64()
+    );
 }
 
 /// The end of the first `text` in the raw console after byte `from`.
@@ -205,6 +231,11 @@ fn rows_are_read_from_cursor_positions() {
         (b"absent", None),
     ];
     for (text, want) in cases {
-        assert_eq!(row_of(frame, text), *want, "{}", String::from_utf8_lossy(text));
+        assert_eq!(
+            row_of(frame, text),
+            *want,
+            "{}",
+            String::from_utf8_lossy(text)
+        );
     }
 }

@@ -49,7 +49,7 @@ fn run_storage_scenario(name: &str) {
     // its signature (Secure Boot would refuse it; the boot order puts the stick first).
     let stick = qemu_tests::machine::tamper::TamperedStick::copy_of(&built.image).expect("copy");
     let uki = stick
-        .read_esp_file(image_builder::boot::shim::SECOND_STAGE_ESP_PATH)
+        .read_esp_file(image_builder::boot::shim::UKI_BEHIND_SHIM_ESP_PATH)
         .expect("UKI");
     let bootloader =
         qemu_tests::machine::tamper::unsigned_uki(&uki, stick.scratch()).expect("sbattach");

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use image_builder::boot::shim::{SECOND_STAGE_ESP_PATH, SHIM_ESP_PATH};
+use image_builder::boot::shim::{FIRST_START_HEADLINE, SHIM_ESP_PATH, UKI_BEHIND_SHIM_ESP_PATH};
 use image_builder::disk::gpt::ROOT_X86_64_VERITY_TYPE;
 use qemu_tests::machine::qemu::{Machine, MachineConfig, SecureBootKeys};
 use qemu_tests::machine::serial::{find_forbidden, parse_event, parse_status, KioskStatus};
@@ -16,10 +16,10 @@ use stick_manifest::{MANIFEST_FILE, SIGNATURE_FILE};
 const INTEGRITY_FAILURE: &str = "@stick@ fail-closed reason=integrity";
 /// What OVMF prints when Secure Boot rejects the stick's UKI.
 const FIRMWARE_REFUSAL: &str = "Access Denied";
-/// What shim shows when the UKI it is to start fails verification.
-const SHIM_REFUSAL: &str = "Security Violation";
-/// The demo boots through shim: the UKI is shim's second stage.
-const UKI: &str = SECOND_STAGE_ESP_PATH;
+/// What the stick's GRUB script shows when shim refuses the UKI GRUB chainloads.
+const SHIM_REFUSAL: &str = FIRST_START_HEADLINE;
+/// The demo boots through shim and GRUB: the UKI's path behind them.
+const UKI: &str = UKI_BEHIND_SHIM_ESP_PATH;
 /// OVMF has tried every boot option and stops.
 const FIRMWARE_GAVE_UP: &str = "No bootable option or device was found";
 /// From a start to a refusal under TCG takes well under a minute; this bounds a hang.
@@ -94,15 +94,14 @@ fn expect_firmware_refusal(name: &str, stick: &TamperedStick) {
 }
 
 /// Shim (accepted by the firmware) must refuse to run the stick's UKI: no kernel
-/// ever starts. Shim then offers MokManager; nobody presses a key.
+/// ever starts. The stick's guide then shows; nobody presses a key.
 fn expect_shim_refusal(name: &str, stick: &TamperedStick) {
     let vm = start(name, stick);
-    let refused = qemu_tests::machine::qemu::wait_until(
-        REFUSAL_TIMEOUT,
-        Duration::from_secs(1),
-        || vm.console().contains(SHIM_REFUSAL).then(|| vm.elapsed()),
-    )
-    .unwrap_or_else(|| panic!("{name}: shim did not refuse\n{}", vm.diagnostics()));
+    let refused =
+        qemu_tests::machine::qemu::wait_until(REFUSAL_TIMEOUT, Duration::from_secs(1), || {
+            vm.console().contains(SHIM_REFUSAL).then(|| vm.elapsed())
+        })
+        .unwrap_or_else(|| panic!("{name}: shim did not refuse\n{}", vm.diagnostics()));
     let console = vm.console();
     vm.keep_console(name).expect("keeps log");
     for kernel_sign in ["EFI stub", "Linux version"] {
@@ -317,7 +316,9 @@ fn shim_changed() {
     // ours matches any more.
     let middle = shim.len() / 2;
     shim[middle] ^= 0x01;
-    stick.write_esp_file(SHIM_ESP_PATH, &shim).expect("write shim");
+    stick
+        .write_esp_file(SHIM_ESP_PATH, &shim)
+        .expect("write shim");
     expect_firmware_refusal("tamper-shim-changed", &stick);
 }
 
@@ -342,9 +343,7 @@ fn uki_signed_with_another_db_key() {
     let foreign = ForeignDbKey::generate().expect("openssl makes a key");
     let resigned = resigned_uki(&uki, &foreign, stick.scratch()).expect("sbsign");
     assert_ne!(resigned, uki);
-    stick
-        .write_esp_file(UKI, &resigned)
-        .expect("write UKI");
+    stick.write_esp_file(UKI, &resigned).expect("write UKI");
     expect_shim_refusal("tamper-uki-foreign-key", &stick);
 }
 
@@ -354,9 +353,7 @@ fn uki_without_signature() {
     let uki = stick.read_esp_file(UKI).expect("UKI on the ESP");
     let unsigned = unsigned_uki(&uki, stick.scratch()).expect("sbattach --remove");
     assert!(unsigned.len() < uki.len(), "the signature was removed");
-    stick
-        .write_esp_file(UKI, &unsigned)
-        .expect("write UKI");
+    stick.write_esp_file(UKI, &unsigned).expect("write UKI");
     expect_shim_refusal("tamper-uki-unsigned", &stick);
 }
 

@@ -1,12 +1,16 @@
 //! Debian's Microsoft-signed shim in front of the UKI (`[signing] shim`), so the
 //! stick boots with Secure Boot on PCs that trust only Microsoft's keys.
 //!
-//! The ESP then holds, at the removable-media path, shim carrying Microsoft's
-//! signatures and ours (the firmware accepts an image when any one signature
-//! chains to its db, so PCs with our own keys keep booting); the signed UKI where
-//! shim looks for its second stage; MokManager, which shim starts when the UKI
-//! fails its checks; and our db certificate in DER, which staff enrol once from
-//! MokManager's "Enroll key from disk".
+//! The chain: the firmware starts shim (it carries Microsoft's signatures and
+//! ours: the firmware accepts an image when any one signature chains to its db,
+//! so PCs with our own keys keep booting); shim starts Debian's signed GRUB
+//! (trusted through the Debian key built into shim); GRUB's script on the ESP
+//! chainloads the signed UKI, which shim (hooking the firmware's LoadImage)
+//! verifies against the firmware's db and its MOK list. When that fails, as on
+//! the first start on a PC with only Microsoft's keys, the script shows what to
+//! do in German and English and starts MokManager, with which the person enrols
+//! our db certificate (on the ESP in DER) once. The script then restarts the PC:
+//! it never leaves GRUB's command line open.
 
 use std::path::Path;
 use std::process::Command;
@@ -24,23 +28,34 @@ use crate::trees::tools::{in_work, ToolsTree};
 /// Where the firmware starts a removable medium: shim.
 pub const SHIM_ESP_PATH: &str = "EFI/BOOT/BOOTX64.EFI";
 /// The second stage shim starts from its own folder (its built-in default).
-pub const SECOND_STAGE_ESP_PATH: &str = "EFI/BOOT/grubx64.efi";
-/// What shim starts when the second stage fails verification.
+pub const GRUB_ESP_PATH: &str = "EFI/BOOT/grubx64.efi";
+/// Where Debian's signed GRUB reads its script (its built-in prefix).
+pub const GRUB_CONFIG_ESP_PATH: &str = "EFI/debian/grub.cfg";
+/// The signed UKI, chainloaded by GRUB's script.
+pub const UKI_BEHIND_SHIM_ESP_PATH: &str = "EFI/BOOT/stick.efi";
+/// MokManager: shim's and the script's way to enrol a key.
 pub const MOK_MANAGER_ESP_PATH: &str = "EFI/BOOT/mmx64.efi";
 /// Our db certificate (DER) for MokManager's "Enroll key from disk": at the top
 /// of the ESP, named so that staff pick the right file.
 pub const MOK_CERTIFICATE_ESP_PATH: &str = "ENROLL-STICK-KEY.cer";
+/// The first line of the guide GRUB shows when the UKI is not trusted (English).
+pub const FIRST_START_HEADLINE: &str = "First start of this stick on this PC?";
+/// The guide's helpdesk code (docs/helpdesk.md).
+pub const FIRST_START_CODE: &str = "SBS-BOOT-07";
 
-/// The tools tree's packages that carry them (Debian's `shim-signed` and
-/// `shim-helpers-amd64-signed`).
+/// In the tools tree (Debian's `shim-signed`, `shim-helpers-amd64-signed`,
+/// `grub-efi-amd64-signed`).
 const SHIM_SIGNED: &str = "usr/lib/shim/shimx64.efi.signed";
 const MOK_MANAGER_SIGNED: &str = "usr/lib/shim/mmx64.efi.signed";
+const GRUB_SIGNED: &str = "usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed";
 const SHIM_PACKAGE: &str = "shim-signed";
+const GRUB_PACKAGE: &str = "grub-efi-amd64-signed";
 
-/// Shim, MokManager and the certificate to enrol, ready for the ESP.
+/// Shim, GRUB, MokManager and the certificate to enrol, ready for the ESP.
 #[derive(Debug, Clone)]
 pub struct ShimLoader {
     pub shim: Vec<u8>,
+    pub grub: Vec<u8>,
     pub mok_manager: Vec<u8>,
     pub certificate_der: Vec<u8>,
     /// sha256 (hex) of the certificate built into shim.
@@ -50,7 +65,7 @@ pub struct ShimLoader {
 
 impl ShimLoader {
     /// Signs Debian's shim with the db key beside Microsoft's signatures and
-    /// reads who signed shim and MokManager.
+    /// reads who signed shim, GRUB and MokManager.
     pub fn prepare(tools: &ToolsTree, work: &Path, signing: &UkiSigning) -> Result<ShimLoader> {
         let shim_in_tree = tools.root().join(SHIM_SIGNED);
         let unsigned = work.join("shimx64.efi");
@@ -73,6 +88,15 @@ impl ShimLoader {
         let staged_mok_manager = work.join("mmx64.efi");
         std::fs::write(&staged_mok_manager, &mok_manager)
             .context("cannot stage MokManager in the build folder")?;
+        let grub_in_tree = tools.root().join(GRUB_SIGNED);
+        let grub = std::fs::read(&grub_in_tree).with_context(|| {
+            format!(
+                "cannot read {} from the tools tree (Debian package {GRUB_PACKAGE})",
+                grub_in_tree.display()
+            )
+        })?;
+        let staged_grub = work.join("grubx64.efi");
+        std::fs::write(&staged_grub, &grub).context("cannot stage GRUB in the build folder")?;
         let vendor = vendor_certificate(&shim)?.to_vec();
         let cert_pem = std::fs::read_to_string(&signing.cert).with_context(|| {
             format!(
@@ -81,8 +105,10 @@ impl ShimLoader {
             )
         })?;
         let record = ShimRecord {
-            version: package_version(tools, work)?,
+            version: package_version(tools, work, SHIM_PACKAGE)?,
             shim_signers: signers(tools, work, &signed)?,
+            grub_version: package_version(tools, work, GRUB_PACKAGE)?,
+            grub_signers: signers(tools, work, &staged_grub)?,
             mok_manager_signers: signers(tools, work, &staged_mok_manager)?,
             shim_vendor_certificate: der_subject(&vendor)?,
             mok_certificate: MOK_CERTIFICATE_ESP_PATH.to_string(),
@@ -95,6 +121,7 @@ impl ShimLoader {
         );
         Ok(ShimLoader {
             shim,
+            grub,
             mok_manager,
             certificate_der: certificate_der(&cert_pem).with_context(|| {
                 format!(
@@ -107,27 +134,71 @@ impl ShimLoader {
         })
     }
 
-    /// The ESP's boot files with shim in front: the UKI moves to shim's second stage.
+    /// The ESP's boot files with shim in front.
     pub fn esp_files(&self, uki: &[u8]) -> Vec<EspFile> {
+        let file = |path: &str, contents: &[u8]| EspFile {
+            path: path.into(),
+            contents: contents.to_vec(),
+        };
         vec![
-            EspFile {
-                path: MOK_CERTIFICATE_ESP_PATH.into(),
-                contents: self.certificate_der.clone(),
-            },
-            EspFile {
-                path: SHIM_ESP_PATH.into(),
-                contents: self.shim.clone(),
-            },
-            EspFile {
-                path: SECOND_STAGE_ESP_PATH.into(),
-                contents: uki.to_vec(),
-            },
-            EspFile {
-                path: MOK_MANAGER_ESP_PATH.into(),
-                contents: self.mok_manager.clone(),
-            },
+            file(MOK_CERTIFICATE_ESP_PATH, &self.certificate_der),
+            file(SHIM_ESP_PATH, &self.shim),
+            file(GRUB_ESP_PATH, &self.grub),
+            file(UKI_BEHIND_SHIM_ESP_PATH, uki),
+            file(MOK_MANAGER_ESP_PATH, &self.mok_manager),
+            file(GRUB_CONFIG_ESP_PATH, grub_script().as_bytes()),
         ]
     }
+}
+
+/// GRUB's script: start the UKI; if shim does not trust it, show the guide (DE,
+/// EN; ASCII, as every firmware console shows it), start MokManager on Esc, then
+/// restart the PC.
+pub fn grub_script() -> String {
+    let uki = UKI_BEHIND_SHIM_ESP_PATH;
+    let mok_manager = MOK_MANAGER_ESP_PATH;
+    let guide = [
+        "================================================================",
+        " Erster Start dieses Sticks auf diesem PC?",
+        &format!(" {FIRST_START_HEADLINE}"),
+        "================================================================",
+        "",
+        " DE: Dieser PC kennt den Schluessel Ihrer Organisation noch nicht.",
+        "     Tragen Sie ihn einmalig ein. Nach Esc startet MokManager (englisch):",
+        "     1. eine Taste bei 'Press any key to perform MOK management'",
+        "     2. 'Enroll key from disk'   3. 'STICK-ESP'",
+        &format!("     4. '{MOK_CERTIFICATE_ESP_PATH}'   5. 'Continue'   6. 'Yes'   7. 'Reboot'"),
+        "     Kommt diese Seite NACH dem Eintragen wieder, ist der Stick veraendert:",
+        "     nicht benutzen, Helpdesk anrufen.",
+        "",
+        " EN: This PC does not know your organisation's key yet. Enrol it once.",
+        "     After Esc, MokManager starts:",
+        "     1. any key at 'Press any key to perform MOK management'",
+        "     2. 'Enroll key from disk'   3. 'STICK-ESP'",
+        &format!("     4. '{MOK_CERTIFICATE_ESP_PATH}'   5. 'Continue'   6. 'Yes'   7. 'Reboot'"),
+        "     If this page comes back AFTER the enrolment, the stick was changed:",
+        "     do not use it, call the helpdesk.",
+        "",
+        &format!(" Helpdesk-Code: {FIRST_START_CODE}        Esc: weiter / continue"),
+    ];
+    let mut script = format!(
+        "# Written by image-builder. Shim verifies the UKI when GRUB chainloads it.\n\
+         chainloader /{uki}\n\
+         boot\n\
+         # Not trusted (not enrolled yet, or changed): the guide, then MokManager.\n\
+         clear\n"
+    );
+    for line in guide {
+        script.push_str(&format!("echo \"{line}\"\n"));
+    }
+    script.push_str(&format!(
+        "sleep --interruptible 3600\n\
+         chainloader /{mok_manager}\n\
+         boot\n\
+         # Never GRUB's command line: restart.\n\
+         reboot\n"
+    ));
+    script
 }
 
 /// The DER bytes of the first certificate in a PEM text.
@@ -211,10 +282,10 @@ fn signers(tools: &ToolsTree, work: &Path, file: &Path) -> Result<Vec<String>> {
     Ok(signers)
 }
 
-fn package_version(tools: &ToolsTree, work: &Path) -> Result<String> {
+fn package_version(tools: &ToolsTree, work: &Path, package: &str) -> Result<String> {
     let version = tools
         .command(work, "dpkg-query")
-        .args(["-W", "-f", "${Version}", SHIM_PACKAGE])
+        .args(["-W", "-f", "${Version}", package])
         .run_capture()?;
     Ok(version.trim().to_string())
 }
@@ -275,6 +346,38 @@ image signature certificates:
         ];
         for (list, want) in cases {
             assert_eq!(parse_signers(list), *want, "{list}");
+        }
+    }
+
+    #[test]
+    fn the_grub_script_starts_the_uki_then_guides_then_restarts() {
+        let script = grub_script();
+        let commands: Vec<&str> = script
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.starts_with("echo "))
+            .collect();
+        assert_eq!(
+            commands,
+            [
+                "chainloader /EFI/BOOT/stick.efi",
+                "boot",
+                "clear",
+                "sleep --interruptible 3600",
+                "chainloader /EFI/BOOT/mmx64.efi",
+                "boot",
+                "reboot"
+            ]
+        );
+        let echoed: Vec<&str> = script.lines().filter(|l| l.starts_with("echo ")).collect();
+        assert!(echoed.iter().any(|l| l.contains(FIRST_START_HEADLINE)));
+        assert!(echoed.iter().any(|l| l.contains(FIRST_START_CODE)));
+        assert!(echoed.iter().any(|l| l.contains(MOK_CERTIFICATE_ESP_PATH)));
+        for line in &echoed {
+            // GRUB takes the words between the quotes as they are; firmware
+            // consoles show ASCII everywhere.
+            let text = &line["echo \"".len()..line.len() - 1];
+            assert!(!text.contains('"') && text.is_ascii(), "{line}");
+            assert!(text.len() <= 80, "fits a firmware console: {line}");
         }
     }
 

@@ -38,9 +38,9 @@ pub fn inspect_image(path: &Path) -> Result<Inspection, VerifyError> {
     let manifest = esp
         .file(stick_manifest::MANIFEST_FILE)
         .and_then(|f| serde_json::from_slice::<Manifest>(&f.contents).ok());
-    // Behind shim, the UKI is shim's second stage.
+    // Behind shim, GRUB chainloads the UKI from its own path.
     let uki_cmdline = [
-        crate::boot::shim::SECOND_STAGE_ESP_PATH,
+        crate::boot::shim::UKI_BEHIND_SHIM_ESP_PATH,
         crate::boot::uki::UKI_ESP_PATH,
     ]
     .iter()

@@ -20,9 +20,11 @@ pub const TOOLS_PACKAGES: &[&str] = &[
     "sbsigntool",
     "dosfstools",
     "mtools",
-    // Debian's Microsoft-signed shim and MokManager (`[signing] shim`).
+    // Debian's Microsoft-signed shim, MokManager and Debian-signed GRUB
+    // (`[signing] shim`).
     "shim-signed",
     "shim-helpers-amd64-signed",
+    "grub-efi-amd64-signed",
 ];
 
 /// The systemd EFI stub inside the tools tree.
