@@ -14,7 +14,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use image_builder::boot::shim::{
-    FIRST_START_HEADLINE, MOK_CERTIFICATE_ESP_PATH, UKI_BEHIND_SHIM_ESP_PATH,
+    FIRST_START_CODE, FIRST_START_HEADLINE, MOK_CERTIFICATE_ESP_PATH, UKI_BEHIND_SHIM_ESP_PATH,
 };
 use qemu_tests::machine::qemu::{wait_until, Firmware, Machine, MachineConfig};
 use qemu_tests::machine::serial::parse_status;
@@ -111,7 +111,10 @@ fn enrol_through_mok_manager(image: &Path, vars: &Path) {
         at
     };
     // The stick's guide (DE/EN), shown by GRUB when shim does not trust the UKI.
+    // It names MokManager's screens too: wait for its last line (the code) so
+    // that the next waits only see MokManager's own.
     step(&vm, FIRST_START_HEADLINE, SHIM_TIMEOUT, &[]);
+    step(&vm, FIRST_START_CODE, SCREEN_TIMEOUT, &[]);
     screenshot(&vm, "shim_first_boot_guide");
     vm.send_keys("esc").expect("send key");
     step(

@@ -43,9 +43,9 @@ fn verify_accepts_the_image_and_names_each_tamper() {
     let key = stick_manifest::verifying_key_from_pem(&pem).expect("key parses");
     let verified = verify_image(&built.image, &key).expect("untouched image verifies");
     assert_eq!(verified.partitions_checked, 2);
-    // The demo boots through shim (`[signing] shim = true`): shim, the UKI as
-    // its second stage, MokManager and the certificate to enrol.
-    assert_eq!(verified.esp_files_checked, 4);
+    // The demo boots through shim (`[signing] shim = true`): shim, GRUB and its
+    // script, the UKI, MokManager and the certificate to enrol.
+    assert_eq!(verified.esp_files_checked, 6);
     let shim = verified
         .manifest
         .shim
@@ -57,6 +57,7 @@ fn verify_accepts_the_image_and_names_each_tamper() {
         "shim carries Microsoft's signature and ours: {shim_signers}"
     );
     assert!(!shim.mok_manager_signers.is_empty(), "{shim:?}");
+    assert!(!shim.grub_signers.is_empty(), "{shim:?}");
     assert!(shim.shim_vendor_certificate.contains("Debian"), "{shim:?}");
 
     let table =
@@ -72,6 +73,7 @@ fn verify_accepts_the_image_and_names_each_tamper() {
         &table,
         &middle_of(&built.image, "EFI/BOOT/BOOTX64.EFI"),
     );
+    let grub_script = find_in_esp(&built.image, &table, b"chainloader /EFI/BOOT/stick.efi");
     let mok_manager = find_in_esp(
         &built.image,
         &table,
@@ -113,6 +115,12 @@ fn verify_accepts_the_image_and_names_each_tamper() {
         ),
         ("byte in shim", Some(shim), &key, "EspFileHash"),
         ("byte in MokManager", Some(mok_manager), &key, "EspFileHash"),
+        (
+            "byte in GRUB's script",
+            Some(grub_script + 12),
+            &key,
+            "EspFileHash",
+        ),
         (
             "byte in the manifest",
             Some(manifest_text + 2),
