@@ -1,6 +1,7 @@
 //! The build pipeline, stage by stage: check inputs -> tools tree -> base tree ->
-//! customize (the root tree) -> squashfs -> verity -> UKI -> disk image ->
-//! signed manifest (on the ESP and beside the image).
+//! shim (with `[signing] shim`) -> customize (the root tree) -> squashfs ->
+//! verity -> UKI -> disk image -> signed manifest (on the ESP and beside the
+//! image).
 //!
 //! Each stage is one call with a typed product; `StageClock` times and logs them
 //! all in one place. The image is assembled under a temporary name in the output

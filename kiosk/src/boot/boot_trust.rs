@@ -190,6 +190,15 @@ pub fn judge_trust(
         return (vec![], vec![]);
     };
     let refuse = |reason: String| (vec![Refusal::new(RefusalKind::BootTrust, reason)], vec![]);
+    // Shim with its verification off starts anything: then nothing after the
+    // firmware was verified, whichever list holds our key.
+    if trust.path != TrustPath::NotVerified && trust.shim && !trust.shim_verifies {
+        return refuse(
+            "shim's verification is turned off on this PC (MokSBState): it would start \
+             anything, so nothing after the firmware was verified"
+                .to_string(),
+        );
+    }
     match trust.path {
         TrustPath::FirmwareDb | TrustPath::NotVerified => (vec![], vec![]),
         TrustPath::Unknown => (
@@ -204,11 +213,6 @@ pub fn judge_trust(
             AcceptMok::Never => refuse(
                 "the image was trusted through shim's MOK list, and this image accepts only \
                  the firmware's db (accept-mok = \"never\")"
-                    .to_string(),
-            ),
-            _ if !trust.shim_verifies => refuse(
-                "shim's verification is turned off on this PC (MokSBState): it would start \
-                 anything"
                     .to_string(),
             ),
             AcceptMok::OnlyOurs if trust.other_moks > 0 => refuse(format!(
@@ -394,7 +398,9 @@ mod tests {
         use TrustPath::*;
         // (path, other MOKs, shim verifies, accept-mok, refused, warned)
         let cases = [
-            (FirmwareDb, 3, false, Never, false, false),
+            (FirmwareDb, 3, true, Never, false, false),
+            (FirmwareDb, 0, false, Never, true, false),
+            (FirmwareDb, 0, false, Any, true, false),
             (ShimMok, 0, true, Never, true, false),
             (ShimMok, 0, true, OnlyOurs, false, false),
             (ShimMok, 1, true, OnlyOurs, true, false),
@@ -403,6 +409,7 @@ mod tests {
             (ShimMok, 0, false, OnlyOurs, true, false),
             (Unknown, 0, true, OnlyOurs, false, true),
             (NotVerified, 0, true, Never, false, false),
+            (Unknown, 0, false, Any, true, false),
         ];
         for (path, others, verifies, accept, refused, warned) in cases {
             let (refusals, warnings) =
