@@ -10,7 +10,7 @@ tools=$(ls -d "$cache"/trees/tools-*/root 2>/dev/null | head -n 1)
 [ -n "$tools" ] || { echo "no tools tree in $cache/trees: build an image first" >&2; exit 1; }
 # The root partition (UAPI type for x86-64 roots): start and size in sectors.
 set -- $(sfdisk -d "$image" | awk -F'[=,]' \
-    '/4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709/ {print $2, $4}' | tr -d ' ')
+    '/4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709/ {gsub(/ /, "", $2); gsub(/ /, "", $4); print $2, $4}')
 [ $# -eq 2 ] || { echo "$image: no x86-64 root partition" >&2; exit 1; }
 work=$(mktemp -d "$tools/tmp/bench.XXXXXX")
 trap 'rm -rf "$work"' EXIT
