@@ -62,6 +62,18 @@ fn assert_no_session(vm: &Machine, console: &str) {
     }
 }
 
+/// No kernel started, and nothing that means a session or a way in appeared.
+fn assert_no_kernel(name: &str, vm: &Machine, console: &str) {
+    for kernel_sign in ["EFI stub", "Linux version"] {
+        assert!(
+            !console.contains(kernel_sign),
+            "{name}: the kernel started ({kernel_sign:?})\n{}",
+            vm.diagnostics()
+        );
+    }
+    assert_no_session(vm, console);
+}
+
 /// The firmware must refuse to run the stick's UKI: no kernel ever starts.
 fn expect_firmware_refusal(name: &str, stick: &TamperedStick) {
     let mut vm = start(name, stick);
@@ -79,14 +91,7 @@ fn expect_firmware_refusal(name: &str, stick: &TamperedStick) {
         refusal.contains("USB"),
         "the refused boot option is the USB stick: {refusal}"
     );
-    for kernel_sign in ["EFI stub", "Linux version"] {
-        assert!(
-            !console.contains(kernel_sign),
-            "{name}: the kernel started ({kernel_sign:?})\n{}",
-            vm.diagnostics()
-        );
-    }
-    assert_no_session(&vm, &console);
+    assert_no_kernel(name, &vm, &console);
     eprintln!(
         "tamper {name}: refused by the firmware ({refusal:?}) {:.1} s after QEMU started",
         refused_after.as_secs_f64()
@@ -104,14 +109,7 @@ fn expect_shim_refusal(name: &str, stick: &TamperedStick) {
         .unwrap_or_else(|| panic!("{name}: shim did not refuse\n{}", vm.diagnostics()));
     let console = vm.console();
     vm.keep_console(name).expect("keeps log");
-    for kernel_sign in ["EFI stub", "Linux version"] {
-        assert!(
-            !console.contains(kernel_sign),
-            "{name}: the kernel started ({kernel_sign:?})\n{}",
-            vm.diagnostics()
-        );
-    }
-    assert_no_session(&vm, &console);
+    assert_no_kernel(name, &vm, &console);
     eprintln!(
         "tamper {name}: refused by shim ({SHIM_REFUSAL:?}) {:.1} s after QEMU started",
         refused.as_secs_f64()

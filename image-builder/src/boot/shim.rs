@@ -12,7 +12,7 @@
 //! our db certificate (on the ESP in DER) once. The script then restarts the PC:
 //! it never leaves GRUB's command line open.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
@@ -67,36 +67,20 @@ impl ShimLoader {
     /// Signs Debian's shim with the db key beside Microsoft's signatures and
     /// reads who signed shim, GRUB and MokManager.
     pub fn prepare(tools: &ToolsTree, work: &Path, signing: &UkiSigning) -> Result<ShimLoader> {
-        let shim_in_tree = tools.root().join(SHIM_SIGNED);
-        let unsigned = work.join("shimx64.efi");
-        std::fs::copy(&shim_in_tree, &unsigned).with_context(|| {
-            format!(
-                "cannot read {} from the tools tree (Debian package {SHIM_PACKAGE})",
-                shim_in_tree.display()
-            )
-        })?;
+        let (_, unsigned) =
+            stage_from_tools(tools, work, SHIM_SIGNED, SHIM_PACKAGE, "shimx64.efi")?;
         let (signed, _) =
             crate::boot::uki::sign(tools, work, signing, &unsigned, "shimx64.signed.efi")?;
         let shim = std::fs::read(&signed).context("cannot read the signed shim")?;
-        let mok_manager_in_tree = tools.root().join(MOK_MANAGER_SIGNED);
-        let mok_manager = std::fs::read(&mok_manager_in_tree).with_context(|| {
-            format!(
-                "cannot read {} from the tools tree (Debian package shim-helpers-amd64-signed)",
-                mok_manager_in_tree.display()
-            )
-        })?;
-        let staged_mok_manager = work.join("mmx64.efi");
-        std::fs::write(&staged_mok_manager, &mok_manager)
-            .context("cannot stage MokManager in the build folder")?;
-        let grub_in_tree = tools.root().join(GRUB_SIGNED);
-        let grub = std::fs::read(&grub_in_tree).with_context(|| {
-            format!(
-                "cannot read {} from the tools tree (Debian package {GRUB_PACKAGE})",
-                grub_in_tree.display()
-            )
-        })?;
-        let staged_grub = work.join("grubx64.efi");
-        std::fs::write(&staged_grub, &grub).context("cannot stage GRUB in the build folder")?;
+        let (mok_manager, staged_mok_manager) = stage_from_tools(
+            tools,
+            work,
+            MOK_MANAGER_SIGNED,
+            "shim-helpers-amd64-signed",
+            "mmx64.efi",
+        )?;
+        let (grub, staged_grub) =
+            stage_from_tools(tools, work, GRUB_SIGNED, GRUB_PACKAGE, "grubx64.efi")?;
         let vendor = vendor_certificate(&shim)?.to_vec();
         let cert_pem = std::fs::read_to_string(&signing.cert).with_context(|| {
             format!(
@@ -199,6 +183,28 @@ pub fn grub_script() -> String {
          reboot\n"
     ));
     script
+}
+
+/// Copies `in_tree` (a path in the tools tree, from Debian's `package`) into the
+/// build folder as `name`, where the tools see it; returns its bytes and path.
+fn stage_from_tools(
+    tools: &ToolsTree,
+    work: &Path,
+    in_tree: &str,
+    package: &str,
+    name: &str,
+) -> Result<(Vec<u8>, PathBuf)> {
+    let source = tools.root().join(in_tree);
+    let bytes = std::fs::read(&source).with_context(|| {
+        format!(
+            "cannot read {} from the tools tree (Debian package {package})",
+            source.display()
+        )
+    })?;
+    let staged = work.join(name);
+    std::fs::write(&staged, &bytes)
+        .with_context(|| format!("cannot stage {} in the build folder", staged.display()))?;
+    Ok((bytes, staged))
 }
 
 /// The DER bytes of the first certificate in a PEM text.
