@@ -26,6 +26,23 @@ pub fn artifacts_dir() -> PathBuf {
     workspace_root().join("target/qemu-tests/artifacts")
 }
 
+/// The last `keep` lines of a log for a failure message, headed by how many
+/// were left out: failure messages stay short enough that CI's record of a run
+/// shows every failing test's own message, not one test's logs.
+pub fn log_tail(text: &str, keep: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let from = lines.len().saturating_sub(keep);
+    let mut tail = String::new();
+    if from > 0 {
+        tail.push_str(&format!("(the last {keep} of {} lines)\n", lines.len()));
+    }
+    for line in &lines[from..] {
+        tail.push_str(line);
+        tail.push('\n');
+    }
+    tail
+}
+
 /// An image built for the tests, with its manifest beside it.
 #[derive(Debug, Clone)]
 pub struct BuiltImage {

@@ -77,8 +77,9 @@ fn only_tcp_to_the_relay(frames: &[pcap::Frame], mac: [u8; 6]) -> pcap::LeakRepo
 const STRIP_AMBER: [u8; 3] = [0xe0, 0xa0, 0x00];
 /// The lab's sign-in page: black on white.
 const PAGE_WHITE: [u8; 3] = [0xff, 0xff, 0xff];
-/// The sign-in page may take this long to load in the throwaway browser (TCG).
-const PORTAL_TIMEOUT: Duration = Duration::from_secs(180);
+/// The sign-in page may take this long to load in the throwaway browser (TCG;
+/// stop 32's CI, beside the conference scenario: not within 180 s).
+const PORTAL_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// What the sign-in phase saw.
 struct PortalPhase {

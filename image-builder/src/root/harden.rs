@@ -118,6 +118,7 @@ pub fn prune_modules(root: &Path, kernel_version: &str) -> Result<ModulePruning>
     for path in doomed {
         remove(&path)?;
     }
+    crate::root::module_classes::prune(&modules)?;
     Command::new("chroot")
         .arg(root)
         .args(["depmod", "-a", kernel_version])

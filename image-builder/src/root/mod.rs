@@ -10,6 +10,7 @@
 //! - `wifi`: iwd (join only) and, in a test image, the lab access point;
 //! - `fail_closed`: failing closed at every stage of boot;
 //! - `harden`: kernel modules the image must not carry;
+//! - `module_classes`: kernel modules for hardware classes the stick never drives;
 //! - `firmware`: only the firmware the image's drivers can load;
 //! - `diet`: files the stick never reads (documentation, other languages, developer leftovers);
 //! - `charon_plugins`: charon's plugins for a user factor, and no others of their packages;
@@ -23,6 +24,7 @@ pub mod egress_policy;
 pub mod fail_closed;
 pub mod firmware;
 pub mod harden;
+pub mod module_classes;
 pub mod network;
 pub mod privileges;
 pub mod session;

@@ -64,10 +64,13 @@ pub const SHARED_FLAGS: &[&str] = &[
     // browser has not connected to it within this many seconds; Chromium's
     // default is 15. A slow PC starting the browser cold from a USB stick can
     // miss that: seen under QEMU, where the network service gave up after 15 s
-    // and the page stalled until the browser started it again. A child whose
-    // browser died lingers this long at most; the kiosk ends the whole
-    // account's processes with the browser anyway.
-    "--ipc-connection-timeout=60",
+    // and the page stalled until the browser started it again. 300, not 60:
+    // where two such machines shared two cores (stop 32's CI) the sign-in
+    // page's browser never asked for its page in 180 s, the same symptom (its
+    // log was not kept, so the cause is not proven). A child whose browser
+    // died lingers this long at most; the kiosk ends the whole account's
+    // processes with the browser anyway.
+    "--ipc-connection-timeout=300",
     "--password-store=basic",
     // Warnings and errors into the log (its tail goes into the kiosk's log when
     // the watchdog acts or the browser ends); a crash prints its stack there.

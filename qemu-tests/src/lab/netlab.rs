@@ -679,7 +679,7 @@ impl NetLab {
         std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default()
     }
 
-    /// Every log of the lab, for failure messages.
+    /// The tail of every log of the lab, for failure messages.
     pub fn diagnostics(&self) -> String {
         let mut text = String::new();
         for name in [
@@ -695,12 +695,18 @@ impl NetLab {
         ] {
             let log = self.log(name);
             if !log.is_empty() {
-                text.push_str(&format!("--- {name} ---\n{log}\n"));
+                text.push_str(&format!(
+                    "--- {name} ---\n{}",
+                    crate::log_tail(&log, LOG_TAIL)
+                ));
             }
         }
         text
     }
 }
+
+/// Lines of each lab log in a failure message.
+const LOG_TAIL: usize = 25;
 
 impl Drop for NetLab {
     fn drop(&mut self) {

@@ -290,6 +290,9 @@ impl MachineConfig {
     }
 }
 
+/// Lines of the console (and of QEMU's stderr) in a failure message.
+const CONSOLE_TAIL: usize = 60;
+
 /// A running machine. Dropping it kills QEMU.
 #[derive(Debug)]
 pub struct Machine {
@@ -507,13 +510,22 @@ impl Machine {
         )
     }
 
-    /// Command line, QEMU's stderr and the whole console, for failure messages.
+    /// Command line, QEMU's stderr and the console's tail, for failure messages;
+    /// the whole console is kept as the artifact `NAME.failed.console.log`.
     pub fn diagnostics(&self) -> String {
+        let console = self.console();
+        let kept = self
+            .keep_console(&format!("{}.failed", self.name))
+            .map(|path| path.display().to_string())
+            .unwrap_or_else(|e| format!("not kept: {e:#}"));
         format!(
-            "--- QEMU command line ---\n{}\n--- QEMU stderr ---\n{}\n--- serial console ---\n{}\n--- end ---",
+            "--- QEMU command line ---\n{}\n--- QEMU stderr ---\n{}--- serial console (whole: {kept}) ---\n{}--- end ---",
             self.command_line,
-            std::fs::read_to_string(&self.qemu_stderr).unwrap_or_default(),
-            self.console()
+            crate::log_tail(
+                &std::fs::read_to_string(&self.qemu_stderr).unwrap_or_default(),
+                CONSOLE_TAIL
+            ),
+            crate::log_tail(&console, CONSOLE_TAIL)
         )
     }
 

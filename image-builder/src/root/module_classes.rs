@@ -1,0 +1,417 @@
+//! Kernel modules for hardware classes the stick never drives, left out for
+//! size (issue 19): data-centre fabrics and storage adapters, TV tuners,
+//! industrial and sensor buses, virtualisation hosts, radios other than Wi-Fi.
+//! What the stick uses stays: storage it must see to lock (USB, SATA, NVMe, SD),
+//! USB, input, sound, cameras (UVC), wired and Wi-Fi network, graphics.
+//!
+//! A module that a kept module needs (`modules.dep`) stays whatever its folder:
+//! Debian's kernel decides what depends on what, and a newer kernel moving a
+//! helper into one of these folders must not break a driver the stick uses.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+
+/// A folder of modules, or one module (relative to the kernel's module
+/// folder), left out, and why the stick never needs what is in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HardwareClass {
+    pub folder: &'static str,
+    pub why: &'static str,
+}
+
+/// The classes left out.
+pub const UNUSED_HARDWARE: &[HardwareClass] = &[
+    HardwareClass {
+        folder: "kernel/drivers/infiniband",
+        why: "InfiniBand and RDMA adapters (data-centre fabrics)",
+    },
+    HardwareClass {
+        folder: "kernel/drivers/scsi/",
+        why: "SCSI, SAS and Fibre Channel host adapters in subfolders (servers); \
+              the SCSI core and disk drivers USB sticks and SATA use stay",
+    },
+    HardwareClass {
+        folder: "kernel/drivers/target",
+        why: "the PC serving its disks to others (SCSI/iSCSI target)",
+    },
+    HardwareClass {
+        folder: "kernel/drivers/message",
+        why: "Fusion MPT storage adapters (servers)",
+    },
+    HardwareClass {
+        folder: "kernel/drivers/media/dvb-core",
+        why: "digital TV",
+    },
+    HardwareClass {
+        folder: "kernel/drivers/media/dvb-frontends",
+        why: "digital TV demodulators",
+    },
+    HardwareClass {
+        folder: "kernel/drivers/media/tuners",
+        why: "TV and radio tuners",
+    },
+    HardwareClass {
+        folder: "kernel/drivers/media/usb/dvb-usb",
+        why: "USB TV sticks",
+    },
+    HardwareClass {
+        folder: "kernel/drivers/media/usb/dvb-usb-v2",
+        why: "USB TV sticks",
+    },
+    HardwareClass {
+        folder: "kernel/drivers/media/pci",
+        why: "TV and capture cards (a laptop's camera is USB, UVC)",
+    },
+    HardwareClass {
+        folder: "kernel/drivers/media/radio",
+        why: "FM radio receivers",
+    },
+    HardwareClass {
+        folder: "kernel/drivers/iio",
+        why: "industrial I/O and laptop sensors (light, tilt): the stick reads none",
+    },
+    HardwareClass {
+        folder: "kernel/drivers/comedi",
+        why: "laboratory data-acquisition cards",
+    },
+    HardwareClass {
+        folder: "kernel/drivers/mtd",
+        why: "raw flash chips of embedded boards",
+    },
+    HardwareClass {
+        folder: "kernel/drivers/accel",
+        why: "AI accelerators",
+    },
+    HardwareClass {
+        folder: "kernel/drivers/isdn",
+        why: "ISDN cards",
+    },
+    HardwareClass {
+        folder: "kernel/drivers/atm",
+        why: "ATM network cards",
+    },
+    HardwareClass {
+        folder: "kernel/drivers/net/can",
+        why: "CAN buses (vehicles, machines)",
+    },
+    HardwareClass {
+        folder: "kernel/drivers/net/wan",
+        why: "leased-line WAN cards",
+    },
+    HardwareClass {
+        folder: "kernel/drivers/net/hamradio",
+        why: "amateur radio",
+    },
+    HardwareClass {
+        folder: "kernel/drivers/net/ieee802154",
+        why: "low-power sensor radios",
+    },
+    HardwareClass {
+        folder: "kernel/drivers/net/wwan",
+        why: "mobile broadband modems: the stick's uplinks are wired and Wi-Fi",
+    },
+    HardwareClass {
+        folder: "kernel/drivers/net/arcnet",
+        why: "ARCnet",
+    },
+    HardwareClass {
+        folder: "kernel/drivers/net/fddi",
+        why: "FDDI rings",
+    },
+    HardwareClass {
+        folder: "kernel/drivers/hwmon",
+        why: "fan and temperature sensor chips: nothing on the stick reads them",
+    },
+    HardwareClass {
+        folder: "kernel/drivers/edac",
+        why: "server memory error reporting",
+    },
+    HardwareClass {
+        folder: "kernel/drivers/nvdimm",
+        why: "persistent memory modules (servers)",
+    },
+    HardwareClass {
+        folder: "kernel/drivers/w1",
+        why: "1-Wire sensor buses",
+    },
+    HardwareClass {
+        folder: "kernel/drivers/pcmcia",
+        why: "PC Card slots",
+    },
+    HardwareClass {
+        folder: "kernel/drivers/parport",
+        why: "parallel ports",
+    },
+    HardwareClass {
+        folder: "kernel/drivers/memstick",
+        why: "Memory Stick card readers",
+    },
+    HardwareClass {
+        folder: "kernel/drivers/nfc",
+        why: "NFC radios",
+    },
+    HardwareClass {
+        folder: "kernel/drivers/usb/gadget",
+        why: "the PC acting as a USB device",
+    },
+    HardwareClass {
+        folder: "kernel/drivers/usb/serial",
+        why: "USB serial adapters (the USB policy blocks them anyway)",
+    },
+    HardwareClass {
+        folder: "kernel/drivers/vhost",
+        why: "host side of virtual machines",
+    },
+    HardwareClass {
+        folder: "kernel/drivers/vfio",
+        why: "devices handed to virtual machines",
+    },
+    HardwareClass {
+        folder: "kernel/arch/x86/kvm",
+        why: "running virtual machines",
+    },
+    HardwareClass {
+        folder: "kernel/drivers/xen",
+        why: "Xen guests and hosts",
+    },
+    HardwareClass {
+        folder: "kernel/drivers/hv",
+        why: "Hyper-V guests",
+    },
+    HardwareClass {
+        folder: "kernel/drivers/gpu/drm/i915/kvmgt.ko.xz",
+        why: "Intel graphics shared with virtual machines",
+    },
+    HardwareClass {
+        folder: "kernel/drivers/gpu/drm/xen",
+        why: "Xen guests' display",
+    },
+    HardwareClass {
+        folder: "kernel/drivers/pci/controller/pci-hyperv.ko.xz",
+        why: "Hyper-V guests' PCI",
+    },
+    HardwareClass {
+        folder: "kernel/drivers/vdpa",
+        why: "virtio devices in hardware (servers)",
+    },
+    HardwareClass {
+        folder: "kernel/drivers/nvme/host/nvme-rdma.ko.xz",
+        why: "NVMe over RDMA fabrics (servers)",
+    },
+    HardwareClass {
+        folder: "kernel/drivers/nvme/target",
+        why: "the PC serving its NVMe disks to others",
+    },
+    HardwareClass {
+        folder: "kernel/drivers/media/common/b2c2",
+        why: "satellite TV cards",
+    },
+    HardwareClass {
+        folder: "kernel/net/netfilter/xt_ipvs.ko.xz",
+        why: "server load balancing",
+    },
+    HardwareClass {
+        folder: "kernel/drivers/hwtracing",
+        why: "hardware tracing for kernel developers",
+    },
+    HardwareClass {
+        folder: "kernel/drivers/android",
+        why: "Android's binder",
+    },
+    HardwareClass {
+        folder: "kernel/net/sunrpc",
+        why: "NFS's RPC (the network filesystems are gone already)",
+    },
+    HardwareClass {
+        folder: "kernel/net/netfilter/ipvs",
+        why: "server load balancing",
+    },
+];
+
+/// What the class diet decided for one tree.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClassPlan {
+    /// Modules left out (paths as in `modules.dep`).
+    pub removed: Vec<String>,
+    /// Modules in a left-out class kept because a kept module needs them:
+    /// (module, the first kept module that needs it).
+    pub needed: Vec<(String, String)>,
+}
+
+/// Whether `module` (a path as in `modules.dep`) lies in `class`: a folder
+/// ending in `/` holds only what lies in its subfolders; a class may name one
+/// module file.
+fn in_class(module: &str, class: &HardwareClass) -> bool {
+    match class.folder.strip_suffix('/') {
+        Some(folder) => module
+            .strip_prefix(folder)
+            .and_then(|rest| rest.strip_prefix('/'))
+            .is_some_and(|rest| rest.contains('/')),
+        None => module
+            .strip_prefix(class.folder)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/')),
+    }
+}
+
+/// Plans the diet from `modules.dep`'s text (every line `module: dep dep...`,
+/// dependencies transitive, as depmod writes them) for `classes`.
+pub fn plan(modules_dep: &str, classes: &[HardwareClass]) -> ClassPlan {
+    let entries: Vec<(&str, Vec<&str>)> = modules_dep
+        .lines()
+        .filter_map(|line| line.split_once(':'))
+        .map(|(module, deps)| (module.trim(), deps.split_whitespace().collect()))
+        .collect();
+    let doomed = |module: &str| classes.iter().any(|c| in_class(module, c));
+    let mut needed_by = std::collections::BTreeMap::new();
+    for (module, deps) in entries.iter().filter(|(m, _)| !doomed(m)) {
+        for dep in deps.iter().filter(|d| doomed(d)) {
+            needed_by
+                .entry(dep.to_string())
+                .or_insert_with(|| module.to_string());
+        }
+    }
+    let removed: BTreeSet<String> = entries
+        .iter()
+        .map(|(m, _)| *m)
+        .filter(|m| doomed(m) && !needed_by.contains_key(*m))
+        .map(str::to_string)
+        .collect();
+    ClassPlan {
+        removed: removed.into_iter().collect(),
+        needed: needed_by.into_iter().collect(),
+    }
+}
+
+/// Removes the modules of [`UNUSED_HARDWARE`] from the kernel's module folder
+/// `modules` (depmod runs after, with the other removals); returns the plan and
+/// the bytes left out.
+pub fn prune(modules: &Path) -> Result<(ClassPlan, u64)> {
+    let dep_path = modules.join("modules.dep");
+    let dep = std::fs::read_to_string(&dep_path)
+        .with_context(|| format!("cannot read {}", dep_path.display()))?;
+    // Only modules still in the tree count: what a security rule of harden.rs
+    // took out (a filesystem, a protocol) needs nothing.
+    let present: String = dep
+        .lines()
+        .filter(|line| {
+            line.split_once(':')
+                .is_some_and(|(module, _)| modules.join(module.trim()).exists())
+        })
+        .map(|line| format!("{line}\n"))
+        .collect();
+    let plan = plan(&present, UNUSED_HARDWARE);
+    let mut bytes = 0;
+    for module in &plan.removed {
+        let path = modules.join(module);
+        match std::fs::symlink_metadata(&path) {
+            Ok(meta) => {
+                std::fs::remove_file(&path)
+                    .with_context(|| format!("cannot remove {}", path.display()))?;
+                bytes += meta.len();
+            }
+            // Removed already (a security rule of harden.rs took its folder).
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("cannot stat {}", path.display())),
+        }
+    }
+    for class in UNUSED_HARDWARE {
+        crate::root::diet::remove_empty_folders(&modules.join(class.folder.trim_end_matches('/')))?;
+    }
+    for (module, by) in &plan.needed {
+        tracing::debug!("hardware diet: kept {module}: {by} needs it");
+    }
+    tracing::info!(
+        "hardware diet: {} modules of {} classes the stick never drives, {:.1} MiB \
+         ({} of theirs kept: drivers the stick keeps need them)",
+        plan.removed.len(),
+        UNUSED_HARDWARE.len(),
+        bytes as f64 / (1024.0 * 1024.0),
+        plan.needed.len()
+    );
+    Ok((plan, bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CLASSES: &[HardwareClass] = &[
+        HardwareClass {
+            folder: "kernel/drivers/iio",
+            why: "",
+        },
+        HardwareClass {
+            folder: "kernel/drivers/scsi/",
+            why: "",
+        },
+        HardwareClass {
+            folder: "kernel/drivers/gpu/kvmgt.ko.xz",
+            why: "",
+        },
+    ];
+
+    #[test]
+    fn classes_go_unless_a_kept_module_needs_them() {
+        let dep = "\
+kernel/drivers/iio/light/als.ko.xz: kernel/drivers/iio/industrialio.ko.xz
+kernel/drivers/iio/industrialio.ko.xz:
+kernel/drivers/iiox/other.ko.xz:
+kernel/drivers/scsi/scsi_mod.ko.xz:
+kernel/drivers/scsi/sd_mod.ko.xz: kernel/drivers/scsi/scsi_mod.ko.xz
+kernel/drivers/scsi/qla2xxx/qla2xxx.ko.xz: kernel/drivers/scsi/scsi_mod.ko.xz
+kernel/drivers/scsi/libsas/libsas.ko.xz: kernel/drivers/scsi/scsi_mod.ko.xz
+kernel/drivers/scsi/isci.ko.xz: kernel/drivers/scsi/libsas/libsas.ko.xz kernel/drivers/scsi/scsi_mod.ko.xz
+kernel/drivers/hid/hid-sensor-hub.ko.xz: kernel/drivers/iio/industrialio.ko.xz
+kernel/drivers/gpu/kvmgt.ko.xz: kernel/drivers/iio/light/als.ko.xz
+";
+        let plan = plan(dep, CLASSES);
+        // (module, removed?)
+        let cases = [
+            ("kernel/drivers/iio/light/als.ko.xz", true),
+            // needed by hid-sensor-hub, which is kept
+            ("kernel/drivers/iio/industrialio.ko.xz", false),
+            // another folder that only starts with the same letters
+            ("kernel/drivers/iiox/other.ko.xz", false),
+            // scsi/ takes subfolders only
+            ("kernel/drivers/scsi/scsi_mod.ko.xz", false),
+            ("kernel/drivers/scsi/sd_mod.ko.xz", false),
+            ("kernel/drivers/scsi/qla2xxx/qla2xxx.ko.xz", true),
+            ("kernel/drivers/scsi/libsas/libsas.ko.xz", false),
+            ("kernel/drivers/scsi/isci.ko.xz", false),
+            // one file as a class; what it alone needs goes with it
+            ("kernel/drivers/gpu/kvmgt.ko.xz", true),
+        ];
+        for (module, removed) in cases {
+            assert_eq!(
+                plan.removed.contains(&module.to_string()),
+                removed,
+                "{module}: {plan:?}"
+            );
+        }
+        assert_eq!(
+            plan.needed,
+            [
+                (
+                    "kernel/drivers/iio/industrialio.ko.xz".to_string(),
+                    "kernel/drivers/hid/hid-sensor-hub.ko.xz".to_string()
+                ),
+                (
+                    "kernel/drivers/scsi/libsas/libsas.ko.xz".to_string(),
+                    "kernel/drivers/scsi/isci.ko.xz".to_string()
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn every_class_is_under_kernel_and_named_once() {
+        let mut seen = BTreeSet::new();
+        for class in UNUSED_HARDWARE {
+            assert!(class.folder.starts_with("kernel/"), "{class:?}");
+            assert!(!class.why.is_empty(), "{class:?}");
+            assert!(seen.insert(class.folder), "{class:?} twice");
+        }
+    }
+}
