@@ -27,7 +27,16 @@ enum Selector {
     OtherLanguages { folder: &'static str },
     /// These files.
     Exact(&'static [&'static str]),
+    /// The files and symlinks directly in `folder` whose names start with one
+    /// of `prefixes` (`""`: all of them).
+    Named {
+        folder: &'static str,
+        prefixes: &'static [&'static str],
+    },
 }
+
+/// Where Debian puts the x86-64 libraries.
+const LIB: &str = "usr/lib/x86_64-linux-gnu";
 
 /// The rules, in the order they run.
 pub const RULES: &[DietRule] = &[
@@ -61,6 +70,44 @@ pub const RULES: &[DietRule] = &[
             "usr/lib/chromium/libVkLayer_khronos_validation.so",
             "usr/lib/chromium/libVkICD_mock_icd.so",
         ]),
+    },
+    DietRule {
+        name: "Mesa's GPU drivers and LLVM",
+        why: "the stick renders in software (labwc's pixman renderer, Chromium's \
+              --disable-gpu); libgbm, libEGL and libGLESv2, which labwc and Chromium \
+              link, stay and load these only when asked for a GPU",
+        selector: Selector::Named {
+            folder: LIB,
+            prefixes: &[
+                "libgallium-",
+                "libLLVM",
+                "libz3.so",
+                "libEGL_mesa.so",
+                "libGLX_mesa.so",
+                "libGLX_indirect.so",
+            ],
+        },
+    },
+    DietRule {
+        name: "Mesa's DRI drivers",
+        why: "the loaders' entry points into libgallium, which is gone",
+        selector: Selector::Named {
+            folder: "usr/lib/x86_64-linux-gnu/dri",
+            prefixes: &[""],
+        },
+    },
+    DietRule {
+        name: "Mesa's GBM backend",
+        why: "libgbm's entry point into libgallium, which is gone",
+        selector: Selector::Named {
+            folder: "usr/lib/x86_64-linux-gnu/gbm",
+            prefixes: &[""],
+        },
+    },
+    DietRule {
+        name: "Mesa's EGL vendor entry",
+        why: "glvnd would look for libEGL_mesa, which is gone",
+        selector: Selector::Exact(&["usr/share/glvnd/egl_vendor.d/50_mesa.json"]),
     },
 ];
 
@@ -99,10 +146,16 @@ pub fn apply(root: &Path, languages: &[&str]) -> Result<Vec<DietSaving>> {
                 saving.files += 1;
                 saving.bytes += meta.len();
             }
-            if let Selector::Files { folders, .. } = rule.selector {
-                for folder in folders {
+            match rule.selector {
+                Selector::Files { folders, .. } => {
+                    for folder in folders {
+                        remove_empty_folders(&root.join(folder))?;
+                    }
+                }
+                Selector::Named { folder, .. } if folder != LIB => {
                     remove_empty_folders(&root.join(folder))?;
                 }
+                _ => {}
             }
             tracing::info!(
                 "diet: {}: {} files, {:.1} MiB ({})",
@@ -148,6 +201,21 @@ fn select(root: &Path, selector: Selector, languages: &[&str]) -> Result<Vec<Pat
                     })?;
                 }
             }
+        }
+        Selector::Named { folder, prefixes } => {
+            let folder = root.join(folder);
+            let Ok(entries) = std::fs::read_dir(&folder) else {
+                return Ok(found);
+            };
+            for entry in entries {
+                let entry = entry.with_context(|| format!("cannot read {}", folder.display()))?;
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+                if !is_dir && prefixes.iter().any(|p| name.starts_with(p)) {
+                    found.push(entry.path());
+                }
+            }
+            found.sort();
         }
         Selector::Exact(files) => {
             found.extend(
@@ -233,6 +301,15 @@ mod tests {
             ("usr/share/locale/locale.alias", 3),
             ("usr/lib/chromium/libVkLayer_khronos_validation.so", 40),
             ("usr/lib/chromium/libvk_swiftshader.so", 20),
+            ("usr/lib/x86_64-linux-gnu/libLLVM.so.19.1", 60),
+            (
+                "usr/lib/x86_64-linux-gnu/libgallium-25.0.7-2+deb13u1.so",
+                30,
+            ),
+            ("usr/lib/x86_64-linux-gnu/libgbm.so.1.0.0", 5),
+            ("usr/lib/x86_64-linux-gnu/libEGL.so.1.1.0", 4),
+            ("usr/lib/x86_64-linux-gnu/dri/libdril_dri.so", 6),
+            ("usr/lib/x86_64-linux-gnu/gbm/dri_gbm.so", 2),
         ];
         for (file, size) in files {
             let path = root.join(file);
@@ -240,6 +317,17 @@ mod tests {
             std::fs::write(&path, vec![0u8; *size]).expect("write");
         }
         std::os::unix::fs::symlink("foo", root.join("usr/share/doc/baz")).expect("symlink");
+        // Symlinks go with the libraries they point at (they would dangle).
+        std::os::unix::fs::symlink(
+            "libLLVM.so.19.1",
+            root.join("usr/lib/x86_64-linux-gnu/libLLVM-19.so"),
+        )
+        .expect("symlink");
+        std::os::unix::fs::symlink(
+            "libdril_dri.so",
+            root.join("usr/lib/x86_64-linux-gnu/dri/iris_dri.so"),
+        )
+        .expect("symlink");
         let savings = apply(root, &["de", "en"]).expect("diet");
         let by_rule: Vec<(&str, u64, u64)> =
             savings.iter().map(|s| (s.rule, s.files, s.bytes)).collect();
@@ -250,6 +338,10 @@ mod tests {
                 ("manual and info pages", 1, 30),
                 ("translations", 1, 8),
                 ("Chromium's Vulkan validation layer and mock driver", 1, 40),
+                ("Mesa's GPU drivers and LLVM", 3, 90 + 15),
+                ("Mesa's DRI drivers", 2, 6 + 14),
+                ("Mesa's GBM backend", 1, 2),
+                ("Mesa's EGL vendor entry", 0, 0),
             ]
         );
         let left: Vec<bool> = files
@@ -258,7 +350,14 @@ mod tests {
             .collect();
         assert_eq!(
             left,
-            vec![true, false, false, false, true, false, true, false, true]
+            vec![
+                true, false, false, false, true, false, true, false, true, false, false, true,
+                true, false, false
+            ]
+        );
+        assert!(
+            !root.join("usr/lib/x86_64-linux-gnu/dri").exists(),
+            "empty folder left"
         );
         assert!(root.join("usr/share/doc/baz").symlink_metadata().is_ok());
         assert!(
