@@ -1,7 +1,8 @@
 //! What the built images' roots hold, read from the images' bytes (not from the
 //! tree they were made of): no program that gains rights by being run, no tool
-//! to change accounts, no perl, and none of the kernel modules the builder
-//! removes (network protocols the stick never speaks, Thunderbolt, FireWire).
+//! to change accounts, no perl, none of the kernel modules the builder
+//! removes (network protocols the stick never speaks, Thunderbolt, FireWire,
+//! hardware classes the stick never drives), and no Mesa driver or LLVM.
 //! No boot needed.
 
 use std::collections::BTreeSet;
@@ -26,6 +27,25 @@ const NEVER_A_MODULE: &[&str] = &[
     "kernel/net/sctp",
     "kernel/drivers/thunderbolt",
 ];
+/// Nothing under these module folders: hardware classes the stick never drives
+/// whose modules no kept module needs (`root/module_classes.rs`).
+const NO_MODULE_UNDER: &[&str] = &[
+    "kernel/drivers/infiniband/hw/",
+    "kernel/drivers/comedi/",
+    "kernel/drivers/iio/light/",
+    "kernel/drivers/scsi/qla2xxx/",
+    "kernel/drivers/media/usb/dvb-usb-v2/",
+    "kernel/drivers/net/can/",
+];
+/// Mesa's GPU drivers and LLVM (the stick draws in software): no file whose
+/// path starts so.
+const NEVER_A_PATH_PREFIX: &[&str] = &[
+    "usr/lib/x86_64-linux-gnu/libgallium-",
+    "usr/lib/x86_64-linux-gnu/libLLVM",
+    "usr/lib/x86_64-linux-gnu/libz3.so",
+    "usr/lib/x86_64-linux-gnu/dri/",
+    "usr/lib/x86_64-linux-gnu/gbm/",
+];
 
 fn problems(entries: &[RootEntry]) -> Vec<String> {
     let mut found = Vec::new();
@@ -37,13 +57,20 @@ fn problems(entries: &[RootEntry]) -> Vec<String> {
         if removed.clone().any(|p| entry.path == *p) {
             found.push(format!("present: {}", entry.path));
         }
-        if entry.path.starts_with("usr/bin/perl5.") {
+        if entry.path.starts_with("usr/bin/perl5.")
+            || NEVER_A_PATH_PREFIX
+                .iter()
+                .any(|p| entry.path.starts_with(p))
+        {
             found.push(format!("present: {}", entry.path));
         }
         if let Some(rest) = entry.path.strip_prefix("usr/lib/modules/") {
             let in_kernel = rest.split_once('/').map_or("", |(_, p)| p);
             let doomed = REMOVED_MODULES.iter().chain(NEVER_A_MODULE);
-            if doomed.clone().any(|m| in_kernel == *m) {
+            if doomed.clone().any(|m| in_kernel == *m)
+                || (entry.kind == "file"
+                    && NO_MODULE_UNDER.iter().any(|f| in_kernel.starts_with(f)))
+            {
                 found.push(format!("module present: {}", entry.path));
             }
         }
@@ -239,6 +266,18 @@ fn the_check_names_what_it_finds() {
             0o755,
         ),
         entry("dir", "usr/lib/modules/6.12.0-amd64/kernel/net/ipv4", 0o755),
+        entry(
+            "file",
+            "usr/lib/modules/6.12.0-amd64/kernel/drivers/comedi/comedi.ko.xz",
+            0o644,
+        ),
+        entry(
+            "file",
+            "usr/lib/modules/6.12.0-amd64/kernel/drivers/net/ethernet/intel/e1000e/e1000e.ko.xz",
+            0o644,
+        ),
+        entry("file", "usr/lib/x86_64-linux-gnu/libLLVM.so.19.1", 0o644),
+        entry("file", "usr/lib/x86_64-linux-gnu/libgbm.so.1.0.0", 0o644),
     ];
     assert_eq!(
         problems(&entries),
@@ -247,6 +286,8 @@ fn the_check_names_what_it_finds() {
             "present: usr/bin/su",
             "present: usr/bin/perl5.40.1",
             "module present: usr/lib/modules/6.12.0-amd64/kernel/net/rxrpc",
+            "module present: usr/lib/modules/6.12.0-amd64/kernel/drivers/comedi/comedi.ko.xz",
+            "present: usr/lib/x86_64-linux-gnu/libLLVM.so.19.1",
         ]
     );
 }

@@ -511,11 +511,12 @@ impl Machine {
     }
 
     /// Command line, QEMU's stderr and the console's tail, for failure messages;
-    /// the whole console is kept as the artifact `NAME.failed.console.log`.
+    /// the whole console as it was then is kept as the artifact
+    /// `NAME.diagnostics.console.log` (a wait allowed to fail makes one too).
     pub fn diagnostics(&self) -> String {
         let console = self.console();
         let kept = self
-            .keep_console(&format!("{}.failed", self.name))
+            .keep_console(&format!("{}.diagnostics", self.name))
             .map(|path| path.display().to_string())
             .unwrap_or_else(|e| format!("not kept: {e:#}"));
         format!(
