@@ -69,6 +69,11 @@ fn locked_down() -> Map<String, Value> {
         "BackgroundModeEnabled": false,
         "HardwareAccelerationModeEnabled": false,
         "PromotionsEnabled": false,
+        // No warning bar about the stick's own command-line flags
+        // (`--host-resolver-rules`): the person cannot change them, and the
+        // sign-in page's browser showed "You are using an unsupported
+        // command-line flag" above the network's page.
+        "CommandLineFlagSecurityWarningsEnabled": false,
     });
     match policy {
         Value::Object(map) => map,
