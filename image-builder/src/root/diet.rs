@@ -1,8 +1,9 @@
 //! What the stick never reads, left out of the root: documentation (the
 //! packages' copyright files stay: they go with the binaries), manual and info
-//! pages, translations other than the stick's languages, and Chromium's
-//! developer leftovers (the Vulkan validation layer, 24 MB, and the mock Vulkan
-//! driver of its tests). Each rule's saving is measured on the tree and logged.
+//! pages, translations other than the stick's languages, Chromium's developer
+//! leftovers (the Vulkan validation layer, 24 MB, and the mock Vulkan driver of
+//! its tests), and Mesa's GPU drivers with LLVM (192 MiB: the stick draws in
+//! software). Each rule's saving is measured on the tree and logged.
 
 use std::path::{Path, PathBuf};
 

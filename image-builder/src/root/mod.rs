@@ -12,7 +12,7 @@
 //! - `harden`: kernel modules the image must not carry;
 //! - `module_classes`: kernel modules for hardware classes the stick never drives;
 //! - `firmware`: only the firmware the image's drivers can load;
-//! - `diet`: files the stick never reads (documentation, other languages, developer leftovers);
+//! - `diet`: files the stick never reads (documentation, other languages, developer leftovers, Mesa's GPU drivers);
 //! - `charon_plugins`: charon's plugins for a user factor, and no others of their packages;
 //! - `privileges`: no setuid/setgid program, no account tools, no perl.
 
