@@ -186,16 +186,9 @@ fn select(root: &Path, selector: Selector, languages: &[&str]) -> Result<Vec<Pat
             }
         }
         Selector::OtherLanguages { folder } => {
-            let folder = root.join(folder);
-            let Ok(entries) = std::fs::read_dir(&folder) else {
-                return Ok(found);
-            };
-            for entry in entries {
-                let entry = entry.with_context(|| format!("cannot read {}", folder.display()))?;
-                let name = entry.file_name().to_string_lossy().into_owned();
-                let meta = entry.metadata()?;
-                if meta.is_dir() && !language_kept(&name, languages) {
-                    walk(&entry.path(), &mut |path, meta| {
+            for (name, path, is_dir) in entries_of(&root.join(folder))? {
+                if is_dir && !language_kept(&name, languages) {
+                    walk(&path, &mut |path, meta| {
                         if !meta.is_dir() {
                             found.push(path.to_path_buf());
                         }
@@ -204,16 +197,9 @@ fn select(root: &Path, selector: Selector, languages: &[&str]) -> Result<Vec<Pat
             }
         }
         Selector::Named { folder, prefixes } => {
-            let folder = root.join(folder);
-            let Ok(entries) = std::fs::read_dir(&folder) else {
-                return Ok(found);
-            };
-            for entry in entries {
-                let entry = entry.with_context(|| format!("cannot read {}", folder.display()))?;
-                let name = entry.file_name().to_string_lossy().into_owned();
-                let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+            for (name, path, is_dir) in entries_of(&root.join(folder))? {
                 if !is_dir && prefixes.iter().any(|p| name.starts_with(p)) {
-                    found.push(entry.path());
+                    found.push(path);
                 }
             }
             found.sort();
@@ -228,6 +214,28 @@ fn select(root: &Path, selector: Selector, languages: &[&str]) -> Result<Vec<Pat
         }
     }
     Ok(found)
+}
+
+/// The entries directly in `folder` as (name, path, whether it is a folder,
+/// symlinks not followed); a missing folder has none.
+fn entries_of(folder: &Path) -> Result<Vec<(String, PathBuf, bool)>> {
+    let Ok(entries) = std::fs::read_dir(folder) else {
+        return Ok(Vec::new());
+    };
+    entries
+        .map(|entry| {
+            let entry = entry.with_context(|| format!("cannot read {}", folder.display()))?;
+            let is_dir = entry
+                .file_type()
+                .with_context(|| format!("cannot stat {}", entry.path().display()))?
+                .is_dir();
+            Ok((
+                entry.file_name().to_string_lossy().into_owned(),
+                entry.path(),
+                is_dir,
+            ))
+        })
+        .collect()
 }
 
 /// Calls `visit` for every file and symlink under `folder` (not following
