@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+use image_builder::disk::squashfs::RootCompression;
 
 /// Builds the signed, dm-verity protected disk image of the conference boot stick,
 /// and checks images already written.
@@ -54,12 +55,12 @@ struct BuildArgs {
     /// Write the build report (sizes, stage timings) as JSON to this file.
     #[arg(long)]
     report: Option<PathBuf>,
-    /// zstd level of the root filesystem, 1 (fastest build, largest image) to 22
-    /// [default: 15, mksquashfs' own]. The stick reads every level equally fast;
-    /// the QEMU tests build with 3 (the browser image's root: 3 s instead of 70 s
-    /// to pack, 11 % larger).
-    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=22))]
-    compression_level: Option<u8>,
+    /// How the root filesystem is packed: `xz` (the default: the smallest image,
+    /// slowest to build) or `zstd:LEVEL`, LEVEL 1 (fastest build, largest image)
+    /// to 22; `zstd` alone is level 15. The QEMU tests build with `zstd:3`. Sizes,
+    /// build and boot times of each: docs/benchmarks.md, "Root compression".
+    #[arg(long, default_value = "xz", value_name = "xz|zstd[:LEVEL]")]
+    compression: RootCompression,
 }
 
 /// Create signing keys: the ed25519 manifest key (NAME.key, NAME.pub), or with
@@ -273,7 +274,7 @@ fn run(cli: Cli) -> Result<()> {
                 kiosk_binary: kiosk,
                 overlays: args.overlays,
                 source_date_epoch,
-                compression_level: args.compression_level,
+                compression: args.compression,
             })?;
             if let Some(path) = args.report {
                 std::fs::write(&path, serde_json::to_vec_pretty(&report)?)

@@ -141,13 +141,21 @@ fn assemble(tools: &ToolsTree, work: &Path, parts: &UkiParts) -> Result<PathBuf>
     )?;
     std::fs::write(work.join("initrd-extra.cpio"), extra)
         .context("cannot write initrd-extra.cpio")?;
+    // The kernel unpacks each archive of the initrd by its own magic; its xz
+    // decoder knows CRC32 checks only. Single-threaded: one block, same bytes
+    // on every machine.
+    tools
+        .command(work, "xz")
+        .args(["--force", "--check=crc32", "--threads=1", "-9e"])
+        .arg("/work/initrd-extra.cpio")
+        .run_logged()?;
     let uki = work.join("uki.efi");
     tools
         .command(work, "ukify")
         .arg("build")
         .arg("--linux=/work/vmlinuz")
         .arg("--initrd=/work/initrd.img")
-        .arg("--initrd=/work/initrd-extra.cpio")
+        .arg("--initrd=/work/initrd-extra.cpio.xz")
         .arg("--cmdline=@/work/cmdline")
         .arg("--os-release=@/work/os-release")
         .arg(format!("--uname={}", parts.kernel_version))

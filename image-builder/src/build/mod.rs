@@ -29,7 +29,7 @@ use crate::build::manifest::{boot_files, Described, SignedManifest};
 use crate::build::root_tree::{base_tree, RootTree};
 use crate::build::stage_clock::StageClock;
 use crate::disk::image::DiskImage;
-use crate::disk::squashfs::{RootVerity, Squashfs};
+use crate::disk::squashfs::{RootCompression, RootVerity, Squashfs};
 use crate::trees::base::BaseTree;
 use crate::trees::cache::TreeCache;
 use crate::trees::tools::ToolsTree;
@@ -44,8 +44,8 @@ pub struct BuildOptions {
     pub overlays: PathBuf,
     /// Fixed time for file timestamps and the manifest (SOURCE_DATE_EPOCH).
     pub source_date_epoch: Option<u64>,
-    /// zstd level of the root squashfs (mksquashfs' default when `None`).
-    pub compression_level: Option<u8>,
+    /// How the root squashfs is packed.
+    pub compression: RootCompression,
 }
 
 /// What a build produced and how long each stage took.
@@ -93,7 +93,7 @@ pub fn build(options: &BuildOptions) -> Result<BuildReport> {
             work,
             &root.path,
             inputs.fs_time,
-            options.compression_level,
+            options.compression,
         )
     })?;
     let verity = clock.run("verity", || squashfs.verity(work))?;

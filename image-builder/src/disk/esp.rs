@@ -34,12 +34,13 @@ pub enum EspError {
     Read(std::io::Error),
 }
 
-/// A size in bytes (multiple of 1 MiB, at least 64 MiB) that holds `payload` bytes
-/// of files with FAT overhead and 25 % headroom.
+/// A size in bytes (multiple of 1 MiB, at least 32 MiB) that holds `payload` bytes
+/// of files with FAT overhead and 25 % headroom. Every byte of it is written to
+/// each stick, so it fits the files rather than a round size.
 pub fn esp_size_for(payload: u64) -> u64 {
     const MIB: u64 = 1024 * 1024;
     let wanted = payload + payload / 4 + 4 * MIB;
-    wanted.div_ceil(MIB).max(64) * MIB
+    wanted.div_ceil(MIB).max(32) * MIB
 }
 
 /// How the FAT filesystem of an ESP is made.
@@ -209,7 +210,12 @@ mod tests {
     #[test]
     fn sizes_leave_room() {
         let mib = 1024 * 1024;
-        let cases = [(0, 64 * mib), (60 * mib, 79 * mib), (100 * mib, 129 * mib)];
+        let cases = [
+            (0, 32 * mib),
+            (20 * mib, 32 * mib),
+            (30 * mib, 42 * mib),
+            (60 * mib, 79 * mib),
+        ];
         for (payload, want) in cases {
             assert_eq!(esp_size_for(payload), want, "payload {payload}");
         }

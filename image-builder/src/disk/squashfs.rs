@@ -14,6 +14,64 @@ use crate::disk::{file_len, round_up, sha256_file};
 use crate::runner::CommandRunExt;
 use crate::trees::tools::{in_work, ToolsTree};
 
+/// How the root filesystem is packed. The choice is measured in
+/// docs/benchmarks.md ("Root compression"): size against build time, boot time
+/// and the browser's cold start.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RootCompression {
+    /// xz with the x86 branch filter in 1 MiB blocks: the smallest root.
+    #[default]
+    Xz,
+    /// zstd at a level from 1 to 22, in 128 KiB blocks: packs far faster.
+    Zstd { level: u8 },
+}
+
+impl RootCompression {
+    /// What `--compression` accepts, for errors and help.
+    pub const ALLOWED: &'static str = "xz, zstd (level 15) or zstd:LEVEL with LEVEL 1 to 22";
+
+    /// mksquashfs' arguments for this choice.
+    fn mksquashfs_args(self) -> Vec<String> {
+        match self {
+            RootCompression::Xz => ["-comp", "xz", "-Xbcj", "x86", "-b", "1M"]
+                .map(String::from)
+                .to_vec(),
+            RootCompression::Zstd { level } => vec![
+                "-comp".into(),
+                "zstd".into(),
+                "-Xcompression-level".into(),
+                level.to_string(),
+            ],
+        }
+    }
+}
+
+impl std::fmt::Display for RootCompression {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RootCompression::Xz => write!(f, "xz"),
+            RootCompression::Zstd { level } => write!(f, "zstd:{level}"),
+        }
+    }
+}
+
+impl std::str::FromStr for RootCompression {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let bad = || format!("unknown root compression {text:?}: use {}", Self::ALLOWED);
+        match text.split_once(':') {
+            None if text == "xz" => Ok(RootCompression::Xz),
+            None if text == "zstd" => Ok(RootCompression::Zstd { level: 15 }),
+            Some(("zstd", level)) => match level.parse::<u8>() {
+                Ok(level @ 1..=22) => Ok(RootCompression::Zstd { level }),
+                _ => Err(bad()),
+            },
+            _ => Err(bad()),
+        }
+    }
+}
+
 /// The root partition's contents.
 #[derive(Debug)]
 pub struct Squashfs {
@@ -31,25 +89,21 @@ pub struct RootVerity {
 }
 
 impl Squashfs {
-    /// Packs `root` into `work/root.squashfs` with every time set to `fs_time`,
-    /// zstd at `level` (mksquashfs' default, 15, when `None`).
+    /// Packs `root` into `work/root.squashfs` with every time set to `fs_time`.
     pub fn make(
         tools: &ToolsTree,
         work: &Path,
         root: &Path,
         fs_time: u64,
-        level: Option<u8>,
+        compression: RootCompression,
     ) -> Result<Squashfs> {
         let path = work.join("root.squashfs");
-        let mut command = tools.command(work, "mksquashfs");
-        command
+        tools
+            .command(work, "mksquashfs")
             .arg(in_work(work, root))
             .arg(in_work(work, &path))
-            .args(["-noappend", "-no-progress", "-comp", "zstd"]);
-        if let Some(level) = level {
-            command.args(["-Xcompression-level", &level.to_string()]);
-        }
-        command
+            .args(["-noappend", "-no-progress"])
+            .args(compression.mksquashfs_args())
             .arg("-processors")
             .arg(
                 std::thread::available_parallelism()
@@ -115,6 +169,40 @@ fn pad_to_block(path: &Path, block: u64) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn compression_choices_parse_and_print_back() {
+        // (text, parsed or None for refused)
+        let cases = [
+            ("xz", Some(RootCompression::Xz)),
+            ("zstd", Some(RootCompression::Zstd { level: 15 })),
+            ("zstd:1", Some(RootCompression::Zstd { level: 1 })),
+            ("zstd:22", Some(RootCompression::Zstd { level: 22 })),
+            ("zstd:0", None),
+            ("zstd:23", None),
+            ("zstd:", None),
+            ("zstd:x", None),
+            ("xz:9", None),
+            ("gzip", None),
+            ("", None),
+        ];
+        for (text, want) in cases {
+            let got = text.parse::<RootCompression>();
+            assert_eq!(got.clone().ok(), want, "{text:?}");
+            match (got, want) {
+                (Ok(parsed), Some(_)) if text != "zstd" => assert_eq!(parsed.to_string(), text),
+                (Err(e), None) => {
+                    assert!(e.contains(&format!("{text:?}")), "{e}");
+                    assert!(e.contains(RootCompression::ALLOWED), "{e}");
+                }
+                _ => {}
+            }
+        }
+        assert_eq!(
+            RootCompression::Xz.mksquashfs_args(),
+            ["-comp", "xz", "-Xbcj", "x86", "-b", "1M"]
+        );
+    }
 
     #[test]
     fn padding_fills_the_last_block_only() {

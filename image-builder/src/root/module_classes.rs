@@ -228,7 +228,140 @@ pub const UNUSED_HARDWARE: &[HardwareClass] = &[
         folder: "kernel/net/netfilter/ipvs",
         why: "server load balancing",
     },
+    HardwareClass {
+        folder: "kernel/drivers/net/ethernet/mellanox",
+        why: "Mellanox/NVIDIA ConnectX 10-400 Gbit/s adapters (servers and clouds)",
+    },
+    HardwareClass {
+        folder: "kernel/drivers/net/ethernet/qlogic",
+        why: "QLogic/Marvell FastLinQ converged adapters (servers and clouds)",
+    },
+    HardwareClass {
+        folder: "kernel/drivers/net/ethernet/chelsio",
+        why: "Chelsio T3-T6 offload adapters (servers and clouds)",
+    },
+    HardwareClass {
+        folder: "kernel/drivers/net/ethernet/sfc",
+        why: "Solarflare/AMD 10-100 Gbit/s adapters (servers and clouds)",
+    },
+    HardwareClass {
+        folder: "kernel/drivers/net/ethernet/netronome",
+        why: "Netronome SmartNICs (servers and clouds)",
+    },
+    HardwareClass {
+        folder: "kernel/drivers/net/ethernet/cavium",
+        why: "Cavium/Marvell ThunderX and LiquidIO adapters (servers and clouds)",
+    },
+    HardwareClass {
+        folder: "kernel/drivers/net/ethernet/huawei",
+        why: "Huawei data-centre adapters (servers and clouds)",
+    },
+    HardwareClass {
+        folder: "kernel/drivers/net/ethernet/pensando",
+        why: "AMD Pensando DSC adapters (servers and clouds)",
+    },
+    HardwareClass {
+        folder: "kernel/drivers/net/ethernet/brocade",
+        why: "Brocade converged adapters (servers and clouds)",
+    },
+    HardwareClass {
+        folder: "kernel/drivers/net/ethernet/emulex",
+        why: "Emulex OneConnect converged adapters (servers and clouds)",
+    },
+    HardwareClass {
+        folder: "kernel/drivers/net/ethernet/neterion",
+        why: "Neterion/Exar 10 Gbit/s adapters (servers and clouds)",
+    },
+    HardwareClass {
+        folder: "kernel/drivers/net/ethernet/myricom",
+        why: "Myricom Myri-10G adapters (servers and clouds)",
+    },
+    HardwareClass {
+        folder: "kernel/drivers/net/ethernet/google",
+        why: "Google Cloud's gVNIC (servers and clouds)",
+    },
+    HardwareClass {
+        folder: "kernel/drivers/net/ethernet/amazon",
+        why: "Amazon EC2's ENA (servers and clouds)",
+    },
+    HardwareClass {
+        folder: "kernel/drivers/net/ethernet/microsoft",
+        why: "Microsoft Azure's MANA (servers and clouds)",
+    },
+    HardwareClass {
+        folder: "kernel/drivers/net/ethernet/cisco",
+        why: "Cisco UCS VIC adapters (servers and clouds)",
+    },
+    HardwareClass {
+        folder: "kernel/drivers/net/ethernet/intel/ice",
+        why: "Intel E800 100 Gbit/s adapters (servers and clouds)",
+    },
+    HardwareClass {
+        folder: "kernel/drivers/net/ethernet/intel/i40e",
+        why: "Intel 700-series 40 Gbit/s adapters (servers and clouds)",
+    },
+    HardwareClass {
+        folder: "kernel/drivers/net/ethernet/intel/iavf",
+        why: "Intel virtual functions (servers and clouds)",
+    },
+    HardwareClass {
+        folder: "kernel/drivers/net/ethernet/intel/idpf",
+        why: "Intel infrastructure data-path functions (servers and clouds)",
+    },
+    HardwareClass {
+        folder: "kernel/drivers/net/ethernet/broadcom/bnx2x",
+        why: "Broadcom NetXtreme II 10 Gbit/s adapters (servers and clouds)",
+    },
+    HardwareClass {
+        folder: "kernel/drivers/net/ethernet/broadcom/bnxt",
+        why: "Broadcom NetXtreme-C/E 10-200 Gbit/s adapters (servers and clouds)",
+    },
 ];
+
+/// A display driver that cannot start without its firmware files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FirmwareBoundDisplay {
+    pub driver: HardwareClass,
+    /// Its folder under the firmware folder.
+    pub firmware: &'static str,
+}
+
+/// Display drivers left out unless the image carries their firmware. Such a
+/// driver takes the screen from the firmware's framebuffer (simpledrm) when it
+/// probes and only then asks for its firmware: without it the PC shows black
+/// where simpledrm would have shown the stick.
+pub const FIRMWARE_BOUND_DISPLAYS: &[FirmwareBoundDisplay] = &[
+    FirmwareBoundDisplay {
+        driver: HardwareClass {
+            folder: "kernel/drivers/gpu/drm/amd/amdgpu",
+            why: "AMD Radeon graphics (GCN and newer) without firmware-amd-graphics",
+        },
+        firmware: "amdgpu",
+    },
+    FirmwareBoundDisplay {
+        driver: HardwareClass {
+            folder: "kernel/drivers/gpu/drm/xe",
+            why: "Intel Xe graphics (Lunar Lake, Battlemage) without their GuC firmware",
+        },
+        firmware: "xe",
+    },
+];
+
+/// The classes left out of a tree whose firmware folder is `firmware`:
+/// [`UNUSED_HARDWARE`] and each firmware-bound display driver whose firmware
+/// is not there.
+pub fn classes_for(firmware: &Path) -> Vec<HardwareClass> {
+    UNUSED_HARDWARE
+        .iter()
+        .copied()
+        .chain(
+            FIRMWARE_BOUND_DISPLAYS
+                .iter()
+                .filter(|d| !firmware.join(d.firmware).is_dir())
+                .map(|d| d.driver),
+        )
+        .collect()
+}
 
 /// What the class diet decided for one tree.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -284,10 +417,11 @@ pub fn plan(modules_dep: &str, classes: &[HardwareClass]) -> ClassPlan {
     }
 }
 
-/// Removes the modules of [`UNUSED_HARDWARE`] from the kernel's module folder
-/// `modules` (depmod runs after, with the other removals); returns the plan and
-/// the bytes left out.
-pub fn prune(modules: &Path) -> Result<(ClassPlan, u64)> {
+/// Removes the modules of [`classes_for`] the tree's `firmware` folder from the
+/// kernel's module folder `modules` (depmod runs after, with the other
+/// removals); returns the plan and the bytes left out.
+pub fn prune(modules: &Path, firmware: &Path) -> Result<(ClassPlan, u64)> {
+    let classes = classes_for(firmware);
     let dep_path = modules.join("modules.dep");
     let dep = std::fs::read_to_string(&dep_path)
         .with_context(|| format!("cannot read {}", dep_path.display()))?;
@@ -301,7 +435,7 @@ pub fn prune(modules: &Path) -> Result<(ClassPlan, u64)> {
         })
         .map(|line| format!("{line}\n"))
         .collect();
-    let plan = plan(&present, UNUSED_HARDWARE);
+    let plan = plan(&present, &classes);
     let mut bytes = 0;
     for module in &plan.removed {
         let path = modules.join(module);
@@ -316,7 +450,7 @@ pub fn prune(modules: &Path) -> Result<(ClassPlan, u64)> {
             Err(e) => return Err(e).with_context(|| format!("cannot stat {}", path.display())),
         }
     }
-    for class in UNUSED_HARDWARE {
+    for class in &classes {
         crate::root::diet::remove_empty_folders(&modules.join(class.folder.trim_end_matches('/')))?;
     }
     for (module, by) in &plan.needed {
@@ -326,7 +460,7 @@ pub fn prune(modules: &Path) -> Result<(ClassPlan, u64)> {
         "hardware diet: {} modules of {} classes the stick never drives, {:.1} MiB \
          ({} of theirs kept: drivers the stick keeps need them)",
         plan.removed.len(),
-        UNUSED_HARDWARE.len(),
+        classes.len(),
         bytes as f64 / (1024.0 * 1024.0),
         plan.needed.len()
     );
@@ -406,9 +540,37 @@ kernel/drivers/gpu/kvmgt.ko.xz: kernel/drivers/iio/light/als.ko.xz
     }
 
     #[test]
+    fn display_drivers_go_only_without_their_firmware() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let firmware = dir.path();
+        let amdgpu = "kernel/drivers/gpu/drm/amd/amdgpu";
+        let xe = "kernel/drivers/gpu/drm/xe";
+        // (firmware folders present, amdgpu left out?, xe left out?)
+        let cases: [(&[&str], bool, bool); 3] = [
+            (&[], true, true),
+            (&["amdgpu"], false, true),
+            (&["amdgpu", "xe", "iwlwifi"], false, false),
+        ];
+        for (present, amdgpu_out, xe_out) in cases {
+            for folder in present {
+                std::fs::create_dir_all(firmware.join(folder)).expect("mkdir");
+            }
+            let classes = classes_for(firmware);
+            let out = |folder: &str| classes.iter().any(|c| c.folder == folder);
+            assert_eq!(out(amdgpu), amdgpu_out, "{present:?}");
+            assert_eq!(out(xe), xe_out, "{present:?}");
+            assert_eq!(
+                classes.len(),
+                UNUSED_HARDWARE.len() + usize::from(amdgpu_out) + usize::from(xe_out)
+            );
+        }
+    }
+
+    #[test]
     fn every_class_is_under_kernel_and_named_once() {
         let mut seen = BTreeSet::new();
-        for class in UNUSED_HARDWARE {
+        let displays = FIRMWARE_BOUND_DISPLAYS.iter().map(|d| &d.driver);
+        for class in UNUSED_HARDWARE.iter().chain(displays) {
             assert!(class.folder.starts_with("kernel/"), "{class:?}");
             assert!(!class.why.is_empty(), "{class:?}");
             assert!(seen.insert(class.folder), "{class:?} twice");

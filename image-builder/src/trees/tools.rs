@@ -20,6 +20,8 @@ pub const TOOLS_PACKAGES: &[&str] = &[
     "sbsigntool",
     "dosfstools",
     "mtools",
+    // The kiosk's part of the initrd, packed (`boot/uki.rs`).
+    "xz-utils",
     // Debian's Microsoft-signed shim, MokManager and Debian-signed GRUB
     // (`[signing] shim`).
     "shim-signed",

@@ -6,6 +6,7 @@
 //! - [`screen`]: what the display shows, from QMP screendumps.
 //! - [`root_listing`]: what a built image's root holds, read from the image's bytes.
 //! - [`tamper`]: copies of a built image changed the way an attacker would change them.
+//! - [`timeline`]: where a boot spent its time, from the console's kernel stamps.
 
 pub mod disks;
 pub mod qemu;
@@ -13,3 +14,4 @@ pub mod root_listing;
 pub mod screen;
 pub mod serial;
 pub mod tamper;
+pub mod timeline;
