@@ -103,8 +103,8 @@ pub fn ensure_release_binaries() -> Result<PathBuf> {
 
 /// How the tests' images are packed (`--compression`): the squashfs stage of the
 /// browser image took 2.9 s at zstd 3 against 69.7 s at zstd 15, for a root 11 %
-/// larger, and the guest reads both alike. The shipped default is built by
-/// `tests/reproducible.rs` and the benchmarks.
+/// larger, and the guest reads both alike. The shipped default (xz) is built
+/// and booted by the benchmarks (`bench`, `bench-boot`).
 pub const TEST_COMPRESSION: &str = "zstd:3";
 
 /// How many of the builder's last log lines a failed build shows.

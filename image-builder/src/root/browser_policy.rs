@@ -74,6 +74,9 @@ fn locked_down() -> Map<String, Value> {
         // sign-in page's browser showed "You are using an unsupported
         // command-line flag" above the network's page.
         "CommandLineFlagSecurityWarningsEnabled": false,
+        // No game on the "no internet" page: the demo image, which has no
+        // network, showed "Press space to play" (bench-boot's screendump).
+        "AllowDinosaurEasterEgg": false,
     });
     match policy {
         Value::Object(map) => map,
@@ -223,6 +226,7 @@ mod tests {
             ("IncognitoModeAvailability", json!(1)),
             ("DefaultPopupsSetting", json!(2)),
             ("AllowFileSelectionDialogs", json!(false)),
+            ("AllowDinosaurEasterEgg", json!(false)),
             (
                 "WebRtcIPHandling",
                 json!("default_public_and_private_interfaces"),

@@ -20,7 +20,7 @@ pub const BASE_PACKAGES: &[&str] = &[
     "dmsetup",
     "dracut",
     // dracut packs the initrd with it; it goes with dracut (see `base_recipe`).
-    "xz-utils",
+    "zstd",
     // USB device policy (see usb_policy.rs).
     "usbguard",
     // The network: egress policy, tunnel (see egress_policy.rs, tunnel_config.rs).
@@ -97,7 +97,7 @@ pub fn base_recipe(suite: &str, sources: &[String], extra_packages: &[String]) -
     let dracut = format!(
         "kver=$(ls \"$1\"/usr/lib/modules); chroot \"$1\" dracut --no-hostonly \
          --no-hostonly-cmdline --force --kver \"$kver\" --add systemd-veritysetup \
-         --compress xz \
+         --compress zstd \
          --omit '{}' --drivers '{}' --install '{}' /boot/stick-initrd.img",
         INITRD_OMIT.join(" "),
         INITRD_DRIVERS.join(" "),
@@ -112,9 +112,9 @@ pub fn base_recipe(suite: &str, sources: &[String], extra_packages: &[String]) -
             fail_closed::install_hook(),
             dracut,
             "chroot \"$1\" apt-get purge -y --autoremove dracut dracut-core".to_string(),
-            // xz-utils goes with dracut unless a package of the image depends on
-            // it (dpkg refuses then; tar only suggests it).
-            "chroot \"$1\" dpkg --purge xz-utils || echo 'xz-utils stays: a package depends on it'"
+            // zstd goes with dracut unless a package of the image depends on it
+            // (dpkg refuses then).
+            "chroot \"$1\" dpkg --purge zstd || echo 'zstd stays: a package depends on it'"
                 .to_string(),
             // Debian's own initrd is not used: the UKI carries ours.
             "rm -f \"$1\"/boot/initrd.img-* \"$1\"/initrd.img* \"$1\"/vmlinuz*".to_string(),
@@ -192,10 +192,10 @@ mod tests {
         assert!(recipe.customize_hooks[1].contains("--drivers 'squashfs overlay dm_mod dm_verity"));
         assert!(recipe.customize_hooks[1]
             .contains("--install '/usr/lib/secure-stick/fail-closed /usr/lib/systemd/system/stick-fail-closed@.service"));
-        assert!(recipe.customize_hooks[1].contains("--compress xz"));
+        assert!(recipe.customize_hooks[1].contains("--compress zstd"));
         assert!(recipe.customize_hooks[1].contains(" hwdb'"), "hwdb omitted");
         assert!(recipe.customize_hooks[2].contains("purge -y --autoremove dracut"));
-        assert!(recipe.customize_hooks[3].contains("dpkg --purge xz-utils"));
+        assert!(recipe.customize_hooks[3].contains("dpkg --purge zstd"));
     }
 
     #[test]

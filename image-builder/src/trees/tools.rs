@@ -21,7 +21,7 @@ pub const TOOLS_PACKAGES: &[&str] = &[
     "dosfstools",
     "mtools",
     // The kiosk's part of the initrd, packed (`boot/uki.rs`).
-    "xz-utils",
+    "zstd",
     // Debian's Microsoft-signed shim, MokManager and Debian-signed GRUB
     // (`[signing] shim`).
     "shim-signed",

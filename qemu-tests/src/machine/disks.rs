@@ -76,7 +76,7 @@ pub fn make_hostile_disks(dir: &Path, nvme_esp: Option<&[u8]>) -> Result<Vec<Hos
             fill(&nvme, 1, |part| ext4(part, &canary_dir))?;
         }
         Some(bootloader) => {
-            // The ESP holds the demo's UKI (34 MB with the browser stack's initrd).
+            // The ESP holds the demo's UKI (about 27 MB with the browser stack's initrd).
             partitioned_disk(
                 &nvme,
                 80,

@@ -10,7 +10,7 @@ use crate::machine::serial::parse_event;
 pub struct BootMilestones {
     /// The first line a program printed (after the kernel ran `/init`).
     pub first_userspace: Option<f64>,
-    /// systemd leaves the initrd for the verified root.
+    /// systemd starts again in the verified root (it left the initrd).
     pub switch_root: Option<f64>,
     /// The kiosk's status line (boot checks done).
     pub kiosk_status: Option<f64>,
@@ -22,9 +22,13 @@ pub struct BootMilestones {
     pub page_shown: Option<f64>,
 }
 
-/// The kernel's stamp of a console line, `[   12.345678] ...`.
+/// The kernel's stamp of a console line, `[   12.345678] ...` (a terminal's
+/// leftover such as `104` may come before it).
 pub fn kernel_seconds(line: &str) -> Option<f64> {
-    let rest = line.trim_start().strip_prefix('[')?;
+    let (junk, rest) = line.split_once('[')?;
+    if !junk.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
     let (stamp, _) = rest.split_once(']')?;
     stamp.trim().parse().ok()
 }
@@ -69,7 +73,14 @@ impl BootMilestones {
                     .find(|(_, l)| from_a_program(l))
                     .map(|(s, _)| *s)
             }),
-            switch_root: first(&|l| l.contains("systemd[1]: Switching root.")),
+            // systemd names itself once in the initrd and once in the root.
+            switch_root: stamped
+                .iter()
+                .filter(|(_, l)| {
+                    l.contains("systemd[1]: systemd ") && l.contains(" running in system mode")
+                })
+                .nth(1)
+                .map(|(s, _)| *s),
             kiosk_status: first(&|l| parse_event(l, "status").is_some()),
             session_starting: first(&|l| is_session(l, "starting")),
             browser_started: first(&|l| is_session(l, "browser-started")),
@@ -103,6 +114,12 @@ mod tests {
                 false,
             ),
             ("[    3.2] [drm] Initialized simpledrm", Some(3.2), false),
+            (
+                "104[   18.4] systemd[1]: systemd 257 running",
+                Some(18.4),
+                true,
+            ),
+            ("x[ 1.0] not a stamp", None, false),
             ("[  OK  ] Started kiosk.service", None, false),
             ("BdsDxe: loading Boot0001", None, false),
         ];
@@ -120,7 +137,9 @@ mod tests {
 [    8.166989] Run /init as init process
 [    8.200000] random: crng init done
 [    8.429843] systemd[1]: System time advanced to built-in epoch
-[   30.500000] systemd[1]: Switching root.
+104[    8.500000] systemd[1]: systemd 257.13 running in system mode (+PAM)
+[   30.400000] systemd[1]: Switching root.
+104[   30.500000] systemd[1]: systemd 257.13 running in system mode (+PAM)
 [  109.591633] kiosk[441]: @kiosk@ {"event":"status","ok":true}
 [  110.225416] kiosk[441]: @kiosk@ {"event":"session","state":"starting"}
 [  117.243152] kiosk[441]: @kiosk@ {"event":"session","state":"browser-started","pid":645,"run":1}
