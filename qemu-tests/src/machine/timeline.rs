@@ -22,11 +22,14 @@ pub struct BootMilestones {
     pub page_shown: Option<f64>,
 }
 
-/// The kernel's stamp of a console line, `[   12.345678] ...` (a terminal's
-/// leftover such as `104` may come before it).
+/// The kernel's stamp of a console line, `[   12.345678] ...` (the rest of a
+/// terminal sequence, such as `104` and a bell, may come before it).
 pub fn kernel_seconds(line: &str) -> Option<f64> {
     let (junk, rest) = line.split_once('[')?;
-    if !junk.bytes().all(|b| b.is_ascii_digit()) {
+    if !junk
+        .bytes()
+        .all(|b| b.is_ascii_digit() || b.is_ascii_control())
+    {
         return None;
     }
     let (stamp, _) = rest.split_once(']')?;
@@ -119,6 +122,7 @@ mod tests {
                 Some(18.4),
                 true,
             ),
+            ("104\u{7}[   18.4] systemd[1]: systemd", Some(18.4), true),
             ("x[ 1.0] not a stamp", None, false),
             ("[  OK  ] Started kiosk.service", None, false),
             ("BdsDxe: loading Boot0001", None, false),
@@ -137,7 +141,7 @@ mod tests {
 [    8.166989] Run /init as init process
 [    8.200000] random: crng init done
 [    8.429843] systemd[1]: System time advanced to built-in epoch
-104[    8.500000] systemd[1]: systemd 257.13 running in system mode (+PAM)
+104<BEL>[    8.500000] systemd[1]: systemd 257.13 running in system mode (+PAM)
 [   30.400000] systemd[1]: Switching root.
 104[   30.500000] systemd[1]: systemd 257.13 running in system mode (+PAM)
 [  109.591633] kiosk[441]: @kiosk@ {"event":"status","ok":true}
@@ -146,8 +150,10 @@ mod tests {
 [  150.000000] kiosk[441]: @kiosk@ {"event":"session","state":"page","url":"https://x/"}
 [  160.000000] kiosk[441]: @kiosk@ {"event":"session","state":"page","url":"https://x/"}
 "#;
+        // A terminal sequence's rest before a stamp, bell included.
+        let console = console.replace("<BEL>", "\u{7}");
         assert_eq!(
-            BootMilestones::from_console(console),
+            BootMilestones::from_console(&console),
             BootMilestones {
                 first_userspace: Some(8.429843),
                 switch_root: Some(30.5),
