@@ -15,8 +15,8 @@ use crate::runner::CommandRunExt;
 use crate::trees::tools::{in_work, ToolsTree};
 
 /// How the root filesystem is packed. The choice is measured in
-/// docs/benchmarks.md ("Root compression"): size against build time, boot time
-/// and the browser's cold start.
+/// docs/benchmarks.md ("Root compression", and "Compression: what it costs at
+/// boot"): size against build time, boot time and reading the browser.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum RootCompression {
     /// xz with the x86 branch filter in 1 MiB blocks: the smallest root.

@@ -1,6 +1,8 @@
 //! Kernel modules for hardware classes the stick never drives, left out for
-//! size (issue 19): data-centre fabrics and storage adapters, TV tuners,
-//! industrial and sensor buses, virtualisation hosts, radios other than Wi-Fi.
+//! size (issue 19): data-centre fabrics, storage and network adapters, TV
+//! tuners, industrial and sensor buses, virtualisation hosts, radios other than
+//! Wi-Fi; and display drivers that cannot start without firmware the image
+//! does not carry (they would leave the screen black).
 //! What the stick uses stays: storage it must see to lock (USB, SATA, NVMe, SD),
 //! USB, input, sound, cameras (UVC), wired and Wi-Fi network, graphics.
 //!
