@@ -387,21 +387,26 @@ fn demo_image_boots_to_verified_kiosk_status() {
         "{trust:?}"
     );
     assert_eq!((trust.db_entries, trust.other_moks), (1, 0), "{trust:?}");
-    assert_eq!(
-        console.matches(KIOSK_MARKER).count(),
-        console
-            .lines()
-            .filter(|l| parse_status(l).is_some()
-                || parse_storage(l).is_some()
-                || parse_usb(l).is_some()
-                || parse_egress(l).is_some()
-                || parse_net(l).is_some()
-                || KIOSK_EVENTS
-                    .iter()
-                    .any(|kind| parse_event(l, kind).is_some()))
-            .count(),
+    let well_formed = |l: &str| {
+        parse_status(l).is_some()
+            || parse_storage(l).is_some()
+            || parse_usb(l).is_some()
+            || parse_egress(l).is_some()
+            || parse_net(l).is_some()
+            || KIOSK_EVENTS
+                .iter()
+                .any(|kind| parse_event(l, kind).is_some())
+    };
+    let malformed: Vec<&str> = console
+        .lines()
+        .filter(|l| l.contains(KIOSK_MARKER) && !well_formed(l))
+        .collect();
+    assert!(
+        malformed.is_empty()
+            && console.matches(KIOSK_MARKER).count()
+                == console.lines().filter(|l| well_formed(l)).count(),
         "every kiosk line is a well-formed status, storage, usb, egress, net line or one \
-         of {KIOSK_EVENTS:?}\n{}",
+         of {KIOSK_EVENTS:?}, alone on its line; these are not: {malformed:#?}\n{}",
         context()
     );
     if let Some((pattern, at)) = find_forbidden(&console) {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use crate::machine::serial::clean_console;
+use crate::machine::serial::{clean_console, finished_lines};
 
 /// How QEMU executes the guest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -452,17 +452,22 @@ impl Machine {
         self.started.elapsed()
     }
 
-    /// The serial console so far, cleaned of escapes and carriage returns.
     /// The serial console as written, escape sequences included (the firmware's
     /// text screens place their text with them).
     pub fn raw_console(&self) -> Vec<u8> {
         std::fs::read(&self.serial_log).unwrap_or_default()
     }
 
+    /// The serial console's finished lines so far, cleaned of escapes and
+    /// carriage returns; a line still being written waits for the next read.
     pub fn console(&self) -> String {
-        clean_console(&String::from_utf8_lossy(
-            &std::fs::read(&self.serial_log).unwrap_or_default(),
-        ))
+        finished_lines(&self.whole_console()).to_string()
+    }
+
+    /// The whole serial console, an unfinished last line included (for
+    /// diagnostics, and once QEMU has exited).
+    fn whole_console(&self) -> String {
+        clean_console(&String::from_utf8_lossy(&self.raw_console()))
     }
 
     /// Waits for the first console line that `matches` accepts.
@@ -471,17 +476,11 @@ impl Machine {
         timeout: Duration,
         matches: impl Fn(&str) -> bool,
     ) -> Result<String> {
-        let find = |machine: &Machine| {
-            machine
-                .console()
-                .lines()
-                .find(|l| matches(l))
-                .map(str::to_string)
-        };
+        let find = |console: String| console.lines().find(|l| matches(l)).map(str::to_string);
         // A guest that powers off or crashes ends QEMU (`-no-reboot`): stop waiting
         // then instead of sitting out a boot timeout of many minutes.
         let outcome = wait_until(timeout, Duration::from_millis(500), || {
-            if let Some(line) = find(self) {
+            if let Some(line) = find(self.console()) {
                 return Some(Ok(line));
             }
             // A panicked guest says nothing more; waiting out the timeout helps no one.
@@ -497,7 +496,7 @@ impl Machine {
         let state = match outcome {
             Some(Ok(line)) => return Ok(line),
             // The log is complete once QEMU has exited; the line may have come last.
-            Some(Err(state)) => match find(self) {
+            Some(Err(state)) => match find(self.whole_console()) {
                 Some(line) => return Ok(line),
                 None => state,
             },
@@ -514,7 +513,7 @@ impl Machine {
     /// the whole console as it was then is kept as the artifact
     /// `NAME.diagnostics.console.log` (a wait allowed to fail makes one too).
     pub fn diagnostics(&self) -> String {
-        let console = self.console();
+        let console = self.whole_console();
         let kept = self
             .keep_console(&format!("{}.diagnostics", self.name))
             .map(|path| path.display().to_string())
@@ -560,7 +559,7 @@ impl Machine {
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create {}", dir.display()))?;
         let path = dir.join(format!("{name}.console.log"));
-        std::fs::write(&path, self.console())
+        std::fs::write(&path, self.whole_console())
             .with_context(|| format!("cannot write {}", path.display()))?;
         Ok(path)
     }
