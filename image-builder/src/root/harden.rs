@@ -14,6 +14,7 @@ use std::process::Command;
 
 use anyhow::{Context, Result};
 
+use crate::root::module_file::PACKED_SUFFIXES;
 use crate::runner::CommandRunExt;
 
 /// Filesystem module folders under `kernel/fs` that the image needs: the ESP
@@ -29,9 +30,9 @@ pub const KEPT_FILESYSTEMS: &[&str] = &[
 ];
 
 /// Other modules and module folders removed by path (relative to the kernel's
-/// module folder).
+/// module folder); one module by its `.ko`, packed or not (`module_file.rs`).
 pub const REMOVED_MODULES: &[&str] = &[
-    "kernel/drivers/firmware/efi/efi-pstore.ko.xz",
+    "kernel/drivers/firmware/efi/efi-pstore.ko",
     // DMA from a plugged-in device: PCIe tunnelled over Thunderbolt/USB4, FireWire.
     "kernel/drivers/thunderbolt",
     "kernel/drivers/net/thunderbolt",
@@ -114,7 +115,11 @@ pub fn prune_modules(root: &Path, kernel_version: &str) -> Result<ModulePruning>
         .removed_filesystems
         .iter()
         .map(|e| fs_dir.join(e))
-        .chain(REMOVED_MODULES.iter().map(|m| modules.join(m)));
+        .chain(
+            REMOVED_MODULES
+                .iter()
+                .flat_map(|m| removal_paths(&modules, m)),
+        );
     for path in doomed {
         remove(&path)?;
     }
@@ -135,6 +140,19 @@ pub fn prune_modules(root: &Path, kernel_version: &str) -> Result<ModulePruning>
     Ok(pruning)
 }
 
+/// The paths that `entry` of [`REMOVED_MODULES`] stands for: a folder, or a
+/// module's file in each form it may take.
+fn removal_paths(modules: &Path, entry: &str) -> Vec<PathBuf> {
+    if entry.ends_with(".ko") {
+        PACKED_SUFFIXES
+            .iter()
+            .map(|suffix| modules.join(format!("{entry}{suffix}")))
+            .collect()
+    } else {
+        vec![modules.join(entry)]
+    }
+}
+
 fn remove(path: &PathBuf) -> Result<()> {
     let result = if path.is_dir() {
         std::fs::remove_dir_all(path)
@@ -151,6 +169,34 @@ fn remove(path: &PathBuf) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_module_goes_in_any_form_and_a_folder_as_named() {
+        let modules = Path::new("/m");
+        let cases: [(&str, &[&str]); 2] = [
+            (
+                "kernel/drivers/firmware/efi/efi-pstore.ko",
+                &[
+                    "/m/kernel/drivers/firmware/efi/efi-pstore.ko",
+                    "/m/kernel/drivers/firmware/efi/efi-pstore.ko.xz",
+                    "/m/kernel/drivers/firmware/efi/efi-pstore.ko.zst",
+                    "/m/kernel/drivers/firmware/efi/efi-pstore.ko.gz",
+                ],
+            ),
+            ("kernel/net/sctp", &["/m/kernel/net/sctp"]),
+        ];
+        for (entry, want) in cases {
+            let want: Vec<PathBuf> = want.iter().map(PathBuf::from).collect();
+            assert_eq!(removal_paths(modules, entry), want, "{entry}");
+        }
+    }
+
+    #[test]
+    fn every_removed_module_is_named_by_its_ko_or_is_a_folder() {
+        for entry in REMOVED_MODULES {
+            assert!(!entry.contains(".ko."), "{entry}: name the .ko");
+        }
+    }
 
     #[test]
     fn foreign_filesystems_go_and_the_stick_s_own_stay() {

@@ -11,6 +11,7 @@
 //! - `fail_closed`: failing closed at every stage of boot;
 //! - `harden`: kernel modules the image must not carry;
 //! - `module_classes`: kernel modules for hardware classes the stick never drives;
+//! - `module_file`: a module's file, packed (`.ko.xz`) or not;
 //! - `firmware`: only the firmware the image's drivers can load;
 //! - `diet`: files the stick never reads (documentation, other languages, developer leftovers, Mesa's GPU drivers);
 //! - `charon_plugins`: charon's plugins for a user factor, and no others of their packages;
@@ -25,6 +26,7 @@ pub mod fail_closed;
 pub mod firmware;
 pub mod harden;
 pub mod module_classes;
+pub mod module_file;
 pub mod network;
 pub mod privileges;
 pub mod session;

@@ -183,7 +183,7 @@ pub const UNUSED_HARDWARE: &[HardwareClass] = &[
         why: "Hyper-V guests",
     },
     HardwareClass {
-        folder: "kernel/drivers/gpu/drm/i915/kvmgt.ko.xz",
+        folder: "kernel/drivers/gpu/drm/i915/kvmgt.ko",
         why: "Intel graphics shared with virtual machines",
     },
     HardwareClass {
@@ -191,7 +191,7 @@ pub const UNUSED_HARDWARE: &[HardwareClass] = &[
         why: "Xen guests' display",
     },
     HardwareClass {
-        folder: "kernel/drivers/pci/controller/pci-hyperv.ko.xz",
+        folder: "kernel/drivers/pci/controller/pci-hyperv.ko",
         why: "Hyper-V guests' PCI",
     },
     HardwareClass {
@@ -199,7 +199,7 @@ pub const UNUSED_HARDWARE: &[HardwareClass] = &[
         why: "virtio devices in hardware (servers)",
     },
     HardwareClass {
-        folder: "kernel/drivers/nvme/host/nvme-rdma.ko.xz",
+        folder: "kernel/drivers/nvme/host/nvme-rdma.ko",
         why: "NVMe over RDMA fabrics (servers)",
     },
     HardwareClass {
@@ -211,7 +211,7 @@ pub const UNUSED_HARDWARE: &[HardwareClass] = &[
         why: "satellite TV cards",
     },
     HardwareClass {
-        folder: "kernel/net/netfilter/xt_ipvs.ko.xz",
+        folder: "kernel/net/netfilter/xt_ipvs.ko",
         why: "server load balancing",
     },
     HardwareClass {
@@ -384,9 +384,12 @@ fn in_class(module: &str, class: &HardwareClass) -> bool {
             .strip_prefix(folder)
             .and_then(|rest| rest.strip_prefix('/'))
             .is_some_and(|rest| rest.contains('/')),
-        None => module
-            .strip_prefix(class.folder)
-            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/')),
+        None => {
+            crate::root::module_file::is_module_file(module, class.folder)
+                || module
+                    .strip_prefix(class.folder)
+                    .is_some_and(|rest| rest.starts_with('/'))
+        }
     }
 }
 
@@ -483,7 +486,11 @@ mod tests {
             why: "",
         },
         HardwareClass {
-            folder: "kernel/drivers/gpu/kvmgt.ko.xz",
+            folder: "kernel/drivers/gpu/kvmgt.ko",
+            why: "",
+        },
+        HardwareClass {
+            folder: "kernel/drivers/gpu/packed.ko",
             why: "",
         },
     ];
@@ -491,33 +498,38 @@ mod tests {
     #[test]
     fn classes_go_unless_a_kept_module_needs_them() {
         let dep = "\
-kernel/drivers/iio/light/als.ko.xz: kernel/drivers/iio/industrialio.ko.xz
-kernel/drivers/iio/industrialio.ko.xz:
-kernel/drivers/iiox/other.ko.xz:
-kernel/drivers/scsi/scsi_mod.ko.xz:
-kernel/drivers/scsi/sd_mod.ko.xz: kernel/drivers/scsi/scsi_mod.ko.xz
-kernel/drivers/scsi/qla2xxx/qla2xxx.ko.xz: kernel/drivers/scsi/scsi_mod.ko.xz
-kernel/drivers/scsi/libsas/libsas.ko.xz: kernel/drivers/scsi/scsi_mod.ko.xz
-kernel/drivers/scsi/isci.ko.xz: kernel/drivers/scsi/libsas/libsas.ko.xz kernel/drivers/scsi/scsi_mod.ko.xz
-kernel/drivers/hid/hid-sensor-hub.ko.xz: kernel/drivers/iio/industrialio.ko.xz
-kernel/drivers/gpu/kvmgt.ko.xz: kernel/drivers/iio/light/als.ko.xz
+kernel/drivers/iio/light/als.ko: kernel/drivers/iio/industrialio.ko
+kernel/drivers/iio/industrialio.ko:
+kernel/drivers/iiox/other.ko:
+kernel/drivers/scsi/scsi_mod.ko:
+kernel/drivers/scsi/sd_mod.ko: kernel/drivers/scsi/scsi_mod.ko
+kernel/drivers/scsi/qla2xxx/qla2xxx.ko: kernel/drivers/scsi/scsi_mod.ko
+kernel/drivers/scsi/libsas/libsas.ko: kernel/drivers/scsi/scsi_mod.ko
+kernel/drivers/scsi/isci.ko: kernel/drivers/scsi/libsas/libsas.ko kernel/drivers/scsi/scsi_mod.ko
+kernel/drivers/hid/hid-sensor-hub.ko: kernel/drivers/iio/industrialio.ko
+kernel/drivers/gpu/kvmgt.ko: kernel/drivers/iio/light/als.ko
+kernel/drivers/gpu/packed.ko.xz:
+kernel/drivers/gpu/packed.kox:
 ";
         let plan = plan(dep, CLASSES);
         // (module, removed?)
         let cases = [
-            ("kernel/drivers/iio/light/als.ko.xz", true),
+            ("kernel/drivers/iio/light/als.ko", true),
             // needed by hid-sensor-hub, which is kept
-            ("kernel/drivers/iio/industrialio.ko.xz", false),
+            ("kernel/drivers/iio/industrialio.ko", false),
             // another folder that only starts with the same letters
-            ("kernel/drivers/iiox/other.ko.xz", false),
+            ("kernel/drivers/iiox/other.ko", false),
             // scsi/ takes subfolders only
-            ("kernel/drivers/scsi/scsi_mod.ko.xz", false),
-            ("kernel/drivers/scsi/sd_mod.ko.xz", false),
-            ("kernel/drivers/scsi/qla2xxx/qla2xxx.ko.xz", true),
-            ("kernel/drivers/scsi/libsas/libsas.ko.xz", false),
-            ("kernel/drivers/scsi/isci.ko.xz", false),
+            ("kernel/drivers/scsi/scsi_mod.ko", false),
+            ("kernel/drivers/scsi/sd_mod.ko", false),
+            ("kernel/drivers/scsi/qla2xxx/qla2xxx.ko", true),
+            ("kernel/drivers/scsi/libsas/libsas.ko", false),
+            ("kernel/drivers/scsi/isci.ko", false),
             // one file as a class; what it alone needs goes with it
-            ("kernel/drivers/gpu/kvmgt.ko.xz", true),
+            ("kernel/drivers/gpu/kvmgt.ko", true),
+            // a class names the .ko; the file may still be packed
+            ("kernel/drivers/gpu/packed.ko.xz", true),
+            ("kernel/drivers/gpu/packed.kox", false),
         ];
         for (module, removed) in cases {
             assert_eq!(
@@ -530,12 +542,12 @@ kernel/drivers/gpu/kvmgt.ko.xz: kernel/drivers/iio/light/als.ko.xz
             plan.needed,
             [
                 (
-                    "kernel/drivers/iio/industrialio.ko.xz".to_string(),
-                    "kernel/drivers/hid/hid-sensor-hub.ko.xz".to_string()
+                    "kernel/drivers/iio/industrialio.ko".to_string(),
+                    "kernel/drivers/hid/hid-sensor-hub.ko".to_string()
                 ),
                 (
-                    "kernel/drivers/scsi/libsas/libsas.ko.xz".to_string(),
-                    "kernel/drivers/scsi/isci.ko.xz".to_string()
+                    "kernel/drivers/scsi/libsas/libsas.ko".to_string(),
+                    "kernel/drivers/scsi/isci.ko".to_string()
                 ),
             ]
         );
@@ -574,6 +586,11 @@ kernel/drivers/gpu/kvmgt.ko.xz: kernel/drivers/iio/light/als.ko.xz
         let displays = FIRMWARE_BOUND_DISPLAYS.iter().map(|d| &d.driver);
         for class in UNUSED_HARDWARE.iter().chain(displays) {
             assert!(class.folder.starts_with("kernel/"), "{class:?}");
+            // One module is named by its .ko, which holds packed or not.
+            assert!(
+                !class.folder.contains(".ko.") && !class.folder.ends_with(".xz"),
+                "{class:?}"
+            );
             assert!(!class.why.is_empty(), "{class:?}");
             assert!(seen.insert(class.folder), "{class:?} twice");
         }

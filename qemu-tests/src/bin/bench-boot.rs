@@ -8,8 +8,16 @@
 //! kernel, to the first line a program printed, to the switch to the verified
 //! root, to the kiosk's status line, to the session's start, the browser's start
 //! and the first page it presented (`null` where the image never got there within
-//! `--page-timeout`, 300 s by default). A screendump of each is kept as
-//! `target/qemu-tests/artifacts/bench-boot-LABEL.png`.
+//! `--page-timeout`, 300 s by default; an image whose session does not start
+//! within a minute of its status line is not waited for). After each image but
+//! the first, one more line gives its times to the first userspace line, the
+//! status line and the page over the first image's. A screendump of each is kept
+//! as `target/qemu-tests/artifacts/bench-boot-LABEL.png`.
+//!
+//! Side by side with the stick without its browser
+//! (`qemu-tests/configs/no-browser.toml`), what the browser costs at boot:
+//! `bench-boot -- no-browser=out/no-browser-0.1.0.raw demo=out/demo-0.1.0.raw`
+//! (the baseline first: the ratios are the demo's times over it).
 //!
 //! Figures, never assertions: the machine is shared and noisy.
 
@@ -24,6 +32,10 @@ use serde_json::json;
 
 /// From power-on to the kiosk's status line: a slow TCG boot takes about 2 min.
 const STATUS_TIMEOUT: Duration = Duration::from_secs(600);
+/// From the status line to the session's start (seconds, where there is one).
+const SESSION_TIMEOUT: Duration = Duration::from_secs(60);
+/// The milestones compared between the first image and each other one.
+const COMPARED: &[&str] = &["first_userspace_line", "kiosk_status", "page_shown"];
 
 struct Run {
     label: String,
@@ -73,9 +85,16 @@ fn boot(run: &Run, page_timeout: Duration) -> Result<serde_json::Value> {
     // The kernel's clock starts about when its first line shows (0.5 s polls).
     let kernel_at = vm.elapsed().as_secs_f64();
     vm.wait_for_line(STATUS_TIMEOUT, |l| parse_event(l, "status").is_some())?;
+    // An image without [conference] starts no session; one with it starts it
+    // right after the status line.
+    let session = vm.wait_for_line(SESSION_TIMEOUT, |l| {
+        parse_event(l, "session").is_some_and(|e| e["state"] == "starting")
+    });
     // The page may never come (the demo reaches no network): wait, then go on.
-    let page = vm.wait_for_line(page_timeout, |l| {
-        parse_event(l, "session").is_some_and(|e| e["state"] == "page")
+    let page = session.and_then(|_| {
+        vm.wait_for_line(page_timeout, |l| {
+            parse_event(l, "session").is_some_and(|e| e["state"] == "page")
+        })
     });
     std::fs::create_dir_all(qemu_tests::artifacts_dir())?;
     let shot = qemu_tests::artifacts_dir().join(format!("bench-boot-{}.png", run.label));
@@ -113,10 +132,32 @@ fn boot(run: &Run, page_timeout: Duration) -> Result<serde_json::Value> {
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (runs, page_timeout) = parse_args(&args)?;
+    let mut first: Option<serde_json::Value> = None;
     for run in &runs {
         eprintln!("bench-boot: {} ({})", run.label, run.image.display());
         let figures = boot(run, page_timeout).with_context(|| run.label.clone())?;
         println!("{figures}");
+        match &first {
+            None => first = Some(figures),
+            Some(first) => println!("{}", ratios(first, &figures)),
+        }
     }
     Ok(())
+}
+
+/// Each compared milestone of `other` over the same milestone of `first`
+/// (`null` where either image never got there).
+fn ratios(first: &serde_json::Value, other: &serde_json::Value) -> serde_json::Value {
+    let at = |figures: &serde_json::Value, milestone: &str| {
+        figures["seconds_from_qemu_start"][milestone].as_f64()
+    };
+    let mut ratio = serde_json::Map::new();
+    for milestone in COMPARED {
+        let value = at(other, milestone)
+            .zip(at(first, milestone))
+            .filter(|(_, base)| *base > 0.0)
+            .map(|(seconds, base)| (seconds / base * 100.0).round() / 100.0);
+        ratio.insert(milestone.to_string(), json!(value));
+    }
+    json!({"ratio": other["label"], "over": first["label"], "seconds": ratio})
 }

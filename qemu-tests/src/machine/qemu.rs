@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use crate::machine::serial::{clean_console, finished_lines};
+use crate::machine::serial::{clean_console, finished_lines, rejoin_split_lines};
 
 /// How QEMU executes the guest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -465,9 +465,12 @@ impl Machine {
     }
 
     /// The whole serial console, an unfinished last line included (for
-    /// diagnostics, and once QEMU has exited).
+    /// diagnostics, and once QEMU has exited), kiosk lines that a kernel
+    /// message split joined again.
     fn whole_console(&self) -> String {
-        clean_console(&String::from_utf8_lossy(&self.raw_console()))
+        rejoin_split_lines(&clean_console(&String::from_utf8_lossy(
+            &self.raw_console(),
+        )))
     }
 
     /// Waits for the first console line that `matches` accepts.

@@ -55,6 +55,55 @@ pub fn finished_lines(console: &str) -> &str {
     console.rfind('\n').map_or("", |end| &console[..=end])
 }
 
+/// Where a kernel stamp (`[  140.448937] `) starts in `line` after its first
+/// character, if one does.
+fn stamp_inside(line: &str) -> Option<usize> {
+    line.match_indices('[').map(|(at, _)| at).find(|&at| {
+        at > 0
+            && line[at + 1..].split_once("] ").is_some_and(|(stamp, _)| {
+                let (whole, fraction) = stamp.trim_start().split_once('.').unwrap_or(("", ""));
+                !whole.is_empty()
+                    && whole.bytes().all(|b| b.is_ascii_digit())
+                    && fraction.len() == 6
+                    && fraction.bytes().all(|b| b.is_ascii_digit())
+            })
+    })
+}
+
+/// Puts kiosk lines back together that a kernel message split. journald writes
+/// a line to the console and its newline apart; the kernel prints its own
+/// messages straight to the serial port, and one may land in between, even
+/// inside the line (seen: `..."dropped_packets":0}[  140.448937] scsi host2:
+/// ahci`, then the kiosk line's newline alone). The kernel's message becomes a
+/// line of its own, and the kiosk line is joined with the next line that is not
+/// another kernel message: its rest.
+pub fn rejoin_split_lines(console: &str) -> String {
+    let mut out = String::with_capacity(console.len());
+    let mut pending: Option<&str> = None;
+    for line in console.split_inclusive('\n') {
+        if let Some(head) = pending {
+            let kernel_message = stamp_inside(&format!(" {line}")) == Some(1);
+            if !kernel_message {
+                out.push_str(head);
+                pending = None;
+            }
+            out.push_str(line);
+            continue;
+        }
+        match stamp_inside(line) {
+            Some(at) if line[..at].contains(KIOSK_MARKER) => {
+                out.push_str(&line[at..]);
+                pending = Some(&line[..at]);
+            }
+            _ => out.push_str(line),
+        }
+    }
+    if let Some(head) = pending {
+        out.push_str(head);
+    }
+    out
+}
+
 /// Removes ANSI escape sequences and carriage returns.
 pub fn clean_console(raw: &str) -> String {
     let mut out = String::with_capacity(raw.len());
@@ -275,6 +324,53 @@ mod tests {
         assert_eq!(runs, 3);
         assert!((ms - 55.4).abs() < 1e-9, "{ms}");
         assert_eq!(storage_lock_times(""), (0, 0.0));
+    }
+
+    #[test]
+    fn kiosk_lines_split_by_a_kernel_message_are_joined() {
+        let egress = r#"@kiosk@ {"event":"egress","rules":7}"#;
+        let cases = [
+            (
+                "the kernel's message before the kiosk line's newline",
+                format!("[  140.48] kiosk[440]: {egress}[  140.448937] scsi host2: ahci\n\n[  140.5] next\n"),
+                format!("[  140.448937] scsi host2: ahci\n[  140.48] kiosk[440]: {egress}\n[  140.5] next\n"),
+            ),
+            (
+                "two kernel messages inside the JSON",
+                "[ 1.0] k[1]: @kiosk@ {\"event\":\"eg[    2.000001] a\n[    2.000002] b\nress\"}\n".to_string(),
+                "[    2.000001] a\n[    2.000002] b\n[ 1.0] k[1]: @kiosk@ {\"event\":\"egress\"}\n".to_string(),
+            ),
+            (
+                "a line left as it is",
+                format!("[  140.48] kiosk[440]: {egress}\n"),
+                format!("[  140.48] kiosk[440]: {egress}\n"),
+            ),
+            (
+                "a terminal's leftover before a stamp is not a kiosk line",
+                "104[   11.026519] systemd[1]: systemd 257\nnext\n".to_string(),
+                "104[   11.026519] systemd[1]: systemd 257\nnext\n".to_string(),
+            ),
+            (
+                "a bracket in the JSON is no stamp",
+                "@kiosk@ {\"a\":[1.5] }\n".to_string(),
+                "@kiosk@ {\"a\":[1.5] }\n".to_string(),
+            ),
+            (
+                "the console ends inside the kiosk line",
+                format!("{egress}[    3.000000] k\n"),
+                format!("[    3.000000] k\n{egress}"),
+            ),
+        ];
+        for (name, console, want) in cases {
+            assert_eq!(rejoin_split_lines(&console), want, "{name}");
+        }
+        let split = "[  140.489605] kiosk[440]: @kiosk@ {\"event\":\"egress\",\"enforcing\":true}\
+                     [  140.448937] scsi host2: ahci\n\n";
+        let joined = rejoin_split_lines(split);
+        assert!(
+            joined.lines().any(|l| parse_event(l, "egress").is_some()),
+            "{joined}"
+        );
     }
 
     #[test]
