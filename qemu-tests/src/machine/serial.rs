@@ -58,15 +58,20 @@ pub fn finished_lines(console: &str) -> &str {
 /// Where a kernel stamp (`[  140.448937] `) starts in `line` after its first
 /// character, if one does.
 fn stamp_inside(line: &str) -> Option<usize> {
+    // A stamp is short: look no further than this for its closing bracket.
+    const STAMP_MAX: usize = 24;
     line.match_indices('[').map(|(at, _)| at).find(|&at| {
+        let rest = &line[at + 1..];
+        let Some(end) = rest.bytes().take(STAMP_MAX).position(|b| b == b']') else {
+            return false;
+        };
+        let (whole, fraction) = rest[..end].trim_start().split_once('.').unwrap_or(("", ""));
         at > 0
-            && line[at + 1..].split_once("] ").is_some_and(|(stamp, _)| {
-                let (whole, fraction) = stamp.trim_start().split_once('.').unwrap_or(("", ""));
-                !whole.is_empty()
-                    && whole.bytes().all(|b| b.is_ascii_digit())
-                    && fraction.len() == 6
-                    && fraction.bytes().all(|b| b.is_ascii_digit())
-            })
+            && rest[end + 1..].starts_with(' ')
+            && !whole.is_empty()
+            && whole.bytes().all(|b| b.is_ascii_digit())
+            && fraction.len() == 6
+            && fraction.bytes().all(|b| b.is_ascii_digit())
     })
 }
 
