@@ -479,15 +479,16 @@ impl Machine {
         timeout: Duration,
         matches: impl Fn(&str) -> bool,
     ) -> Result<String> {
-        let find = |console: String| console.lines().find(|l| matches(l)).map(str::to_string);
+        let find = |console: &str| console.lines().find(|l| matches(l)).map(str::to_string);
         // A guest that powers off or crashes ends QEMU (`-no-reboot`): stop waiting
         // then instead of sitting out a boot timeout of many minutes.
         let outcome = wait_until(timeout, Duration::from_millis(500), || {
-            if let Some(line) = find(self.console()) {
+            let console = self.console();
+            if let Some(line) = find(&console) {
                 return Some(Ok(line));
             }
             // A panicked guest says nothing more; waiting out the timeout helps no one.
-            if self.console().contains(KERNEL_PANIC) {
+            if console.contains(KERNEL_PANIC) {
                 return Some(Err("kernel panic in the guest".to_string()));
             }
             match self.child.try_wait() {
@@ -499,7 +500,7 @@ impl Machine {
         let state = match outcome {
             Some(Ok(line)) => return Ok(line),
             // The log is complete once QEMU has exited; the line may have come last.
-            Some(Err(state)) => match find(self.whole_console()) {
+            Some(Err(state)) => match find(&self.whole_console()) {
                 Some(line) => return Ok(line),
                 None => state,
             },
