@@ -2,7 +2,8 @@
 //! tree they were made of): no program that gains rights by being run, no tool
 //! to change accounts, no perl, none of the kernel modules the builder
 //! removes (network protocols the stick never speaks, Thunderbolt, FireWire,
-//! hardware classes the stick never drives), and no Mesa driver or LLVM.
+//! hardware classes the stick never drives, the Wi-Fi stack where nothing joins
+//! Wi-Fi), and no Mesa driver or LLVM.
 //! No boot needed.
 
 use std::collections::BTreeSet;
@@ -40,6 +41,27 @@ const NO_MODULE_UNDER: &[&str] = &[
     "kernel/drivers/media/usb/dvb-usb-v2/",
     "kernel/drivers/net/can/",
 ];
+/// The Wi-Fi stack: in a root with iwd only (`root/module_classes.rs`).
+const WIFI_MODULES_UNDER: &[&str] = &[
+    "kernel/drivers/net/wireless/",
+    "kernel/net/mac80211/",
+    "kernel/net/wireless/",
+];
+const WIFI_DAEMON: &str = "usr/libexec/iwd";
+
+/// Module files under [`WIFI_MODULES_UNDER`] in a root listing.
+fn wifi_modules(entries: &[RootEntry]) -> Vec<&str> {
+    entries
+        .iter()
+        .filter(|e| e.kind == "file")
+        .filter_map(|e| e.path.strip_prefix("usr/lib/modules/"))
+        .filter(|rest| {
+            let in_kernel = rest.split_once('/').map_or("", |(_, p)| p);
+            WIFI_MODULES_UNDER.iter().any(|f| in_kernel.starts_with(f))
+        })
+        .collect()
+}
+
 /// Mesa's GPU drivers and LLVM (the stick draws in software): no file whose
 /// path starts so.
 const NEVER_A_PATH_PREFIX: &[&str] = &[
@@ -102,6 +124,13 @@ fn the_demo_and_conference_roots_hold_no_setuid_program_account_tool_perl_or_rem
         );
         let found = problems(&entries);
         assert!(found.is_empty(), "{config}:\n{}", found.join("\n"));
+        // Neither joins Wi-Fi: no daemon, so no Wi-Fi stack either.
+        assert!(!entries.iter().any(|e| e.path == WIFI_DAEMON), "{config}");
+        let wifi = wifi_modules(&entries);
+        assert!(
+            wifi.is_empty(),
+            "{config}: Wi-Fi modules without Wi-Fi: {wifi:?}"
+        );
         eprintln!(
             "{config}: {} entries, none setuid/setgid, no account tools, no perl",
             entries.len()
@@ -170,6 +199,17 @@ fn the_wifi_root_carries_what_its_wifi_drivers_name_and_no_bluetooth() {
         })
         .collect();
     assert!(bluetooth_modules.is_empty(), "{bluetooth_modules:?}");
+    assert!(entries.iter().any(|e| e.path == WIFI_DAEMON), "no iwd");
+    let wifi = wifi_modules(&entries);
+    for stack in [
+        "/kernel/net/mac80211/mac80211.ko",
+        "/kernel/net/wireless/cfg80211.ko",
+    ] {
+        assert!(
+            wifi.iter().any(|m| m.ends_with(stack)),
+            "{stack} missing: {wifi:?}"
+        );
+    }
     let mut intel_bases = BTreeSet::new();
     for family in FirmwareFamily::ALL {
         let folder = format!("/{}/", family.driver_folder());

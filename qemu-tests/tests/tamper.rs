@@ -285,9 +285,11 @@ fn expect_kiosk_refusal(
 #[test]
 fn byte_flipped_in_a_root_file_read_at_boot() {
     let stick = TamperedStick::copy_of(&demo().image).expect("copy");
-    // The kiosk binary: executed on every boot, its first block holds the ELF header.
+    // The kiosk binary (`/usr/bin/kiosk` links to it): executed on every boot,
+    // its first block holds the ELF header.
+    let kiosk = format!("/{}", image_builder::root::customize::KIOSK_BINARY_PATH);
     let offset = stick
-        .root_file_data_offset("/usr/bin/kiosk")
+        .root_file_data_offset(&kiosk)
         .expect("kiosk's data in the squashfs");
     stick.xor_byte(offset + 100, 0x01).expect("flip");
     expect_integrity_refusal("tamper-root-file", &stick);

@@ -29,6 +29,7 @@ use crate::build::manifest::{boot_files, Described, SignedManifest};
 use crate::build::root_tree::{base_tree, RootTree};
 use crate::build::stage_clock::StageClock;
 use crate::disk::image::DiskImage;
+use crate::disk::layer_cache::LayerCache;
 use crate::disk::squashfs::{RootCompression, RootVerity, Squashfs};
 use crate::trees::base::BaseTree;
 use crate::trees::cache::TreeCache;
@@ -94,6 +95,7 @@ pub fn build(options: &BuildOptions) -> Result<BuildReport> {
             &root.path,
             inputs.fs_time,
             options.compression,
+            &LayerCache::new(&options.cache_dir),
         )
     })?;
     let verity = clock.run("verity", || squashfs.verity(work))?;

@@ -2,6 +2,7 @@
 //! the GPT that holds them.
 //!
 //! - `squashfs`: the root filesystem and its verity tree, as the build makes them;
+//! - `layer_cache`: packed system layers kept between builds;
 //! - `verity`: the dm-verity hash tree, byte-identical to `veritysetup format`;
 //! - `esp`: the EFI System Partition;
 //! - `gpt`: the partition table, planned, written and read by our own code;
@@ -11,6 +12,7 @@
 pub mod esp;
 pub mod gpt;
 pub mod image;
+pub mod layer_cache;
 pub mod partition_slice;
 pub mod squashfs;
 pub mod verity;

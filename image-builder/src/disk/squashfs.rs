@@ -4,13 +4,16 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
 
 use crate::disk::gpt::derive_guid;
+use crate::disk::layer_cache::LayerCache;
 use crate::disk::verity::{VerityParams, VerityTree, VERITY_BLOCK_SIZE};
 use crate::disk::{file_len, round_up, sha256_file};
+use crate::root::tree_digest::tree_digest;
 use crate::runner::CommandRunExt;
 use crate::trees::tools::{in_work, ToolsTree};
 
@@ -72,6 +75,45 @@ impl std::str::FromStr for RootCompression {
     }
 }
 
+/// The root's top-level folder packed apart from the system, after it: the
+/// stick's own software (`/opt/secure-stick`), which changes far more often.
+pub const OWN_SOFTWARE_DIR: &str = "opt";
+
+/// The cache key of a system layer: what it packs and how.
+fn layer_key(tree_digest: &str, tools_root: &Path, args: &[String]) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(b"secure-stick system layer v1\0");
+    hasher.update(tree_digest.as_bytes());
+    hasher.update(b"\0");
+    hasher.update(tools_root.as_os_str().as_encoded_bytes());
+    for arg in args {
+        hasher.update(b"\0");
+        hasher.update(arg.as_bytes());
+    }
+    hex::encode(&hasher.finalize()[..16])
+}
+
+/// mksquashfs from the tools tree packing `sources` into `dest` (appending when
+/// `dest` exists and no `-noappend` follows), on every CPU.
+fn mksquashfs(tools: &ToolsTree, work: &Path, sources: &[&Path], dest: &Path) -> Command {
+    let mut command = tools.command(work, "mksquashfs");
+    for source in sources {
+        command.arg(in_work(work, source));
+    }
+    command
+        .arg(in_work(work, dest))
+        .arg("-processors")
+        .arg(
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+                .to_string(),
+        )
+        // mksquashfs refuses SOURCE_DATE_EPOCH beside explicit times.
+        .env_remove("SOURCE_DATE_EPOCH");
+    command
+}
+
 /// The root partition's contents.
 #[derive(Debug)]
 pub struct Squashfs {
@@ -89,35 +131,57 @@ pub struct RootVerity {
 }
 
 impl Squashfs {
-    /// Packs `root` into `work/root.squashfs` with every time set to `fs_time`.
+    /// Packs `root` into `work/root.squashfs` with every time set to `fs_time`,
+    /// in two steps: the system (everything but [`OWN_SOFTWARE_DIR`]), taken from
+    /// `layers` when this very system was packed before, then the stick's own
+    /// software appended to it. A kiosk change packs a few MB instead of the
+    /// whole root; a cold build packs the same two steps, so both give the
+    /// same bytes.
     pub fn make(
         tools: &ToolsTree,
         work: &Path,
         root: &Path,
         fs_time: u64,
         compression: RootCompression,
+        layers: &LayerCache,
     ) -> Result<Squashfs> {
         let path = work.join("root.squashfs");
-        tools
-            .command(work, "mksquashfs")
-            .arg(in_work(work, root))
-            .arg(in_work(work, &path))
-            .args(["-noappend", "-no-progress"])
-            .args(compression.mksquashfs_args())
-            .arg("-processors")
-            .arg(
-                std::thread::available_parallelism()
-                    .map(|n| n.get())
-                    .unwrap_or(1)
-                    .to_string(),
-            )
-            .arg("-all-time")
-            .arg(fs_time.to_string())
-            .arg("-mkfs-time")
-            .arg(fs_time.to_string())
-            // mksquashfs refuses SOURCE_DATE_EPOCH beside explicit times.
-            .env_remove("SOURCE_DATE_EPOCH")
-            .run_logged()?;
+        let times = [
+            "-all-time".to_string(),
+            fs_time.to_string(),
+            "-mkfs-time".to_string(),
+            fs_time.to_string(),
+        ];
+        let mut system_args: Vec<String> = ["-noappend", "-no-progress"].map(String::from).to_vec();
+        system_args.extend(compression.mksquashfs_args());
+        system_args.extend(times.clone());
+        // mksquashfs takes every argument after -e as a path to leave out.
+        system_args.extend(["-e".to_string(), OWN_SOFTWARE_DIR.to_string()]);
+        let started = std::time::Instant::now();
+        let digest = tree_digest(root, &[OWN_SOFTWARE_DIR])?;
+        let key = layer_key(&digest, tools.root(), &system_args);
+        tracing::info!(
+            "system layer {key}: digest of the root in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+        if layers.copy_out(&key, &path)? {
+            tracing::info!("system layer unchanged since an earlier build: reused, not packed");
+        } else {
+            tracing::info!("packing the system layer ({compression})");
+            mksquashfs(tools, work, &[root], &path)
+                .args(&system_args)
+                .run_logged()?;
+            layers.store(&key, &path)?;
+        }
+        let own = root.join(OWN_SOFTWARE_DIR);
+        if own.is_dir() {
+            // Appends with the layer's own compressor; `-keep-as-directory`
+            // adds the folder itself, not its contents, to the root.
+            mksquashfs(tools, work, &[&own], &path)
+                .args(["-keep-as-directory", "-no-progress"])
+                .args(times)
+                .run_logged()?;
+        }
         pad_to_block(&path, u64::from(VERITY_BLOCK_SIZE))?;
         let size = file_len(&path)?;
         Ok(Squashfs { path, size })

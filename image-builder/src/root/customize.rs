@@ -4,8 +4,13 @@
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-/// Where the kiosk binary lives in the image.
+/// The kiosk's command in the image: a link to [`KIOSK_BINARY_PATH`].
 pub const KIOSK_PATH: &str = "usr/bin/kiosk";
+
+/// Where the kiosk binary lives: under `/opt`, which the build packs apart from
+/// the system (`disk::squashfs::OWN_SOFTWARE_DIR`), so a kiosk change does not
+/// pack the whole root again.
+pub const KIOSK_BINARY_PATH: &str = "opt/secure-stick/bin/kiosk";
 
 #[derive(Debug, thiserror::Error)]
 pub enum CustomizeError {
@@ -39,9 +44,7 @@ pub struct Customization<'a> {
 pub fn customize(root: &Path, c: &Customization) -> Result<(), CustomizeError> {
     copy_overlay(c.overlays, root, true)?;
 
-    let kiosk = root.join(KIOSK_PATH);
-    std::fs::copy(c.kiosk_binary, &kiosk).map_err(io(c.kiosk_binary))?;
-    std::fs::set_permissions(&kiosk, std::fs::Permissions::from_mode(0o755)).map_err(io(&kiosk))?;
+    install_kiosk(root, c.kiosk_binary)?;
 
     let pubkey = root.join(stick_manifest::IMAGE_PUBKEY_PATH.trim_start_matches('/'));
     if let Some(parent) = pubkey.parent() {
@@ -81,6 +84,26 @@ pub fn customize(root: &Path, c: &Customization) -> Result<(), CustomizeError> {
     let machine_id = root.join("etc/machine-id");
     std::fs::write(&machine_id, "").map_err(io(&machine_id))?;
     Ok(())
+}
+
+/// The kiosk binary at [`KIOSK_BINARY_PATH`], and [`KIOSK_PATH`] linking to it
+/// (relative, so the link also resolves in the build tree).
+fn install_kiosk(root: &Path, binary: &Path) -> Result<(), CustomizeError> {
+    let kiosk = root.join(KIOSK_BINARY_PATH);
+    let folder = kiosk.parent().expect("KIOSK_BINARY_PATH has a folder");
+    std::fs::create_dir_all(folder).map_err(io(folder))?;
+    std::fs::copy(binary, &kiosk).map_err(io(binary))?;
+    std::fs::set_permissions(&kiosk, std::fs::Permissions::from_mode(0o755)).map_err(io(&kiosk))?;
+    let command = root.join(KIOSK_PATH);
+    if std::fs::symlink_metadata(&command).is_ok() {
+        std::fs::remove_file(&command).map_err(io(&command))?;
+    }
+    let depth = KIOSK_PATH.matches('/').count();
+    symlink(
+        format!("{}{KIOSK_BINARY_PATH}", "../".repeat(depth)),
+        &command,
+    )
+    .map_err(io(&command))
 }
 
 /// os-release text with `IMAGE_ID` and `IMAGE_VERSION` set.
@@ -189,5 +212,31 @@ mod tests {
             Path::new("/dev/null")
         );
         assert!(!root.join("README.md").exists());
+    }
+
+    #[test]
+    fn the_kiosk_lands_under_opt_and_its_command_links_to_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("root");
+        std::fs::create_dir_all(root.join("usr/bin")).expect("mkdir");
+        let binary = dir.path().join("kiosk");
+        std::fs::write(&binary, b"\x7fELF kiosk").expect("write");
+        // A kiosk from the base or an overlay is replaced, not written through.
+        std::fs::write(root.join(KIOSK_PATH), b"old").expect("write");
+        install_kiosk(&root, &binary).expect("installs");
+        let link = std::fs::read_link(root.join(KIOSK_PATH)).expect("a link");
+        assert_eq!(link, Path::new("../../opt/secure-stick/bin/kiosk"));
+        assert_eq!(
+            std::fs::read(root.join(KIOSK_PATH)).expect("resolves in the tree"),
+            b"\x7fELF kiosk"
+        );
+        let mode = std::fs::metadata(root.join(KIOSK_BINARY_PATH))
+            .expect("binary")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o7777, 0o755);
+        assert!(
+            KIOSK_BINARY_PATH.starts_with(&format!("{}/", crate::disk::squashfs::OWN_SOFTWARE_DIR))
+        );
     }
 }

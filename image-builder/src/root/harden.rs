@@ -123,10 +123,7 @@ pub fn prune_modules(root: &Path, kernel_version: &str) -> Result<ModulePruning>
     for path in doomed {
         remove(&path)?;
     }
-    crate::root::module_classes::prune(
-        &modules,
-        &root.join(crate::root::firmware::FIRMWARE_FOLDER),
-    )?;
+    crate::root::module_classes::prune(&modules, root)?;
     Command::new("chroot")
         .arg(root)
         .args(["depmod", "-a", kernel_version])

@@ -15,7 +15,8 @@
 //! - `firmware`: only the firmware the image's drivers can load;
 //! - `diet`: files the stick never reads (documentation, other languages, developer leftovers, Mesa's GPU drivers);
 //! - `charon_plugins`: charon's plugins for a user factor, and no others of their packages;
-//! - `privileges`: no setuid/setgid program, no account tools, no perl.
+//! - `privileges`: no setuid/setgid program, no account tools, no perl;
+//! - `tree_digest`: what the root packs to, as one digest (finds a packed layer again).
 
 pub mod browser_policy;
 pub mod charon_plugins;
@@ -30,6 +31,7 @@ pub mod module_file;
 pub mod network;
 pub mod privileges;
 pub mod session;
+pub mod tree_digest;
 pub mod tunnel_config;
 pub mod usb_policy;
 pub mod wifi;

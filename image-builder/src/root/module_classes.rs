@@ -1,10 +1,12 @@
 //! Kernel modules for hardware classes the stick never drives, left out for
 //! size (issue 19): data-centre fabrics, storage and network adapters, TV
 //! tuners, industrial and sensor buses, virtualisation hosts, radios other than
-//! Wi-Fi; and display drivers that cannot start without firmware the image
-//! does not carry (they would leave the screen black).
+//! Wi-Fi; display drivers that cannot start without firmware the image does not
+//! carry (they would leave the screen black); and the Wi-Fi stack in an image
+//! that has nothing to join a Wi-Fi network with (no `[network.wifi]`).
 //! What the stick uses stays: storage it must see to lock (USB, SATA, NVMe, SD),
-//! USB, input, sound, cameras (UVC), wired and Wi-Fi network, graphics.
+//! USB, input, sound, cameras (UVC), wired network, Wi-Fi where the image joins
+//! it, graphics.
 //!
 //! A module that a kept module needs (`modules.dep`) stays whatever its folder:
 //! Debian's kernel decides what depends on what, and a newer kernel moving a
@@ -349,10 +351,45 @@ pub const FIRMWARE_BOUND_DISPLAYS: &[FirmwareBoundDisplay] = &[
     },
 ];
 
-/// The classes left out of a tree whose firmware folder is `firmware`:
-/// [`UNUSED_HARDWARE`] and each firmware-bound display driver whose firmware
-/// is not there.
-pub fn classes_for(firmware: &Path) -> Vec<HardwareClass> {
+/// The Wi-Fi stack: adapters' drivers and the kernel's Wi-Fi layers.
+pub const WIFI_STACK: &[HardwareClass] = &[
+    HardwareClass {
+        folder: "kernel/drivers/net/wireless",
+        why: "Wi-Fi adapters, in an image with nothing to join a network with",
+    },
+    HardwareClass {
+        folder: "kernel/drivers/staging/rtl8192e",
+        why: "Realtek RTL8192E Wi-Fi (staging), in an image without Wi-Fi",
+    },
+    HardwareClass {
+        folder: "kernel/drivers/staging/rtl8723bs",
+        why: "Realtek RTL8723BS SDIO Wi-Fi (staging), in an image without Wi-Fi",
+    },
+    HardwareClass {
+        folder: "kernel/drivers/staging/vt6656",
+        why: "VIA VT6656 USB Wi-Fi (staging), in an image without Wi-Fi",
+    },
+    HardwareClass {
+        folder: "kernel/net/mac80211",
+        why: "the kernel's Wi-Fi stack (mac80211), in an image without Wi-Fi",
+    },
+    HardwareClass {
+        folder: "kernel/net/wireless",
+        why: "Wi-Fi configuration (cfg80211), in an image without Wi-Fi",
+    },
+];
+
+/// Programs that join Wi-Fi networks (iwd with `[network.wifi]`). Without one
+/// in the tree the Wi-Fi stack has no use, and Wi-Fi drivers need firmware
+/// such an image does not carry either.
+pub const WIFI_DAEMONS: &[&str] = &["usr/libexec/iwd", "usr/sbin/wpa_supplicant"];
+
+/// The classes left out of the tree at `root`: [`UNUSED_HARDWARE`], each
+/// firmware-bound display driver whose firmware is not in the tree, and the
+/// [`WIFI_STACK`] when no [`WIFI_DAEMONS`] is.
+pub fn classes_for(root: &Path) -> Vec<HardwareClass> {
+    let firmware = root.join(crate::root::firmware::FIRMWARE_FOLDER);
+    let joins_wifi = WIFI_DAEMONS.iter().any(|d| root.join(d).exists());
     UNUSED_HARDWARE
         .iter()
         .copied()
@@ -362,6 +399,7 @@ pub fn classes_for(firmware: &Path) -> Vec<HardwareClass> {
                 .filter(|d| !firmware.join(d.firmware).is_dir())
                 .map(|d| d.driver),
         )
+        .chain(WIFI_STACK.iter().copied().filter(|_| !joins_wifi))
         .collect()
 }
 
@@ -422,11 +460,11 @@ pub fn plan(modules_dep: &str, classes: &[HardwareClass]) -> ClassPlan {
     }
 }
 
-/// Removes the modules of [`classes_for`] the tree's `firmware` folder from the
-/// kernel's module folder `modules` (depmod runs after, with the other
-/// removals); returns the plan and the bytes left out.
-pub fn prune(modules: &Path, firmware: &Path) -> Result<(ClassPlan, u64)> {
-    let classes = classes_for(firmware);
+/// Removes the modules of [`classes_for`] the tree at `root` from the kernel's
+/// module folder `modules` (depmod runs after, with the other removals);
+/// returns the plan and the bytes left out.
+pub fn prune(modules: &Path, root: &Path) -> Result<(ClassPlan, u64)> {
+    let classes = classes_for(root);
     let dep_path = modules.join("modules.dep");
     let dep = std::fs::read_to_string(&dep_path)
         .with_context(|| format!("cannot read {}", dep_path.display()))?;
@@ -556,7 +594,11 @@ kernel/drivers/gpu/packed.kox:
     #[test]
     fn display_drivers_go_only_without_their_firmware() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let firmware = dir.path();
+        let root = dir.path();
+        let firmware = root.join(crate::root::firmware::FIRMWARE_FOLDER);
+        // With a Wi-Fi daemon, so that only the display drivers vary.
+        std::fs::create_dir_all(root.join("usr/libexec")).expect("mkdir");
+        std::fs::write(root.join(WIFI_DAEMONS[0]), b"").expect("write");
         let amdgpu = "kernel/drivers/gpu/drm/amd/amdgpu";
         let xe = "kernel/drivers/gpu/drm/xe";
         // (firmware folders present, amdgpu left out?, xe left out?)
@@ -569,7 +611,7 @@ kernel/drivers/gpu/packed.kox:
             for folder in present {
                 std::fs::create_dir_all(firmware.join(folder)).expect("mkdir");
             }
-            let classes = classes_for(firmware);
+            let classes = classes_for(root);
             let out = |folder: &str| classes.iter().any(|c| c.folder == folder);
             assert_eq!(out(amdgpu), amdgpu_out, "{present:?}");
             assert_eq!(out(xe), xe_out, "{present:?}");
@@ -581,10 +623,49 @@ kernel/drivers/gpu/packed.kox:
     }
 
     #[test]
+    fn the_wifi_stack_goes_only_from_a_tree_without_a_wifi_daemon() {
+        // (daemon in the tree, Wi-Fi stack left out?)
+        let cases: [(Option<&str>, bool); 3] = [
+            (None, true),
+            (Some("usr/libexec/iwd"), false),
+            (Some("usr/sbin/wpa_supplicant"), false),
+        ];
+        for (daemon, out) in cases {
+            let dir = tempfile::tempdir().expect("tempdir");
+            if let Some(daemon) = daemon {
+                let path = dir.path().join(daemon);
+                std::fs::create_dir_all(path.parent().expect("folder")).expect("mkdir");
+                std::fs::write(&path, b"").expect("write");
+            }
+            let classes = classes_for(dir.path());
+            for class in WIFI_STACK {
+                assert_eq!(classes.contains(class), out, "{daemon:?}: {}", class.folder);
+            }
+        }
+        let dep = "\
+kernel/net/wireless/cfg80211.ko: kernel/net/rfkill/rfkill.ko
+kernel/net/rfkill/rfkill.ko:
+kernel/net/mac80211/mac80211.ko: kernel/net/wireless/cfg80211.ko
+kernel/drivers/net/wireless/intel/iwlwifi/iwlwifi.ko: kernel/net/wireless/cfg80211.ko
+kernel/drivers/staging/rts5208/rts5208.ko:
+";
+        let plan = plan(dep, WIFI_STACK);
+        assert_eq!(
+            plan.removed,
+            [
+                "kernel/drivers/net/wireless/intel/iwlwifi/iwlwifi.ko",
+                "kernel/net/mac80211/mac80211.ko",
+                "kernel/net/wireless/cfg80211.ko",
+            ],
+            "rfkill (laptops' radio switches) and the card reader in staging stay"
+        );
+    }
+
+    #[test]
     fn every_class_is_under_kernel_and_named_once() {
         let mut seen = BTreeSet::new();
         let displays = FIRMWARE_BOUND_DISPLAYS.iter().map(|d| &d.driver);
-        for class in UNUSED_HARDWARE.iter().chain(displays) {
+        for class in UNUSED_HARDWARE.iter().chain(displays).chain(WIFI_STACK) {
             assert!(class.folder.starts_with("kernel/"), "{class:?}");
             // One module is named by its .ko, which holds packed or not.
             assert!(
