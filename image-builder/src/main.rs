@@ -43,7 +43,9 @@ struct BuildArgs {
     /// Output folder.
     #[arg(short, long, default_value = "out")]
     output: PathBuf,
-    /// Cache for downloaded packages and the base and tools trees.
+    /// Cache for downloaded packages, the base and tools trees and the packed
+    /// system layers (the four newest: a rebuild whose system is unchanged, e.g.
+    /// after a kiosk change, appends to one in seconds instead of packing the root).
     #[arg(long, default_value = "/var/cache/secure-stick")]
     cache_dir: PathBuf,
     /// The kiosk binary to install [default: `kiosk` beside this program].
@@ -56,7 +58,8 @@ struct BuildArgs {
     #[arg(long)]
     report: Option<PathBuf>,
     /// How the root filesystem is packed: `xz` (the default: the smallest image,
-    /// about 4 minutes to pack on two cores, slower to unpack at boot) or
+    /// about 6 minutes to pack on two cores when the system changed, slower to
+    /// unpack at boot) or
     /// `zstd:LEVEL`, LEVEL 1 (fastest build, largest image) to 22; `zstd` alone is
     /// level 15 (the demo: 12 % larger than xz, packed in a minute). The QEMU tests
     /// build with `zstd:3`. Sizes, build and boot times of each: docs/benchmarks.md,
