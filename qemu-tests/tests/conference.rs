@@ -755,7 +755,13 @@ fn conference_call_and_escape_attempts() {
             .ok()
             .filter(|m| m.both_ways(MEDIA_PACKETS))
     })
-    .unwrap_or_else(|| panic!("Janus saw no media both ways: {:?}", lab.janus_media()));
+    .unwrap_or_else(|| {
+        panic!(
+            "Janus saw no media both ways: {:?}; the page's last reports: {:#?}",
+            lab.janus_media(),
+            lab.last_reports(12)
+        )
+    });
     let flowing = wait_event(&mut s, "session", 0, CALL_TIMEOUT, "media flowing", |e| {
         e["state"] == "media" && e["flowing"] == true
     });

@@ -30,6 +30,12 @@ const NEVER_A_MODULE: &[&str] = &[
     "kernel/drivers/thunderbolt",
     // It would write crash logs into the PC's firmware.
     "kernel/drivers/firmware/efi/efi-pstore.ko",
+    // Storage stacks that would assemble the PC's disks, a self-test
+    // (`root/unused_stacks.rs`).
+    "kernel/drivers/md/md-mod.ko",
+    "kernel/drivers/md/raid456.ko",
+    "kernel/drivers/md/dm-thin-pool.ko",
+    "kernel/lib/test_bpf.ko",
 ];
 /// Nothing under these module folders: hardware classes the stick never drives
 /// whose modules no kept module needs (`root/module_classes.rs`).
@@ -40,6 +46,10 @@ const NO_MODULE_UNDER: &[&str] = &[
     "kernel/drivers/scsi/qla2xxx/",
     "kernel/drivers/media/usb/dvb-usb-v2/",
     "kernel/drivers/net/can/",
+    "kernel/drivers/md/dm-vdo/",
+    "kernel/drivers/md/bcache/",
+    "kernel/sound/firewire/",
+    "kernel/drivers/media/usb/em28xx/",
 ];
 /// The Wi-Fi stack: in a root with iwd only (`root/module_classes.rs`).
 const WIFI_MODULES_UNDER: &[&str] = &[
@@ -70,6 +80,8 @@ const NEVER_A_PATH_PREFIX: &[&str] = &[
     "usr/lib/x86_64-linux-gnu/libz3.so",
     "usr/lib/x86_64-linux-gnu/dri/",
     "usr/lib/x86_64-linux-gnu/gbm/",
+    // udev's database is compiled at build time; its sources go (`root/hwdb.rs`).
+    "usr/lib/udev/hwdb.d/",
 ];
 
 fn problems(entries: &[RootEntry]) -> Vec<String> {
@@ -131,9 +143,23 @@ fn the_demo_and_conference_roots_hold_no_setuid_program_account_tool_perl_or_rem
             wifi.is_empty(),
             "{config}: Wi-Fi modules without Wi-Fi: {wifi:?}"
         );
+        let hwdb = RootSquashfs::open(&built.image)
+            .and_then(|root| root.read(image_builder::root::hwdb::HWDB_BIN))
+            .expect("udev's database read");
+        let holds = |what: &[u8]| hwdb.windows(what.len()).any(|w| w == what);
+        assert!(
+            holds(b"KEYBOARD_KEY_") && holds(b"EVDEV_ABS_") && holds(b"MOUSE_DPI"),
+            "{config}: the database lost what the stick reads (key remaps, touchpads, mice)"
+        );
+        assert!(
+            !holds(b"ID_OUI_FROM_DATABASE") && !holds(b"ID_MODEL_FROM_DATABASE"),
+            "{config}: the database still names devices"
+        );
         eprintln!(
-            "{config}: {} entries, none setuid/setgid, no account tools, no perl",
-            entries.len()
+            "{config}: {} entries, none setuid/setgid, no account tools, no perl; \
+             udev's database {} bytes, without device names",
+            entries.len(),
+            hwdb.len()
         );
     }
 }

@@ -163,8 +163,9 @@ fn the_stick_joins_wifi_chosen_on_its_screen() {
     })
     .unwrap_or_else(|| {
         panic!(
-            "no media both ways over Wi-Fi: {:?}",
-            conference.janus_media()
+            "no media both ways over Wi-Fi: {:?}; the page's last reports: {:#?}",
+            conference.janus_media(),
+            conference.last_reports(12)
         )
     });
     let flowing = s

@@ -129,6 +129,7 @@ impl RootTree {
         // The stick's language, and English (the fallback of every program).
         let languages = [config.kiosk.language.code(), "en"];
         let diet = crate::root::diet::apply(&path, &languages)?;
+        crate::root::hwdb::rebuild(&path)?;
         tracing::info!(
             "diet: {:.1} MiB left out in all",
             diet.iter().map(|s| s.bytes).sum::<u64>() as f64 / (1024.0 * 1024.0)

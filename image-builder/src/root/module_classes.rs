@@ -392,6 +392,7 @@ pub fn classes_for(root: &Path) -> Vec<HardwareClass> {
     let joins_wifi = WIFI_DAEMONS.iter().any(|d| root.join(d).exists());
     UNUSED_HARDWARE
         .iter()
+        .chain(crate::root::unused_stacks::UNUSED_STACKS)
         .copied()
         .chain(
             FIRMWARE_BOUND_DISPLAYS
@@ -617,7 +618,10 @@ kernel/drivers/gpu/packed.kox:
             assert_eq!(out(xe), xe_out, "{present:?}");
             assert_eq!(
                 classes.len(),
-                UNUSED_HARDWARE.len() + usize::from(amdgpu_out) + usize::from(xe_out)
+                UNUSED_HARDWARE.len()
+                    + crate::root::unused_stacks::UNUSED_STACKS.len()
+                    + usize::from(amdgpu_out)
+                    + usize::from(xe_out)
             );
         }
     }
@@ -665,7 +669,12 @@ kernel/drivers/staging/rts5208/rts5208.ko:
     fn every_class_is_under_kernel_and_named_once() {
         let mut seen = BTreeSet::new();
         let displays = FIRMWARE_BOUND_DISPLAYS.iter().map(|d| &d.driver);
-        for class in UNUSED_HARDWARE.iter().chain(displays).chain(WIFI_STACK) {
+        for class in UNUSED_HARDWARE
+            .iter()
+            .chain(crate::root::unused_stacks::UNUSED_STACKS)
+            .chain(displays)
+            .chain(WIFI_STACK)
+        {
             assert!(class.folder.starts_with("kernel/"), "{class:?}");
             // One module is named by its .ko, which holds packed or not.
             assert!(

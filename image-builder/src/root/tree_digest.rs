@@ -6,7 +6,6 @@
 
 use std::collections::BTreeMap;
 use std::fs::Metadata;
-use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
@@ -136,7 +135,7 @@ fn file_contents(entries: &[Entry]) -> Result<BTreeMap<usize, [u8; 32]>, TreeDig
             .map(|part| {
                 scope.spawn(move || {
                     part.iter()
-                        .map(|&i| Ok((i, sha256_of(&entries[i].path)?)))
+                        .map(|&i| Ok((i, sha256_of(&entries[i])?)))
                         .collect::<Result<Vec<_>, TreeDigestError>>()
                 })
             })
@@ -149,38 +148,35 @@ fn file_contents(entries: &[Entry]) -> Result<BTreeMap<usize, [u8; 32]>, TreeDig
     })
 }
 
-fn sha256_of(path: &Path) -> Result<[u8; 32], TreeDigestError> {
-    let mut file = std::fs::File::open(path).map_err(err(path))?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read(&mut buf).map_err(err(path))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(hasher.finalize().into())
+fn sha256_of(entry: &Entry) -> Result<[u8; 32], TreeDigestError> {
+    let mut file = std::fs::File::open(&entry.path).map_err(err(&entry.path))?;
+    crate::disk::sha256_range(&mut file, 0, entry.meta.len()).map_err(err(&entry.path))
 }
 
 /// An extended attribute: name and value.
 type Xattr = (Vec<u8>, Vec<u8>);
 
 /// The entry's extended attributes (not followed through a link), sorted by name.
+/// Each list and value is sized by asking first: most entries carry none.
 fn xattrs(path: &Path) -> Result<Vec<Xattr>, TreeDigestError> {
-    let mut names = vec![0u8; 4096];
-    let len = match rustix::fs::llistxattr(path, &mut names[..]) {
-        Ok(len) => len,
+    let io = |e: rustix::io::Errno| err(path)(e.into());
+    let size = match rustix::fs::llistxattr_query(path) {
+        Ok(size) => size,
         // The tree's filesystem keeps none.
         Err(rustix::io::Errno::NOTSUP) => 0,
-        Err(e) => return Err(err(path)(e.into())),
+        Err(e) => return Err(io(e)),
     };
+    if size == 0 {
+        return Ok(Vec::new());
+    }
+    let mut names = vec![0u8; size];
+    let len = rustix::fs::llistxattr(path, &mut names[..]).map_err(io)?;
     let mut out = Vec::new();
     for name in names[..len].split(|&b| b == 0).filter(|n| !n.is_empty()) {
         let c_name = std::ffi::CString::new(name).expect("xattr names hold no NUL");
-        let mut value = vec![0u8; 65536];
-        let n = rustix::fs::lgetxattr(path, c_name.as_c_str(), &mut value[..])
-            .map_err(|e| err(path)(e.into()))?;
+        let size = rustix::fs::lgetxattr_query(path, c_name.as_c_str()).map_err(io)?;
+        let mut value = vec![0u8; size];
+        let n = rustix::fs::lgetxattr(path, c_name.as_c_str(), &mut value[..]).map_err(io)?;
         value.truncate(n);
         out.push((name.to_vec(), value));
     }
@@ -209,10 +205,20 @@ mod tests {
 
     type Change = fn(&Path);
 
+    fn set_xattr(dir: &Path, value: &[u8]) {
+        rustix::fs::lsetxattr(
+            dir.join("etc/conf"),
+            "user.secure-stick",
+            value,
+            rustix::fs::XattrFlags::empty(),
+        )
+        .expect("setxattr (the test's folder must keep user attributes)");
+    }
+
     #[test]
     fn what_mksquashfs_packs_changes_the_digest_and_times_and_skipped_folders_do_not() {
         // (what changes, how, whether the digest must change)
-        let cases: [(&str, Change, bool); 9] = [
+        let cases: [(&str, Change, bool); 10] = [
             ("nothing", |_| {}, false),
             (
                 "a file's bytes",
@@ -248,6 +254,7 @@ mod tests {
                 |d| std::fs::create_dir(d.join("etc/empty")).expect("mkdir"),
                 true,
             ),
+            ("an extended attribute", |d| set_xattr(d, b"1"), true),
             (
                 "a file's time",
                 |d| {
@@ -304,6 +311,16 @@ mod tests {
             tree_digest(&with_link, &["opt"]).expect("digest"),
             "a hard link packs differently from a copy"
         );
+        let values: Vec<String> = [&b"1"[..], b"2"]
+            .iter()
+            .map(|value| {
+                let tree_with = dir.path().join(format!("xattr-{}", value[0]));
+                tree(&tree_with);
+                set_xattr(&tree_with, value);
+                tree_digest(&tree_with, &["opt"]).expect("digest")
+            })
+            .collect();
+        assert_ne!(values[0], values[1], "an extended attribute's value counts");
         assert_ne!(
             tree_digest(&before, &[]).expect("digest"),
             want_before,

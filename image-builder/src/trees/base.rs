@@ -83,6 +83,55 @@ pub const INITRD_OMIT: &[&str] = &[
     "hwdb",
 ];
 
+/// Kernel modules kept out of the initrd although a dracut module asks for them
+/// (`dm` takes all of `drivers/md`): storage stacks that assemble disks (RAID,
+/// thin pools, caches, multipath, deduplication) and what only they need. The
+/// initrd opens one dm-verity device and nothing else; the root leaves them out
+/// too (`root::unused_stacks`). Written as module names (`_`, not `-`): dracut
+/// 106 turns only the first `-` of its whole list into `_`.
+pub const INITRD_OMIT_DRIVERS: &[&str] = &[
+    "bcache",
+    "dm_vdo",
+    "dm_persistent_data",
+    "dm_bio_prison",
+    "md_mod",
+    "md_cluster",
+    "dlm",
+    "raid0",
+    "raid1",
+    "raid10",
+    "raid456",
+    "dm_raid",
+    "dm_thin_pool",
+    "dm_cache",
+    "dm_cache_smq",
+    "dm_era",
+    "dm_clone",
+    "dm_writecache",
+    "dm_zoned",
+    "dm_multipath",
+    "dm_round_robin",
+    "dm_queue_length",
+    "dm_service_time",
+    "dm_historical_service_time",
+    "dm_io_affinity",
+    "dm_mirror",
+    "dm_log",
+    "dm_region_hash",
+    "dm_log_userspace",
+    "dm_log_writes",
+    "dm_snapshot",
+    "dm_switch",
+    "dm_unstripe",
+    "dm_flakey",
+    "dm_delay",
+    "dm_dust",
+    "dm_ebs",
+    "dm_zero",
+    "dm_integrity",
+    "dm_crypt",
+];
+
 /// A finished base tree.
 #[derive(Debug, Clone)]
 pub struct BaseTree {
@@ -100,9 +149,11 @@ pub fn base_recipe(suite: &str, sources: &[String], extra_packages: &[String]) -
         "kver=$(ls \"$1\"/usr/lib/modules); chroot \"$1\" dracut --no-hostonly \
          --no-hostonly-cmdline --force --kver \"$kver\" --add systemd-veritysetup \
          --compress zstd \
-         --omit '{}' --drivers '{}' --install '{}' /boot/stick-initrd.img",
+         --omit '{}' --drivers '{}' --omit-drivers '{}' --install '{}' \
+         /boot/stick-initrd.img",
         INITRD_OMIT.join(" "),
         INITRD_DRIVERS.join(" "),
+        INITRD_OMIT_DRIVERS.join(" "),
         fail_closed::initrd_install().join(" ")
     );
     TreeRecipe {
@@ -208,10 +259,29 @@ mod tests {
         assert!(hooks[2]
             .contains("--install '/usr/lib/secure-stick/fail-closed /usr/lib/systemd/system/stick-fail-closed@.service"));
         assert!(hooks[2].contains("--compress zstd"));
+        assert!(hooks[2].contains("--omit-drivers 'bcache dm_vdo "));
         assert!(hooks[2].contains(" hwdb'"), "hwdb omitted");
         assert!(hooks[3].contains("purge -y --autoremove dracut"));
         assert!(hooks[4].contains("dpkg --purge zstd"));
         assert!(hooks[5].contains("dpkg --purge xz-utils"));
+    }
+
+    #[test]
+    fn the_initrd_keeps_what_opens_the_root_and_names_modules_as_dracut_matches_them() {
+        for name in INITRD_OMIT_DRIVERS {
+            assert!(
+                !name.contains('-'),
+                "{name}: dracut matches module names with `_`"
+            );
+            assert!(!INITRD_DRIVERS.contains(name), "{name} is also asked for");
+        }
+        for needed in ["dm_mod", "dm_verity", "squashfs", "usb_storage"] {
+            assert!(INITRD_DRIVERS.contains(&needed), "{needed}");
+        }
+        // dm-verity's own helpers stay.
+        for helper in ["dm_bufio", "reed_solomon"] {
+            assert!(!INITRD_OMIT_DRIVERS.contains(&helper), "{helper}");
+        }
     }
 
     #[test]

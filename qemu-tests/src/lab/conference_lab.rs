@@ -391,6 +391,13 @@ impl ConferenceLab {
         parse_reports(&read(&self.dir.join("trusted.log")))
     }
 
+    /// The last `count` reports, for a failure's message: the page's `stats`
+    /// lines among them tell a silent microphone from a lost connection.
+    pub fn last_reports(&self, count: usize) -> Vec<PageReport> {
+        let all = self.reports();
+        all[all.len().saturating_sub(count)..].to_vec()
+    }
+
     /// The first report past the first `after` that is `what` (with `detail`,
     /// if given), within `timeout`; else an error with every report and
     /// Janus' log.
