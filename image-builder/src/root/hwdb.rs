@@ -55,9 +55,16 @@ pub fn rebuild(root: &Path) -> Result<Option<HwdbRebuild>> {
     {
         sources_removed += remove(&entry.path())?;
     }
-    Command::new("chroot")
+    // systemd-hwdb links its new file into place through /proc (ENOSYS
+    // without): a private mount namespace gives the tree one for this run only.
+    Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "--", "sh", "-c"])
+        .arg(concat!(
+            "set -e; mount -t proc proc \"$1/proc\"; ",
+            "exec chroot \"$1\" systemd-hwdb update --usr --strict"
+        ))
+        .arg("hwdb-update")
         .arg(root)
-        .args(["systemd-hwdb", "update", "--usr", "--strict"])
         .run_logged()
         .context("systemd-hwdb update in the tree")?;
     for entry in &files {
