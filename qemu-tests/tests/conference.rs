@@ -801,6 +801,7 @@ fn conference_call_and_escape_attempts() {
         first_step["reason"],
         page["painted_after_ms"]
     );
+    println!("conference: {}", lab.microphone_requests());
     // Stalls the kiosk recovered from by itself, beyond the held request.
     let unplanned: Vec<String> = session_lines
         .iter()

@@ -175,6 +175,7 @@ fn the_stick_joins_wifi_chosen_on_its_screen() {
         .ok_or_panic();
     s.vm.screenshot(&qemu_tests::artifacts_dir().join("wifi-call.png"))
         .ok_or_panic();
+    println!("wifi: {}", conference.microphone_requests());
     println!(
         "wifi: the call: connected {:.1} s after the page; Janus saw audio {} in / {} out, \
          video {} in / {} out; the kiosk saw media flowing at {} ms",

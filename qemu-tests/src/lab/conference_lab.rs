@@ -391,6 +391,25 @@ impl ConferenceLab {
         parse_reports(&read(&self.dir.join("trusted.log")))
     }
 
+    /// How often the page asked for the microphone again (its capture ended
+    /// or stalled: Chromium's ALSA capture under TCG), as a line for the log.
+    pub fn microphone_requests(&self) -> String {
+        let again: Vec<String> = self
+            .reports()
+            .into_iter()
+            .filter(|r| r.what == "track-again" || r.what == "track-again-error")
+            .map(|r| format!("{} {}", r.what, r.detail))
+            .collect();
+        if again.is_empty() {
+            "the microphone delivered without being asked for again".to_string()
+        } else {
+            format!(
+                "the page asked for the microphone again: {}",
+                again.join("; ")
+            )
+        }
+    }
+
     /// The last `count` reports, for a failure's message: the page's `stats`
     /// lines among them tell a silent microphone from a lost connection.
     pub fn last_reports(&self, count: usize) -> Vec<PageReport> {
