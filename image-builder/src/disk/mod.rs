@@ -3,6 +3,7 @@
 //!
 //! - `squashfs`: the root filesystem and its verity tree, as the build makes them;
 //! - `layer_cache`: packed system layers kept between builds;
+//! - `tree_digest`: what a tree packs to, as one digest (the layer cache's key);
 //! - `verity`: the dm-verity hash tree, byte-identical to `veritysetup format`;
 //! - `esp`: the EFI System Partition;
 //! - `gpt`: the partition table, planned, written and read by our own code;
@@ -15,6 +16,7 @@ pub mod image;
 pub mod layer_cache;
 pub mod partition_slice;
 pub mod squashfs;
+pub mod tree_digest;
 pub mod verity;
 
 use std::fs::File;

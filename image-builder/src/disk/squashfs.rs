@@ -11,9 +11,9 @@ use sha2::{Digest, Sha256};
 
 use crate::disk::gpt::derive_guid;
 use crate::disk::layer_cache::LayerCache;
+use crate::disk::tree_digest::tree_digest;
 use crate::disk::verity::{VerityParams, VerityTree, VERITY_BLOCK_SIZE};
 use crate::disk::{file_len, round_up, sha256_file};
-use crate::root::tree_digest::tree_digest;
 use crate::runner::CommandRunExt;
 use crate::trees::tools::{in_work, ToolsTree};
 

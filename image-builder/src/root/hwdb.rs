@@ -43,7 +43,7 @@ pub fn rebuild(root: &Path) -> Result<Option<HwdbRebuild>> {
     if !bin.exists() || !sources.is_dir() {
         return Ok(None);
     }
-    let bin_before = crate::disk::file_len(&bin)?;
+    let bin_before = len(&bin)?;
     let mut files: Vec<_> = std::fs::read_dir(&sources)
         .and_then(|entries| entries.collect::<std::io::Result<Vec<_>>>())
         .with_context(|| format!("cannot list {}", sources.display()))?;
@@ -72,7 +72,7 @@ pub fn rebuild(root: &Path) -> Result<Option<HwdbRebuild>> {
             sources_removed += remove(&entry.path())?;
         }
     }
-    let bin_after = crate::disk::file_len(&bin)?;
+    let bin_after = len(&bin)?;
     tracing::info!(
         "udev's hardware database without device names: {:.1} -> {:.1} MiB, its sources \
          ({:.1} MiB) left out",
@@ -87,11 +87,16 @@ pub fn rebuild(root: &Path) -> Result<Option<HwdbRebuild>> {
     }))
 }
 
+/// A file's size (not followed through a link).
+fn len(path: &Path) -> Result<u64> {
+    Ok(std::fs::symlink_metadata(path)
+        .with_context(|| format!("cannot stat {}", path.display()))?
+        .len())
+}
+
 /// Removes one source file; its size.
 fn remove(path: &Path) -> Result<u64> {
-    let len = std::fs::symlink_metadata(path)
-        .with_context(|| format!("cannot stat {}", path.display()))?
-        .len();
+    let len = len(path)?;
     std::fs::remove_file(path).with_context(|| format!("cannot remove {}", path.display()))?;
     Ok(len)
 }

@@ -11,6 +11,7 @@
 //! - `fail_closed`: failing closed at every stage of boot;
 //! - `harden`: kernel modules the image must not carry;
 //! - `hwdb`: udev's hardware database without its device name lists;
+//! - `hardware_class`: one class of kernel modules left out, and why;
 //! - `module_classes`: kernel modules for hardware classes the stick never drives;
 //! - `unused_stacks`: more of them, by purpose (storage stacks, studio sound, self-tests);
 //! - `module_file`: a module's file, packed (`.ko.xz`) or not;
@@ -18,7 +19,6 @@
 //! - `diet`: files the stick never reads (documentation, other languages, developer leftovers, Mesa's GPU drivers);
 //! - `charon_plugins`: charon's plugins for a user factor, and no others of their packages;
 //! - `privileges`: no setuid/setgid program, no account tools, no perl;
-//! - `tree_digest`: what the root packs to, as one digest (finds a packed layer again).
 
 pub mod browser_policy;
 pub mod charon_plugins;
@@ -28,13 +28,13 @@ pub mod egress_policy;
 pub mod fail_closed;
 pub mod firmware;
 pub mod harden;
+pub mod hardware_class;
 pub mod hwdb;
 pub mod module_classes;
 pub mod module_file;
 pub mod network;
 pub mod privileges;
 pub mod session;
-pub mod tree_digest;
 pub mod tunnel_config;
 pub mod unused_stacks;
 pub mod usb_policy;

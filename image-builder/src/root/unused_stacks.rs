@@ -7,9 +7,10 @@
 //!
 //! Each is checked with the other classes (under `kernel/`, named once, saying
 //! why) in `module_classes`' tests. A module the stick keeps still keeps what it needs from these
-//! (`module_classes::plan`): only what nothing kept needs goes.
+//! (`module_classes::plan`): only what nothing kept needs goes. What the stick
+//! itself uses is checked to stay in `module_classes`' tests.
 
-use crate::root::module_classes::HardwareClass;
+use crate::root::hardware_class::HardwareClass;
 
 const fn class(folder: &'static str, why: &'static str) -> HardwareClass {
     HardwareClass { folder, why }
@@ -168,29 +169,3 @@ pub const UNUSED_STACKS: &[HardwareClass] = &[
         "Chelsio crypto offload (servers)",
     ),
 ];
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn what_the_stick_itself_uses_stays() {
-        // The root's verity target, the webcam drivers, HD Audio and SOF, USB
-        // headsets, the virtual camera of the test images.
-        for kept in [
-            "kernel/drivers/md/dm-mod.ko",
-            "kernel/drivers/md/dm-verity.ko",
-            "kernel/drivers/md/dm-bufio.ko",
-            "kernel/drivers/media/usb/uvc/uvcvideo.ko",
-            "kernel/drivers/media/usb/gspca/gspca_main.ko",
-            "kernel/sound/pci/hda/snd-hda-intel.ko",
-            "kernel/sound/soc/sof/snd-sof.ko",
-            "kernel/sound/usb/snd-usb-audio.ko",
-            "kernel/drivers/media/test-drivers/vivid/vivid.ko",
-            "kernel/drivers/block/loop.ko",
-        ] {
-            let plan = crate::root::module_classes::plan(&format!("{kept}:\n"), UNUSED_STACKS);
-            assert!(plan.removed.is_empty(), "{kept} would go: {plan:?}");
-        }
-    }
-}
