@@ -12,7 +12,7 @@ use image_builder::config::wifi::FirmwareFamily;
 use image_builder::root::harden::REMOVED_MODULES;
 use image_builder::root::module_file::is_module_file;
 use image_builder::root::privileges::REMOVED_PROGRAMS;
-use qemu_tests::machine::root_listing::{root_listing, RootEntry, RootSquashfs};
+use qemu_tests::machine::root_listing::{RootEntry, RootSquashfs};
 
 const WIFI_IMAGE: (&str, &str) = ("qemu-tests/configs/conference-wifi.toml", "conference-wifi");
 
@@ -128,7 +128,8 @@ fn the_demo_and_conference_roots_hold_no_setuid_program_account_tool_perl_or_rem
         qemu_tests::lab::conference_lab::CONFERENCE_IMAGE,
     ] {
         let built = qemu_tests::built_image(config, out).expect("image builds");
-        let entries = root_listing(&built.image).expect("root listed");
+        let root = RootSquashfs::open(&built.image).expect("root read");
+        let entries = root.listing().expect("root listed");
         assert!(
             entries.iter().any(|e| e.path == "usr/bin/kiosk") && entries.len() > 1000,
             "{config}: the listing is not a whole root ({} entries)",
@@ -143,8 +144,8 @@ fn the_demo_and_conference_roots_hold_no_setuid_program_account_tool_perl_or_rem
             wifi.is_empty(),
             "{config}: Wi-Fi modules without Wi-Fi: {wifi:?}"
         );
-        let hwdb = RootSquashfs::open(&built.image)
-            .and_then(|root| root.read(image_builder::root::hwdb::HWDB_BIN))
+        let hwdb = root
+            .read(image_builder::root::hwdb::HWDB_BIN)
             .expect("udev's database read");
         let holds = |what: &[u8]| hwdb.windows(what.len()).any(|w| w == what);
         assert!(
