@@ -20,11 +20,6 @@ pub struct RootEntry {
     pub gid: u32,
 }
 
-/// Every entry of the root partition of `image`.
-pub fn root_listing(image: &Path) -> Result<Vec<RootEntry>> {
-    RootSquashfs::open(image)?.listing()
-}
-
 /// The root partition's squashfs, copied out of an image to read from.
 #[derive(Debug)]
 pub struct RootSquashfs {
