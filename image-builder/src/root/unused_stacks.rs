@@ -5,10 +5,10 @@
 //! stays: the Wi-Fi test image's access point bridges its wired port.)
 //! Measured on the demo's root (issue 19, sixth step): see docs/benchmarks.md.
 //!
-//! Each is checked with the other classes (under `kernel/`, named once, saying
-//! why) in `module_classes`' tests. A module the stick keeps still keeps what it needs from these
-//! (`module_classes::plan`): only what nothing kept needs goes. What the stick
-//! itself uses is checked to stay in `module_classes`' tests.
+//! A module the stick keeps still keeps what it needs from these
+//! (`module_classes::plan`): only what nothing kept needs goes. `module_classes`'
+//! tests check each class with the others (under `kernel/`, named once, saying
+//! why) and that what the stick itself uses stays.
 
 use crate::root::hardware_class::HardwareClass;
 
