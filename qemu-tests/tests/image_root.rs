@@ -1,6 +1,6 @@
 //! What the built images' roots hold, read from the images' bytes (not from the
 //! tree they were made of): no program that gains rights by being run, no tool
-//! to change accounts, no perl, none of the kernel modules the builder
+//! to change accounts, no perl, no package manager, none of the kernel modules the builder
 //! removes (network protocols the stick never speaks, Thunderbolt, FireWire,
 //! hardware classes the stick never drives, the Wi-Fi stack where nothing joins
 //! Wi-Fi), and no Mesa driver or LLVM.
@@ -23,6 +23,11 @@ const NEVER_IN_A_ROOT: &[&str] = &[
     "usr/bin/passwd",
     "usr/bin/perl",
     "usr/lib/x86_64-linux-gnu/perl-base",
+    // No package manager (`root/package_manager.rs`).
+    "usr/bin/apt",
+    "usr/bin/apt-get",
+    "usr/bin/dpkg",
+    "usr/bin/sqv",
 ];
 const NEVER_A_MODULE: &[&str] = &[
     "kernel/net/rxrpc",
@@ -36,6 +41,9 @@ const NEVER_A_MODULE: &[&str] = &[
     "kernel/drivers/md/raid456.ko",
     "kernel/drivers/md/dm-thin-pool.ko",
     "kernel/lib/test_bpf.ko",
+    // A server's RAID adapter, network disks (iSCSI).
+    "kernel/drivers/scsi/hpsa.ko",
+    "kernel/drivers/scsi/iscsi_tcp.ko",
 ];
 /// Nothing under these module folders: hardware classes the stick never drives
 /// whose modules no kept module needs (`root/module_classes.rs`).
@@ -82,6 +90,11 @@ const NEVER_A_PATH_PREFIX: &[&str] = &[
     "usr/lib/x86_64-linux-gnu/gbm/",
     // udev's database is compiled at build time; its sources go (`root/hwdb.rs`).
     "usr/lib/udev/hwdb.d/",
+    // No package manager, library or database (`root/package_manager.rs`).
+    "usr/lib/x86_64-linux-gnu/libapt-",
+    "var/lib/dpkg/",
+    "var/lib/apt/",
+    "var/cache/apt/",
 ];
 
 fn problems(entries: &[RootEntry]) -> Vec<String> {
@@ -160,7 +173,7 @@ fn the_demo_and_conference_roots_hold_no_setuid_program_account_tool_perl_or_rem
             hwdb.len()
         );
         eprintln!(
-            "{config}: {} entries, none setuid/setgid, no account tools, no perl; \
+            "{config}: {} entries, none setuid/setgid, no account tools, no perl, no package manager; \
              udev's database {} bytes, without device names",
             entries.len(),
             hwdb.len()
@@ -352,6 +365,13 @@ fn the_check_names_what_it_finds() {
         ),
         entry("file", "usr/lib/x86_64-linux-gnu/libLLVM.so.19.1", 0o644),
         entry("file", "usr/lib/x86_64-linux-gnu/libgbm.so.1.0.0", 0o644),
+        entry("file", "usr/bin/dpkg", 0o755),
+        entry("file", "var/lib/dpkg/status", 0o644),
+        entry(
+            "file",
+            "usr/lib/x86_64-linux-gnu/libapt-pkg.so.7.0.0",
+            0o644,
+        ),
     ];
     assert_eq!(
         problems(&entries),
@@ -365,6 +385,9 @@ fn the_check_names_what_it_finds() {
             "module packed twice: usr/lib/modules/6.12.0-amd64/kernel/drivers/firmware/efi/efi-pstore.ko.xz",
             "module packed twice: usr/lib/modules/6.12.0-amd64/kernel/drivers/net/ethernet/intel/e1000e/e1000e.ko.xz",
             "present: usr/lib/x86_64-linux-gnu/libLLVM.so.19.1",
+            "present: usr/bin/dpkg",
+            "present: var/lib/dpkg/status",
+            "present: usr/lib/x86_64-linux-gnu/libapt-pkg.so.7.0.0",
         ]
     );
 }

@@ -135,6 +135,8 @@ impl RootTree {
             diet.iter().map(|s| s.bytes).sum::<u64>() as f64 / (1024.0 * 1024.0)
         );
         drop_privileges(&path)?;
+        // Last: every step before may still read dpkg's database.
+        crate::root::package_manager::remove(&path)?;
         check_pins(&loaded.path, &packages, &inputs.pins)?;
         tracing::info!(
             "{} packages; {} (all with versions in the manifest's `packages`)",

@@ -1,9 +1,10 @@
 //! What the stick never reads, left out of the root: documentation (the
 //! packages' copyright files stay: they go with the binaries), manual and info
-//! pages, translations other than the stick's languages, Chromium's developer
-//! leftovers (the Vulkan validation layer, 24 MB, and the mock Vulkan driver of
-//! its tests), and Mesa's GPU drivers with LLVM (192 MiB: the stick draws in
-//! software). Each rule's saving is measured on the tree and logged.
+//! pages, translations and GTK's emoji names other than the stick's languages,
+//! Chromium's developer leftovers (the Vulkan validation layer, 24 MB, and the
+//! mock Vulkan driver of its tests), and Mesa's GPU drivers with LLVM (192 MiB:
+//! the stick draws in software). Each rule's saving is measured on the tree and
+//! logged.
 
 use std::path::{Path, PathBuf};
 
@@ -26,6 +27,12 @@ enum Selector {
     },
     /// The subfolders of `folder` named for a language the stick does not speak.
     OtherLanguages { folder: &'static str },
+    /// The files in `folder` named `LANGUAGE{suffix}` for a language the stick
+    /// does not speak.
+    OtherLanguageFiles {
+        folder: &'static str,
+        suffix: &'static str,
+    },
     /// These files.
     Exact(&'static [&'static str]),
     /// The files and symlinks directly in `folder` whose names start with one
@@ -62,6 +69,15 @@ pub const RULES: &[DietRule] = &[
         why: "programs' messages in languages the stick does not show",
         selector: Selector::OtherLanguages {
             folder: "usr/share/locale",
+        },
+    },
+    DietRule {
+        name: "emoji names in other languages",
+        why: "GTK's emoji chooser in languages the stick does not show; GTK falls back \
+              to the English names built into it",
+        selector: Selector::OtherLanguageFiles {
+            folder: "usr/share/gtk-3.0/emoji",
+            suffix: ".gresource",
         },
     },
     DietRule {
@@ -196,6 +212,15 @@ fn select(root: &Path, selector: Selector, languages: &[&str]) -> Result<Vec<Pat
                 }
             }
         }
+        Selector::OtherLanguageFiles { folder, suffix } => {
+            for (name, path, is_dir) in entries_of(&root.join(folder))? {
+                let language = name.strip_suffix(suffix);
+                if !is_dir && language.is_some_and(|l| !language_kept(l, languages)) {
+                    found.push(path);
+                }
+            }
+            found.sort();
+        }
         Selector::Named { folder, prefixes } => {
             for (name, path, is_dir) in entries_of(&root.join(folder))? {
                 if !is_dir && prefixes.iter().any(|p| name.starts_with(p)) {
@@ -308,6 +333,9 @@ mod tests {
             ("usr/share/locale/de/LC_MESSAGES/foo.mo", 7),
             ("usr/share/locale/fr/LC_MESSAGES/foo.mo", 8),
             ("usr/share/locale/locale.alias", 3),
+            ("usr/share/gtk-3.0/emoji/de.gresource", 11),
+            ("usr/share/gtk-3.0/emoji/pt_BR.gresource", 12),
+            ("usr/share/gtk-3.0/emoji/README", 13),
             ("usr/lib/chromium/libVkLayer_khronos_validation.so", 40),
             ("usr/lib/chromium/libvk_swiftshader.so", 20),
             ("usr/lib/x86_64-linux-gnu/libLLVM.so.19.1", 60),
@@ -346,6 +374,7 @@ mod tests {
                 ("documentation", 2, 150),
                 ("manual and info pages", 1, 30),
                 ("translations", 1, 8),
+                ("emoji names in other languages", 1, 12),
                 ("Chromium's Vulkan validation layer and mock driver", 1, 40),
                 ("Mesa's GPU drivers and LLVM", 3, 90 + 15),
                 ("Mesa's DRI drivers", 2, 6 + 14),
@@ -360,8 +389,8 @@ mod tests {
         assert_eq!(
             left,
             vec![
-                true, false, false, false, true, false, true, false, true, false, false, true,
-                true, false, false
+                true, false, false, false, true, false, true, true, false, true, false, true,
+                false, false, true, true, false, false
             ]
         );
         assert!(

@@ -19,6 +19,7 @@
 //! - `diet`: files the stick never reads (documentation, other languages, developer leftovers, Mesa's GPU drivers);
 //! - `charon_plugins`: charon's plugins for a user factor, and no others of their packages;
 //! - `privileges`: no setuid/setgid program, no account tools, no perl;
+//! - `package_manager`: no apt, no dpkg, no package database;
 
 pub mod browser_policy;
 pub mod charon_plugins;
@@ -33,6 +34,7 @@ pub mod hwdb;
 pub mod module_classes;
 pub mod module_file;
 pub mod network;
+pub mod package_manager;
 pub mod privileges;
 pub mod session;
 pub mod tunnel_config;

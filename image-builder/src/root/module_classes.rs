@@ -683,8 +683,8 @@ kernel/drivers/staging/rts5208/rts5208.ko:
     #[test]
     fn what_the_stick_itself_uses_stays() {
         // Against the classes by purpose (`unused_stacks`): the root's verity
-        // target, the webcam drivers, HD Audio and SOF, USB
-        // headsets, the virtual camera of the test images.
+        // target, the webcam drivers, HD Audio and SOF, USB headsets, the
+        // virtual camera of the test images, the disks the storage lock judges.
         for kept in [
             "kernel/drivers/md/dm-mod.ko",
             "kernel/drivers/md/dm-verity.ko",
@@ -696,6 +696,13 @@ kernel/drivers/staging/rts5208/rts5208.ko:
             "kernel/sound/usb/snd-usb-audio.ko",
             "kernel/drivers/media/test-drivers/vivid/vivid.ko",
             "kernel/drivers/block/loop.ko",
+            // USB sticks, SATA disks and CD drives the storage lock judges, and
+            // the disks of a virtual machine.
+            "kernel/drivers/scsi/scsi_mod.ko",
+            "kernel/drivers/scsi/sd_mod.ko",
+            "kernel/drivers/scsi/sr_mod.ko",
+            "kernel/drivers/scsi/sg.ko",
+            "kernel/drivers/scsi/virtio_scsi.ko",
             // The Wi-Fi test image's access point bridges its wired port.
             "kernel/net/bridge/bridge.ko",
         ] {

@@ -1,8 +1,9 @@
 //! More kernel modules the stick never loads, by what they are for rather than
-//! by bus: storage stacks that assemble the PC's disks, kernel self-tests,
-//! studio and pre-HD-Audio sound, old framebuffer drivers, TV grabbers and
-//! remote controls, iptables' sets, servers' crypto accelerators. (Bridging
-//! stays: the Wi-Fi test image's access point bridges its wired port.)
+//! by bus: storage stacks that assemble the PC's disks, servers' SCSI and RAID
+//! adapters, tape drives, iSCSI, kernel self-tests, studio and pre-HD-Audio
+//! sound, old framebuffer drivers, TV grabbers and remote controls, iptables'
+//! sets, servers' crypto accelerators. (Bridging stays: the Wi-Fi test image's
+//! access point bridges its wired port.)
 //! Measured on the demo's root (issue 19, sixth step): see docs/benchmarks.md.
 //!
 //! A module the stick keeps still keeps what it needs from these
@@ -29,6 +30,9 @@ const MIDI: &str = "MIDI synthesizers and ports, and OSS emulation: the browser 
      through ALSA's PCM devices";
 const OLD_FRAMEBUFFER: &str = "framebuffer drivers for graphics chips from before KMS \
      (Debian blacklists them; the stick's screen is DRM)";
+const SERVER_SCSI: &str = "SCSI and RAID host adapters of servers and of PCs from before \
+     SATA (parallel SCSI, hardware RAID): an office PC's disks are SATA or NVMe";
+const TAPE: &str = "tape drives, media changers and disk enclosures (servers)";
 const TV_GRABBER: &str = "USB TV and video grabbers and radio receivers (a webcam is UVC or gspca)";
 
 /// The classes, added to `module_classes::UNUSED_HARDWARE`.
@@ -64,6 +68,40 @@ pub const UNUSED_STACKS: &[HardwareClass] = &[
     class("kernel/drivers/block/aoe", NETWORK_BLOCK),
     class("kernel/drivers/block/rbd.ko", NETWORK_BLOCK),
     class("kernel/drivers/block/nbd.ko", NETWORK_BLOCK),
+    class("kernel/drivers/scsi/3w-9xxx.ko", SERVER_SCSI),
+    class("kernel/drivers/scsi/3w-sas.ko", SERVER_SCSI),
+    class("kernel/drivers/scsi/3w-xxxx.ko", SERVER_SCSI),
+    class("kernel/drivers/scsi/BusLogic.ko", SERVER_SCSI),
+    class("kernel/drivers/scsi/a100u2w.ko", SERVER_SCSI),
+    class("kernel/drivers/scsi/advansys.ko", SERVER_SCSI),
+    class("kernel/drivers/scsi/am53c974.ko", SERVER_SCSI),
+    class("kernel/drivers/scsi/atp870u.ko", SERVER_SCSI),
+    class("kernel/drivers/scsi/dc395x.ko", SERVER_SCSI),
+    class("kernel/drivers/scsi/dmx3191d.ko", SERVER_SCSI),
+    class("kernel/drivers/scsi/esp_scsi.ko", SERVER_SCSI),
+    class("kernel/drivers/scsi/hpsa.ko", SERVER_SCSI),
+    class("kernel/drivers/scsi/hptiop.ko", SERVER_SCSI),
+    class("kernel/drivers/scsi/initio.ko", SERVER_SCSI),
+    class("kernel/drivers/scsi/ipr.ko", SERVER_SCSI),
+    class("kernel/drivers/scsi/ips.ko", SERVER_SCSI),
+    class("kernel/drivers/scsi/megaraid.ko", SERVER_SCSI),
+    class("kernel/drivers/scsi/mvumi.ko", SERVER_SCSI),
+    class("kernel/drivers/scsi/myrb.ko", SERVER_SCSI),
+    class("kernel/drivers/scsi/myrs.ko", SERVER_SCSI),
+    class("kernel/drivers/scsi/pmcraid.ko", SERVER_SCSI),
+    class("kernel/drivers/scsi/qla1280.ko", SERVER_SCSI),
+    class("kernel/drivers/scsi/qlogicfas408.ko", SERVER_SCSI),
+    class("kernel/drivers/scsi/stex.ko", SERVER_SCSI),
+    class("kernel/drivers/scsi/wd719x.ko", SERVER_SCSI),
+    class("kernel/drivers/scsi/st.ko", TAPE),
+    class("kernel/drivers/scsi/ch.ko", TAPE),
+    class("kernel/drivers/scsi/ses.ko", TAPE),
+    class("kernel/drivers/scsi/iscsi_tcp.ko", NETWORK_BLOCK),
+    class("kernel/drivers/scsi/libiscsi_tcp.ko", NETWORK_BLOCK),
+    class("kernel/drivers/scsi/libiscsi.ko", NETWORK_BLOCK),
+    class("kernel/drivers/scsi/scsi_transport_iscsi.ko", NETWORK_BLOCK),
+    class("kernel/drivers/scsi/iscsi_boot_sysfs.ko", NETWORK_BLOCK),
+    class("kernel/drivers/scsi/scsi_debug.ko", SELF_TEST),
     class("kernel/drivers/block/null_blk", SELF_TEST),
     class("kernel/lib/test_bpf.ko", SELF_TEST),
     class("kernel/lib/test_firmware.ko", SELF_TEST),
