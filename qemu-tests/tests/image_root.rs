@@ -95,6 +95,7 @@ const NEVER_A_PATH_PREFIX: &[&str] = &[
     "var/lib/dpkg/",
     "var/lib/apt/",
     "var/cache/apt/",
+    "etc/apt/",
 ];
 
 fn problems(entries: &[RootEntry]) -> Vec<String> {

@@ -6,8 +6,8 @@
 //!
 //! Each package's files are taken from dpkg's own list of them
 //! (`var/lib/dpkg/info/NAME[:ARCH].list`), folders only when that leaves them
-//! empty; then the databases and caches, and the links that enable the removed
-//! packages' timers and services.
+//! empty; then their configuration, databases and caches, and the links that
+//! enable the removed packages' timers and services.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -24,8 +24,11 @@ pub const PACKAGES: &[&str] = &[
     "dpkg",
 ];
 
-/// Databases, caches and logs of apt, dpkg and debconf, relative to the root.
+/// Configuration, databases, caches and logs of apt, dpkg and debconf,
+/// relative to the root.
 pub const STATE: &[&str] = &[
+    "etc/apt",
+    "etc/dpkg",
     "var/lib/apt",
     "var/cache/apt",
     "var/log/apt",
@@ -249,6 +252,11 @@ mod tests {
         write(root, "usr/lib/systemd/system/apt-daily.timer", "[Timer]\n");
         write(root, "usr/lib/systemd/system/other.timer", "[Timer]\n");
         write(root, "var/cache/apt/pkgcache.bin", "cache");
+        write(
+            root,
+            "etc/apt/sources.list",
+            "deb http://mirror/debian trixie main\n",
+        );
         let wants = root.join("etc/systemd/system/timers.target.wants");
         std::fs::create_dir_all(&wants).unwrap();
         std::os::unix::fs::symlink(
@@ -272,6 +280,7 @@ mod tests {
             "etc/systemd/system/timers.target.wants/apt-daily.timer",
             "var/lib/dpkg",
             "var/cache/apt",
+            "etc/apt",
         ];
         let kept = [
             "usr/bin/bash",
@@ -285,8 +294,9 @@ mod tests {
         for path in kept {
             assert!(root.join(path).symlink_metadata().is_ok(), "{path} went");
         }
-        // apt's three files and one link, dpkg's two lists and status, apt's cache.
-        assert_eq!(removal.files, 8);
+        // apt's three files and one link, dpkg's two lists and status, apt's
+        // cache and sources.
+        assert_eq!(removal.files, 9);
     }
 
     #[test]
