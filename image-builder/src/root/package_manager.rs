@@ -229,13 +229,13 @@ mod tests {
 
     fn write(root: &Path, path: &str, contents: &str) {
         let full = root.join(path);
-        std::fs::create_dir_all(full.parent().unwrap()).unwrap();
-        std::fs::write(full, contents).unwrap();
+        std::fs::create_dir_all(full.parent().expect("parent")).expect("mkdir");
+        std::fs::write(full, contents).expect("write");
     }
 
     #[test]
     fn the_packages_files_state_and_enabling_links_go_and_nothing_else() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().expect("tempdir");
         let root = dir.path();
         write(
             root,
@@ -258,19 +258,19 @@ mod tests {
             "deb http://mirror/debian trixie main\n",
         );
         let wants = root.join("etc/systemd/system/timers.target.wants");
-        std::fs::create_dir_all(&wants).unwrap();
+        std::fs::create_dir_all(&wants).expect("mkdir");
         std::os::unix::fs::symlink(
             "/usr/lib/systemd/system/apt-daily.timer",
             wants.join("apt-daily.timer"),
         )
-        .unwrap();
+        .expect("symlink");
         std::os::unix::fs::symlink(
             "/usr/lib/systemd/system/other.timer",
             wants.join("other.timer"),
         )
-        .unwrap();
+        .expect("symlink");
 
-        let removal = remove(root).unwrap();
+        let removal = remove(root).expect("removed");
 
         assert_eq!(removal.packages, vec!["apt".to_string()]);
         let gone = [
@@ -301,8 +301,8 @@ mod tests {
 
     #[test]
     fn a_root_without_dpkg_s_lists_is_an_error_naming_the_folder() {
-        let dir = tempfile::tempdir().unwrap();
-        let error = format!("{:#}", remove(dir.path()).unwrap_err());
+        let dir = tempfile::tempdir().expect("tempdir");
+        let error = format!("{:#}", remove(dir.path()).expect_err("no lists"));
         assert!(error.contains("var/lib/dpkg/info"), "{error}");
     }
 }
