@@ -44,7 +44,7 @@ struct BuildArgs {
     #[arg(short, long, default_value = "out")]
     output: PathBuf,
     /// Cache for downloaded packages, the base and tools trees and the packed
-    /// system layers (the four newest: a rebuild whose system is unchanged, e.g.
+    /// system layers (the eight newest: a rebuild whose system is unchanged, e.g.
     /// after a kiosk change, appends to one in seconds instead of packing the root).
     #[arg(long, default_value = "/var/cache/secure-stick")]
     cache_dir: PathBuf,

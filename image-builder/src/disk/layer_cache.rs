@@ -10,8 +10,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-/// How many layers are kept (each is the size of a root: 200–400 MB).
-pub const KEPT_LAYERS: usize = 4;
+/// How many layers are kept (each is the size of a root: 200–400 MB, so up to
+/// about 3 GB). Four were too few: the test suite's images alone pushed the
+/// demo's layer out, and its next kiosk change packed the system again.
+pub const KEPT_LAYERS: usize = 8;
 
 /// The folder of packed layers in the build cache.
 #[derive(Debug, Clone)]
