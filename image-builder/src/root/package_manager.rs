@@ -79,6 +79,9 @@ pub fn list_paths(list: &str) -> Vec<PathBuf> {
 
 /// Takes the package manager out of `root`.
 pub fn remove(root: &Path) -> Result<PackageManagerRemoval> {
+    let canonical_root = root
+        .canonicalize()
+        .with_context(|| format!("cannot resolve {}", root.display()))?;
     let mut removal = PackageManagerRemoval::default();
     let mut units = BTreeSet::new();
     let mut folders = Vec::new();
@@ -90,6 +93,13 @@ pub fn remove(root: &Path) -> Result<PackageManagerRemoval> {
             let Ok(meta) = full.symlink_metadata() else {
                 continue;
             };
+            if !inside(&canonical_root, &full) {
+                tracing::warn!(
+                    "package manager: {} leads out of the root through a link; left alone",
+                    path.display()
+                );
+                continue;
+            }
             if meta.is_dir() {
                 folders.push(full);
                 continue;
@@ -137,6 +147,15 @@ fn lists(root: &Path) -> Result<Vec<(String, PathBuf)>> {
     }
     found.sort();
     Ok(found)
+}
+
+/// Whether `full`'s folder, its links followed, lies in the root: a list names
+/// paths as the image sees them, and a link to an absolute path in the tree
+/// would point into the build host.
+fn inside(canonical_root: &Path, full: &Path) -> bool {
+    full.parent()
+        .and_then(|folder| folder.canonicalize().ok())
+        .is_some_and(|folder| folder.starts_with(canonical_root))
 }
 
 fn is_unit(path: &Path) -> bool {
@@ -297,6 +316,26 @@ mod tests {
         // apt's three files and one link, dpkg's two lists and status, apt's
         // cache and sources.
         assert_eq!(removal.files, 9);
+    }
+
+    #[test]
+    fn a_listed_path_through_a_link_out_of_the_root_is_left_alone() {
+        let outside = tempfile::tempdir().expect("tempdir");
+        std::fs::write(outside.path().join("README"), "the host's").expect("write");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        write(
+            root,
+            "var/lib/dpkg/info/dpkg.list",
+            "/etc/alternatives/README\n",
+        );
+        std::fs::create_dir_all(root.join("etc")).expect("mkdir");
+        std::os::unix::fs::symlink(outside.path(), root.join("etc/alternatives")).expect("symlink");
+
+        let removal = remove(root).expect("removed");
+
+        assert!(outside.path().join("README").exists(), "a host file went");
+        assert_eq!(removal.packages, vec!["dpkg".to_string()]);
     }
 
     #[test]
