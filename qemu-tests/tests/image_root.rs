@@ -1,9 +1,9 @@
 //! What the built images' roots hold, read from the images' bytes (not from the
 //! tree they were made of): no program that gains rights by being run, no tool
-//! to change accounts, no perl, no package manager, none of the kernel modules the builder
-//! removes (network protocols the stick never speaks, Thunderbolt, FireWire,
-//! hardware classes the stick never drives, the Wi-Fi stack where nothing joins
-//! Wi-Fi), and no Mesa driver or LLVM.
+//! to change accounts, no perl, no package manager, none of the kernel modules
+//! the builder removes (network protocols the stick never speaks, Thunderbolt,
+//! FireWire, hardware classes the stick never drives, the Wi-Fi stack where
+//! nothing joins Wi-Fi), and no Mesa driver or LLVM.
 //! No boot needed.
 
 use std::collections::BTreeSet;
